@@ -1,0 +1,58 @@
+/** The components of the local stack: FerretDB and the flatline services. */
+import { join } from 'node:path';
+import { serviceEntry, TOOLS_BIN } from '../paths.ts';
+import { spawnReady, type ManagedProcess } from './processes.ts';
+
+/** A running FerretDB. */
+export interface RunningDatabase {
+  readonly process: ManagedProcess;
+  /** host:port it listens on. */
+  readonly address: string;
+  /** Connection string for the flatline database. */
+  readonly uri: string;
+}
+
+/** Starts FerretDB (built by tools/install.sh) on listen (port 0 picks one) with its SQLite files in stateDir. */
+export async function startDatabase(options: { listen: string; stateDir: string; logFile?: string; database?: string }): Promise<RunningDatabase> {
+  const { process, ready } = await spawnReady({
+    name: 'ferretdb',
+    command: join(TOOLS_BIN, 'ferretdb'),
+    args: ['--listen-addr', options.listen, '--state-dir', options.stateDir, '--log-level', 'warn'],
+    ...(options.logFile !== undefined ? { logFile: options.logFile } : {}),
+    ready: (line) => /^ferretdb ready (\S+)$/.exec(line)?.[1],
+  });
+  return { process, address: ready, uri: `mongodb://${ready}/${options.database ?? 'flatline'}` };
+}
+
+/** A running flatline service. */
+export interface RunningService {
+  readonly process: ManagedProcess;
+  /** host:port of its gRPC server. */
+  readonly grpc: string;
+  /** host:port of its /metrics endpoint. */
+  readonly metrics: string;
+}
+
+/** Starts a service's main (services/<name>/src/main.ts) and waits for its "listening" log line. */
+export async function startService(options: { service: string; env: Readonly<Record<string, string>>; logFile?: string }): Promise<RunningService> {
+  let metrics = '';
+  const { process, ready } = await spawnReady({
+    name: options.service,
+    command: globalThis.process.execPath,
+    args: ['--import', 'tsx', serviceEntry(options.service)],
+    env: options.env,
+    ...(options.logFile !== undefined ? { logFile: options.logFile } : {}),
+    ready: (line) => {
+      if (!line.startsWith('{')) return undefined;
+      try {
+        const entry = JSON.parse(line) as { msg?: string; grpc?: string; metrics?: string };
+        if (entry.msg !== 'listening' || entry.grpc === undefined) return undefined;
+        metrics = entry.metrics ?? '';
+        return entry.grpc;
+      } catch {
+        return undefined;
+      }
+    },
+  });
+  return { process, grpc: ready, metrics };
+}

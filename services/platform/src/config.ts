@@ -1,0 +1,102 @@
+/**
+ * Typed configuration from environment variables. Each service's own
+ * `src/config.ts` is the only reader of `process.env`; it describes its
+ * variables with these helpers and gets a typed object or a ConfigError that
+ * names the variable.
+ */
+import { z } from 'zod';
+
+/** A bad configuration value: names the variable and says what is expected. */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    readonly reason: string,
+  ) {
+    super(`${variable}: ${reason}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Exit code for bad configuration (sysexits EX_CONFIG). */
+export const EXIT_CONFIG = 78;
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** One variable: a default and a zod schema for its raw text. */
+export interface Variable<T> {
+  readonly describe: string;
+  readonly fallback: string;
+  readonly schema: z.ZodType<T, string>;
+}
+
+/** An integer within [min, max]. */
+export function int(fallback: number, min: number, max: number, describe = `an integer from ${min} to ${max}`): Variable<number> {
+  return {
+    describe,
+    fallback: String(fallback),
+    schema: z
+      .string()
+      .regex(/^-?\d+$/)
+      .transform(Number)
+      .pipe(z.number().int().min(min).max(max)),
+  };
+}
+
+/** A host:port to listen on or dial; port 0 lets the system pick one. */
+export function hostPort(fallback: string): Variable<string> {
+  return {
+    describe: 'host:port (such as 127.0.0.1:7101; port 0 picks a free port)',
+    fallback,
+    schema: z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/)
+      .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535),
+  };
+}
+
+/** One of a fixed set of words. */
+export function oneOf<const T extends readonly [string, ...string[]]>(fallback: T[number], values: T): Variable<T[number]> {
+  return { describe: `one of ${values.join(', ')}`, fallback, schema: z.enum(values) };
+}
+
+/** A MongoDB connection string. */
+export function mongoUri(fallback: string): Variable<string> {
+  return {
+    describe: 'a MongoDB connection string (mongodb://host:port/database)',
+    fallback,
+    schema: z.string().regex(/^mongodb(\+srv)?:\/\/[^/\s]+\/[A-Za-z0-9_-]+(\?\S*)?$/),
+  };
+}
+
+/** Any non-empty text. */
+export function text(fallback: string, describe = 'non-empty text'): Variable<string> {
+  return { describe, fallback, schema: z.string().min(1) };
+}
+
+type Spec = Record<string, Variable<unknown>>;
+type Parsed<S extends Spec> = { [K in keyof S]: S[K] extends Variable<infer T> ? T : never };
+
+/**
+ * Reads every variable of spec from env (an unset or empty variable takes its
+ * default) and throws a ConfigError naming the first bad one.
+ */
+export function readEnv<S extends Spec>(spec: S, env: Env): Parsed<S> {
+  const out: Record<string, unknown> = {};
+  for (const [name, variable] of Object.entries(spec)) {
+    const raw = env[name];
+    const value = raw === undefined || raw === '' ? variable.fallback : raw;
+    const result = variable.schema.safeParse(value);
+    if (!result.success) {
+      throw new ConfigError(name, `expected ${variable.describe}, got ${JSON.stringify(value)}`);
+    }
+    out[name] = result.data;
+  }
+  return out as Parsed<S>;
+}
+
+/** Lines for `--help`: each variable with its meaning and default. */
+export function describeEnv(spec: Spec): string {
+  return Object.entries(spec)
+    .map(([name, v]) => `  ${name.padEnd(34)} ${v.describe} (default ${v.fallback})`)
+    .join('\n');
+}

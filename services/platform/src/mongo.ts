@@ -1,0 +1,102 @@
+/**
+ * The MongoDB client as flatline's services use it: bounded waits everywhere,
+ * so a missing database turns into UNAVAILABLE within a known time, and a
+ * health watch that follows the database going away and coming back.
+ */
+import {
+  MongoClient,
+  MongoNetworkError,
+  MongoOperationTimeoutError,
+  MongoServerSelectionError,
+  MongoTopologyClosedError,
+  MongoNotConnectedError,
+  type Db,
+} from 'mongodb';
+import { concatMap, exhaustMap, from, map, catchError, of, timer, type Subscription } from 'rxjs';
+import type { Logger } from './logger.ts';
+import { redactUrl } from './logger.ts';
+import { UnavailableError } from './status.ts';
+
+/** A client whose every wait is bounded by timeoutMs. */
+export function createMongoClient(uri: string, timeoutMs: number): MongoClient {
+  return new MongoClient(uri, {
+    serverSelectionTimeoutMS: timeoutMs,
+    connectTimeoutMS: timeoutMs,
+    socketTimeoutMS: 0,
+    heartbeatFrequencyMS: 1000,
+    // FerretDB v1 has no sessions for retryable writes; Append is idempotent
+    // and its caller retries instead.
+    retryWrites: false,
+    appName: 'flatline',
+  });
+}
+
+/**
+ * Whether err means the database cannot be reached (as opposed to a bad
+ * request). Bulk writes wrap the network error they met, so causes are
+ * followed.
+ */
+export function isUnreachable(err: unknown, depth = 0): boolean {
+  if (depth > 5 || !(err instanceof Error)) return false;
+  const wrapped = [err.cause, (err as { errorResponse?: unknown }).errorResponse];
+  if (wrapped.some((inner) => inner !== err && isUnreachable(inner, depth + 1))) return true;
+  return (
+    err instanceof MongoServerSelectionError ||
+    err instanceof MongoNetworkError ||
+    err instanceof MongoOperationTimeoutError ||
+    err instanceof MongoTopologyClosedError ||
+    err instanceof MongoNotConnectedError ||
+    err.name === 'MongoPoolClearedError'
+  );
+}
+
+/** Runs a database operation; an unreachable database becomes UnavailableError. */
+export async function guard<T>(what: string, op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    if (isUnreachable(err)) {
+      throw new UnavailableError(`database unavailable: ${what} failed: ${(err as Error).message}`);
+    }
+    throw err;
+  }
+}
+
+/** Options of watchDatabase. */
+export interface WatchOptions {
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly logger: Logger;
+  readonly uri: string;
+}
+
+/**
+ * Pings the database every intervalMs and hands each result to onPing (the
+ * next ping waits for it); logs when reachability changes. Returns the
+ * subscription to stop watching.
+ */
+export function watchDatabase(db: Db, options: WatchOptions, onPing: (up: boolean) => Promise<void> | void): Subscription {
+  const log = options.logger.child({ component: 'db-watch', uri: redactUrl(options.uri) });
+  let last: boolean | undefined;
+  return timer(0, options.intervalMs)
+    .pipe(
+      exhaustMap(() =>
+        from(db.command({ ping: 1 }, { timeoutMS: options.timeoutMs })).pipe(
+          map(() => true),
+          catchError((err: unknown) => {
+            log.debug({ err }, 'ping failed');
+            return of(false);
+          }),
+          concatMap(async (up) => {
+            if (up !== last) {
+              if (up) log.info('database reachable');
+              else log.warn('database unreachable');
+              last = up;
+            }
+            await onPing(up);
+          }),
+        ),
+      ),
+    )
+    .subscribe();
+}

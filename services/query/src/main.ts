@@ -1,0 +1,44 @@
+/** Query service: composition root (config → dependencies → server → signals). */
+import { QueryServiceService } from '@flatline/proto/flatline/query/v1/query.js';
+import { GrpcHost } from '@flatline/platform/grpc-host.js';
+import { helpRequested, printHelp } from '@flatline/platform/help.js';
+import { onShutdownSignal, runMain } from '@flatline/platform/lifecycle.js';
+import { createLogger } from '@flatline/platform/logger.js';
+import { createMetrics, serveMetrics } from '@flatline/platform/metrics.js';
+import { createMongoClient, watchDatabase } from '@flatline/platform/mongo.js';
+import { withPort } from '@flatline/platform/net.js';
+import { loadConfig, QUERY_ENV } from './config.ts';
+import { QueryStore } from './mongo/query-store.ts';
+import { queryService } from './query-service.ts';
+
+const NAME = 'flatline-query';
+
+runMain(NAME, async () => {
+  if (helpRequested()) return printHelp(NAME, 'Answers latest readings, ranges and freshness over gRPC (QueryService, with reflection and health).', QUERY_ENV);
+  const config = loadConfig();
+  const logger = createLogger(NAME, config.logLevel);
+  const metrics = createMetrics('query');
+  const client = createMongoClient(config.mongoUri, config.dbTimeoutMs);
+  const host = new GrpcHost({ logger, metrics, reflect: ['flatline.query.v1.QueryService'] });
+
+  let dbUp = false;
+  const watch = watchDatabase(client.db(), { intervalMs: config.dbPingMs, timeoutMs: config.dbTimeoutMs, logger, uri: config.mongoUri }, (up) => {
+    dbUp = up;
+    host.setServing(up, up ? 'database reachable' : 'database unreachable');
+  });
+  host.addService(
+    QueryServiceService,
+    queryService({ host, store: new QueryStore(client.db()), dbTimeoutMs: config.dbTimeoutMs, isDatabaseUp: () => dbUp }),
+    'flatline.query.v1.QueryService',
+  );
+  const port = await host.listen(config.listen);
+  const metricsServer = await serveMetrics(config.metricsListen, metrics.registry, logger);
+  logger.info({ grpc: withPort(config.listen, port), metrics: withPort(config.metricsListen, metricsServer.port) }, 'listening');
+
+  onShutdownSignal(logger, async () => {
+    await host.shutdown(config.shutdownGraceMs);
+    watch.unsubscribe();
+    await metricsServer.close();
+    await client.close();
+  });
+});

@@ -1,0 +1,80 @@
+/** Reads of the collections that storage writes. */
+import type { Db, Filter } from 'mongodb';
+import type { Reading } from '@flatline/proto/flatline/reading/v1/reading.js';
+import { guard } from '@flatline/platform/mongo.js';
+import { COLLECTIONS, type FetchDoc, type LatestDoc, type ReadingDoc } from '@flatline/platform/store-schema.js';
+import type { LastFetch } from '../domain/freshness.ts';
+import type { Cursor } from '../domain/page-token.ts';
+import type { RangeQuery } from '../domain/query-args.ts';
+
+function toReading(d: LatestDoc | ReadingDoc): Reading {
+  return { flatId: d.flat_id, deviceId: d.device_id, seq: String(d.seq), takenAt: d.taken_at, quantity: d.quantity, unit: d.unit, value: d.value };
+}
+
+/** A page of readings and whether more follow. */
+export interface ReadingPage {
+  readonly readings: Reading[];
+  readonly last: Cursor | undefined;
+  readonly more: boolean;
+}
+
+/** The query service's MongoDB repository. */
+export class QueryStore {
+  constructor(private readonly db: Db) {}
+
+  /** Latest reading of each device of a flat, ordered by device id, and its last fetch. */
+  async latest(flatId: string, timeoutMS: number): Promise<{ readings: Reading[]; lastFetchAt: Date | undefined }> {
+    return guard('read latest', async () => {
+      const [docs, fetch] = await Promise.all([
+        this.db.collection<LatestDoc>(COLLECTIONS.latest).find({ flat_id: flatId }, { timeoutMS }).sort({ device_id: 1 }).toArray(),
+        this.db.collection<FetchDoc>(COLLECTIONS.fetches).findOne({ _id: flatId }, { timeoutMS }),
+      ]);
+      return { readings: docs.map(toReading), lastFetchAt: fetch?.last_fetch_at };
+    });
+  }
+
+  /** One page of a flat's readings in a time range, ordered by (taken_at, device_id, seq). */
+  async range(q: RangeQuery, timeoutMS: number): Promise<ReadingPage> {
+    const { flatId, deviceId, fromMs, toMs } = q.key;
+    const filter: Filter<ReadingDoc> = { flat_id: flatId };
+    if (deviceId !== '') filter.device_id = deviceId;
+    if (fromMs !== undefined || toMs !== undefined) {
+      filter.taken_at = {
+        ...(fromMs !== undefined ? { $gte: new Date(fromMs) } : {}),
+        ...(toMs !== undefined ? { $lt: new Date(toMs) } : {}),
+      };
+    }
+    if (q.after !== undefined) {
+      const t = new Date(q.after.takenAtMs);
+      filter.$or = [
+        { taken_at: { $gt: t } },
+        { taken_at: t, device_id: { $gt: q.after.deviceId } },
+        { taken_at: t, device_id: q.after.deviceId, seq: { $gt: q.after.seq } },
+      ];
+    }
+    const docs = await guard('read range', () =>
+      this.db
+        .collection<ReadingDoc>(COLLECTIONS.readings)
+        .find(filter, { timeoutMS })
+        .sort({ taken_at: 1, device_id: 1, seq: 1 })
+        .limit(q.pageSize + 1)
+        .toArray(),
+    );
+    const page = docs.slice(0, q.pageSize);
+    const tail = page.at(-1);
+    return {
+      readings: page.map(toReading),
+      last: tail === undefined ? undefined : { takenAtMs: tail.taken_at.getTime(), deviceId: tail.device_id, seq: tail.seq },
+      more: docs.length > q.pageSize,
+    };
+  }
+
+  /** Last successful fetch of the given flats, or of every flat when flatIds is undefined. */
+  async lastFetches(flatIds: readonly string[] | undefined, timeoutMS: number): Promise<LastFetch[]> {
+    const filter: Filter<FetchDoc> = flatIds === undefined ? {} : { _id: { $in: [...flatIds] } };
+    const docs = await guard('read fetches', () =>
+      this.db.collection<FetchDoc>(COLLECTIONS.fetches).find(filter, { timeoutMS }).toArray(),
+    );
+    return docs.map((d) => ({ flatId: d._id, at: d.last_fetch_at }));
+  }
+}

@@ -1,0 +1,82 @@
+/** The gRPC adapter of QueryService. */
+import { defer, exhaustMap, map, timer } from 'rxjs';
+import type {
+  GetFreshnessRequest,
+  GetFreshnessResponse,
+  GetLatestRequest,
+  GetLatestResponse,
+  ListMeasurementsRequest,
+  ListMeasurementsResponse,
+  QueryServiceServer,
+  WatchFreshnessRequest,
+  WatchFreshnessResponse,
+} from '@flatline/proto/flatline/query/v1/query.js';
+import type { GrpcHost } from '@flatline/platform/grpc-host.js';
+import { budgetMs } from '@flatline/platform/deadline.js';
+import { checkFlatId } from '@flatline/platform/ids.js';
+import { UnavailableError } from '@flatline/platform/status.js';
+import { freshnessReport, type FreshnessSelector } from './domain/freshness.ts';
+import { encodePageToken } from './domain/page-token.ts';
+import { toFreshnessSelector, toRangeQuery, toWatch } from './domain/query-args.ts';
+import type { QueryStore } from './mongo/query-store.ts';
+
+/** Dependencies of the query service. */
+export interface QueryServiceDeps {
+  readonly host: GrpcHost;
+  readonly store: QueryStore;
+  /** Bound on every database call, shortened to the caller's deadline. */
+  readonly dbTimeoutMs: number;
+  /** Whether the last health ping reached the database. */
+  readonly isDatabaseUp: () => boolean;
+  readonly now?: () => Date;
+}
+
+/** Builds the QueryService implementation. */
+export function queryService(deps: QueryServiceDeps): QueryServiceServer {
+  const now = deps.now ?? (() => new Date());
+  const ready = (): void => {
+    if (!deps.isDatabaseUp()) throw new UnavailableError('database unavailable: query is waiting for it to come back; retry later');
+  };
+  const report = async (selector: FreshnessSelector, timeoutMs: number) =>
+    freshnessReport(await deps.store.lastFetches(selector.flatIds, timeoutMs), selector, now());
+
+  return {
+    getLatest: deps.host.unary<GetLatestRequest, GetLatestResponse>('GetLatest', async (req, ctx) => {
+      const flatId = checkFlatId(req.flatId);
+      ready();
+      const latest = await deps.store.latest(flatId, budgetMs(ctx.deadline, deps.dbTimeoutMs));
+      return { flatId, readings: latest.readings, lastFetchAt: latest.lastFetchAt };
+    }),
+
+    listMeasurements: deps.host.unary<ListMeasurementsRequest, ListMeasurementsResponse>('ListMeasurements', async (req, ctx) => {
+      const query = toRangeQuery(req);
+      ready();
+      const page = await deps.store.range(query, budgetMs(ctx.deadline, deps.dbTimeoutMs));
+      return {
+        readings: page.readings,
+        nextPageToken: page.more && page.last !== undefined ? encodePageToken(page.last, query.key) : '',
+      };
+    }),
+
+    getFreshness: deps.host.unary<GetFreshnessRequest, GetFreshnessResponse>('GetFreshness', async (req, ctx) => {
+      const selector = toFreshnessSelector(req);
+      ready();
+      return { report: await report(selector, budgetMs(ctx.deadline, deps.dbTimeoutMs)) };
+    }),
+
+    watchFreshness: deps.host.serverStream<WatchFreshnessRequest, WatchFreshnessResponse>('WatchFreshness', (req) => {
+      return defer(() => {
+        const { selector, intervalMs } = toWatch(req);
+        return timer(0, intervalMs).pipe(
+          exhaustMap(() =>
+            defer(async () => {
+              ready();
+              return report(selector, deps.dbTimeoutMs);
+            }),
+          ),
+          map((r) => ({ report: r })),
+        );
+      });
+    }),
+  };
+}

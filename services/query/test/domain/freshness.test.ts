@@ -1,0 +1,36 @@
+import { expect } from 'chai';
+import { freshnessReport, percentile } from '../../src/domain/freshness.ts';
+
+describe('freshness', () => {
+  it('percentile uses the nearest rank', () => {
+    const v = Array.from({ length: 100 }, (_, i) => i + 1);
+    expect(percentile(v, 0.5)).to.equal(50);
+    expect(percentile(v, 0.99)).to.equal(99);
+    expect(percentile([7], 0.99)).to.equal(7);
+    expect(percentile([], 0.5)).to.equal(0);
+  });
+
+  it('ranks flats stalest first and leaves excluded ones out of every figure', () => {
+    const now = new Date('2026-01-01T00:01:00Z');
+    const ago = (s: number) => new Date(now.getTime() - s * 1000);
+    const report = freshnessReport(
+      [
+        { flatId: 'a', at: ago(1) },
+        { flatId: 'b', at: ago(30) },
+        { flatId: 'c', at: ago(5) },
+      ],
+      { flatIds: undefined, exclude: new Set(['b']), limit: 10 },
+      now,
+    );
+    expect(report.flatCount).to.equal(2);
+    expect(report.worstAgeSeconds).to.equal(5);
+    expect(report.stalest.map((f) => f.flatId)).to.deep.equal(['c', 'a']);
+  });
+
+  it('counts asked-for flats that were never fetched', () => {
+    const report = freshnessReport([], { flatIds: ['x', 'y', 'x'], exclude: new Set(), limit: 1 }, new Date());
+    expect(report.flatCount).to.equal(0);
+    expect(report.neverFetchedCount).to.equal(2);
+    expect(report.neverFetchedFlatIds).to.deep.equal(['x']);
+  });
+});

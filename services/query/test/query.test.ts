@@ -1,0 +1,183 @@
+import { expect } from 'chai';
+import { credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { StorageServiceClient } from '@flatline/proto/flatline/storage/v1/storage.js';
+import {
+  QueryServiceClient,
+  type GetFreshnessRequest,
+  type ListMeasurementsRequest,
+  type WatchFreshnessResponse,
+} from '@flatline/proto/flatline/query/v1/query.js';
+import type { Reading } from '@flatline/proto/flatline/reading/v1/reading.js';
+import { checkHealth, unaryCall } from '@flatline/platform/grpc-client.js';
+import type { RunningService } from '@flatline/cli/stack/components.js';
+import { eventually, startTestService, tempDir, TestDatabase } from '../../../test/support/stack.ts';
+
+const T0 = new Date('2026-11-29T08:00:00Z');
+const at = (s: number): Date => new Date(T0.getTime() + s * 1000);
+
+function reading(flatId: string, deviceId: string, seq: number, takenAtS: number): Reading {
+  return { flatId, deviceId, seq: String(seq), takenAt: at(takenAtS), quantity: 'electricity', unit: 'kWh', value: seq / 10 };
+}
+
+async function rejection(p: Promise<unknown>): Promise<ServiceError | undefined> {
+  return p.then(
+    () => undefined,
+    (e: unknown) => e as ServiceError,
+  );
+}
+
+describe('query service (real FerretDB, real processes)', function () {
+  this.timeout(60000);
+  const dir = tempDir('query');
+  const db = new TestDatabase(`${dir.path}/ferretdb`);
+  let storage: RunningService;
+  let query: RunningService;
+  let client: QueryServiceClient;
+  let storageClient: StorageServiceClient;
+  const fetchedAt = new Map<string, Date>();
+
+  const list = (req: Partial<ListMeasurementsRequest>) =>
+    unaryCall(client, client.listMeasurements, { flatId: '', deviceId: '', from: undefined, to: undefined, pageSize: 0, pageToken: '', ...req }, 5000);
+  const freshness = (req: Partial<GetFreshnessRequest>) =>
+    unaryCall(client, client.getFreshness, { flatIds: [], excludeFlatIds: [], limit: 0, ...req }, 5000);
+
+  before(async () => {
+    await db.start();
+    [storage, query] = await Promise.all([startTestService('storage', db.uri, dir.path), startTestService('query', db.uri, dir.path)]);
+    client = new QueryServiceClient(query.grpc, credentials.createInsecure());
+    storageClient = new StorageServiceClient(storage.grpc, credentials.createInsecure());
+    expect(await eventually(async () => (await checkHealth(storage.grpc)) === 'SERVING', 10000)).to.equal(true);
+    // Flat "range": two devices, five readings each, sharing timestamps in pairs
+    // so that paging has to break ties on device and seq.
+    const readings = [1, 2, 3, 4, 5].flatMap((seq) => [reading('range', 'a', seq, Math.ceil(seq / 2)), reading('range', 'b', seq, Math.ceil(seq / 2))]);
+    const now = Date.now();
+    const fetches = [
+      { flatId: 'range', fetchedAt: new Date(now - 1000), readings },
+      { flatId: 'fresh-1', fetchedAt: new Date(now - 2000), readings: [] },
+      { flatId: 'fresh-2', fetchedAt: new Date(now - 3000), readings: [] },
+      { flatId: 'stale-1', fetchedAt: new Date(now - 60000), readings: [] },
+    ];
+    for (const f of fetches) fetchedAt.set(f.flatId, f.fetchedAt);
+    await unaryCall(storageClient, storageClient.append, { fetches }, 10000);
+  });
+
+  after(async () => {
+    client?.close();
+    storageClient?.close();
+    await Promise.all([storage?.process.stop(), query?.process.stop()]);
+    await db.stop();
+    dir.cleanup();
+  });
+
+  it('GetLatest returns the latest reading of each device and the last fetch', async () => {
+    const res = await unaryCall(client, client.getLatest, { flatId: 'range' }, 5000);
+    expect(res.readings.map((r) => `${r.deviceId}#${r.seq}`)).to.deep.equal(['a#5', 'b#5']);
+    expect(res.lastFetchAt?.getTime()).to.equal(fetchedAt.get('range')?.getTime());
+    const none = await unaryCall(client, client.getLatest, { flatId: 'never-seen' }, 5000);
+    expect(none.readings).to.deep.equal([]);
+    expect(none.lastFetchAt).to.equal(undefined);
+  });
+
+  it('ListMeasurements pages through a range in order, each reading exactly once', async () => {
+    const seen: string[] = [];
+    let pageToken = '';
+    let pages = 0;
+    do {
+      const page = await list({ flatId: 'range', pageSize: 3, pageToken });
+      expect(page.readings.length).to.be.at.most(3);
+      seen.push(...page.readings.map((r) => `${r.takenAt?.toISOString().slice(17, 19)}/${r.deviceId}#${r.seq}`));
+      pageToken = page.nextPageToken;
+      pages += 1;
+    } while (pageToken !== '' && pages < 10);
+    expect(pages).to.equal(4);
+    expect(seen).to.deep.equal([
+      '01/a#1', '01/a#2', '01/b#1', '01/b#2',
+      '02/a#3', '02/a#4', '02/b#3', '02/b#4',
+      '03/a#5', '03/b#5',
+    ]);
+  });
+
+  it('ListMeasurements filters by device and by a half-open time range', async () => {
+    const res = await list({ flatId: 'range', deviceId: 'b', from: at(2), to: at(3) });
+    expect(res.readings.map((r) => `${r.deviceId}#${r.seq}`)).to.deep.equal(['b#3', 'b#4']);
+    expect(res.nextPageToken).to.equal('');
+  });
+
+  it('GetFreshness ranks the stalest flats, excludes what it is told to, and lists never-fetched flats', async () => {
+    const all = (await freshness({})).report!;
+    expect(all.flatCount).to.equal(4);
+    expect(all.stalest.map((f) => f.flatId)).to.deep.equal(['stale-1', 'fresh-2', 'fresh-1', 'range']);
+    expect(all.worstAgeSeconds).to.be.within(60, 120);
+    expect(all.p50AgeSeconds).to.be.within(2, 60);
+
+    const healthy = (await freshness({ excludeFlatIds: ['stale-1'], limit: 1 })).report!;
+    expect(healthy.flatCount).to.equal(3);
+    expect(healthy.stalest.map((f) => f.flatId)).to.deep.equal(['fresh-2']);
+    expect(healthy.worstAgeSeconds).to.be.below(60);
+
+    const some = (await freshness({ flatIds: ['fresh-1', 'ghost'] })).report!;
+    expect(some.flatCount).to.equal(1);
+    expect(some.neverFetchedFlatIds).to.deep.equal(['ghost']);
+    expect(some.neverFetchedCount).to.equal(1);
+  });
+
+  it('WatchFreshness streams a report at once and then every interval', async () => {
+    const stream = client.watchFreshness({ selector: { flatIds: ['fresh-1'], excludeFlatIds: [], limit: 0 }, intervalSeconds: 0.2 });
+    const reports: WatchFreshnessResponse[] = [];
+    await new Promise<void>((resolve, reject) => {
+      stream.on('data', (r: WatchFreshnessResponse) => {
+        reports.push(r);
+        if (reports.length === 3) {
+          stream.cancel();
+          resolve();
+        }
+      });
+      stream.on('error', (err: ServiceError) => (err.code === status.CANCELLED ? resolve() : reject(err)));
+    });
+    expect(reports).to.have.length(3);
+    const ages = reports.map((r) => r.report!.stalest[0]!.ageSeconds);
+    expect(ages[2]).to.be.greaterThan(ages[0]!);
+  });
+
+  const bad: Array<[string, () => Promise<unknown>, RegExp]> = [
+    ['GetLatest with an empty flat id', () => unaryCall(client, client.getLatest, { flatId: '' }, 5000), /flat_id is required/],
+    ['GetLatest with a malformed flat id', () => unaryCall(client, client.getLatest, { flatId: '../17' }, 5000), /flat_id must be 1 to 64 characters/],
+    ['ListMeasurements with from after to', () => list({ flatId: 'range', from: at(5), to: at(1) }), /from .* must not be after to/],
+    ['ListMeasurements with a negative page size', () => list({ flatId: 'range', pageSize: -1 }), /page_size must be from 1 to 1000/],
+    ['ListMeasurements with a page size over 1000', () => list({ flatId: 'range', pageSize: 1001 }), /page_size must be from 1 to 1000/],
+    ['ListMeasurements with a forged page token', () => list({ flatId: 'range', pageToken: 'eyJ0IjoxfQ.AAAA' }), /page_token is not a next_page_token/],
+    ['ListMeasurements with a malformed device id', () => list({ flatId: 'range', deviceId: 'a b' }), /device_id must be/],
+    ['GetFreshness with a limit over 1000', () => freshness({ limit: 1001 }), /limit must be from 0 to 1000/],
+    ['GetFreshness with a malformed excluded flat', () => freshness({ excludeFlatIds: ['ok', 'not ok'] }), /exclude_flat_ids\[1\]/],
+  ];
+  for (const [what, send, message] of bad) {
+    it(`answers INVALID_ARGUMENT to ${what}`, async () => {
+      const err = await rejection(send());
+      expect(err?.code, err?.message).to.equal(status.INVALID_ARGUMENT);
+      expect(err?.details).to.match(message);
+    });
+  }
+
+  it('refuses a page token of another query, and one altered by a single character', async () => {
+    const first = await list({ flatId: 'range', pageSize: 2 });
+    expect(first.nextPageToken).to.not.equal('');
+    const other = await rejection(list({ flatId: 'range', deviceId: 'a', pageSize: 2, pageToken: first.nextPageToken }));
+    expect(other?.code).to.equal(status.INVALID_ARGUMENT);
+    expect(other?.details).to.match(/made for another query/);
+    const t = first.nextPageToken;
+    const flipped = t.slice(0, 5) + (t[5] === 'A' ? 'B' : 'A') + t.slice(6);
+    const altered = await rejection(list({ flatId: 'range', pageSize: 2, pageToken: flipped }));
+    expect(altered?.code).to.equal(status.INVALID_ARGUMENT);
+  });
+
+  it('answers UNAVAILABLE while FerretDB is down, turns NOT_SERVING, and recovers by itself', async () => {
+    await db.stop();
+    expect(await eventually(async () => (await checkHealth(query.grpc)) === 'NOT_SERVING', 10000)).to.equal(true);
+    const err = await rejection(unaryCall(client, client.getLatest, { flatId: 'range' }, 10000));
+    expect(err?.code, err?.message).to.equal(status.UNAVAILABLE);
+    await db.start();
+    expect(await eventually(async () => (await checkHealth(query.grpc, 'flatline.query.v1.QueryService')) === 'SERVING', 15000)).to.equal(true);
+    const res = await unaryCall(client, client.getLatest, { flatId: 'range' }, 5000);
+    expect(res.readings).to.have.length(2);
+  });
+});

@@ -1,0 +1,81 @@
+/** Validation of an Append request into a batch the store can write. */
+import type { AppendRequest } from '@flatline/proto/flatline/storage/v1/storage.js';
+import { checkDeviceId, checkFlatId } from '@flatline/platform/ids.js';
+import { InvalidArgumentError } from '@flatline/platform/status.js';
+
+/** Limits of one Append (documented in storage.proto). */
+export const MAX_FETCHES = 1000;
+export const MAX_READINGS = 10000;
+
+/** A validated reading. */
+export interface ValidReading {
+  readonly flatId: string;
+  readonly deviceId: string;
+  readonly seq: number;
+  readonly takenAt: Date;
+  readonly quantity: string;
+  readonly unit: string;
+  readonly value: number;
+}
+
+/** A validated batch: readings to store and the last successful fetch per flat. */
+export interface AppendBatch {
+  readonly readings: readonly ValidReading[];
+  /** Latest fetch time per flat in the batch. */
+  readonly fetches: ReadonlyMap<string, Date>;
+  /** Number of fetch results in the request. */
+  readonly fetchCount: number;
+}
+
+function checkTime(t: Date | undefined, field: string): Date {
+  if (t === undefined) throw new InvalidArgumentError(`${field} is required`);
+  if (Number.isNaN(t.getTime())) throw new InvalidArgumentError(`${field} is not a valid time`);
+  return t;
+}
+
+function checkSeq(seq: string, field: string): number {
+  const n = /^\d{1,16}$/.test(seq) ? Number(seq) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new InvalidArgumentError(`${field} must be from 1 to ${Number.MAX_SAFE_INTEGER}, got ${seq}`);
+  }
+  return n;
+}
+
+function checkLabel(s: string, field: string, max: number): string {
+  if (s.length < 1 || s.length > max) throw new InvalidArgumentError(`${field} must be 1 to ${max} characters`);
+  return s;
+}
+
+/** Validates request; throws InvalidArgumentError naming the first bad field. */
+export function toAppendBatch(request: AppendRequest): AppendBatch {
+  const n = request.fetches.length;
+  if (n < 1 || n > MAX_FETCHES) throw new InvalidArgumentError(`fetches must hold 1 to ${MAX_FETCHES} fetch results, got ${n}`);
+  const total = request.fetches.reduce((sum, f) => sum + f.readings.length, 0);
+  if (total > MAX_READINGS) throw new InvalidArgumentError(`a request may carry at most ${MAX_READINGS} readings, got ${total}`);
+  const readings: ValidReading[] = [];
+  const fetches = new Map<string, Date>();
+  request.fetches.forEach((fetch, i) => {
+    const at = `fetches[${i}]`;
+    const flatId = checkFlatId(fetch.flatId, `${at}.flat_id`);
+    const fetchedAt = checkTime(fetch.fetchedAt, `${at}.fetched_at`);
+    const known = fetches.get(flatId);
+    if (known === undefined || known < fetchedAt) fetches.set(flatId, fetchedAt);
+    fetch.readings.forEach((r, j) => {
+      const rat = `${at}.readings[${j}]`;
+      if (r.flatId !== flatId) {
+        throw new InvalidArgumentError(`${rat}.flat_id must equal ${at}.flat_id (${flatId}), got ${JSON.stringify(r.flatId)}`);
+      }
+      if (!Number.isFinite(r.value)) throw new InvalidArgumentError(`${rat}.value must be a finite number`);
+      readings.push({
+        flatId,
+        deviceId: checkDeviceId(r.deviceId, `${rat}.device_id`),
+        seq: checkSeq(r.seq, `${rat}.seq`),
+        takenAt: checkTime(r.takenAt, `${rat}.taken_at`),
+        quantity: checkLabel(r.quantity, `${rat}.quantity`, 64),
+        unit: checkLabel(r.unit, `${rat}.unit`, 32),
+        value: r.value,
+      });
+    });
+  });
+  return { readings, fetches, fetchCount: n };
+}

@@ -1,0 +1,63 @@
+/** Storage service: composition root (config → dependencies → server → signals). */
+import { StorageServiceService } from '@flatline/proto/flatline/storage/v1/storage.js';
+import { GrpcHost } from '@flatline/platform/grpc-host.js';
+import { onShutdownSignal, runMain } from '@flatline/platform/lifecycle.js';
+import { createLogger } from '@flatline/platform/logger.js';
+import { createMetrics, serveMetrics } from '@flatline/platform/metrics.js';
+import { createMongoClient, watchDatabase } from '@flatline/platform/mongo.js';
+import { withPort } from '@flatline/platform/net.js';
+import { helpRequested, printHelp } from '@flatline/platform/help.js';
+import { loadConfig, STORAGE_ENV } from './config.ts';
+import { ReadingStore } from './mongo/reading-store.ts';
+import { storageService } from './storage-service.ts';
+
+const NAME = 'flatline-storage';
+
+runMain(NAME, async () => {
+  if (helpRequested()) return printHelp(NAME, 'Stores the readings ingestion fetched in MongoDB (gRPC StorageService.Append).', STORAGE_ENV);
+  const config = loadConfig();
+  const logger = createLogger(NAME, config.logLevel);
+  const metrics = createMetrics('storage');
+  const client = createMongoClient(config.mongoUri, config.dbTimeoutMs);
+  const store = new ReadingStore(client.db());
+  const host = new GrpcHost({ logger, metrics, reflect: ['flatline.storage.v1.StorageService'] });
+
+  let indexed = false;
+  let dbUp = false;
+  const watch = watchDatabase(client.db(), { intervalMs: config.dbPingMs, timeoutMs: config.dbTimeoutMs, logger, uri: config.mongoUri }, async (up) => {
+    dbUp = up;
+    if (up && !indexed) {
+      try {
+        await store.ensureIndexes(config.dbTimeoutMs);
+        indexed = true;
+      } catch (err) {
+        logger.error({ err }, 'cannot create indexes yet; retrying at the next ping');
+      }
+    }
+    host.setServing(up && indexed, up ? (indexed ? 'database reachable' : 'indexes not ready') : 'database unreachable');
+  });
+  host.addService(
+    StorageServiceService,
+    storageService({
+      host,
+      store,
+      dbTimeoutMs: config.dbTimeoutMs,
+      isDatabaseUp: () => dbUp && indexed,
+      onUnavailable: () => {
+        dbUp = false;
+        host.setServing(false, 'database unreachable');
+      },
+    }),
+    'flatline.storage.v1.StorageService',
+  );
+  const port = await host.listen(config.listen);
+  const metricsServer = await serveMetrics(config.metricsListen, metrics.registry, logger);
+  logger.info({ grpc: withPort(config.listen, port), metrics: withPort(config.metricsListen, metricsServer.port) }, 'listening');
+
+  onShutdownSignal(logger, async () => {
+    await host.shutdown(config.shutdownGraceMs);
+    watch.unsubscribe();
+    await metricsServer.close();
+    await client.close();
+  });
+});

@@ -1,0 +1,104 @@
+import { expect } from 'chai';
+import { credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { MongoClient } from 'mongodb';
+import { StorageServiceClient, type AppendRequest } from '@flatline/proto/flatline/storage/v1/storage.js';
+import { QueryServiceClient } from '@flatline/proto/flatline/query/v1/query.js';
+import { checkHealth, unaryCall } from '@flatline/platform/grpc-client.js';
+import type { RunningService } from '@flatline/cli/stack/components.js';
+import { eventually, startTestService, tempDir, TestDatabase } from '../../../test/support/stack.ts';
+
+const T0 = new Date('2026-11-29T08:00:00Z');
+const at = (s: number): Date => new Date(T0.getTime() + s * 1000);
+
+function reading(flatId: string, deviceId: string, seq: number, value = seq) {
+  return { flatId, deviceId, seq: String(seq), takenAt: at(seq), quantity: 'temperature', unit: 'Cel', value };
+}
+
+describe('storage service (real FerretDB, real process)', function () {
+  this.timeout(60000);
+  const dir = tempDir('storage');
+  const db = new TestDatabase(`${dir.path}/ferretdb`);
+  let storage: RunningService;
+  let client: StorageServiceClient;
+  let query: RunningService;
+  let queryClient: QueryServiceClient;
+  let mongo: MongoClient;
+
+  const append = (req: AppendRequest, deadlineMs = 10000) => unaryCall(client, client.append, req, deadlineMs);
+
+  before(async () => {
+    await db.start();
+    [storage, query] = await Promise.all([startTestService('storage', db.uri, dir.path), startTestService('query', db.uri, dir.path)]);
+    client = new StorageServiceClient(storage.grpc, credentials.createInsecure());
+    queryClient = new QueryServiceClient(query.grpc, credentials.createInsecure());
+    mongo = new MongoClient(db.uri, { serverSelectionTimeoutMS: 3000 });
+    expect(await eventually(async () => (await checkHealth(storage.grpc)) === 'SERVING', 10000)).to.equal(true);
+  });
+
+  after(async () => {
+    client?.close();
+    queryClient?.close();
+    await mongo?.close();
+    await Promise.all([storage?.process.stop(), query?.process.stop()]);
+    await db.stop();
+    dir.cleanup();
+  });
+
+  it('stores one copy when the same batch is appended twice, and counts the duplicates', async () => {
+    const batch: AppendRequest = { fetches: [{ flatId: 'dup-1', fetchedAt: at(10), readings: [reading('dup-1', 'heat', 1), reading('dup-1', 'heat', 2), reading('dup-1', 'power', 1)] }] };
+    expect(await append(batch)).to.deep.equal({ inserted: 3, duplicates: 0, fetches: 1 });
+    expect(await append(batch)).to.deep.equal({ inserted: 0, duplicates: 3, fetches: 1 });
+    // A batch that overlaps: one new reading, one known.
+    const overlap: AppendRequest = { fetches: [{ flatId: 'dup-1', fetchedAt: at(11), readings: [reading('dup-1', 'heat', 2), reading('dup-1', 'heat', 3)] }] };
+    expect(await append(overlap)).to.deep.equal({ inserted: 1, duplicates: 1, fetches: 1 });
+    // Count in the database itself, not through the service.
+    const stored = await mongo.db().collection('readings').find({ flat_id: 'dup-1' }).sort({ device_id: 1, seq: 1 }).toArray();
+    expect(stored.map((d) => `${d['device_id']}#${d['seq']}`)).to.deep.equal(['heat#1', 'heat#2', 'heat#3', 'power#1']);
+  });
+
+  it('keeps the highest seq as latest even when an older reading arrives last', async () => {
+    await append({ fetches: [{ flatId: 'late-1', fetchedAt: at(20), readings: [reading('late-1', 'heat', 5, 50)] }] });
+    await append({ fetches: [{ flatId: 'late-1', fetchedAt: at(21), readings: [reading('late-1', 'heat', 4, 40)] }] });
+    const latest = await unaryCall(queryClient, queryClient.getLatest, { flatId: 'late-1' }, 5000);
+    expect(latest.readings.map((r) => [r.seq, r.value])).to.deep.equal([['5', 50]]);
+  });
+
+  it('records a fetch with no readings, and never moves the last fetch backwards', async () => {
+    await append({ fetches: [{ flatId: 'empty-1', fetchedAt: at(30), readings: [] }] });
+    await append({ fetches: [{ flatId: 'empty-1', fetchedAt: at(25), readings: [] }] });
+    const doc = await mongo.db().collection('fetches').findOne({ _id: 'empty-1' as never });
+    expect((doc?.['last_fetch_at'] as Date).toISOString()).to.equal(at(30).toISOString());
+  });
+
+  const bad: Array<[string, AppendRequest, RegExp]> = [
+    ['no fetch results', { fetches: [] }, /fetches must hold 1 to 1000/],
+    ['a malformed flat id', { fetches: [{ flatId: 'a b', fetchedAt: at(1), readings: [] }] }, /fetches\[0\]\.flat_id must be/],
+    ['a missing fetch time', { fetches: [{ flatId: 'f', fetchedAt: undefined, readings: [] }] }, /fetches\[0\]\.fetched_at is required/],
+    ['a reading of another flat', { fetches: [{ flatId: 'f', fetchedAt: at(1), readings: [reading('g', 'd', 1)] }] }, /readings\[0\]\.flat_id must equal/],
+    ['seq 0', { fetches: [{ flatId: 'f', fetchedAt: at(1), readings: [{ ...reading('f', 'd', 1), seq: '0' }] }] }, /readings\[0\]\.seq must be from 1/],
+    ['an empty device id', { fetches: [{ flatId: 'f', fetchedAt: at(1), readings: [{ ...reading('f', 'd', 1), deviceId: '' }] }] }, /device_id is required/],
+    ['a missing reading time', { fetches: [{ flatId: 'f', fetchedAt: at(1), readings: [{ ...reading('f', 'd', 1), takenAt: undefined }] }] }, /taken_at is required/],
+  ];
+  for (const [what, request, message] of bad) {
+    it(`answers INVALID_ARGUMENT to ${what}`, async () => {
+      const err = (await append(request).then(() => undefined, (e: unknown) => e)) as ServiceError | undefined;
+      expect(err?.code, err?.message).to.equal(status.INVALID_ARGUMENT);
+      expect(err?.details).to.match(message);
+    });
+  }
+
+  it('answers UNAVAILABLE within its bound while FerretDB is down, turns NOT_SERVING, and recovers by itself', async () => {
+    await db.stop();
+    const batch: AppendRequest = { fetches: [{ flatId: 'outage-1', fetchedAt: at(40), readings: [reading('outage-1', 'heat', 1)] }] };
+    // The client's deadline (10 s) is far beyond the service's bound (1.5 s):
+    // a service that hung would end in DEADLINE_EXCEEDED, not UNAVAILABLE.
+    const err = (await append(batch, 10000).then(() => undefined, (e: unknown) => e)) as ServiceError | undefined;
+    expect(err?.code, err?.message).to.equal(status.UNAVAILABLE);
+    expect(await eventually(async () => (await checkHealth(storage.grpc)) === 'NOT_SERVING', 10000)).to.equal(true);
+    expect(await checkHealth(storage.grpc, 'flatline.storage.v1.StorageService')).to.equal('NOT_SERVING');
+
+    await db.start();
+    expect(await eventually(async () => (await checkHealth(storage.grpc)) === 'SERVING', 15000)).to.equal(true);
+    expect(await append(batch)).to.deep.equal({ inserted: 1, duplicates: 0, fetches: 1 });
+  });
+});

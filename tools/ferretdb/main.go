@@ -1,0 +1,173 @@
+// Command ferretdb runs an embedded FerretDB v1 (MongoDB wire protocol) on the
+// SQLite backend for flatline's local runs and tests.
+//
+// Why this wrapper: `go install github.com/FerretDB/FerretDB/cmd/ferretdb`
+// builds but panics at start (its build/version/version.txt is generated and
+// absent from the module zip). The embeddable package has no such check.
+//
+// Contract:
+//   - prints exactly one line "ferretdb ready <host:port>" to stdout once the
+//     listener accepts TCP connections (checked by dialing it);
+//   - FerretDB's own logs go to stderr;
+//   - SIGTERM/SIGINT shut it down cleanly (exit 0);
+//   - telemetry: the embeddable package never starts the telemetry reporter and
+//     explicitly disables and locks telemetry in its state; nothing here
+//     reaches the network except the listener.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+)
+
+const usage = `Usage: ferretdb [flags]
+
+Runs FerretDB v1 (embedded, SQLite backend) as a local MongoDB-compatible server.
+Prints "ferretdb ready <host:port>" on stdout once it accepts connections.
+Logs go to stderr. SIGTERM or SIGINT stops it (exit 0).
+
+Flags:
+`
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	fs := flag.NewFlagSet("ferretdb", flag.ContinueOnError)
+	listenAddr := fs.String("listen-addr", "127.0.0.1:27017", "TCP `host:port` to listen on (port 0 picks a free port)")
+	stateDir := fs.String("state-dir", "./ferretdb-state", "`dir`ectory for the SQLite databases (created if missing)")
+	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.VisitAll(func(f *flag.Flag) {
+			name, help := flag.UnquoteUsage(f)
+			fmt.Fprintf(fs.Output(), "  --%s %s\n    \t%s (default %q)\n", f.Name, name, help, f.DefValue)
+		})
+		fmt.Fprintf(fs.Output(), "  --help\n    \tthis help\n")
+	}
+
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "ferretdb: unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
+		fs.Usage()
+		return 2
+	}
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "ferretdb: invalid --log-level %q: %s\n", *logLevel, err)
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	dir, err := filepath.Abs(*stateDir)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ferretdb: --state-dir: %s\n", err)
+		return 1
+	}
+	if err = os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintf(os.Stderr, "ferretdb: --state-dir: %s\n", err)
+		return 1
+	}
+
+	// The SQLite backend wants a file: URI whose path is an existing directory
+	// ending with "/"; url.URL escapes spaces and the like.
+	sqliteURL := (&url.URL{Scheme: "file", Path: filepath.ToSlash(dir) + "/"}).String()
+
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: *listenAddr},
+		Logger:    logger,
+		Handler:   "sqlite",
+		SQLiteURL: sqliteURL,
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ferretdb: %s\n", err)
+		return 1
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+
+	// The listener is bound by New; MongoDBURI reports the real address (also
+	// when port 0 was asked for). Announce readiness only once a dial succeeds.
+	u, err := url.Parse(f.MongoDBURI())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ferretdb: %s\n", err)
+		stop()
+		<-done
+		return 1
+	}
+	addr := u.Host
+
+	// Listening on all interfaces: dial and announce loopback, which clients can use.
+	if host, port, splitErr := net.SplitHostPort(addr); splitErr == nil {
+		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+			// Go reports "[::]" for "0.0.0.0" and ":port" (dual-stack socket);
+			// use ::1 only when IPv6 was asked for explicitly.
+			loopback := "127.0.0.1"
+			if reqHost, _, _ := net.SplitHostPort(*listenAddr); strings.Contains(reqHost, ":") {
+				loopback = "::1"
+			}
+			addr = net.JoinHostPort(loopback, port)
+		}
+	}
+
+	ready := false
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; {
+		c, dialErr := net.DialTimeout("tcp", addr, time.Second)
+		if dialErr == nil {
+			_ = c.Close()
+			ready = true
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	switch {
+	case ready:
+		fmt.Printf("ferretdb ready %s\n", addr)
+	case ctx.Err() == nil:
+		fmt.Fprintf(os.Stderr, "ferretdb: %s does not accept connections after 30s\n", addr)
+		stop()
+		<-done
+		return 1
+	}
+
+	<-ctx.Done()
+	stop() // a second signal now kills the process the default way
+	logger.Info("ferretdb: signal received, shutting down")
+
+	select {
+	case err = <-done:
+	case <-time.After(15 * time.Second):
+		fmt.Fprintln(os.Stderr, "ferretdb: shutdown took longer than 15s, exiting anyway")
+		return 1
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ferretdb: %s\n", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Usage: tools/install-grpcurl.sh [--help]
+#
+# Builds grpcurl with `go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3`
+# (CGO_ENABLED=0, -trimpath, -X main.version so -version reports v1.9.3) once per machine into the per-user cache
+#   ${XDG_CACHE_HOME:-~/.cache}/flatline/grpcurl-v1.9.3/bin/grpcurl
+# and links it to .tools/bin/grpcurl. Idempotent; FLATLINE_TOOLS_REBUILD=1 forces a rebuild.
+#
+# summary: grpcurl v1.9.3 (command-line gRPC client), go install
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$here/lib.sh"
+
+case "${1:-}" in
+  -h | --help)
+    tools_usage_from_header "${BASH_SOURCE[0]}"
+    exit 0
+    ;;
+  "") ;;
+  *)
+    echo "install-grpcurl.sh: unknown argument: $1 (try --help)" >&2
+    exit 2
+    ;;
+esac
+
+version="v1.9.3"
+
+build_grpcurl() {
+  local out="$1"
+  (
+    # Outside the repo so no go.mod/go.work of ours is involved.
+    cd "$out"
+    GOBIN="$out" CGO_ENABLED=0 GOWORK=off GOFLAGS=-buildvcs=false \
+      go install -trimpath -ldflags "-X main.version=$version" \
+      "github.com/fullstorydev/grpcurl/cmd/grpcurl@$version"
+  )
+}
+
+tools_install grpcurl "$version" "grpcurl-$version" grpcurl build_grpcurl "1 min"

@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# shellcheck shell=bash
+#
+# tools/lib.sh: shared helpers for tools/install-*.sh (sourced, not run).
+#
+# A tool is built once per machine into a per-user cache keyed by tool and
+# version (plus a hash of our own sources where we build from them):
+#
+#   ${XDG_CACHE_HOME:-$HOME/.cache}/flatline/<tool>-<version>[-<hash>]/bin/<name>
+#
+# and then linked into <repo>/.tools/bin/<name>. Builds run under a flock so
+# two concurrent callers never build the same thing twice, and they happen in a
+# temporary directory next to the cache entry that is renamed into place only
+# when complete, so a killed build never leaves a half-written binary behind.
+#
+# Environment:
+#   FLATLINE_TOOLS_REBUILD=1  rebuild even if the cache entry exists
+#   FLATLINE_TOOLS_COPY=1     copy binaries into .tools/bin instead of symlinking
+#   XDG_CACHE_HOME            cache root (default: ~/.cache)
+
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  case "${1:-}" in
+    -h | --help)
+      sed -n '4,19p' "$0" | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    *)
+      echo "tools/lib.sh is sourced by tools/install-*.sh; see --help or tools/install.sh --help" >&2
+      exit 2
+      ;;
+  esac
+fi
+
+[[ -n "${_FLATLINE_TOOLS_LIB:-}" ]] && return 0
+_FLATLINE_TOOLS_LIB=1
+
+FLATLINE_TOOLS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+FLATLINE_REPO_ROOT="$(dirname "$FLATLINE_TOOLS_DIR")"
+FLATLINE_TOOLS_BIN="$FLATLINE_REPO_ROOT/.tools/bin"
+FLATLINE_CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/flatline"
+
+# tools_log MESSAGE...: one progress line on stderr, prefixed with [tools].
+tools_log() {
+  printf '[tools] %s\n' "$*" >&2
+}
+
+# tools_die MESSAGE...: log and exit 1.
+tools_die() {
+  tools_log "$*"
+  exit 1
+}
+
+# tools_require_go TOOL [MIN]: exit 1 with a clear message unless a usable go
+# is on PATH. MIN (default 1.22) is the Go version the tool's sources need.
+# Go >= 1.21 fetches a newer toolchain by itself when a go.mod asks for one
+# (unless GOTOOLCHAIN=local), so only older Go is refused outright.
+tools_require_go() {
+  local tool="$1" min="${2:-1.22}"
+  local msg="Go ${min}+ is required to build ${tool}: install it (https://go.dev/dl or apt-get install golang) and retry"
+  if ! command -v go >/dev/null 2>&1; then
+    tools_die "$msg"
+  fi
+  local v
+  v="$(go env GOVERSION 2>/dev/null || true)" # e.g. go1.26.8 (empty before Go 1.16)
+  v="${v#go}"
+  local major="${v%%.*}" rest="${v#*.}"
+  local minor="${rest%%[!0-9]*}"
+  if [[ -z "$v" || ! "$major" =~ ^[0-9]+$ || -z "$minor" ]]; then
+    tools_die "$msg (found: $(go version 2>/dev/null || echo 'unknown go'))"
+  fi
+  local min_major="${min%%.*}" min_minor="${min#*.}"
+  if ((major < min_major || (major == min_major && minor < min_minor))); then
+    if ((major == 1 && minor < 21)); then
+      tools_die "$msg (found: go$v)"
+    fi
+    tools_log "$tool: go$v is older than $min; go will fetch a newer toolchain (GOTOOLCHAIN)"
+  fi
+}
+
+# tools_hash FILE...: short content hash of the given files (order matters).
+tools_hash() {
+  local f
+  for f in "$@"; do
+    [[ -f "$f" ]] || tools_die "tools_hash: missing file $f"
+    printf '%s\n' "${f##*/}"
+    cat -- "$f"
+  done | sha256sum | cut -c1-12
+}
+
+# tools_link SRC NAME: put SRC at .tools/bin/NAME (symlink, or copy with
+# FLATLINE_TOOLS_COPY=1 or where symlinks fail), replaced atomically.
+tools_link() {
+  local src="$1" name="$2"
+  local dst="$FLATLINE_TOOLS_BIN/$name"
+  mkdir -p "$FLATLINE_TOOLS_BIN"
+  if [[ "${FLATLINE_TOOLS_COPY:-}" != "1" ]]; then
+    if [[ -L "$dst" && "$(readlink -- "$dst")" == "$src" ]]; then
+      return 0
+    fi
+    local tmp="$FLATLINE_TOOLS_BIN/.$name.tmp.$$"
+    rm -f -- "$tmp"
+    if ln -s -- "$src" "$tmp" 2>/dev/null; then
+      mv -f -T -- "$tmp" "$dst"
+      return 0
+    fi
+    rm -f -- "$tmp"
+  fi
+  if [[ -f "$dst" && ! -L "$dst" ]] && cmp -s -- "$src" "$dst"; then
+    return 0
+  fi
+  local tmp="$FLATLINE_TOOLS_BIN/.$name.tmp.$$"
+  cp -- "$src" "$tmp"
+  chmod +x -- "$tmp"
+  mv -f -T -- "$tmp" "$dst"
+}
+
+_tools_tmp=""
+_tools_cleanup() {
+  if [[ -n "$_tools_tmp" ]]; then
+    rm -rf -- "$_tools_tmp"
+    _tools_tmp=""
+  fi
+}
+
+# tools_install TOOL VERSION KEY NAME BUILD_FN ETA [GO_MIN]
+#
+#   TOOL      short name for messages (ferretdb)
+#   VERSION   version for messages (v1.24.2)
+#   KEY       cache entry name (ferretdb-v1.24.2-0123abcd4567)
+#   NAME      binary name under bin/ and .tools/bin/
+#   BUILD_FN  function called as `BUILD_FN OUTDIR`; must leave OUTDIR/NAME
+#   ETA       rough cold build time for the progress line (~3 min)
+#   GO_MIN    minimal Go version (default 1.22)
+#
+# Prints nothing but "[tools] TOOL: ok (cached)" when the cache entry exists.
+tools_install() {
+  local tool="$1" version="$2" key="$3" name="$4" build_fn="$5" eta="$6" go_min="${7:-1.22}"
+  local entry="$FLATLINE_CACHE_ROOT/$key"
+  local bin="$entry/bin/$name"
+  local rebuild="${FLATLINE_TOOLS_REBUILD:-}"
+  [[ "$rebuild" == "0" ]] && rebuild=""
+
+  if [[ -z "$rebuild" && -x "$bin" ]]; then
+    tools_link "$bin" "$name"
+    tools_log "$tool: ok (cached)"
+    return 0
+  fi
+
+  mkdir -p "$FLATLINE_CACHE_ROOT/.locks"
+  local lock="$FLATLINE_CACHE_ROOT/.locks/$key.lock"
+  local lock_fd
+  exec {lock_fd}>"$lock"
+  if command -v flock >/dev/null 2>&1; then
+    if ! flock -n "$lock_fd"; then
+      tools_log "$tool: another process is building $version, waiting for it ($lock)…"
+      flock "$lock_fd"
+      # It may have just built what we need (unless we were asked to rebuild).
+      if [[ -z "$rebuild" && -x "$bin" ]]; then
+        exec {lock_fd}>&-
+        tools_link "$bin" "$name"
+        tools_log "$tool: ok (cached)"
+        return 0
+      fi
+    fi
+  else
+    tools_log "$tool: flock not found, building without a lock"
+  fi
+  if [[ -z "$rebuild" && -x "$bin" ]]; then
+    exec {lock_fd}>&-
+    tools_link "$bin" "$name"
+    tools_log "$tool: ok (cached)"
+    return 0
+  fi
+
+  tools_require_go "$tool" "$go_min"
+
+  # Leftovers of killed builds of this key; safe to remove under the lock.
+  rm -rf -- "$FLATLINE_CACHE_ROOT/.tmp-$key".* "$FLATLINE_CACHE_ROOT/.old-$key".*
+
+  _tools_tmp="$(mktemp -d "$FLATLINE_CACHE_ROOT/.tmp-$key.XXXXXX")"
+  chmod 755 "$_tools_tmp" # mktemp -d makes it 0700
+  trap _tools_cleanup EXIT
+  trap '_tools_cleanup; exit 130' INT
+  trap '_tools_cleanup; exit 143' TERM
+  mkdir -p "$_tools_tmp/bin"
+
+  if [[ -n "$rebuild" ]]; then
+    tools_log "$tool: rebuilding $version (FLATLINE_TOOLS_REBUILD=1, ~$eta)…"
+  else
+    tools_log "$tool: building $version (first time, ~$eta)…"
+  fi
+  local start=$SECONDS
+  if ! "$build_fn" "$_tools_tmp/bin"; then
+    tools_die "$tool: build of $version failed (see the go output above)"
+  fi
+  [[ -x "$_tools_tmp/bin/$name" ]] || tools_die "$tool: build did not produce bin/$name"
+  {
+    echo "tool=$tool"
+    echo "version=$version"
+    echo "key=$key"
+    echo "go=$(go env GOVERSION 2>/dev/null || echo unknown)"
+    echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "seconds=$((SECONDS - start))"
+  } >"$_tools_tmp/BUILD-INFO"
+
+  # Rename into place: readers see either the old complete entry or the new one.
+  if [[ -e "$entry" ]]; then
+    local old
+    old="$(mktemp -d "$FLATLINE_CACHE_ROOT/.old-$key.XXXXXX")"
+    mv -T -- "$entry" "$old/entry"
+    mv -T -- "$_tools_tmp" "$entry"
+    rm -rf -- "$old"
+  else
+    mv -T -- "$_tools_tmp" "$entry"
+  fi
+  _tools_tmp=""
+  trap - EXIT INT TERM
+  exec {lock_fd}>&-
+
+  tools_link "$bin" "$name"
+  tools_log "$tool: built $version in $((SECONDS - start))s → $entry"
+}
+
+# tools_usage_from_header FILE: print the leading comment block of FILE (after
+# the shebang) without the "# " prefix; used by the installers' --help.
+tools_usage_from_header() {
+  sed -n '2,/^[^#]/{/^#/!q;s/^# \{0,1\}//;p}' "$1"
+}
