@@ -28,6 +28,11 @@ export class TestDatabase {
     this.port = Number(this.current.address.split(':')[1]);
   }
 
+  /** Freezes (SIGSTOP) or thaws (SIGCONT) FerretDB: connections stay open but nothing answers, like a hung VM. */
+  freeze(frozen: boolean): void {
+    this.current?.process.signal(frozen ? 'SIGSTOP' : 'SIGCONT');
+  }
+
   /** Stops FerretDB (SIGTERM). */
   async stop(): Promise<void> {
     await this.current?.process.stop();

@@ -2,7 +2,8 @@
 import { mkdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN } from '../paths.ts';
+import { DEFAULT_STATE_DIR, REPO_ROOT, serviceEntry, TOOLS_BIN } from '../paths.ts';
+import { ProcessRecord } from '../stack/leftovers.ts';
 import { startDatabase, startService, type RunningService } from '../stack/components.ts';
 import type { ManagedProcess } from '../stack/processes.ts';
 
@@ -47,6 +48,9 @@ export function upCommand(): Command {
 async function up(o: UpOptions): Promise<void> {
   const logs = join(o.stateDir, 'logs');
   mkdirSync(logs, { recursive: true });
+  const record = new ProcessRecord(o.stateDir);
+  const leftovers = await record.stopLeftovers();
+  if (leftovers.length > 0) say(`[up] stopped what an earlier run left running: ${leftovers.join(', ')}`);
   const started: ManagedProcess[] = [];
   let stopping = false;
   const stopAll = async (code: number): Promise<void> => {
@@ -57,14 +61,16 @@ async function up(o: UpOptions): Promise<void> {
       const how = await p.stop();
       say(`[up]   ${p.name} stopped (${how})`);
     }
+    record.clear();
     process.exit(code);
   };
   // Ctrl-C reaches the children too (same process group); they shut down on
   // their own and the SIGTERM sent here is then a no-op for them.
   process.on('SIGINT', () => void stopAll(0));
   process.on('SIGTERM', () => void stopAll(0));
-  const watch = (p: ManagedProcess): void => {
+  const watch = (p: ManagedProcess, marker: string): void => {
     started.push(p);
+    record.add(p.name, p.pid, marker);
     void p.exited.then((code) => {
       if (stopping) return;
       say(`[up] ${p.name} exited unexpectedly (${code}); its log: ${join(logs, `${p.name}.log`)}\n${p.lastLines()}`);
@@ -79,10 +85,10 @@ async function up(o: UpOptions): Promise<void> {
       stateDir: join(o.stateDir, 'ferretdb'),
       logFile: join(logs, 'ferretdb.log'),
     });
-    watch(db.process);
+    watch(db.process, join(TOOLS_BIN, 'ferretdb'));
     const common = { FLATLINE_MONGODB_URI: db.uri, FLATLINE_LOG_LEVEL: o.logLevel };
     say('[up] starting storage and query…');
-    const [storage, query] = await Promise.all([
+    const results = await Promise.allSettled([
       startService({
         service: 'storage',
         env: { ...common, FLATLINE_STORAGE_LISTEN: `${o.host}:${o.storagePort}`, FLATLINE_STORAGE_METRICS_LISTEN: `${o.host}:${o.storageMetricsPort}` },
@@ -94,8 +100,10 @@ async function up(o: UpOptions): Promise<void> {
         logFile: join(logs, 'query.log'),
       }),
     ]);
-    watch(storage.process);
-    watch(query.process);
+    for (const r of results) if (r.status === 'fulfilled') watch(r.value.process, serviceEntry(r.value.process.name));
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+    const [storage, query] = results.map((r) => (r as PromiseFulfilledResult<RunningService>).value) as [RunningService, RunningService];
     printTable(o, db.address, storage, query, logs);
   } catch (err) {
     say(`[up] ${(err as Error).message}`);

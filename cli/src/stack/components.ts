@@ -13,12 +13,12 @@ export interface RunningDatabase {
 }
 
 /** Starts FerretDB (built by tools/install.sh) on listen (port 0 picks one) with its SQLite files in stateDir. */
-export async function startDatabase(options: { listen: string; stateDir: string; logFile?: string; database?: string }): Promise<RunningDatabase> {
+export async function startDatabase(options: { listen: string; stateDir: string; logFile: string; database?: string }): Promise<RunningDatabase> {
   const { process, ready } = await spawnReady({
     name: 'ferretdb',
     command: join(TOOLS_BIN, 'ferretdb'),
     args: ['--listen-addr', options.listen, '--state-dir', options.stateDir, '--log-level', 'warn'],
-    ...(options.logFile !== undefined ? { logFile: options.logFile } : {}),
+    logFile: options.logFile,
     ready: (line) => /^ferretdb ready (\S+)$/.exec(line)?.[1],
   });
   return { process, address: ready, uri: `mongodb://${ready}/${options.database ?? 'flatline'}` };
@@ -34,14 +34,14 @@ export interface RunningService {
 }
 
 /** Starts a service's main (services/<name>/src/main.ts) and waits for its "listening" log line. */
-export async function startService(options: { service: string; env: Readonly<Record<string, string>>; logFile?: string }): Promise<RunningService> {
+export async function startService(options: { service: string; env: Readonly<Record<string, string>>; logFile: string }): Promise<RunningService> {
   let metrics = '';
   const { process, ready } = await spawnReady({
     name: options.service,
     command: globalThis.process.execPath,
     args: ['--import', 'tsx', serviceEntry(options.service)],
     env: options.env,
-    ...(options.logFile !== undefined ? { logFile: options.logFile } : {}),
+    logFile: options.logFile,
     ready: (line) => {
       if (!line.startsWith('{')) return undefined;
       try {

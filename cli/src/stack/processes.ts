@@ -1,43 +1,50 @@
 /**
- * Starting and stopping the processes of the local stack: each child's output
- * is read line by line for its readiness line and kept in a log file; stop
- * sends SIGTERM and escalates to SIGKILL after a grace period.
+ * Starting and stopping the processes of the local stack. Each child writes
+ * straight into its log file (no pipe through this process, so a child never
+ * blocks or spins on a broken pipe when the supervisor dies); readiness is
+ * read from that file. stop() sends SIGTERM and escalates to SIGKILL.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readSync, fstatSync } from 'node:fs';
 import { once } from 'node:events';
 import { dirname } from 'node:path';
-import { createInterface } from 'node:readline';
 import { REPO_ROOT } from '../paths.ts';
+
+/** The last maxBytes of a file as lines (for error messages). */
+function tailOf(path: string, maxLines = 20, maxBytes = 8192): string {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const start = Math.max(0, size - maxBytes);
+    const buf = Buffer.alloc(size - start);
+    readSync(fd, buf, 0, buf.length, start);
+    return buf.toString('utf8').split('\n').filter(Boolean).slice(-maxLines).join('\n');
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** A child process of the stack. */
 export class ManagedProcess {
   /** Resolves with the exit code (or signal name) when the child ends. */
   readonly exited: Promise<number | string>;
-  private readonly tail: string[] = [];
 
   constructor(
     readonly name: string,
     readonly child: ChildProcess,
-    log: WriteStream | undefined,
-    onLine: (line: string) => void,
+    readonly logFile: string,
   ) {
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
-    for (const stream of [child.stdout, child.stderr]) {
-      if (stream === null) continue;
-      createInterface({ input: stream }).on('line', (line) => {
-        log?.write(`${line}\n`);
-        this.tail.push(line);
-        if (this.tail.length > 20) this.tail.shift();
-        onLine(line);
-      });
-    }
-    void this.exited.then(() => log?.end());
   }
 
-  /** The last lines the child wrote, for error messages. */
+  /** The last lines of the child's log, for error messages. */
   lastLines(): string {
-    return this.tail.join('\n');
+    return tailOf(this.logFile);
+  }
+
+  /** Process id. */
+  get pid(): number | undefined {
+    return this.child.pid;
   }
 
   /** Whether the child is still running. */
@@ -69,29 +76,57 @@ export interface SpawnSpec {
   readonly command: string;
   readonly args: readonly string[];
   readonly env?: Readonly<Record<string, string>>;
-  readonly logFile?: string;
+  /** Where the child's stdout and stderr go (appended). */
+  readonly logFile: string;
   /** Returns a value once a line shows the process is ready. */
   readonly ready: (line: string) => string | undefined;
   readonly readyTimeoutMs?: number;
 }
 
+/** Calls onLine for each complete line appended to path from offset on, every everyMs, until stopped. */
+function followLines(path: string, offset: number, onLine: (line: string) => void, everyMs = 50): () => void {
+  let position = offset;
+  let partial = '';
+  const buf = Buffer.alloc(64 * 1024);
+  const fd = openSync(path, 'r');
+  const read = (): void => {
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, position);
+      if (n <= 0) return;
+      position += n;
+      const lines = (partial + buf.toString('utf8', 0, n)).split('\n');
+      partial = lines.pop() ?? '';
+      lines.forEach(onLine);
+    }
+  };
+  const timer = setInterval(read, everyMs);
+  return () => {
+    clearInterval(timer);
+    read();
+    closeSync(fd);
+  };
+}
+
 /** Spawns a process and waits for its readiness line; fails with its last output if it exits or times out first. */
 export async function spawnReady(spec: SpawnSpec): Promise<{ process: ManagedProcess; ready: string }> {
-  let log: WriteStream | undefined;
-  if (spec.logFile !== undefined) {
-    mkdirSync(dirname(spec.logFile), { recursive: true });
-    log = createWriteStream(spec.logFile, { flags: 'a' });
-    await once(log, 'open');
+  mkdirSync(dirname(spec.logFile), { recursive: true });
+  const out = openSync(spec.logFile, 'a');
+  const offset = fstatSync(out).size;
+  let child: ChildProcess;
+  try {
+    child = spawn(spec.command, [...spec.args], {
+      cwd: REPO_ROOT,
+      // eslint-disable-next-line no-restricted-properties -- passed through to the child, not read here
+      env: { ...process.env, ...spec.env },
+      stdio: ['ignore', out, out],
+    });
+  } finally {
+    closeSync(out);
   }
-  const child = spawn(spec.command, [...spec.args], {
-    cwd: REPO_ROOT,
-    // eslint-disable-next-line no-restricted-properties -- passed through to the child, not read here
-    env: { ...process.env, ...spec.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const managed = new ManagedProcess(spec.name, child, spec.logFile);
   let resolveReady: (value: string) => void = () => {};
   const readyLine = new Promise<string>((resolve) => (resolveReady = resolve));
-  const managed = new ManagedProcess(spec.name, child, log, (line) => {
+  const stopFollowing = followLines(spec.logFile, offset, (line) => {
     const value = spec.ready(line);
     if (value !== undefined) resolveReady(value);
   });
@@ -114,6 +149,7 @@ export async function spawnReady(spec: SpawnSpec): Promise<{ process: ManagedPro
     throw err;
   } finally {
     clearTimeout(timer);
+    stopFollowing();
     exit.catch(() => {});
     spawnError.catch(() => {});
   }

@@ -101,4 +101,23 @@ describe('storage service (real FerretDB, real process)', function () {
     expect(await eventually(async () => (await checkHealth(storage.grpc)) === 'SERVING', 15000)).to.equal(true);
     expect(await append(batch)).to.deep.equal({ inserted: 1, duplicates: 0, fetches: 1 });
   });
+
+  it('answers UNAVAILABLE rather than hang while FerretDB is frozen (SIGSTOP), and recovers when it thaws', async () => {
+    // Warm the connection pool so that the frozen server holds open sockets.
+    await append({ fetches: [{ flatId: 'frozen-1', fetchedAt: at(50), readings: [] }] });
+    db.freeze(true);
+    try {
+      const batch: AppendRequest = { fetches: [{ flatId: 'frozen-1', fetchedAt: at(51), readings: [reading('frozen-1', 'heat', 1)] }] };
+      // A frozen database refuses nothing: only the service's own bound (1.5 s)
+      // can end the call before the client's deadline (10 s).
+      const err = (await append(batch, 10000).then(() => undefined, (e: unknown) => e)) as ServiceError | undefined;
+      expect(err?.code, err?.message).to.equal(status.UNAVAILABLE);
+      expect(await eventually(async () => (await checkHealth(storage.grpc)) === 'NOT_SERVING', 10000)).to.equal(true);
+    } finally {
+      db.freeze(false);
+    }
+    expect(await eventually(async () => (await checkHealth(storage.grpc)) === 'SERVING', 15000)).to.equal(true);
+    const res = await append({ fetches: [{ flatId: 'frozen-1', fetchedAt: at(52), readings: [reading('frozen-1', 'heat', 1)] }] });
+    expect(res.inserted + res.duplicates).to.equal(1);
+  });
 });

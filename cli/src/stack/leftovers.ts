@@ -1,0 +1,62 @@
+/**
+ * The processes a stack started, recorded in its state folder, so that a run
+ * whose supervisor was killed (SIGKILL, a closed terminal) does not leave
+ * processes holding the ports: the next `up` stops them first.
+ */
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+interface Entry {
+  readonly name: string;
+  readonly pid: number;
+  /** A piece of the command line that identifies the process (pids get reused). */
+  readonly marker: string;
+}
+
+function alive(entry: Entry): boolean {
+  try {
+    return readFileSync(`/proc/${entry.pid}/cmdline`, 'utf8').includes(entry.marker);
+  } catch {
+    return false;
+  }
+}
+
+/** The record of one stack's processes. */
+export class ProcessRecord {
+  private readonly entries: Entry[] = [];
+  private readonly file: string;
+
+  constructor(stateDir: string) {
+    this.file = join(stateDir, 'processes.json');
+  }
+
+  /** Stops processes an earlier run recorded that are still running; returns their names. */
+  async stopLeftovers(graceMs = 5000): Promise<string[]> {
+    if (!existsSync(this.file)) return [];
+    let entries: Entry[] = [];
+    try {
+      entries = JSON.parse(readFileSync(this.file, 'utf8')) as Entry[];
+    } catch {
+      // A torn file from a crash: nothing trustworthy to stop.
+    }
+    const running = entries.filter(alive);
+    for (const e of running) process.kill(e.pid, 'SIGTERM');
+    const end = Date.now() + graceMs;
+    while (running.some(alive) && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+    for (const e of running.filter(alive)) process.kill(e.pid, 'SIGKILL');
+    rmSync(this.file, { force: true });
+    return running.map((e) => `${e.name} (pid ${e.pid})`);
+  }
+
+  /** Records a started process. */
+  add(name: string, pid: number | undefined, marker: string): void {
+    if (pid === undefined) return;
+    this.entries.push({ name, pid, marker });
+    writeFileSync(this.file, JSON.stringify(this.entries));
+  }
+
+  /** Forgets every process (after a clean stop). */
+  clear(): void {
+    rmSync(this.file, { force: true });
+  }
+}
