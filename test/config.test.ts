@@ -21,6 +21,9 @@ describe('configuration', function () {
     ['storage', 'FLATLINE_MONGODB_URI', 'postgres://x/y'],
     ['query', 'FLATLINE_QUERY_LISTEN', '127.0.0.1:99999'],
     ['query', 'FLATLINE_LOG_LEVEL', 'loud'],
+    ['ingestion', 'FLATLINE_DEVICES_URL', 'http://127.0.0.1:8443'],
+    ['ingestion', 'FLATLINE_POLL_CONCURRENCY', '0'],
+    ['ingestion', 'FLATLINE_STORAGE_ADDR', 'storage'],
   ];
   for (const [service, variable, value] of cases) {
     it(`${service} exits ${EXIT_CONFIG} naming ${variable} when it is ${JSON.stringify(value)}`, () => {
@@ -31,7 +34,13 @@ describe('configuration', function () {
     });
   }
 
-  for (const service of ['storage', 'query']) {
+  it('ingestion exits 78 naming FLATLINE_POLL_TIMEOUT_MS when it is not shorter than the interval', () => {
+    const res = runService('ingestion', { FLATLINE_POLL_INTERVAL_MS: '1000', FLATLINE_POLL_TIMEOUT_MS: '1000' });
+    expect(res.status, res.stderr).to.equal(EXIT_CONFIG);
+    expect(res.stderr).to.contain('bad configuration: FLATLINE_POLL_TIMEOUT_MS: must be shorter than FLATLINE_POLL_INTERVAL_MS');
+  });
+
+  for (const service of ['storage', 'query', 'ingestion']) {
     it(`${service} --help names every variable it reads and exits 0`, () => {
       const res = runService(service, {}, ['--help']);
       expect(res.status, res.stderr).to.equal(0);

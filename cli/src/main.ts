@@ -1,10 +1,16 @@
 /** The `flatline` command. */
 import { Command } from 'commander';
+import { benchCommand } from './commands/bench.ts';
+import { freshnessCommand } from './commands/freshness.ts';
+import { statusCommand } from './commands/status.ts';
 import { upCommand } from './commands/up.ts';
 
 const program = new Command('flatline')
   .description('flatline: collects the readings of the meters in flats, and proves with chaos experiments that it keeps doing so')
   .showHelpAfterError()
-  .addCommand(upCommand());
+  .addCommand(upCommand())
+  .addCommand(statusCommand())
+  .addCommand(freshnessCommand())
+  .addCommand(benchCommand());
 
 await program.parseAsync(process.argv);

@@ -1,26 +1,34 @@
 /** `flatline up`: the whole local stack in the foreground, until Ctrl-C. */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_STATE_DIR, REPO_ROOT, serviceEntry, TOOLS_BIN } from '../paths.ts';
 import { ProcessRecord } from '../stack/leftovers.ts';
-import { startDatabase, startService, type RunningService } from '../stack/components.ts';
+import { DEFAULT_PORTS, LocalStack, type StackPorts } from '../stack/stack.ts';
 import type { ManagedProcess } from '../stack/processes.ts';
 
-function port(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n > 65535) throw new InvalidArgumentError('expected a port from 0 to 65535');
-  return n;
+/** Parses a whole number within [min, max] for commander. */
+export function wholeNumber(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+/** Parses a duration such as 500ms, 5s or 2m into milliseconds. */
+export function duration(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value);
+  if (m === null) throw new InvalidArgumentError('expected a duration such as 500ms, 5s or 1m');
+  return Math.round(Number(m[1]) * (m[2] === 'm' ? 60000 : m[2] === 'ms' ? 1 : 1000));
 }
 
 interface UpOptions {
   stateDir: string;
   host: string;
-  dbPort: number;
-  storagePort: number;
-  queryPort: number;
-  storageMetricsPort: number;
-  queryMetricsPort: number;
+  flats: number;
+  interval: number;
+  replicas: number;
   logLevel: string;
 }
 
@@ -31,23 +39,26 @@ function say(line: string): void {
 /** The `up` command. */
 export function upCommand(): Command {
   return new Command('up')
-    .description('start FerretDB, storage and query on this machine and keep them running until Ctrl-C')
-    .option('--state-dir <dir>', 'folder for the database files and logs', DEFAULT_STATE_DIR)
-    .option('--host <host>', 'address every component listens on', '127.0.0.1')
-    .addOption(new Option('--db-port <port>', 'FerretDB (MongoDB wire protocol) port').default(27117).argParser(port))
-    .addOption(new Option('--storage-port <port>', 'storage gRPC port').default(7101).argParser(port))
-    .addOption(new Option('--query-port <port>', 'query gRPC port').default(7102).argParser(port))
-    .addOption(new Option('--storage-metrics-port <port>', 'storage /metrics port').default(9101).argParser(port))
-    .addOption(new Option('--query-metrics-port <port>', 'query /metrics port').default(9102).argParser(port))
-    .addOption(new Option('--log-level <level>', 'services log level').default('info').choices(['debug', 'info', 'warn', 'error']))
+    .description('start FerretDB, the device simulator, storage, query and the ingestion replicas on this machine; Ctrl-C stops them')
+    .option('--state-dir <dir>', 'folder for the database files, device credentials, outboxes and logs', DEFAULT_STATE_DIR)
+    .option('--host <host>', 'address the components listen on', '127.0.0.1')
+    .addOption(new Option('--flats <n>', 'flats the simulator serves').default(100).argParser(wholeNumber(1, 100000)))
+    .addOption(new Option('--interval <duration>', 'poll interval of each flat (e.g. 5s)').default(5000, '5s').argParser(duration))
+    .addOption(new Option('--replicas <n>', 'ingestion replicas').default(2).argParser(wholeNumber(1, 16)))
+    .addOption(new Option('--log-level <level>', 'log level of every component').default('info').choices(['debug', 'info', 'warn', 'error']))
+    .addHelpText(
+      'after',
+      `\nPorts (on --host): ferretdb ${DEFAULT_PORTS.db}, storage ${DEFAULT_PORTS.storage}, query ${DEFAULT_PORTS.query}, ` +
+        `devices ${DEFAULT_PORTS.devices} (control ${DEFAULT_PORTS.devicesControl}), ingestion ${DEFAULT_PORTS.ingestion}+i; ` +
+        `metrics: storage ${DEFAULT_PORTS.storageMetrics}, query ${DEFAULT_PORTS.queryMetrics}, devices ${DEFAULT_PORTS.devicesMetrics}, ingestion ${DEFAULT_PORTS.ingestionMetrics}+i.`,
+    )
     .action(async (options: UpOptions) => {
-      await up(options);
+      await up(options, DEFAULT_PORTS);
     });
 }
 
-async function up(o: UpOptions): Promise<void> {
-  const logs = join(o.stateDir, 'logs');
-  mkdirSync(logs, { recursive: true });
+async function up(o: UpOptions, ports: StackPorts): Promise<void> {
+  mkdirSync(o.stateDir, { recursive: true });
   const record = new ProcessRecord(o.stateDir);
   const leftovers = await record.stopLeftovers();
   if (leftovers.length > 0) say(`[up] stopped what an earlier run left running: ${leftovers.join(', ')}`);
@@ -57,10 +68,7 @@ async function up(o: UpOptions): Promise<void> {
     if (stopping) return;
     stopping = true;
     say('[up] stopping…');
-    for (const p of [...started].reverse()) {
-      const how = await p.stop();
-      say(`[up]   ${p.name} stopped (${how})`);
-    }
+    for (const p of [...started].reverse()) say(`[up]   ${p.name} stopped (${await p.stop()})`);
     record.clear();
     process.exit(code);
   };
@@ -68,66 +76,66 @@ async function up(o: UpOptions): Promise<void> {
   // their own and the SIGTERM sent here is then a no-op for them.
   process.on('SIGINT', () => void stopAll(0));
   process.on('SIGTERM', () => void stopAll(0));
-  const watch = (p: ManagedProcess, marker: string): void => {
-    started.push(p);
-    record.add(p.name, p.pid, marker);
-    void p.exited.then((code) => {
-      if (stopping) return;
-      say(`[up] ${p.name} exited unexpectedly (${code}); its log: ${join(logs, `${p.name}.log`)}\n${p.lastLines()}`);
-      void stopAll(1);
-    });
-  };
 
   try {
-    say(`[up] starting ferretdb (state in ${join(o.stateDir, 'ferretdb')})…`);
-    const db = await startDatabase({
-      listen: `${o.host}:${o.dbPort}`,
-      stateDir: join(o.stateDir, 'ferretdb'),
-      logFile: join(logs, 'ferretdb.log'),
-    });
-    watch(db.process, join(TOOLS_BIN, 'ferretdb'));
-    const common = { FLATLINE_MONGODB_URI: db.uri, FLATLINE_LOG_LEVEL: o.logLevel };
-    say('[up] starting storage and query…');
-    const results = await Promise.allSettled([
-      startService({
-        service: 'storage',
-        env: { ...common, FLATLINE_STORAGE_LISTEN: `${o.host}:${o.storagePort}`, FLATLINE_STORAGE_METRICS_LISTEN: `${o.host}:${o.storageMetricsPort}` },
-        logFile: join(logs, 'storage.log'),
-      }),
-      startService({
-        service: 'query',
-        env: { ...common, FLATLINE_QUERY_LISTEN: `${o.host}:${o.queryPort}`, FLATLINE_QUERY_METRICS_LISTEN: `${o.host}:${o.queryMetricsPort}` },
-        logFile: join(logs, 'query.log'),
-      }),
-    ]);
-    for (const r of results) if (r.status === 'fulfilled') watch(r.value.process, serviceEntry(r.value.process.name));
-    const failed = results.find((r) => r.status === 'rejected');
-    if (failed !== undefined) throw failed.reason;
-    const [storage, query] = results.map((r) => (r as PromiseFulfilledResult<RunningService>).value) as [RunningService, RunningService];
-    printTable(o, db.address, storage, query, logs);
+    const stack = await LocalStack.start(
+      { stateDir: o.stateDir, host: o.host, ports, flats: o.flats, intervalMs: o.interval, replicas: o.replicas, logLevel: o.logLevel, say: (l) => say(`[up] ${l}`) },
+      (name, running) => {
+        const p = running.process;
+        started.push(p);
+        record.add(p.name, p.pid, name === 'ferretdb' ? join(TOOLS_BIN, 'ferretdb') : serviceEntry(name.replace(/-\d+$/, '')));
+        void p.exited.then((code) => {
+          if (stopping) return;
+          say(`[up] ${p.name} exited unexpectedly (${code}); its log: ${p.logFile}\n${p.lastLines()}`);
+          void stopAll(1);
+        });
+      },
+    );
+    writeFileSync(join(o.stateDir, 'stack.json'), JSON.stringify(addressesOf(stack), null, 1));
+    printTable(stack);
   } catch (err) {
     say(`[up] ${(err as Error).message}`);
     await stopAll(1);
   }
 }
 
-function printTable(o: UpOptions, db: string, storage: RunningService, query: RunningService, logs: string): void {
+/** The addresses `flatline status` and `flatline freshness` read. */
+function addressesOf(stack: LocalStack): Record<string, unknown> {
+  return {
+    query: stack.query.grpc,
+    storage: stack.storage.grpc,
+    devices: stack.devices.addresses['https'],
+    devicesControl: stack.devices.addresses['control'],
+    database: stack.db.address,
+    ingestion: stack.ingestion.map((r) => ({ grpc: r?.grpc, metrics: r?.metrics })),
+    metrics: { storage: stack.storage.metrics, query: stack.query.metrics, devices: stack.devices.metrics },
+    pid: process.pid,
+  };
+}
+
+function printTable(stack: LocalStack): void {
   const grpcurl = relative(process.cwd(), join(TOOLS_BIN, 'grpcurl')) || join(TOOLS_BIN, 'grpcurl');
-  const rows = [
+  const rows: string[][] = [
     ['component', 'address', 'metrics'],
-    ['ferretdb', db, '-'],
-    ['storage', storage.grpc, `http://${storage.metrics}/metrics`],
-    ['query', query.grpc, `http://${query.metrics}/metrics`],
+    ['ferretdb', stack.db.address, '-'],
+    ['devices', `https://${stack.devices.addresses['https']}`, `http://${stack.devices.metrics}/metrics`],
+    ['  control', `http://${stack.devices.addresses['control']}`, ''],
+    ['storage', stack.storage.grpc, `http://${stack.storage.metrics}/metrics`],
+    ['query', stack.query.grpc, `http://${stack.query.metrics}/metrics`],
+    ...stack.ingestion.map((r, i) => [`ingestion-${i}`, r?.grpc ?? '-', `http://${r?.metrics}/metrics`]),
   ];
+  const logs = stack.logs;
+  const q = stack.query.grpc;
   say('');
-  say('flatline is up:');
-  for (const [a, b, c] of rows) say(`  ${a!.padEnd(10)} ${b!.padEnd(18)} ${c}`);
+  say(`flatline is up: ${stack.options.flats} flats polled every ${stack.options.intervalMs / 1000} s by ${stack.options.replicas} ingestion replica(s)`);
+  for (const [a, b, c] of rows) say(`  ${a!.padEnd(12)} ${b!.padEnd(26)} ${c}`);
   say(`logs: ${logs.startsWith(REPO_ROOT) ? relative(REPO_ROOT, logs) : logs}/`);
   say('');
   say('try:');
-  say(`  ${grpcurl} -plaintext ${query.grpc} list`);
-  say(`  ${grpcurl} -plaintext -d '{"flat_id":"17"}' ${query.grpc} flatline.query.v1.QueryService/GetLatest`);
-  say(`  ${grpcurl} -plaintext -d '{}' ${query.grpc} flatline.query.v1.QueryService/GetFreshness`);
+  say('  npm run flatline -- freshness');
+  say(`  ${grpcurl} -plaintext ${q} list`);
+  say(`  ${grpcurl} -plaintext -d '{"flat_id":"17"}' ${q} flatline.query.v1.QueryService/GetLatest`);
+  say(`  ${grpcurl} -plaintext -d '{}' ${q} flatline.query.v1.QueryService/GetFreshness`);
   say('');
   say('Ctrl-C stops everything.');
 }

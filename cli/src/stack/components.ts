@@ -27,17 +27,23 @@ export async function startDatabase(options: { listen: string; stateDir: string;
 /** A running flatline service. */
 export interface RunningService {
   readonly process: ManagedProcess;
-  /** host:port of its gRPC server. */
+  /** host:port of its gRPC server ('' for a service without one). */
   readonly grpc: string;
   /** host:port of its /metrics endpoint. */
   readonly metrics: string;
+  /** Every address its "listening" line announced (grpc, metrics, https, control, …). */
+  readonly addresses: Readonly<Record<string, string>>;
 }
 
-/** Starts a service's main (services/<name>/src/main.ts) and waits for its "listening" log line. */
-export async function startService(options: { service: string; env: Readonly<Record<string, string>>; logFile: string }): Promise<RunningService> {
-  let metrics = '';
-  const { process, ready } = await spawnReady({
-    name: options.service,
+/**
+ * Starts a service's main (services/<name>/src/main.ts) and waits for its
+ * "listening" log line; name (default: the service) names the process and
+ * its log.
+ */
+export async function startService(options: { service: string; name?: string; env: Readonly<Record<string, string>>; logFile: string }): Promise<RunningService> {
+  let addresses: Record<string, string> = {};
+  const { process } = await spawnReady({
+    name: options.name ?? options.service,
     command: globalThis.process.execPath,
     args: ['--import', 'tsx', serviceEntry(options.service)],
     env: options.env,
@@ -45,14 +51,14 @@ export async function startService(options: { service: string; env: Readonly<Rec
     ready: (line) => {
       if (!line.startsWith('{')) return undefined;
       try {
-        const entry = JSON.parse(line) as { msg?: string; grpc?: string; metrics?: string };
-        if (entry.msg !== 'listening' || entry.grpc === undefined) return undefined;
-        metrics = entry.metrics ?? '';
-        return entry.grpc;
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        if (entry['msg'] !== 'listening') return undefined;
+        addresses = Object.fromEntries(Object.entries(entry).filter((e): e is [string, string] => typeof e[1] === 'string' && /:\d+$/.test(e[1])));
+        return 'ready';
       } catch {
         return undefined;
       }
     },
   });
-  return { process, grpc: ready, metrics };
+  return { process, grpc: addresses['grpc'] ?? '', metrics: addresses['metrics'] ?? '', addresses };
 }

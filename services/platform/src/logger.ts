@@ -30,3 +30,11 @@ export function createLogger(service: string, level: string): Logger {
 export function redactUrl(url: string): string {
   return url.replace(/\/\/[^/@\s]*@/, '//[redacted]@');
 }
+
+/**
+ * Logs the one "listening" line with every address the process serves. It
+ * is written at any log level: supervisors (flatline up, tests) wait for it.
+ */
+export function announceListening(logger: Logger, addresses: Record<string, string | number>): void {
+  logger.child({}, { level: 'info' }).info(addresses, 'listening');
+}

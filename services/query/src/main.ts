@@ -3,7 +3,7 @@ import { QueryServiceService } from '@flatline/proto/flatline/query/v1/query.js'
 import { GrpcHost } from '@flatline/platform/grpc-host.js';
 import { helpRequested, printHelp } from '@flatline/platform/help.js';
 import { onShutdownSignal, runMain } from '@flatline/platform/lifecycle.js';
-import { createLogger } from '@flatline/platform/logger.js';
+import { announceListening, createLogger } from '@flatline/platform/logger.js';
 import { createMetrics, serveMetrics } from '@flatline/platform/metrics.js';
 import { createMongoClient, watchDatabase } from '@flatline/platform/mongo.js';
 import { withPort } from '@flatline/platform/net.js';
@@ -33,7 +33,7 @@ runMain(NAME, async () => {
   );
   const port = await host.listen(config.listen);
   const metricsServer = await serveMetrics(config.metricsListen, metrics.registry, logger);
-  logger.info({ grpc: withPort(config.listen, port), metrics: withPort(config.metricsListen, metricsServer.port) }, 'listening');
+  announceListening(logger, { grpc: withPort(config.listen, port), metrics: withPort(config.metricsListen, metricsServer.port) });
 
   onShutdownSignal(logger, async () => {
     await host.shutdown(config.shutdownGraceMs);

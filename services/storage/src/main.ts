@@ -2,7 +2,7 @@
 import { StorageServiceService } from '@flatline/proto/flatline/storage/v1/storage.js';
 import { GrpcHost } from '@flatline/platform/grpc-host.js';
 import { onShutdownSignal, runMain } from '@flatline/platform/lifecycle.js';
-import { createLogger } from '@flatline/platform/logger.js';
+import { announceListening, createLogger } from '@flatline/platform/logger.js';
 import { createMetrics, serveMetrics } from '@flatline/platform/metrics.js';
 import { createMongoClient, watchDatabase } from '@flatline/platform/mongo.js';
 import { withPort } from '@flatline/platform/net.js';
@@ -52,7 +52,7 @@ runMain(NAME, async () => {
   );
   const port = await host.listen(config.listen);
   const metricsServer = await serveMetrics(config.metricsListen, metrics.registry, logger);
-  logger.info({ grpc: withPort(config.listen, port), metrics: withPort(config.metricsListen, metricsServer.port) }, 'listening');
+  announceListening(logger, { grpc: withPort(config.listen, port), metrics: withPort(config.metricsListen, metricsServer.port) });
 
   onShutdownSignal(logger, async () => {
     await host.shutdown(config.shutdownGraceMs);

@@ -1,0 +1,68 @@
+/** `flatline freshness`: how old each flat's last successful fetch is, from the query service. */
+import { credentials } from '@grpc/grpc-js';
+import { Command, Option } from 'commander';
+import { GetFreshnessResponse, QueryServiceClient, type FreshnessReport } from '@flatline/proto/flatline/query/v1/query.js';
+import { unaryCall } from '@flatline/platform/grpc-client.js';
+import { DEFAULT_STATE_DIR } from '../paths.ts';
+import { readStackFile } from '../stack/stack-file.ts';
+import { DEFAULT_PORTS } from '../stack/stack.ts';
+import { wholeNumber } from './up.ts';
+
+interface FreshnessOptions {
+  query: string | undefined;
+  stateDir: string;
+  exclude: string[];
+  flats: string[];
+  limit: number;
+  json: boolean;
+  maxAge: number | undefined;
+}
+
+/** The query address: --query, else the running stack's, else the default. */
+export function queryAddress(explicit: string | undefined, stateDir: string): string {
+  return explicit ?? readStackFile(stateDir)?.query ?? `127.0.0.1:${DEFAULT_PORTS.query}`;
+}
+
+const list = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').filter(Boolean)];
+
+function render(r: FreshnessReport): string {
+  const s = (n: number): string => `${n.toFixed(1)} s`;
+  const lines = [
+    `${r.flatCount} flats fetched, ${r.neverFetchedCount} never fetched, as of ${r.asOf?.toISOString() ?? '?'}`,
+    `age of the last successful fetch: p50 ${s(r.p50AgeSeconds)}   p99 ${s(r.p99AgeSeconds)}   worst ${s(r.worstAgeSeconds)}`,
+  ];
+  if (r.stalest.length > 0) {
+    lines.push('stalest flats:', `  ${'flat'.padEnd(10)} ${'last fetch'.padEnd(26)} age`);
+    for (const f of r.stalest) lines.push(`  ${f.flatId.padEnd(10)} ${(f.lastFetchAt?.toISOString() ?? '-').padEnd(26)} ${s(f.ageSeconds)}`);
+  }
+  if (r.neverFetchedFlatIds.length > 0) lines.push(`never fetched: ${r.neverFetchedFlatIds.join(', ')}${r.neverFetchedCount > r.neverFetchedFlatIds.length ? ', …' : ''}`);
+  return lines.join('\n');
+}
+
+/** The `freshness` command. */
+export function freshnessCommand(): Command {
+  return new Command('freshness')
+    .description('show the worst flats and the freshness percentiles (age of the last successful fetch), from the query service')
+    .option('--query <host:port>', 'query service address (default: the running stack\'s, else 127.0.0.1:7102)')
+    .option('--state-dir <dir>', 'state folder of the running stack', DEFAULT_STATE_DIR)
+    .option('--exclude <ids>', 'leave these flats out (comma-separated, repeatable)', list, [])
+    .option('--flats <ids>', 'only these flats (comma-separated, repeatable)', list, [])
+    .addOption(new Option('--limit <n>', 'how many of the stalest flats to list').default(10).argParser(wholeNumber(0, 1000)))
+    .option('--json', 'print the report as JSON (for scripts)', false)
+    .addOption(new Option('--max-age <seconds>', 'exit 1 when the worst age (or a never-fetched flat) exceeds this').argParser(Number))
+    .action(async (o: FreshnessOptions) => {
+      const address = queryAddress(o.query, o.stateDir);
+      const client = new QueryServiceClient(address, credentials.createInsecure());
+      try {
+        const res = await unaryCall(client, client.getFreshness, { flatIds: o.flats, excludeFlatIds: o.exclude, limit: o.limit }, 5000);
+        const report = res.report!;
+        process.stdout.write(`${o.json ? JSON.stringify((GetFreshnessResponse.toJSON(res) as { report?: unknown }).report ?? {}, null, 2) : render(report)}\n`);
+        if (o.maxAge !== undefined && (report.worstAgeSeconds > o.maxAge || report.neverFetchedCount > 0)) process.exitCode = 1;
+      } catch (err) {
+        process.stderr.write(`flatline freshness: query service at ${address}: ${(err as Error).message}\n`);
+        process.exitCode = 2;
+      } finally {
+        client.close();
+      }
+    });
+}

@@ -1,0 +1,34 @@
+/** The addresses a running `flatline up` wrote to <state>/stack.json, for the other commands. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** What stack.json holds. */
+export interface StackFile {
+  readonly query: string;
+  readonly storage: string;
+  readonly devices: string;
+  readonly devicesControl: string;
+  readonly database: string;
+  readonly ingestion: ReadonlyArray<{ grpc?: string; metrics?: string }>;
+  readonly metrics: Readonly<Record<string, string>>;
+  readonly pid: number;
+}
+
+/** Reads stack.json of stateDir; undefined when no stack wrote one. */
+export function readStackFile(stateDir: string): StackFile | undefined {
+  try {
+    return JSON.parse(readFileSync(join(stateDir, 'stack.json'), 'utf8')) as StackFile;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the `flatline up` that wrote the file still runs. */
+export function stackRunning(file: StackFile): boolean {
+  try {
+    process.kill(file.pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

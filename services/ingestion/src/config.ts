@@ -1,0 +1,74 @@
+/** Ingestion configuration: the only reader of the environment in this service. */
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { ConfigError, hostPort, int, mongoUri, oneOf, readEnv, text, type Variable } from '@flatline/platform/config.js';
+import { z } from 'zod';
+
+function httpsUrl(fallback: string): Variable<string> {
+  return { describe: 'an https:// base URL of the device gateway', fallback, schema: z.string().regex(/^https:\/\/[^/\s]+\/?$/) };
+}
+
+/** The variables ingestion reads, with their defaults (which run locally). */
+export const INGESTION_ENV = {
+  FLATLINE_INGESTION_ID: text(`${hostname()}-${process.pid}`, 'this replica\'s name, unique among replicas (default host-pid)'),
+  FLATLINE_INGESTION_LISTEN: hostPort('127.0.0.1:7103'),
+  FLATLINE_INGESTION_METRICS_LISTEN: hostPort('127.0.0.1:9103'),
+  FLATLINE_INGESTION_STATE_DIR: text('.state/ingestion', 'folder of this replica\'s outbox (one folder per replica)'),
+  FLATLINE_DEVICES_URL: httpsUrl('https://127.0.0.1:8443'),
+  FLATLINE_DEVICES_CA: text('.state/devices/ca.pem', 'PEM file of the CA that signed the device gateway\'s certificate'),
+  FLATLINE_DEVICES_CREDENTIALS: text('.state/devices/credentials.json', 'the flats\' credentials file (which flats exist, and how to log in)'),
+  FLATLINE_STORAGE_ADDR: hostPort('127.0.0.1:7101'),
+  FLATLINE_MONGODB_URI: mongoUri('mongodb://127.0.0.1:27117/flatline'),
+  FLATLINE_POLL_INTERVAL_MS: int(5000, 100, 3600000, 'milliseconds between two polls of a flat (100 to 3600000)'),
+  FLATLINE_POLL_TIMEOUT_MS: int(2000, 50, 3600000, 'milliseconds one poll may take; must be shorter than the interval'),
+  FLATLINE_POLL_CONCURRENCY: int(256, 1, 10000, 'polls in flight at once (1 to 10000)'),
+  FLATLINE_BREAKER_FAILURES: int(3, 1, 1000, 'consecutive failures that open a flat\'s circuit breaker (1 to 1000)'),
+  FLATLINE_BACKOFF_MAX_MS: int(20000, 100, 3600000, 'longest wait before a failing flat is polled again (100 to 3600000)'),
+  FLATLINE_FORWARD_BATCH: int(500, 1, 1000, 'fetch results per Append (1 to 1000)'),
+  FLATLINE_FORWARD_TIMEOUT_MS: int(5000, 100, 60000, 'deadline of one Append (100 to 60000)'),
+  FLATLINE_OUTBOX_WARN_ROWS: int(100000, 1, 100000000, 'outbox size (fetch results) that logs a warning'),
+  FLATLINE_LEASE_BUCKETS: int(64, 1, 4096, 'buckets the flats are hashed into for sharing between replicas (1 to 4096)'),
+  FLATLINE_LEASE_TTL_MS: int(8000, 1000, 600000, 'milliseconds a replica\'s lease lasts without renewal (1000 to 600000)'),
+  FLATLINE_LEASE_RENEW_MS: int(2000, 100, 600000, 'milliseconds between lease renewals; must be under a third of the TTL'),
+  FLATLINE_DB_TIMEOUT_MS: int(3000, 100, 60000, 'milliseconds a lease database call may take (100 to 60000)'),
+  FLATLINE_SHUTDOWN_GRACE_MS: int(5000, 0, 60000, 'milliseconds to drain at shutdown (0 to 60000)'),
+  FLATLINE_LOG_LEVEL: oneOf('info', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const),
+};
+
+/** Typed ingestion configuration. */
+export type IngestionConfig = ReturnType<typeof loadConfig>;
+
+/** Reads the configuration; throws a ConfigError naming a bad variable (also for inconsistent pairs). */
+export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env) {
+  const e = readEnv(INGESTION_ENV, env);
+  if (e.FLATLINE_POLL_TIMEOUT_MS >= e.FLATLINE_POLL_INTERVAL_MS) {
+    throw new ConfigError('FLATLINE_POLL_TIMEOUT_MS', `must be shorter than FLATLINE_POLL_INTERVAL_MS (${e.FLATLINE_POLL_INTERVAL_MS}), got ${e.FLATLINE_POLL_TIMEOUT_MS}`);
+  }
+  if (e.FLATLINE_LEASE_RENEW_MS * 3 > e.FLATLINE_LEASE_TTL_MS) {
+    throw new ConfigError('FLATLINE_LEASE_RENEW_MS', `must be at most a third of FLATLINE_LEASE_TTL_MS (${e.FLATLINE_LEASE_TTL_MS}), got ${e.FLATLINE_LEASE_RENEW_MS}`);
+  }
+  return {
+    id: e.FLATLINE_INGESTION_ID,
+    listen: e.FLATLINE_INGESTION_LISTEN,
+    metricsListen: e.FLATLINE_INGESTION_METRICS_LISTEN,
+    stateDir: resolve(e.FLATLINE_INGESTION_STATE_DIR),
+    devicesUrl: e.FLATLINE_DEVICES_URL.replace(/\/$/, ''),
+    devicesCa: resolve(e.FLATLINE_DEVICES_CA),
+    credentialsFile: resolve(e.FLATLINE_DEVICES_CREDENTIALS),
+    storageAddr: e.FLATLINE_STORAGE_ADDR,
+    mongoUri: e.FLATLINE_MONGODB_URI,
+    poll: {
+      intervalMs: e.FLATLINE_POLL_INTERVAL_MS,
+      timeoutMs: e.FLATLINE_POLL_TIMEOUT_MS,
+      concurrency: e.FLATLINE_POLL_CONCURRENCY,
+      breakerFailures: e.FLATLINE_BREAKER_FAILURES,
+      backoffMaxMs: e.FLATLINE_BACKOFF_MAX_MS,
+    },
+    forward: { batch: e.FLATLINE_FORWARD_BATCH, timeoutMs: e.FLATLINE_FORWARD_TIMEOUT_MS },
+    outboxWarnRows: e.FLATLINE_OUTBOX_WARN_ROWS,
+    lease: { buckets: e.FLATLINE_LEASE_BUCKETS, ttlMs: e.FLATLINE_LEASE_TTL_MS, renewMs: e.FLATLINE_LEASE_RENEW_MS },
+    dbTimeoutMs: e.FLATLINE_DB_TIMEOUT_MS,
+    shutdownGraceMs: e.FLATLINE_SHUTDOWN_GRACE_MS,
+    logLevel: e.FLATLINE_LOG_LEVEL,
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * HTTPS client of the device gateway: keep-alive connections that trust the
+ * gateway's CA (never an unverified connection), Basic auth per flat, a body
+ * size limit, and errors sorted into the outcomes the poller counts.
+ */
+import { readFileSync } from 'node:fs';
+import { Agent, errors, request, type Dispatcher } from 'undici';
+import type { CredentialsMap } from '@flatline/platform/credentials.js';
+
+/** Why a poll failed, as counted in metrics. */
+export type FailureKind = 'timeout' | 'http_error' | 'auth_failed' | 'not_found' | 'malformed' | 'network_error';
+
+/** A failed poll. */
+export class PollError extends Error {
+  constructor(
+    readonly kind: FailureKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PollError';
+  }
+}
+
+/** Largest answer body accepted. */
+const MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+/** Options of the device client. */
+export interface DeviceClientOptions {
+  readonly baseUrl: string;
+  readonly caFile: string;
+  readonly credentials: CredentialsMap;
+  readonly connections: number;
+  /** Extra dispatcher wrapping (the local fault injector hooks in here). */
+  readonly compose?: (dispatcher: Dispatcher) => Dispatcher;
+}
+
+/** Fetches one flat's answer body. */
+export class DeviceClient {
+  private readonly dispatcher: Dispatcher;
+  private readonly agent: Agent;
+  private readonly authorization = new Map<string, string>();
+
+  constructor(private readonly options: DeviceClientOptions) {
+    this.agent = new Agent({
+      connect: { ca: readFileSync(options.caFile), rejectUnauthorized: true },
+      connections: options.connections,
+      pipelining: 1,
+      keepAliveTimeout: 30000,
+      keepAliveMaxTimeout: 60000,
+    });
+    this.dispatcher = options.compose ? options.compose(this.agent) : this.agent;
+    for (const [flat, c] of options.credentials) {
+      this.authorization.set(flat, `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`);
+    }
+  }
+
+  /** The body of GET /flat/<flatId>/measurements/, or a PollError; signal aborts it. */
+  async fetch(flatId: string, signal: AbortSignal): Promise<string> {
+    const authorization = this.authorization.get(flatId);
+    if (authorization === undefined) throw new PollError('auth_failed', `no credentials for flat ${flatId}`);
+    const url = `${this.options.baseUrl}/flat/${encodeURIComponent(flatId)}/measurements/`;
+    try {
+      const res = await request(url, { method: 'GET', headers: { authorization, accept: 'application/json' }, signal, dispatcher: this.dispatcher });
+      if (res.statusCode !== 200) {
+        await res.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
+        if (res.statusCode === 401 || res.statusCode === 403) throw new PollError('auth_failed', `HTTP ${res.statusCode}: credentials refused`);
+        if (res.statusCode === 404) throw new PollError('not_found', 'HTTP 404: unknown flat');
+        throw new PollError('http_error', `HTTP ${res.statusCode}`);
+      }
+      const length = Number(res.headers['content-length'] ?? 0);
+      if (length > MAX_BODY_BYTES) {
+        res.body.destroy();
+        throw new PollError('malformed', `answer of ${length} bytes exceeds ${MAX_BODY_BYTES}`);
+      }
+      return await res.body.text();
+    } catch (err) {
+      throw this.classify(err, signal);
+    }
+  }
+
+  private classify(err: unknown, signal: AbortSignal): PollError {
+    if (err instanceof PollError) return err;
+    if (signal.aborted) return new PollError('timeout', 'timed out');
+    if (err instanceof errors.ResponseContentLengthMismatchError || err instanceof errors.RequestContentLengthMismatchError) {
+      return new PollError('malformed', 'truncated answer (content-length mismatch)');
+    }
+    const e = err as { code?: string; message?: string };
+    if (e.code === 'UND_ERR_SOCKET' || e.code === 'ECONNRESET') return new PollError('malformed', `answer cut off: ${e.message ?? e.code}`);
+    return new PollError('network_error', `${e.code ?? 'error'}: ${e.message ?? String(err)}`);
+  }
+
+  /** Closes every connection. */
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}

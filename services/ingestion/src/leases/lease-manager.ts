@@ -1,0 +1,152 @@
+/**
+ * Sharing the flats between ingestion replicas with leases in MongoDB. Flats
+ * hash into buckets; each replica heartbeats as a member and holds at most
+ * its fair share of bucket leases (buckets / live members, rounded up),
+ * renewing them every renewMs. A lease that is not renewed expires after ttlMs
+ * and another replica takes it, so a dead replica's flats are polled again
+ * within ttl + renew. While the database is unreachable a replica keeps the
+ * buckets it holds (and keeps polling them): double polling is harmless,
+ * storage being idempotent, and no flat goes unpolled.
+ */
+import { hostname } from 'node:os';
+import { MongoServerError, type Db } from 'mongodb';
+import type { Logger } from '@flatline/platform/logger.js';
+
+interface MemberDoc {
+  _id: string;
+  seen_at: Date;
+  host: string;
+}
+
+interface LeaseDoc {
+  _id: number;
+  owner: string | null;
+  expires_at: Date;
+}
+
+const DUPLICATE_KEY = 11000;
+
+/** Lease settings. */
+export interface LeaseSettings {
+  readonly buckets: number;
+  readonly ttlMs: number;
+  readonly renewMs: number;
+  readonly dbTimeoutMs: number;
+}
+
+/** Keeps this replica's share of bucket leases; reports the held set on every change. */
+export class LeaseManager {
+  private held = new Set<number>();
+  private timer: NodeJS.Timeout | undefined;
+  private round: Promise<void> = Promise.resolve();
+  private dbOk: boolean | undefined;
+
+  constructor(
+    private readonly db: Db,
+    private readonly id: string,
+    private readonly settings: LeaseSettings,
+    private readonly logger: Logger,
+    private readonly onChange: (buckets: ReadonlySet<number>, gained: ReadonlySet<number>) => void,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Starts the renewal loop (the first round runs at once). */
+  start(): void {
+    const tick = (): void => {
+      this.round = this.renew().finally(() => {
+        if (this.timer !== undefined) this.timer = setTimeout(tick, this.settings.renewMs);
+      });
+    };
+    this.timer = setTimeout(tick, 0);
+  }
+
+  /** Buckets held now. */
+  buckets(): ReadonlySet<number> {
+    return this.held;
+  }
+
+  /** Stops renewing and gives the leases back, so other replicas take them at once. */
+  async stop(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.round;
+    const timeoutMS = this.settings.dbTimeoutMs;
+    try {
+      await this.db.collection<LeaseDoc>('ingestion_leases').updateMany({ owner: this.id }, { $set: { owner: null, expires_at: new Date(0) } }, { timeoutMS });
+      await this.db.collection<MemberDoc>('ingestion_members').deleteOne({ _id: this.id }, { timeoutMS });
+      this.logger.info({ buckets: this.held.size }, 'leases released');
+    } catch (err) {
+      this.logger.warn({ err }, 'cannot release leases; they expire by themselves');
+    }
+  }
+
+  /** One renewal round; exported for tests through start(). */
+  private async renew(): Promise<void> {
+    const timeoutMS = this.settings.dbTimeoutMs;
+    const now = this.now();
+    const expires = new Date(now + this.settings.ttlMs);
+    const members = this.db.collection<MemberDoc>('ingestion_members');
+    const leases = this.db.collection<LeaseDoc>('ingestion_leases');
+    try {
+      await members.updateOne({ _id: this.id }, { $set: { seen_at: new Date(now), host: hostname() } }, { upsert: true, timeoutMS });
+      const live = await members.countDocuments({ seen_at: { $gt: new Date(now - this.settings.ttlMs) } }, { timeoutMS });
+      const fair = Math.ceil(this.settings.buckets / Math.max(1, live));
+      await leases.updateMany({ owner: this.id }, { $set: { expires_at: expires } }, { timeoutMS });
+      const docs = await leases.find({}, { timeoutMS }).toArray();
+      const mine = new Set(docs.filter((d) => d.owner === this.id && d.expires_at.getTime() > now).map((d) => d._id));
+      // Give back what is over the fair share (a replica joined).
+      for (const bucket of [...mine].slice(fair)) {
+        await leases.updateOne({ _id: bucket, owner: this.id }, { $set: { owner: null, expires_at: new Date(0) } }, { timeoutMS });
+        mine.delete(bucket);
+      }
+      // Take free or expired buckets up to the fair share.
+      const taken = new Map(docs.map((d) => [d._id, d]));
+      const start = Math.floor(Math.random() * this.settings.buckets);
+      for (let i = 0; i < this.settings.buckets && mine.size < fair; i++) {
+        const bucket = (start + i) % this.settings.buckets;
+        const doc = taken.get(bucket);
+        if (doc !== undefined && doc.owner !== null && doc.owner !== this.id && doc.expires_at.getTime() > now) continue;
+        if (mine.has(bucket)) continue;
+        if (await this.claim(bucket, doc, expires)) mine.add(bucket);
+      }
+      this.setDb(true);
+      this.apply(mine);
+    } catch (err) {
+      // Keep what we hold: polling goes on while the database is away.
+      this.setDb(false, err);
+    }
+  }
+
+  private async claim(bucket: number, doc: LeaseDoc | undefined, expires: Date): Promise<boolean> {
+    const leases = this.db.collection<LeaseDoc>('ingestion_leases');
+    const timeoutMS = this.settings.dbTimeoutMs;
+    if (doc === undefined) {
+      try {
+        await leases.insertOne({ _id: bucket, owner: this.id, expires_at: expires }, { timeoutMS });
+        return true;
+      } catch (err) {
+        if (err instanceof MongoServerError && err.code === DUPLICATE_KEY) return false;
+        throw err;
+      }
+    }
+    // Compare-and-set on what we saw, so two replicas cannot both take it.
+    const res = await leases.updateOne({ _id: bucket, owner: doc.owner, expires_at: doc.expires_at }, { $set: { owner: this.id, expires_at: expires } }, { timeoutMS });
+    return res.modifiedCount === 1;
+  }
+
+  private apply(mine: Set<number>): void {
+    const gained = new Set([...mine].filter((b) => !this.held.has(b)));
+    const lost = [...this.held].filter((b) => !mine.has(b));
+    if (gained.size === 0 && lost.length === 0) return;
+    this.logger.info({ held: mine.size, gained: gained.size, released: lost.length }, 'lease buckets changed');
+    this.held = mine;
+    this.onChange(mine, gained);
+  }
+
+  private setDb(ok: boolean, err?: unknown): void {
+    if (ok === this.dbOk) return;
+    this.dbOk = ok;
+    if (ok) this.logger.info('lease database reachable');
+    else this.logger.warn({ err, buckets: this.held.size }, 'lease database unreachable: keeping the buckets held and polling them');
+  }
+}

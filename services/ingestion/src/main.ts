@@ -1,0 +1,80 @@
+/** Ingestion service: composition root (config → dependencies → server → signals). */
+import { join } from 'node:path';
+import { credentials } from '@grpc/grpc-js';
+import { StorageServiceClient } from '@flatline/proto/flatline/storage/v1/storage.js';
+import { loadCredentials } from '@flatline/platform/credentials.js';
+import { GrpcHost } from '@flatline/platform/grpc-host.js';
+import { helpRequested, printHelp } from '@flatline/platform/help.js';
+import { onShutdownSignal, runMain } from '@flatline/platform/lifecycle.js';
+import { announceListening, createLogger } from '@flatline/platform/logger.js';
+import { createMetrics, serveMetrics } from '@flatline/platform/metrics.js';
+import { createMongoClient } from '@flatline/platform/mongo.js';
+import { withPort } from '@flatline/platform/net.js';
+import { INGESTION_ENV, loadConfig } from './config.ts';
+import { DeviceClient } from './devices/device-client.ts';
+import { bucketOf } from './domain/flat-schedule.ts';
+import { LeaseManager } from './leases/lease-manager.ts';
+import { createIngestionMetrics } from './metrics.ts';
+import { Outbox } from './outbox/outbox.ts';
+import { Poller } from './poller.ts';
+import { Forwarder } from './storage/forwarder.ts';
+
+const NAME = 'flatline-ingestion';
+
+runMain(NAME, async () => {
+  if (helpRequested()) {
+    return printHelp(NAME, 'Polls every flat\'s devices over HTTPS, keeps readings in a durable outbox and forwards them to storage.', INGESTION_ENV);
+  }
+  const config = loadConfig();
+  const logger = createLogger(NAME, config.logLevel).child({ replica: config.id });
+  const base = createMetrics('ingestion');
+  const metrics = createIngestionMetrics(base);
+  const flats = loadCredentials(config.credentialsFile);
+
+  const outbox = new Outbox(join(config.stateDir, 'outbox.sqlite'));
+  const pending = outbox.size();
+  if (pending.fetches > 0) logger.info(pending, 'resuming with what the outbox holds');
+  const devices = new DeviceClient({ baseUrl: config.devicesUrl, caFile: config.devicesCa, credentials: flats, connections: config.poll.concurrency });
+  const poller = new Poller(config.poll, devices, outbox, metrics, logger.child({ component: 'poller' }));
+  const storage = new StorageServiceClient(config.storageAddr, credentials.createInsecure(), {
+    // Retries are the forwarder's (with backoff, on an idempotent call): none here, so they do not multiply.
+    'grpc.enable_retries': 0,
+    'grpc.keepalive_time_ms': 10000,
+  });
+  const forwarder = new Forwarder(outbox, storage, { ...config.forward, warnRows: config.outboxWarnRows }, metrics, logger.child({ component: 'forwarder' }));
+
+  const mongo = createMongoClient(config.mongoUri, config.dbTimeoutMs);
+  const byBucket = new Map<number, string[]>();
+  for (const id of flats.keys()) {
+    const b = bucketOf(id, config.lease.buckets);
+    byBucket.set(b, [...(byBucket.get(b) ?? []), id]);
+  }
+  let first = true;
+  const leases = new LeaseManager(mongo.db(), config.id, { ...config.lease, dbTimeoutMs: config.dbTimeoutMs }, logger.child({ component: 'leases' }), (held) => {
+    metrics.bucketsHeld.set(held.size);
+    poller.setFlats([...held].flatMap((b) => byBucket.get(b) ?? []), !first);
+    first = false;
+  });
+
+  const host = new GrpcHost({ logger, metrics: base, reflect: [] });
+  const port = await host.listen(config.listen);
+  const metricsServer = await serveMetrics(config.metricsListen, base.registry, logger);
+  poller.start();
+  forwarder.start();
+  leases.start();
+  host.setServing(true, 'outbox open, polling');
+  announceListening(logger, { grpc: withPort(config.listen, port), metrics: withPort(config.metricsListen, metricsServer.port), flats: flats.size });
+
+  onShutdownSignal(logger, async () => {
+    host.setServing(false, 'shutting down');
+    await leases.stop();
+    await poller.stop(config.shutdownGraceMs / 2);
+    await forwarder.stop(config.shutdownGraceMs / 2);
+    outbox.close();
+    await devices.close();
+    storage.close();
+    await mongo.close();
+    await metricsServer.close();
+    await host.shutdown(1000);
+  });
+});

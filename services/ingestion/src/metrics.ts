@@ -1,0 +1,34 @@
+/** Ingestion's own metrics, in the process registry. */
+import { Counter, Gauge, Histogram } from 'prom-client';
+import type { ServiceMetrics } from '@flatline/platform/metrics.js';
+
+/** Counters and gauges of polling, the outbox, forwarding and leases. */
+export type IngestionMetrics = ReturnType<typeof createIngestionMetrics>;
+
+/** Registers ingestion's metrics in base's registry. */
+export function createIngestionMetrics(base: ServiceMetrics) {
+  const registers = [base.registry];
+  return {
+    polls: new Counter({ name: 'flatline_ingestion_polls_total', help: 'Polls of a flat, by outcome', labelNames: ['outcome'] as const, registers }),
+    pollSeconds: new Histogram({
+      name: 'flatline_ingestion_poll_duration_seconds',
+      help: 'Time of a poll that reached the device gateway',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+      registers,
+    }),
+    readings: new Counter({ name: 'flatline_ingestion_readings_total', help: 'New readings written to the outbox', registers }),
+    missed: new Counter({
+      name: 'flatline_ingestion_readings_missed_total',
+      help: 'Readings a device no longer had when polled (a gap between polls longer than its window)',
+      registers,
+    }),
+    outboxFetches: new Gauge({ name: 'flatline_ingestion_outbox_fetches', help: 'Fetch results waiting in the outbox', registers }),
+    outboxReadings: new Gauge({ name: 'flatline_ingestion_outbox_readings', help: 'Readings waiting in the outbox', registers }),
+    outboxErrors: new Counter({ name: 'flatline_ingestion_outbox_errors_total', help: 'Failed outbox writes (the readings are fetched again next poll)', registers }),
+    forwarded: new Counter({ name: 'flatline_ingestion_forwarded_readings_total', help: 'Readings storage acknowledged', registers }),
+    forwardErrors: new Counter({ name: 'flatline_ingestion_forward_errors_total', help: 'Failed Append calls, by status', labelNames: ['code'] as const, registers }),
+    deadLetters: new Counter({ name: 'flatline_ingestion_dead_letters_total', help: 'Fetch results storage refused as invalid, kept aside', registers }),
+    flatsHeld: new Gauge({ name: 'flatline_ingestion_flats_held', help: 'Flats this replica polls', registers }),
+    bucketsHeld: new Gauge({ name: 'flatline_ingestion_buckets_held', help: 'Lease buckets this replica holds', registers }),
+  };
+}

@@ -1,0 +1,214 @@
+/**
+ * The poller: every flat on its own schedule, polled by one rxjs pipeline with
+ * bounded concurrency. Each poll has a timeout shorter than the interval;
+ * each flat has its own circuit breaker and backoff with jitter (cockatiel),
+ * so a device that takes 30 s never holds up another flat. Answers are
+ * validated, then written to the outbox in small batches before anything else.
+ */
+import {
+  BrokenCircuitError,
+  ConsecutiveBreaker,
+  ExponentialBackoff,
+  TaskCancelledError,
+  TimeoutStrategy,
+  circuitBreaker,
+  handleAll,
+  timeout,
+  type CircuitBreakerPolicy,
+  type IBackoff,
+} from 'cockatiel';
+import { Subject, bufferTime, defer, filter, from, interval, mergeMap, takeUntil, EMPTY, catchError, type Subscription } from 'rxjs';
+import type { Logger } from '@flatline/platform/logger.js';
+import { MalformedAnswerError, parseDeviceAnswer } from './domain/device-answer.ts';
+import { stableFraction } from './domain/flat-schedule.ts';
+import { PollError, type DeviceClient } from './devices/device-client.ts';
+import type { IngestionMetrics } from './metrics.ts';
+import type { NewFetch, Outbox } from './outbox/outbox.ts';
+
+/** Poller settings. */
+export interface PollSettings {
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly concurrency: number;
+  readonly breakerFailures: number;
+  readonly backoffMaxMs: number;
+}
+
+interface FlatState {
+  readonly id: string;
+  nextDueMs: number;
+  busy: boolean;
+  readonly breaker: CircuitBreakerPolicy;
+  backoff: IBackoff<unknown> | undefined;
+  /** When each failure kind was last logged for this flat. */
+  readonly logged: Map<string, number>;
+}
+
+const TICK_MS = 50;
+const LOG_EVERY_MS = 60000;
+
+/** Polls the flats it is given. */
+export class Poller {
+  private readonly flats = new Map<string, FlatState>();
+  private readonly stop$ = new Subject<void>();
+  private readonly retryBackoff: ExponentialBackoff<unknown>;
+  private readonly halfOpenBackoff: ExponentialBackoff<unknown>;
+  private readonly timeoutPolicy;
+  private inFlight = 0;
+  private subscription: Subscription | undefined;
+
+  constructor(
+    private readonly settings: PollSettings,
+    private readonly client: DeviceClient,
+    private readonly outbox: Outbox,
+    private readonly metrics: IngestionMetrics,
+    private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.retryBackoff = new ExponentialBackoff({ initialDelay: Math.min(1000, settings.intervalMs / 5), maxDelay: settings.backoffMaxMs });
+    this.halfOpenBackoff = new ExponentialBackoff({ initialDelay: settings.intervalMs, maxDelay: settings.backoffMaxMs });
+    this.timeoutPolicy = timeout(settings.timeoutMs, TimeoutStrategy.Aggressive);
+  }
+
+  /**
+   * Sets the flats to poll. Flats new to this poller are polled soon: at once
+   * (spread over a second) when taken over from another replica, else at a
+   * stable offset in the interval so that many flats spread evenly.
+   */
+  setFlats(ids: Iterable<string>, takeover: boolean): void {
+    const wanted = new Set(ids);
+    for (const id of this.flats.keys()) if (!wanted.has(id)) this.flats.delete(id);
+    const now = this.now();
+    for (const id of wanted) {
+      if (this.flats.has(id)) continue;
+      const spread = takeover ? Math.min(1000, this.settings.intervalMs) : this.settings.intervalMs;
+      this.flats.set(id, {
+        id,
+        nextDueMs: now + stableFraction(id) * spread,
+        busy: false,
+        breaker: circuitBreaker(handleAll, { halfOpenAfter: this.halfOpenBackoff, breaker: new ConsecutiveBreaker(this.settings.breakerFailures) }),
+        backoff: undefined,
+        logged: new Map(),
+      });
+    }
+    this.metrics.flatsHeld.set(this.flats.size);
+  }
+
+  /** Flats polled now. */
+  flatIds(): string[] {
+    return [...this.flats.keys()];
+  }
+
+  /** Starts polling. */
+  start(): void {
+    this.subscription = interval(TICK_MS)
+      .pipe(
+        takeUntil(this.stop$),
+        mergeMap(() => from(this.takeDue())),
+        mergeMap((flat) => defer(() => this.poll(flat)), this.settings.concurrency),
+        filter((f): f is NewFetch => f !== undefined),
+        bufferTime(25, null, 500),
+        filter((batch) => batch.length > 0),
+        mergeMap((batch) => {
+          this.save(batch);
+          return EMPTY;
+        }),
+        catchError((err: unknown) => {
+          this.logger.fatal({ err }, 'poller pipeline failed');
+          throw err;
+        }),
+      )
+      .subscribe();
+  }
+
+  /** Stops scheduling and waits (at most graceMs) for polls in flight; what they fetched is saved. */
+  async stop(graceMs: number): Promise<void> {
+    this.stop$.next();
+    const end = this.now() + graceMs;
+    while (this.inFlight > 0 && this.now() < end) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 50));
+    this.subscription?.unsubscribe();
+  }
+
+  private takeDue(): FlatState[] {
+    const now = this.now();
+    const due: FlatState[] = [];
+    for (const flat of this.flats.values()) {
+      if (!flat.busy && flat.nextDueMs <= now) {
+        flat.busy = true;
+        due.push(flat);
+      }
+    }
+    return due;
+  }
+
+  private async poll(flat: FlatState): Promise<NewFetch | undefined> {
+    const started = this.now();
+    this.inFlight += 1;
+    try {
+      const readings = await flat.breaker.execute(() =>
+        this.timeoutPolicy.execute(async (_ctx, signal) => {
+          const stop = this.metrics.pollSeconds.startTimer();
+          try {
+            return parseDeviceAnswer(await this.client.fetch(flat.id, signal), flat.id);
+          } finally {
+            stop();
+          }
+        }),
+      );
+      flat.backoff = undefined;
+      flat.nextDueMs = Math.max(started + this.settings.intervalMs, this.now());
+      this.metrics.polls.inc({ outcome: 'ok' });
+      return { flatId: flat.id, fetchedAtMs: this.now(), readings };
+    } catch (err) {
+      const kind = this.kindOf(err);
+      this.metrics.polls.inc({ outcome: kind });
+      if (kind === 'circuit_open') {
+        flat.nextDueMs = this.now() + Math.min(this.settings.intervalMs, 1000);
+      } else {
+        flat.backoff = flat.backoff === undefined ? this.retryBackoff.next() : flat.backoff.next(undefined);
+        flat.nextDueMs = this.now() + Math.min(flat.backoff.duration, this.settings.backoffMaxMs);
+        this.logFailure(flat, kind, err);
+      }
+      return undefined;
+    } finally {
+      this.inFlight -= 1;
+      flat.busy = false;
+    }
+  }
+
+  private kindOf(err: unknown): string {
+    if (err instanceof BrokenCircuitError) return 'circuit_open';
+    if (err instanceof TaskCancelledError) return 'timeout';
+    if (err instanceof MalformedAnswerError) return 'malformed';
+    if (err instanceof PollError) return err.kind;
+    return 'error';
+  }
+
+  private logFailure(flat: FlatState, kind: string, err: unknown): void {
+    const now = this.now();
+    if (now - (flat.logged.get(kind) ?? -Infinity) < LOG_EVERY_MS) return;
+    flat.logged.set(kind, now);
+    const message = err instanceof Error ? err.message : String(err);
+    this.logger.warn({ flat: flat.id, outcome: kind, reason: message }, 'poll failed (logged once a minute per flat and outcome)');
+  }
+
+  private save(batch: NewFetch[]): void {
+    try {
+      const recorded = this.outbox.record(batch);
+      let fresh = 0;
+      let missed = 0;
+      for (const r of recorded) {
+        fresh += r.fresh;
+        missed += r.missed;
+      }
+      this.metrics.readings.inc(fresh);
+      if (missed > 0) this.metrics.missed.inc(missed);
+    } catch (err) {
+      // Nothing was kept and the cursors did not move: the next poll fetches
+      // the same readings again (devices answer a window of them).
+      this.metrics.outboxErrors.inc();
+      this.logger.error({ err, fetches: batch.length }, 'cannot write the outbox');
+    }
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * Sends the outbox to storage, oldest first, and deletes only what storage
+ * acknowledged. While storage is unavailable the outbox grows; the forwarder
+ * retries with exponential backoff and jitter (cockatiel) and warns once when
+ * the outbox passes its size threshold. Append is idempotent, so a batch that
+ * was stored but whose answer was lost is simply sent again.
+ */
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { ExponentialBackoff, type IBackoff } from 'cockatiel';
+import { StorageServiceClient, type AppendRequest } from '@flatline/proto/flatline/storage/v1/storage.js';
+import { unaryCall } from '@flatline/platform/grpc-client.js';
+import type { Logger } from '@flatline/platform/logger.js';
+import type { IngestionMetrics } from '../metrics.ts';
+import type { Outbox, OutboxFetch } from '../outbox/outbox.ts';
+
+/** Forwarder settings. */
+export interface ForwardSettings {
+  readonly batch: number;
+  readonly timeoutMs: number;
+  readonly warnRows: number;
+}
+
+const MAX_READINGS_PER_APPEND = 10000;
+const IDLE_MS = 100;
+
+/** Builds the Append request of a batch. */
+export function toAppendRequest(batch: readonly OutboxFetch[]): AppendRequest {
+  return {
+    fetches: batch.map((f) => ({
+      flatId: f.flatId,
+      fetchedAt: new Date(f.fetchedAtMs),
+      readings: f.readings.map((r) => ({
+        flatId: f.flatId,
+        deviceId: r.deviceId,
+        seq: String(r.seq),
+        takenAt: new Date(r.takenAtMs),
+        quantity: r.quantity,
+        unit: r.unit,
+        value: r.value,
+      })),
+    })),
+  };
+}
+
+/** The outbox → storage loop. */
+export class Forwarder {
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private backoff: IBackoff<unknown> | undefined;
+  private readonly backoffFactory = new ExponentialBackoff({ initialDelay: 100, maxDelay: 5000 });
+  private warned = false;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly outbox: Outbox,
+    private readonly client: StorageServiceClient,
+    private readonly settings: ForwardSettings,
+    private readonly metrics: IngestionMetrics,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Starts forwarding in the background. */
+  start(): void {
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Stops after the call in flight; with drainMs > 0 first tries to empty the outbox for that long. */
+  async stop(drainMs = 0): Promise<void> {
+    const end = Date.now() + drainMs;
+    while (drainMs > 0 && this.outbox.size().fetches > 0 && Date.now() < end && this.backoff === undefined) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+  }
+
+  private async sleep(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.wake = undefined;
+  }
+
+  private async run(): Promise<void> {
+    let single = false;
+    while (this.running) {
+      this.observeSize();
+      const batch = this.outbox.peek(single ? 1 : this.settings.batch, MAX_READINGS_PER_APPEND);
+      if (batch.length === 0) {
+        await this.sleep(IDLE_MS);
+        continue;
+      }
+      try {
+        await unaryCall(this.client, this.client.append, toAppendRequest(batch), this.settings.timeoutMs);
+        this.outbox.ack(batch[batch.length - 1]!.id);
+        this.metrics.forwarded.inc(batch.reduce((n, f) => n + f.readings.length, 0));
+        if (this.backoff !== undefined) this.logger.info('storage accepts appends again');
+        this.backoff = undefined;
+        single = false;
+      } catch (err) {
+        const e = err as ServiceError;
+        this.metrics.forwardErrors.inc({ code: status[e.code] ?? 'UNKNOWN' });
+        if (e.code === status.INVALID_ARGUMENT) {
+          if (batch.length > 1) {
+            single = true; // find the one storage refuses
+          } else {
+            this.deadLetter(batch[0]!, e.details);
+          }
+          continue;
+        }
+        if (this.backoff === undefined) this.logger.warn({ code: status[e.code], reason: e.details }, 'storage does not accept appends; the outbox keeps everything and retries');
+        this.backoff = this.backoff === undefined ? this.backoffFactory.next() : this.backoff.next(undefined);
+        await this.sleep(this.backoff.duration);
+      }
+    }
+  }
+
+  private deadLetter(fetch: OutboxFetch, reason: string): void {
+    this.logger.error({ flat: fetch.flatId, readings: fetch.readings.length, reason }, 'storage refused a fetch result as invalid; kept in the dead-letter table');
+    this.outbox.deadLetter(fetch.id, reason);
+    this.metrics.deadLetters.inc();
+  }
+
+  private observeSize(): void {
+    const size = this.outbox.size();
+    this.metrics.outboxFetches.set(size.fetches);
+    this.metrics.outboxReadings.set(size.readings);
+    if (size.fetches >= this.settings.warnRows && !this.warned) {
+      this.warned = true;
+      this.logger.warn({ fetches: size.fetches, readings: size.readings, threshold: this.settings.warnRows }, 'outbox passed its warning size');
+    } else if (size.fetches < this.settings.warnRows / 2) {
+      this.warned = false;
+    }
+  }
+}

@@ -1,0 +1,172 @@
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { TOOLS_BIN } from '@flatline/cli/paths.js';
+import { FREE_PORTS, LocalStack } from '@flatline/cli/stack/stack.js';
+import { flatIds, loadCredentials } from '@flatline/platform/credentials.js';
+import { freshness, metric, seqGaps } from './support/checks.ts';
+import { eventually, tempDir } from './support/stack.ts';
+
+const run = promisify(execFile);
+const FLATS = 24;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Worst freshness over every flat (or the healthy ones), read with the real grpcurl. */
+async function worstAgeByGrpcurl(query: string, exclude: string[] = []): Promise<{ worst: number; count: number; never: number }> {
+  const { stdout } = await run(join(TOOLS_BIN, 'grpcurl'), ['-plaintext', '-d', JSON.stringify({ exclude_flat_ids: exclude }), query, 'flatline.query.v1.QueryService/GetFreshness']);
+  const report = (JSON.parse(stdout) as { report: { worstAgeSeconds?: number; flatCount?: number; neverFetchedCount?: number } }).report;
+  return { worst: report.worstAgeSeconds ?? 0, count: report.flatCount ?? 0, never: report.neverFetchedCount ?? 0 };
+}
+
+async function control(stack: LocalStack, method: string, path: string, body?: unknown): Promise<void> {
+  const res = await fetch(`http://${stack.devices.addresses['control']}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  expect(res.status, await res.text()).to.be.within(200, 299);
+}
+
+async function outboxTotal(stack: LocalStack): Promise<number> {
+  let total = 0;
+  for (const r of stack.ingestion) if (r?.process.running) total += await metric(r.metrics, 'flatline_ingestion_outbox_fetches');
+  return total;
+}
+
+async function pollOutcomes(stack: LocalStack, outcome: string): Promise<number> {
+  let total = 0;
+  for (const r of stack.ingestion) if (r?.process.running) total += await metric(r.metrics, 'flatline_ingestion_polls_total', `outcome="${outcome}"`);
+  return total;
+}
+
+describe('the whole stack (FerretDB, simulator, storage, query, two ingestion replicas)', function () {
+  this.timeout(180000);
+  const dir = tempDir('stack');
+  let stack: LocalStack;
+
+  before(async () => {
+    stack = await LocalStack.start({
+      stateDir: dir.path,
+      host: '127.0.0.1',
+      ports: FREE_PORTS,
+      flats: FLATS,
+      intervalMs: 1000,
+      replicas: 2,
+      logLevel: 'info',
+      env: {
+        ingestion: { FLATLINE_LEASE_TTL_MS: '3000', FLATLINE_LEASE_RENEW_MS: '1000', FLATLINE_POLL_TIMEOUT_MS: '600', FLATLINE_BACKOFF_MAX_MS: '2000' },
+        storage: { FLATLINE_DB_TIMEOUT_MS: '1500', FLATLINE_DB_PING_MS: '300' },
+        query: { FLATLINE_DB_TIMEOUT_MS: '1500', FLATLINE_DB_PING_MS: '300' },
+      },
+    });
+  });
+
+  after(async () => {
+    await stack?.stop();
+    dir.cleanup();
+  });
+
+  it('reaches freshness under 20 s for every flat, read with grpcurl', async () => {
+    const ok = await eventually(async () => {
+      const f = await worstAgeByGrpcurl(stack.query.grpc);
+      return f.count === FLATS && f.never === 0 && f.worst < 20;
+    }, 30000, 500);
+    expect(ok, JSON.stringify(await worstAgeByGrpcurl(stack.query.grpc))).to.equal(true);
+  });
+
+  it('splits the flats between the replicas without overlap', async () => {
+    const held = async () => Promise.all(stack.ingestion.map((r) => metric(r!.metrics, 'flatline_ingestion_flats_held')));
+    // The first replica holds everything until it sees the second; they settle within a few lease rounds.
+    const settled = await eventually(async () => {
+      const h = await held();
+      return h.reduce((a, b) => a + b, 0) === FLATS && Math.min(...h) > 0;
+    }, 10000, 250);
+    expect(settled, `flats held: ${(await held()).join(', ')}`).to.equal(true);
+  });
+
+  it('stores every device reading with no gap in any sequence', async () => {
+    await sleep(3000);
+    const report = await seqGaps(stack.db.uri);
+    expect(report.devices).to.equal(FLATS * 3);
+    expect(report.gaps).to.deep.equal([]);
+  });
+
+  it('loses nothing when an ingestion replica is SIGKILLed mid-run and restarted', async () => {
+    stack.ingestion[0]!.process.signal('SIGKILL');
+    await stack.ingestion[0]!.process.exited;
+    await sleep(2500);
+    await stack.startIngestion(0);
+    await sleep(4000);
+    expect(await eventually(async () => (await outboxTotal(stack)) === 0, 20000)).to.equal(true);
+    const report = await seqGaps(stack.db.uri);
+    expect(report.gaps).to.deep.equal([]);
+    expect((await freshness(stack.query.grpc)).worstAgeSeconds).to.be.below(20);
+  });
+
+  it('counts malformed and failing device answers and keeps the other flats fresh', async () => {
+    const broken: Record<string, string> = { '1': 'http-500', '2': 'malformed-json', '3': 'wrong-types', '4': 'truncated-body', '5': 'slow-body', '6': 'http-503' };
+    const before = { malformed: await pollOutcomes(stack, 'malformed'), http: await pollOutcomes(stack, 'http_error'), timeout: await pollOutcomes(stack, 'timeout') };
+    for (const [flat, mode] of Object.entries(broken)) await control(stack, 'PUT', `/behaviours/${flat}`, { mode, delay_ms: 30000 });
+    try {
+      await sleep(6000);
+      const after = { malformed: await pollOutcomes(stack, 'malformed'), http: await pollOutcomes(stack, 'http_error'), timeout: await pollOutcomes(stack, 'timeout') };
+      expect(after.malformed - before.malformed, 'malformed').to.be.at.least(3);
+      expect(after.http - before.http, 'http errors').to.be.at.least(2);
+      expect(after.timeout - before.timeout, 'timeouts').to.be.at.least(1);
+      const healthy = await freshness(stack.query.grpc, { excludeFlatIds: Object.keys(broken) });
+      expect(healthy.flatCount).to.equal(FLATS - 6);
+      expect(healthy.worstAgeSeconds).to.be.below(20);
+      for (const r of stack.ingestion) expect(r!.process.running, `${r!.process.name} still runs`).to.equal(true);
+    } finally {
+      await control(stack, 'DELETE', '/behaviours');
+    }
+    expect(await eventually(async () => (await freshness(stack.query.grpc)).worstAgeSeconds < 20, 30000, 500)).to.equal(true);
+  });
+
+  it('loses nothing while FerretDB is stopped for 20 s: the outboxes grow, then drain to empty', async () => {
+    await stack.db.process.stop();
+    await sleep(20000);
+    expect(await outboxTotal(stack), 'outbox grew while the database was away').to.be.greaterThan(0);
+    await stack.startDb();
+    expect(await eventually(async () => (await outboxTotal(stack)) === 0, 60000, 500), 'outbox drained').to.equal(true);
+    const report = await seqGaps(stack.db.uri);
+    expect(report.gaps).to.deep.equal([]);
+    expect(await eventually(async () => (await freshness(stack.query.grpc)).worstAgeSeconds < 20, 30000, 500)).to.equal(true);
+  });
+
+  it('polls a dead replica\'s flats again within the takeover time', async () => {
+    const killedAt = Date.now();
+    stack.ingestion[1]!.process.signal('SIGKILL');
+    await stack.ingestion[1]!.process.exited;
+    // Every flat fetched after the kill, within 15 s.
+    const ok = await eventually(async () => {
+      const f = await freshness(stack.query.grpc);
+      return f.stalest.length === FLATS && f.stalest.every((s) => (s.lastFetchAt?.getTime() ?? 0) > killedAt + 1000);
+    }, 15000, 250);
+    expect(ok, `took over within 15 s (${(Date.now() - killedAt) / 1000} s)`).to.equal(true);
+    expect(await metric(stack.ingestion[0]!.metrics, 'flatline_ingestion_flats_held')).to.equal(FLATS);
+  });
+
+  it('counts wrong credentials as authentication failures and never logs a password', async () => {
+    const wrong = join(dir.path, 'wrong-credentials.json');
+    const real = loadCredentials(stack.credentialsFile);
+    const flats = Object.fromEntries(flatIds(FLATS).map((id) => [id, { username: `flat-${id}`, password: `not-the-password-${id}` }]));
+    writeFileSync(wrong, JSON.stringify({ version: 1, flats }));
+    const intruder = await stack.startIngestion(5, {
+      FLATLINE_DEVICES_CREDENTIALS: wrong,
+      // Leases of its own, so that it polls every flat without taking any from the real replicas.
+      FLATLINE_MONGODB_URI: stack.db.uri.replace(/\/flatline$/, '/intruder'),
+    });
+    expect(await eventually(async () => (await metric(intruder.metrics, 'flatline_ingestion_polls_total', 'outcome="auth_failed"')) >= 3, 15000)).to.equal(true);
+    expect(await metric(intruder.metrics, 'flatline_ingestion_polls_total', 'outcome="ok"')).to.equal(0);
+    await intruder.process.stop();
+    const secrets = [...Object.values(flats).map((c) => c.password), ...[...real.values()].map((c) => c.password)];
+    for (const file of readdirSync(stack.logs)) {
+      const text = readFileSync(join(stack.logs, file), 'utf8');
+      for (const secret of secrets) expect(text.includes(secret), `${file} contains a password`).to.equal(false);
+      expect(/authorization":\s*"Basic/i.test(text), `${file} contains an Authorization header`).to.equal(false);
+    }
+  });
+});
