@@ -19,7 +19,7 @@ runMain(NAME, async () => {
   const logger = createLogger(NAME, config.logLevel);
   const metrics = createMetrics('storage');
   const client = createMongoClient(config.mongoUri, config.dbTimeoutMs);
-  const store = new ReadingStore(client.db());
+  const store = new ReadingStore(client.db(), config.dbTimeoutMs);
   const host = new GrpcHost({ logger, metrics, reflect: ['flatline.storage.v1.StorageService'] });
 
   let indexed = false;

@@ -63,11 +63,18 @@ describe('storage service (real FerretDB, real process)', function () {
     expect(latest.readings.map((r) => [r.seq, r.value])).to.deep.equal([['5', 50]]);
   });
 
+  it('orders latest by seq as a number (9 < 10) and keeps device ids with dots apart', async () => {
+    await append({ fetches: [{ flatId: 'order-1', fetchedAt: at(20), readings: [reading('order-1', 'heat.a', 10, 10), reading('order-1', 'heat', 9, 9)] }] });
+    await append({ fetches: [{ flatId: 'order-1', fetchedAt: at(21), readings: [reading('order-1', 'heat.a', 9, 9), reading('order-1', 'heat', 10, 10)] }] });
+    const latest = await unaryCall(queryClient, queryClient.getLatest, { flatId: 'order-1' }, 5000);
+    expect(latest.readings.map((r) => [r.deviceId, r.seq])).to.deep.equal([['heat', '10'], ['heat.a', '10']]);
+  });
+
   it('records a fetch with no readings, and never moves the last fetch backwards', async () => {
     await append({ fetches: [{ flatId: 'empty-1', fetchedAt: at(30), readings: [] }] });
     await append({ fetches: [{ flatId: 'empty-1', fetchedAt: at(25), readings: [] }] });
-    const doc = await mongo.db().collection('fetches').findOne({ _id: 'empty-1' as never });
-    expect((doc?.['last_fetch_at'] as Date).toISOString()).to.equal(at(30).toISOString());
+    const latest = await unaryCall(queryClient, queryClient.getLatest, { flatId: 'empty-1' }, 5000);
+    expect(latest.lastFetchAt?.toISOString()).to.equal(at(30).toISOString());
   });
 
   const bad: Array<[string, AppendRequest, RegExp]> = [

@@ -2,12 +2,12 @@
 import type { Db, Filter } from 'mongodb';
 import type { Reading } from '@flatline/proto/flatline/reading/v1/reading.js';
 import { guard } from '@flatline/platform/mongo.js';
-import { COLLECTIONS, type FetchDoc, type LatestDoc, type ReadingDoc } from '@flatline/platform/store-schema.js';
+import { COLLECTIONS, decodeLatest, deviceIdOf, stateBucket, type ReadingDoc, type StateDoc } from '@flatline/platform/store-schema.js';
 import type { LastFetch } from '../domain/freshness.ts';
 import type { Cursor } from '../domain/page-token.ts';
 import type { RangeQuery } from '../domain/query-args.ts';
 
-function toReading(d: LatestDoc | ReadingDoc): Reading {
+function toReading(d: ReadingDoc): Reading {
   return { flatId: d.flat_id, deviceId: d.device_id, seq: String(d.seq), takenAt: d.taken_at, quantity: d.quantity, unit: d.unit, value: d.value };
 }
 
@@ -24,13 +24,20 @@ export class QueryStore {
 
   /** Latest reading of each device of a flat, ordered by device id, and its last fetch. */
   async latest(flatId: string, timeoutMS: number): Promise<{ readings: Reading[]; lastFetchAt: Date | undefined }> {
-    return guard('read latest', async () => {
-      const [docs, fetch] = await Promise.all([
-        this.db.collection<LatestDoc>(COLLECTIONS.latest).find({ flat_id: flatId }, { timeoutMS }).sort({ device_id: 1 }).toArray(),
-        this.db.collection<FetchDoc>(COLLECTIONS.fetches).findOne({ _id: flatId }, { timeoutMS }),
-      ]);
-      return { readings: docs.map(toReading), lastFetchAt: fetch?.last_fetch_at };
-    });
+    const doc = await guard('read latest', () =>
+      this.db
+        .collection<StateDoc>(COLLECTIONS.state)
+        .findOne({ _id: stateBucket(flatId) }, { projection: { [`at.${flatId}`]: 1, [`latest.${flatId}`]: 1 }, timeoutMS }),
+    );
+    const readings = Object.entries(doc?.latest?.[flatId] ?? {})
+      .flatMap(([key, text]): Reading[] => {
+        const v = decodeLatest(text);
+        return v === undefined
+          ? []
+          : [{ flatId, deviceId: deviceIdOf(key), seq: String(v.seq), takenAt: new Date(v.takenAtMs), quantity: v.quantity, unit: v.unit, value: v.value }];
+      })
+      .sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
+    return { readings, lastFetchAt: doc?.at?.[flatId] };
   }
 
   /** One page of a flat's readings in a time range, ordered by (taken_at, device_id, seq). */
@@ -71,10 +78,15 @@ export class QueryStore {
 
   /** Last successful fetch of the given flats, or of every flat when flatIds is undefined. */
   async lastFetches(flatIds: readonly string[] | undefined, timeoutMS: number): Promise<LastFetch[]> {
-    const filter: Filter<FetchDoc> = flatIds === undefined ? {} : { _id: { $in: [...flatIds] } };
+    const filter: Filter<StateDoc> = flatIds === undefined ? {} : { _id: { $in: [...new Set(flatIds.map(stateBucket))] } };
     const docs = await guard('read fetches', () =>
-      this.db.collection<FetchDoc>(COLLECTIONS.fetches).find(filter, { timeoutMS }).toArray(),
+      this.db.collection<StateDoc>(COLLECTIONS.state).find(filter, { projection: { at: 1 }, timeoutMS }).toArray(),
     );
-    return docs.map((d) => ({ flatId: d._id, at: d.last_fetch_at }));
+    const wanted = flatIds === undefined ? undefined : new Set(flatIds);
+    return docs.flatMap((d) =>
+      Object.entries(d.at ?? {})
+        .filter(([flatId]) => wanted === undefined || wanted.has(flatId))
+        .map(([flatId, at]) => ({ flatId, at })),
+    );
   }
 }
