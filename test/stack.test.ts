@@ -56,6 +56,9 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
       replicas: 2,
       logLevel: 'info',
       env: {
+        // A window shorter than the database outage below, so that nothing
+        // but the outbox can bring back readings fetched during it.
+        devices: { FLATLINE_DEVICES_WINDOW_MS: '10000' },
         ingestion: { FLATLINE_LEASE_TTL_MS: '3000', FLATLINE_LEASE_RENEW_MS: '1000', FLATLINE_POLL_TIMEOUT_MS: '600', FLATLINE_BACKOFF_MAX_MS: '2000' },
         storage: { FLATLINE_DB_TIMEOUT_MS: '1500', FLATLINE_DB_PING_MS: '300' },
         query: { FLATLINE_DB_TIMEOUT_MS: '1500', FLATLINE_DB_PING_MS: '300' },
