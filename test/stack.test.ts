@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { TOOLS_BIN } from '@flatline/cli/paths.js';
+import { REPO_ROOT, TOOLS_BIN } from '@flatline/cli/paths.js';
 import { FREE_PORTS, LocalStack } from '@flatline/cli/stack/stack.js';
 import { flatIds, loadCredentials } from '@flatline/platform/credentials.js';
 import { freshness, metric, seqGaps } from './support/checks.ts';
@@ -137,6 +137,39 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
     const report = await seqGaps(stack.db.uri);
     expect(report.gaps).to.deep.equal([]);
     expect(await eventually(async () => (await freshness(stack.query.grpc)).worstAgeSeconds < 20, 30000, 500)).to.equal(true);
+  });
+
+  // After the zero-gap checks: a flat held off longer than the devices' window loses readings, by design.
+  it('flatline fault on devices-slow makes one flat stale while the others stay fresh; off --all brings it back', async () => {
+    const flatline = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'cli/src/main.ts', ...args, '--state-dir', dir.path], { cwd: REPO_ROOT });
+    const on = await flatline('fault', 'on', 'devices-slow', '--flats', '7', '--delay', '30s');
+    expect(on.stdout).to.contain('devices-slow on (flats 7)');
+    try {
+      await sleep(7000);
+      const seven = await freshness(stack.query.grpc, { flatIds: ['7'] });
+      expect(seven.worstAgeSeconds, 'flat 7 is stale').to.be.at.least(5);
+      const others = await freshness(stack.query.grpc, { excludeFlatIds: ['7'] });
+      expect(others.flatCount).to.equal(FLATS - 1);
+      expect(others.worstAgeSeconds, 'the other flats stay fresh').to.be.below(5);
+      const status = JSON.parse((await flatline('fault', 'status', '--json')).stdout) as Array<{ name: string; delayedLastMinute: number }>;
+      expect(status.map((f) => f.name)).to.deep.equal(['devices-slow']);
+      expect(status[0]!.delayedLastMinute, 'requests touched').to.be.greaterThan(0);
+    } finally {
+      await flatline('fault', 'off', '--all');
+    }
+    expect(await eventually(async () => (await freshness(stack.query.grpc, { flatIds: ['7'] })).worstAgeSeconds < 5, 30000, 500), 'flat 7 fresh again').to.equal(true);
+  });
+
+  it('fault off --all restores a fault file left corrupt by a crashed toggle', async () => {
+    writeFileSync(join(dir.path, 'faults.json'), '{"version":1,"faults":[{"name":"devices-sl');
+    const flatline = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'cli/src/main.ts', ...args, '--state-dir', dir.path], { cwd: REPO_ROOT });
+    const refused = await flatline('fault', 'off', 'devices-slow').catch((e: { code: number; stderr: string }) => e);
+    expect((refused as { code: number }).code).to.equal(2);
+    expect((refused as { stderr: string }).stderr).to.contain('off --all rewrites it');
+    await flatline('fault', 'off', '--all');
+    expect(JSON.parse(readFileSync(join(dir.path, 'faults.json'), 'utf8'))).to.deep.equal({ version: 1, faults: [] });
+    const bad = await flatline('fault', 'on', 'storage-unavailable', '--status', 'NOPE').catch((e: { code: number; stderr: string }) => e);
+    expect((bad as { stderr: string }).stderr).to.contain('invalid fault: fault.abort.grpcStatus: must be a gRPC status name');
   });
 
   it('polls a dead replica\'s flats again within the takeover time', async () => {

@@ -1,6 +1,7 @@
 /** The `flatline` command. */
 import { Command } from 'commander';
 import { benchCommand } from './commands/bench.ts';
+import { faultCommand } from './commands/fault.ts';
 import { freshnessCommand } from './commands/freshness.ts';
 import { statusCommand } from './commands/status.ts';
 import { upCommand } from './commands/up.ts';
@@ -11,6 +12,7 @@ const program = new Command('flatline')
   .addCommand(upCommand())
   .addCommand(statusCommand())
   .addCommand(freshnessCommand())
+  .addCommand(faultCommand())
   .addCommand(benchCommand());
 
 await program.parseAsync(process.argv);

@@ -1,5 +1,5 @@
 /** `flatline up`: the whole local stack in the foreground, until Ctrl-C. */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_STATE_DIR, REPO_ROOT, serviceEntry, TOOLS_BIN } from '../paths.ts';
@@ -91,26 +91,11 @@ async function up(o: UpOptions, ports: StackPorts): Promise<void> {
         });
       },
     );
-    writeFileSync(join(o.stateDir, 'stack.json'), JSON.stringify(addressesOf(stack), null, 1));
     printTable(stack);
   } catch (err) {
     say(`[up] ${(err as Error).message}`);
     await stopAll(1);
   }
-}
-
-/** The addresses `flatline status` and `flatline freshness` read. */
-function addressesOf(stack: LocalStack): Record<string, unknown> {
-  return {
-    query: stack.query.grpc,
-    storage: stack.storage.grpc,
-    devices: stack.devices.addresses['https'],
-    devicesControl: stack.devices.addresses['control'],
-    database: stack.db.address,
-    ingestion: stack.ingestion.map((r) => ({ grpc: r?.grpc, metrics: r?.metrics })),
-    metrics: { storage: stack.storage.metrics, query: stack.query.metrics, devices: stack.devices.metrics },
-    pid: process.pid,
-  };
 }
 
 function printTable(stack: LocalStack): void {

@@ -3,7 +3,7 @@
  * ingestion replicas on this machine, with all state under one folder.
  * `flatline up` runs it in the foreground; tests start it on free ports.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { flatIds, loadCredentials, writeCredentials } from '@flatline/platform/credentials.js';
 import { startDatabase, startService, type RunningDatabase, type RunningService } from './components.ts';
@@ -75,6 +75,11 @@ export class LocalStack {
     return join(this.options.stateDir, 'logs');
   }
 
+  /** The local plane's fault file (flatline fault on/off writes it). */
+  get faultsFile(): string {
+    return join(this.options.stateDir, 'faults.json');
+  }
+
   /** The credentials file the simulator and ingestion share. */
   get credentialsFile(): string {
     return join(this.options.stateDir, 'devices', 'credentials.json');
@@ -122,6 +127,7 @@ export class LocalStack {
 
     say(`starting ${options.replicas} ingestion replica(s)…`);
     for (let i = 0; i < options.replicas; i++) onStarted(`ingestion-${i}`, await this.startIngestion(i));
+    this.writeStackFile();
   }
 
   private ensureCredentials(say: (line: string) => void): void {
@@ -205,6 +211,7 @@ export class LocalStack {
         FLATLINE_DEVICES_CA: join(this.options.stateDir, 'devices', 'ca.pem'),
         FLATLINE_DEVICES_CREDENTIALS: this.credentialsFile,
         FLATLINE_STORAGE_ADDR: this.storage.grpc,
+        FLATLINE_FAULTS_FILE: this.faultsFile,
         FLATLINE_POLL_INTERVAL_MS: String(this.options.intervalMs),
         FLATLINE_POLL_TIMEOUT_MS: String(Math.min(2000, Math.floor(this.options.intervalMs * 0.6))),
         ...this.options.env?.ingestion,
@@ -213,7 +220,23 @@ export class LocalStack {
       logFile: join(this.logs, `${name}.log`),
     });
     this.ingestion[i] = running;
+    if (this.query !== undefined) this.writeStackFile();
     return running;
+  }
+
+  /** Writes <state>/stack.json: the addresses `flatline status`, `freshness` and `fault` read. */
+  writeStackFile(): void {
+    const file = {
+      query: this.query.grpc,
+      storage: this.storage.grpc,
+      devices: this.devices.addresses['https'],
+      devicesControl: this.devices.addresses['control'],
+      database: this.db.address,
+      ingestion: this.ingestion.map((r) => ({ grpc: r?.grpc, metrics: r?.metrics })),
+      metrics: { storage: this.storage.metrics, query: this.query.metrics, devices: this.devices.metrics },
+      pid: process.pid,
+    };
+    writeFileSync(join(this.options.stateDir, 'stack.json'), JSON.stringify(file, null, 1));
   }
 
   /** Stops everything, ingestion first (so it drains), the database last. */

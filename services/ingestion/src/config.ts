@@ -18,6 +18,7 @@ export const INGESTION_ENV = {
   FLATLINE_DEVICES_CA: text('.state/devices/ca.pem', 'PEM file of the CA that signed the device gateway\'s certificate'),
   FLATLINE_DEVICES_CREDENTIALS: text('.state/devices/credentials.json', 'the flats\' credentials file (which flats exist, and how to log in)'),
   FLATLINE_STORAGE_ADDR: hostPort('127.0.0.1:7101'),
+  FLATLINE_FAULTS_FILE: text('.state/faults.json', 'the local fault file (flatline fault on/off writes it; absent means no fault)'),
   FLATLINE_MONGODB_URI: mongoUri('mongodb://127.0.0.1:27117/flatline'),
   FLATLINE_POLL_INTERVAL_MS: int(5000, 100, 3600000, 'milliseconds between two polls of a flat (100 to 3600000)'),
   FLATLINE_POLL_TIMEOUT_MS: int(2000, 50, 3600000, 'milliseconds one poll may take; must be shorter than the interval'),
@@ -56,6 +57,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     devicesCa: resolve(e.FLATLINE_DEVICES_CA),
     credentialsFile: resolve(e.FLATLINE_DEVICES_CREDENTIALS),
     storageAddr: e.FLATLINE_STORAGE_ADDR,
+    faultsFile: resolve(e.FLATLINE_FAULTS_FILE),
     mongoUri: e.FLATLINE_MONGODB_URI,
     poll: {
       intervalMs: e.FLATLINE_POLL_INTERVAL_MS,

@@ -10,6 +10,10 @@ import { announceListening, createLogger } from '@flatline/platform/logger.js';
 import { createMetrics, serveMetrics } from '@flatline/platform/metrics.js';
 import { createMongoClient } from '@flatline/platform/mongo.js';
 import { withPort } from '@flatline/platform/net.js';
+import { FaultSource } from '@flatline/mesh/fault-file.js';
+import { grpcFaultInterceptor } from '@flatline/mesh/grpc-injector.js';
+import { httpFaultInterceptor } from '@flatline/mesh/http-injector.js';
+import { createFaultCounter, Injector } from '@flatline/mesh/injector.js';
 import { INGESTION_ENV, loadConfig } from './config.ts';
 import { DeviceClient } from './devices/device-client.ts';
 import { bucketOf } from './domain/flat-schedule.ts';
@@ -34,12 +38,26 @@ runMain(NAME, async () => {
   const outbox = new Outbox(join(config.stateDir, 'outbox.sqlite'));
   const pending = outbox.size();
   if (pending.fetches > 0) logger.info(pending, 'resuming with what the outbox holds');
-  const devices = new DeviceClient({ baseUrl: config.devicesUrl, caFile: config.devicesCa, credentials: flats, connections: config.poll.concurrency });
+  // The local fault plane: the same declarations Istio would apply, read from the fault file.
+  const faults = new FaultSource(
+    config.faultsFile,
+    (err) => logger.error({ err: err.message }, 'fault file refused; keeping the previous faults'),
+    (active) => logger.info({ faults: active.map((f) => f.name) }, 'faults in force'),
+  );
+  const faultCounter = createFaultCounter(base.registry);
+  const devices = new DeviceClient({
+    baseUrl: config.devicesUrl,
+    caFile: config.devicesCa,
+    credentials: flats,
+    connections: config.poll.concurrency,
+    compose: (agent) => agent.compose(httpFaultInterceptor(new Injector('devices', () => faults.active(), faultCounter))),
+  });
   const poller = new Poller(config.poll, devices, outbox, metrics, logger.child({ component: 'poller' }));
   const storage = new StorageServiceClient(config.storageAddr, credentials.createInsecure(), {
     // Retries are the forwarder's (with backoff, on an idempotent call): none here, so they do not multiply.
     'grpc.enable_retries': 0,
     'grpc.keepalive_time_ms': 10000,
+    interceptors: [grpcFaultInterceptor(new Injector('storage', () => faults.active(), faultCounter))],
   });
   const forwarder = new Forwarder(outbox, storage, { ...config.forward, warnRows: config.outboxWarnRows }, metrics, logger.child({ component: 'forwarder' }));
 
@@ -71,6 +89,7 @@ runMain(NAME, async () => {
     await poller.stop(config.shutdownGraceMs / 2);
     await forwarder.stop(config.shutdownGraceMs / 2);
     outbox.close();
+    faults.close();
     await devices.close();
     storage.close();
     await mongo.close();

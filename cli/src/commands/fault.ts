@@ -1,0 +1,137 @@
+/**
+ * `flatline fault`: toggles the fault scenarios of mesh/ on the local stack
+ * (the fault file every injecting process follows) and shows what each
+ * active fault touched.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { loadCredentials } from '@flatline/platform/credentials.js';
+import { InvalidFaultError } from '@flatline/mesh/fault.js';
+import { readFaultFile, writeFaultFile } from '@flatline/mesh/fault-file.js';
+import { SCENARIOS, scenario } from '@flatline/mesh/scenarios.js';
+import { stableFraction } from '@flatline/mesh/stable-fraction.js';
+import { DEFAULT_STATE_DIR } from '../paths.ts';
+import { scrapeText, sumMetric } from '../stack/probes.ts';
+import { readStackFile } from '../stack/stack-file.ts';
+import { duration } from './up.ts';
+
+interface OnOptions {
+  stateDir: string;
+  flats: string[];
+  share: number | undefined;
+  percent: number | undefined;
+  delay: number | undefined;
+  status: string | undefined;
+}
+
+const list = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').filter(Boolean)];
+
+function percent(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || n > 100) throw new InvalidArgumentError('expected a percentage from 0 to 100');
+  return n;
+}
+
+/** The flats of the stack's credentials file chosen by a stable hash, share % of them (at least one). */
+function shareOfFlats(stateDir: string, share: number): string[] {
+  const file = join(stateDir, 'devices', 'credentials.json');
+  if (!existsSync(file)) throw new Error(`--share needs the flat list of a stack: ${file} does not exist (start one with npm start)`);
+  const ids = [...loadCredentials(file).keys()].sort((a, b) => stableFraction(`share:${a}`) - stableFraction(`share:${b}`));
+  return ids.slice(0, Math.max(1, Math.round((ids.length * share) / 100)));
+}
+
+const faultFile = (stateDir: string): string => join(stateDir, 'faults.json');
+
+function fail(message: string): void {
+  process.stderr.write(`flatline fault: ${message}\n`);
+  process.exitCode = 2;
+}
+
+/** The `fault` command and its subcommands. */
+export function faultCommand(): Command {
+  const cmd = new Command('fault').description('turn the fault scenarios of mesh/ on and off on the local stack, and see what they touched');
+  const stateDir = (c: Command) => c.option('--state-dir <dir>', 'state folder of the local stack', DEFAULT_STATE_DIR);
+
+  cmd
+    .command('list')
+    .description('list the fault scenarios')
+    .action(() => {
+      for (const s of SCENARIOS) process.stdout.write(`${s.name.padEnd(22)} ${s.description}\n`);
+    });
+
+  stateDir(
+    cmd
+      .command('on <scenario>')
+      .description('turn a scenario on (replacing it if it is on already)')
+      .option('--flats <ids>', 'flats to target, comma-separated (device scenarios)', list, [])
+      .addOption(new Option('--share <percent>', 'target this share of the flats, chosen by a stable hash (device scenarios)').argParser(percent))
+      .addOption(new Option('--percent <percent>', 'share of requests affected (default 100)').argParser(percent))
+      .addOption(new Option('--delay <duration>', 'delay, e.g. 30s or 300ms').argParser(duration))
+      .option('--status <code>', 'HTTP status (device scenarios) or gRPC status name (storage scenarios)'),
+  ).action((name: string, o: OnOptions) => {
+    const s = scenario(name);
+    if (s === undefined) return fail(`no scenario ${JSON.stringify(name)}; see: flatline fault list`);
+    try {
+      const flats = o.share !== undefined ? shareOfFlats(o.stateDir, o.share) : o.flats;
+      const fault = s.build({
+        flats,
+        ...(o.percent !== undefined ? { percent: o.percent } : {}),
+        ...(o.delay !== undefined ? { delayMs: o.delay } : {}),
+        ...(o.status !== undefined ? { status: /^\d+$/.test(o.status) ? Number(o.status) : o.status } : {}),
+      });
+      const file = faultFile(o.stateDir);
+      writeFaultFile(file, [...readFaultFile(file).filter((f) => f.name !== fault.name), fault]);
+      const target = flats.length > 0 ? `flats ${flats.length > 10 ? `${flats.slice(0, 10).join(', ')}, … (${flats.length})` : flats.join(', ')}` : 'every request';
+      process.stdout.write(`${fault.name} on (${target}): ${JSON.stringify(fault.fault)}\n`);
+    } catch (err) {
+      fail(err instanceof InvalidFaultError ? `invalid fault: ${err.message}` : (err as Error).message);
+    }
+  });
+
+  stateDir(
+    cmd
+      .command('off [scenario]')
+      .description('turn a scenario off, or every one with --all')
+      .option('--all', 'turn every fault off', false),
+  ).action((name: string | undefined, o: { stateDir: string; all: boolean }) => {
+    const file = faultFile(o.stateDir);
+    if (o.all) {
+      // Written whatever the file held, even a corrupt one: off --all always restores.
+      writeFaultFile(file, []);
+      process.stdout.write('every fault off\n');
+      return;
+    }
+    if (name === undefined) return fail('name a scenario, or use --all');
+    try {
+      const before = readFaultFile(file);
+      writeFaultFile(file, before.filter((f) => f.name !== name));
+      process.stdout.write(before.some((f) => f.name === name) ? `${name} off\n` : `${name} was not on\n`);
+    } catch (err) {
+      fail(`${(err as Error).message} (flatline fault off --all rewrites it)`);
+    }
+  });
+
+  stateDir(cmd.command('status').description('show each active fault and the requests it touched in the last minute').option('--json', 'print as JSON', false)).action(
+    async (o: { stateDir: string; json: boolean }) => {
+      const faults = readFaultFile(faultFile(o.stateDir));
+      const stack = readStackFile(o.stateDir);
+      const texts = await Promise.all((stack?.ingestion ?? []).map((r) => (r.metrics ? scrapeText(r.metrics).catch(() => '') : Promise.resolve(''))));
+      const rows = faults.map((f) => ({
+        name: f.name,
+        host: f.host,
+        fault: f.fault,
+        matches: f.match.length,
+        delayedLastMinute: texts.reduce((n, t) => n + sumMetric(t, 'flatline_fault_requests_last_minute', `fault="${f.name}",action="delayed"`), 0),
+        abortedLastMinute: texts.reduce((n, t) => n + sumMetric(t, 'flatline_fault_requests_last_minute', `fault="${f.name}",action="aborted"`), 0),
+      }));
+      if (o.json) return void process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+      if (rows.length === 0) return void process.stdout.write('no fault is on\n');
+      process.stdout.write(`${'fault'.padEnd(22)} ${'host'.padEnd(8)} ${'delayed/min'.padEnd(12)} ${'aborted/min'.padEnd(12)} declaration\n`);
+      for (const r of rows) {
+        process.stdout.write(`${r.name.padEnd(22)} ${r.host.padEnd(8)} ${String(r.delayedLastMinute).padEnd(12)} ${String(r.abortedLastMinute).padEnd(12)} ${JSON.stringify(r.fault)}${r.matches > 0 ? ` on ${r.matches} match(es)` : ''}\n`);
+      }
+    },
+  );
+  return cmd;
+}
