@@ -172,6 +172,23 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
     expect((bad as { stderr: string }).stderr).to.contain('invalid fault: fault.abort.grpcStatus: must be a gRPC status name');
   });
 
+  it('query-slow holds back the query calls of flatline freshness, and only while it is on', async () => {
+    const flatline = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'cli/src/main.ts', ...args, '--state-dir', dir.path], { cwd: REPO_ROOT });
+    const timedFreshness = async () => {
+      const t = Date.now();
+      await flatline('freshness', '--json');
+      return Date.now() - t;
+    };
+    const before = await timedFreshness();
+    await flatline('fault', 'on', 'query-slow', '--delay', '2s');
+    try {
+      expect(await timedFreshness()).to.be.at.least(before + 1500);
+    } finally {
+      await flatline('fault', 'off', '--all');
+    }
+    expect(await timedFreshness()).to.be.below(before + 1500);
+  });
+
   it('polls a dead replica\'s flats again within the takeover time', async () => {
     const killedAt = Date.now();
     stack.ingestion[1]!.process.signal('SIGKILL');

@@ -4,7 +4,7 @@
  * that injects. A half-written or invalid file keeps the previous faults and
  * is reported, so a broken toggle never changes behaviour silently.
  */
-import { readFileSync, renameSync, unwatchFile, watchFile, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { readFileSync, renameSync, statSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { declareFault, type Fault } from './fault.ts';
 
@@ -37,9 +37,21 @@ export function writeFaultFile(file: string, faults: readonly Fault[]): void {
   renameSync(tmp, file);
 }
 
-/** The faults in force for one process, following the file. */
+/** What identifies one version of the file: a rename gives a new inode, a rewrite a new size or time. */
+function signature(file: string): string {
+  try {
+    const s = statSync(file);
+    return `${s.ino}:${s.size}:${s.mtimeMs}`;
+  } catch {
+    return 'absent';
+  }
+}
+
+/** The faults in force for one process, following the file (polled every pollMs). */
 export class FaultSource {
   private faults: Fault[] = [];
+  private seen: string;
+  private readonly timer: NodeJS.Timeout;
 
   constructor(
     private readonly file: string,
@@ -47,8 +59,15 @@ export class FaultSource {
     private readonly onChange: (faults: readonly Fault[]) => void = () => {},
     pollMs = 200,
   ) {
+    this.seen = signature(file);
     this.reload();
-    watchFile(file, { interval: pollMs, persistent: false }, () => this.reload());
+    this.timer = setInterval(() => {
+      const now = signature(file);
+      if (now === this.seen) return;
+      this.seen = now;
+      this.reload();
+    }, pollMs);
+    this.timer.unref();
   }
 
   /** Faults in force now. */
@@ -58,7 +77,7 @@ export class FaultSource {
 
   /** Stops following the file. */
   close(): void {
-    unwatchFile(this.file);
+    clearInterval(this.timer);
   }
 
   private reload(): void {

@@ -11,6 +11,9 @@ import { InvalidFaultError } from '@flatline/mesh/fault.js';
 import { readFaultFile, writeFaultFile } from '@flatline/mesh/fault-file.js';
 import { SCENARIOS, scenario } from '@flatline/mesh/scenarios.js';
 import { stableFraction } from '@flatline/mesh/stable-fraction.js';
+import { baselineVirtualService, DEFAULT_MESH, faultVirtualService, planOf } from '@flatline/mesh/istio.js';
+import { HOSTS, type Fault } from '@flatline/mesh/fault.js';
+import { spawnSync } from 'node:child_process';
 import { DEFAULT_STATE_DIR } from '../paths.ts';
 import { scrapeText, sumMetric } from '../stack/probes.ts';
 import { readStackFile } from '../stack/stack-file.ts';
@@ -18,6 +21,9 @@ import { duration } from './up.ts';
 
 interface OnOptions {
   stateDir: string;
+  kube: boolean;
+  namespace: string;
+  kubectl: string;
   flats: string[];
   share: number | undefined;
   percent: number | undefined;
@@ -43,6 +49,25 @@ function shareOfFlats(stateDir: string, share: number): string[] {
 
 const faultFile = (stateDir: string): string => join(stateDir, 'faults.json');
 
+/** Runs kubectl with input on stdin; throws with its stderr when it fails or is missing. */
+function kubectl(bin: string, args: string[], input?: string): string {
+  const res = spawnSync(bin, args, { input, encoding: 'utf8' });
+  if (res.error) throw new Error(`cannot run ${bin}: ${res.error.message} (install kubectl, or pass --kubectl <path>)`);
+  if (res.status !== 0) throw new Error(`${bin} ${args.join(' ')} failed: ${res.stderr.trim()}`);
+  return res.stdout;
+}
+
+/** The fault VirtualServices on the cluster, read back into declarations. */
+function clusterFaults(bin: string, namespace: string): Fault[] {
+  const out = kubectl(bin, ['get', 'virtualservices.networking.istio.io', '-n', namespace, '-l', 'flatline.dev/route=fault', '-o', 'json']);
+  return ((JSON.parse(out) as { items?: Array<Record<string, unknown>> }).items ?? []).flatMap((vs) => planOf(vs));
+}
+
+/** Applies objects with kubectl apply -f - (a List). */
+function applyObjects(bin: string, objects: unknown[]): string {
+  return kubectl(bin, ['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }));
+}
+
 function fail(message: string): void {
   process.stderr.write(`flatline fault: ${message}\n`);
   process.exitCode = 2;
@@ -51,7 +76,12 @@ function fail(message: string): void {
 /** The `fault` command and its subcommands. */
 export function faultCommand(): Command {
   const cmd = new Command('fault').description('turn the fault scenarios of mesh/ on and off on the local stack, and see what they touched');
-  const stateDir = (c: Command) => c.option('--state-dir <dir>', 'state folder of the local stack', DEFAULT_STATE_DIR);
+  const stateDir = (c: Command) =>
+    c
+      .option('--state-dir <dir>', 'state folder of the local stack', DEFAULT_STATE_DIR)
+      .option('--kube', 'act on the cluster instead: apply the rendered Istio VirtualServices with kubectl', false)
+      .option('--namespace <ns>', 'namespace of flatline on the cluster (with --kube)', DEFAULT_MESH.namespace)
+      .option('--kubectl <path>', 'kubectl to run (with --kube)', 'kubectl');
 
   cmd
     .command('list')
@@ -80,8 +110,15 @@ export function faultCommand(): Command {
         ...(o.delay !== undefined ? { delayMs: o.delay } : {}),
         ...(o.status !== undefined ? { status: /^\d+$/.test(o.status) ? Number(o.status) : o.status } : {}),
       });
-      const file = faultFile(o.stateDir);
-      writeFaultFile(file, [...readFaultFile(file).filter((f) => f.name !== fault.name), fault]);
+      if (o.kube) {
+        // One VirtualService per host holds every fault on it: keep the others already on.
+        const settings = { ...DEFAULT_MESH, namespace: o.namespace };
+        const onHost = [...clusterFaults(o.kubectl, o.namespace).filter((f) => f.host === fault.host && f.name !== fault.name), fault];
+        process.stdout.write(applyObjects(o.kubectl, [faultVirtualService(fault.host, onHost, settings).toJSON()]));
+      } else {
+        const file = faultFile(o.stateDir);
+        writeFaultFile(file, [...readFaultFile(file).filter((f) => f.name !== fault.name), fault]);
+      }
       const target = flats.length > 0 ? `flats ${flats.length > 10 ? `${flats.slice(0, 10).join(', ')}, … (${flats.length})` : flats.join(', ')}` : 'every request';
       process.stdout.write(`${fault.name} on (${target}): ${JSON.stringify(fault.fault)}\n`);
     } catch (err) {
@@ -94,7 +131,23 @@ export function faultCommand(): Command {
       .command('off [scenario]')
       .description('turn a scenario off, or every one with --all')
       .option('--all', 'turn every fault off', false),
-  ).action((name: string | undefined, o: { stateDir: string; all: boolean }) => {
+  ).action((name: string | undefined, o: { stateDir: string; all: boolean; kube: boolean; namespace: string; kubectl: string }) => {
+    if (o.kube) {
+      try {
+        const settings = { ...DEFAULT_MESH, namespace: o.namespace };
+        if (!o.all && name === undefined) return fail('name a scenario, or use --all');
+        const on = o.all ? [] : clusterFaults(o.kubectl, o.namespace);
+        // Every host gets its baseline back, or a VirtualService with the faults that stay on.
+        const objects = HOSTS.map((host) => {
+          const keep = on.filter((f) => f.host === host && f.name !== name);
+          return (keep.length > 0 ? faultVirtualService(host, keep, settings) : baselineVirtualService(host, settings)).toJSON();
+        });
+        process.stdout.write(applyObjects(o.kubectl, objects));
+      } catch (err) {
+        fail((err as Error).message);
+      }
+      return;
+    }
     const file = faultFile(o.stateDir);
     if (o.all) {
       // Written whatever the file held, even a corrupt one: off --all always restores.
@@ -113,7 +166,19 @@ export function faultCommand(): Command {
   });
 
   stateDir(cmd.command('status').description('show each active fault and the requests it touched in the last minute').option('--json', 'print as JSON', false)).action(
-    async (o: { stateDir: string; json: boolean }) => {
+    async (o: { stateDir: string; json: boolean; kube: boolean; namespace: string; kubectl: string }) => {
+      if (o.kube) {
+        try {
+          const on = clusterFaults(o.kubectl, o.namespace);
+          if (o.json) return void process.stdout.write(`${JSON.stringify(on, null, 2)}\n`);
+          if (on.length === 0) return void process.stdout.write(`no fault VirtualService in namespace ${o.namespace}\n`);
+          for (const f of on) process.stdout.write(`${f.name.padEnd(22)} ${f.host.padEnd(8)} ${JSON.stringify(f.fault)}\n`);
+          process.stdout.write("requests touched: Envoy's istio_requests_total with response_flags DI (delayed) or FI (aborted)\n");
+        } catch (err) {
+          fail((err as Error).message);
+        }
+        return;
+      }
       const faults = readFaultFile(faultFile(o.stateDir));
       const stack = readStackFile(o.stateDir);
       const texts = await Promise.all((stack?.ingestion ?? []).map((r) => (r.metrics ? scrapeText(r.metrics).catch(() => '') : Promise.resolve(''))));

@@ -3,6 +3,11 @@ import { credentials } from '@grpc/grpc-js';
 import { Command, Option } from 'commander';
 import { GetFreshnessResponse, QueryServiceClient, type FreshnessReport } from '@flatline/proto/flatline/query/v1/query.js';
 import { unaryCall } from '@flatline/platform/grpc-client.js';
+import { join } from 'node:path';
+import type { Fault } from '@flatline/mesh/fault.js';
+import { readFaultFile } from '@flatline/mesh/fault-file.js';
+import { grpcFaultInterceptor } from '@flatline/mesh/grpc-injector.js';
+import { Injector } from '@flatline/mesh/injector.js';
 import { DEFAULT_STATE_DIR } from '../paths.ts';
 import { readStackFile } from '../stack/stack-file.ts';
 import { DEFAULT_PORTS } from '../stack/stack.ts';
@@ -52,7 +57,17 @@ export function freshnessCommand(): Command {
     .addOption(new Option('--max-age <seconds>', 'exit 1 when the worst age (or a never-fetched flat) exceeds this').argParser(Number))
     .action(async (o: FreshnessOptions) => {
       const address = queryAddress(o.query, o.stateDir);
-      const client = new QueryServiceClient(address, credentials.createInsecure());
+      // This command is a client of query: the local plane applies query faults
+      // (query-slow) here, as a client sidecar would on a cluster.
+      let faults: Fault[] = [];
+      try {
+        faults = readFaultFile(join(o.stateDir, 'faults.json'));
+      } catch (err) {
+        process.stderr.write(`flatline freshness: ignoring the fault file: ${(err as Error).message}\n`);
+      }
+      const client = new QueryServiceClient(address, credentials.createInsecure(), {
+        interceptors: [grpcFaultInterceptor(new Injector('query', () => faults, undefined))],
+      });
       try {
         const res = await unaryCall(client, client.getFreshness, { flatIds: o.flats, excludeFlatIds: o.exclude, limit: o.limit }, 5000);
         const report = res.report!;
