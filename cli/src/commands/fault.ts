@@ -165,6 +165,18 @@ export function faultCommand(): Command {
     }
   });
 
+  cmd
+    .command('touched <scenario>')
+    .description('print how many requests a fault delayed or aborted in the last minute; exit 1 when none (proof a fault took effect)')
+    .option('--state-dir <dir>', 'state folder of the local stack', DEFAULT_STATE_DIR)
+    .action(async (name: string, o: { stateDir: string }) => {
+      const stack = readStackFile(o.stateDir);
+      const texts = await Promise.all((stack?.ingestion ?? []).map((r) => (r.metrics ? scrapeText(r.metrics).catch(() => '') : Promise.resolve(''))));
+      const n = texts.reduce((sum, t) => sum + sumMetric(t, 'flatline_fault_requests_last_minute', `fault="${name}"`), 0);
+      process.stdout.write(`${name}: ${n} request(s) touched in the last minute\n`);
+      if (n === 0) process.exitCode = 1;
+    });
+
   stateDir(cmd.command('status').description('show each active fault and the requests it touched in the last minute').option('--json', 'print as JSON', false)).action(
     async (o: { stateDir: string; json: boolean; kube: boolean; namespace: string; kubectl: string }) => {
       if (o.kube) {
