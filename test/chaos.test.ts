@@ -10,6 +10,7 @@ import { freshness } from './support/checks.ts';
 
 const run = promisify(execFile);
 const H1 = join(REPO_ROOT, 'chaos', 'new-measurements-keep-arriving-when-devices-slow-down', 'experiment.json');
+const H3 = join(REPO_ROOT, 'chaos', 'no-measurement-is-lost-while-the-database-is-unreachable', 'experiment.json');
 
 interface Journal {
   status: string;
@@ -25,8 +26,9 @@ function heldThroughout(j: Journal): boolean {
 }
 
 /** Runs the real `chaos run` from the repository root; resolves with the journal whatever the exit code. */
-async function chaosRun(experiment: string, journal: string, vars: Record<string, string>): Promise<Journal> {
-  const args = ['--no-version-check', '--log-file', `${journal}.log`, 'run', '--rollback-strategy', 'always', '--hypothesis-strategy', 'continuously', '--hypothesis-frequency', '2', '--fail-fast', '--journal-path', journal];
+async function chaosRun(experiment: string, journal: string, vars: Record<string, string>, continuously = true): Promise<Journal> {
+  const strategy = continuously ? ['--hypothesis-strategy', 'continuously', '--hypothesis-frequency', '2', '--fail-fast'] : [];
+  const args = ['--no-version-check', '--log-file', `${journal}.log`, 'run', '--rollback-strategy', 'always', ...strategy, '--journal-path', journal];
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}=${v}`);
   await run(join(TOOLS_BIN, 'chaos'), [...args, experiment], { cwd: REPO_ROOT, timeout: 180000 }).catch(() => undefined);
   return JSON.parse(readFileSync(journal, 'utf8')) as Journal;
@@ -76,5 +78,19 @@ describe('chaos experiments under the real Chaos Toolkit (local stack)', functio
     expect(heldThroughout(journal)).to.equal(false);
     expect(journal.rollbacks.map((r) => r.status)).to.deep.equal(['succeeded']);
     expect(JSON.parse(readFileSync(stack.faultsFile, 'utf8'))).to.deep.equal({ version: 1, faults: [] });
+  });
+
+  it('H3: nothing is lost while the database is frozen for 15 s; the outboxes drain and every sequence is whole', async () => {
+    const journal = await chaosRun(H3, join(dir.path, 'h3.json'), { state_dir: dir.path, outage_seconds: '15' }, false);
+    expect(journal.status).to.equal('completed');
+    expect(journal.deviated).to.equal(false);
+    expect(heldThroughout(journal), 'zero gaps, drained and fresh, before and after').to.equal(true);
+    expect(journal.run.map((r) => [r.activity.name, r.status])).to.deep.equal([
+      ['freeze-the-database', 'succeeded'],
+      ['keep-it-away', 'succeeded'],
+      ['storage-reports-not-serving', 'succeeded'],
+      ['thaw-the-database', 'succeeded'],
+    ]);
+    expect(journal.rollbacks.map((r) => r.status)).to.deep.equal(['succeeded']);
   });
 });

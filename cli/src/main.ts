@@ -1,6 +1,8 @@
 /** The `flatline` command. */
 import { Command } from 'commander';
 import { benchCommand } from './commands/bench.ts';
+import { drainedCommand, gapsCommand } from './commands/checks.ts';
+import { dbCommand } from './commands/db.ts';
 import { faultCommand } from './commands/fault.ts';
 import { freshnessCommand } from './commands/freshness.ts';
 import { statusCommand } from './commands/status.ts';
@@ -13,6 +15,9 @@ const program = new Command('flatline')
   .addCommand(statusCommand())
   .addCommand(freshnessCommand())
   .addCommand(faultCommand())
+  .addCommand(dbCommand())
+  .addCommand(gapsCommand())
+  .addCommand(drainedCommand())
   .addCommand(benchCommand());
 
 await program.parseAsync(process.argv);

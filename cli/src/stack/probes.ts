@@ -1,5 +1,6 @@
 /** Small reads of a running stack shared by commands: a metric's value, the freshness report. */
 import { credentials } from '@grpc/grpc-js';
+import { MongoClient } from 'mongodb';
 import { QueryServiceClient, type FreshnessReport } from '@flatline/proto/flatline/query/v1/query.js';
 import { unaryCall } from '@flatline/platform/grpc-client.js';
 
@@ -33,5 +34,37 @@ export async function freshnessReport(queryAddress: string, request: { flatIds?:
     return res.report!;
   } finally {
     client.close();
+  }
+}
+
+/** Per device, the seqs missing between its lowest and highest stored seq. */
+export interface GapReport {
+  readonly devices: number;
+  readonly readings: number;
+  readonly gaps: Array<{ flat: string; device: string; missing: number }>;
+}
+
+/** Reads every stored reading's (flat, device, seq) and finds the holes in each device's range. */
+export async function seqGaps(uri: string): Promise<GapReport> {
+  const client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
+  try {
+    const docs = await client.db().collection('readings').find({}, { projection: { _id: 0, flat_id: 1, device_id: 1, seq: 1 } }).toArray();
+    const byDevice = new Map<string, number[]>();
+    for (const d of docs) {
+      const key = `${d['flat_id']}/${d['device_id']}`;
+      const list = byDevice.get(key) ?? [];
+      list.push(d['seq'] as number);
+      byDevice.set(key, list);
+    }
+    const gaps: GapReport['gaps'] = [];
+    for (const [key, seqs] of byDevice) {
+      const distinct = new Set(seqs);
+      const missing = Math.max(...distinct) - Math.min(...distinct) + 1 - distinct.size;
+      const [flat, device] = key.split('/') as [string, string];
+      if (missing > 0) gaps.push({ flat, device, missing });
+    }
+    return { devices: byDevice.size, readings: docs.length, gaps };
+  } finally {
+    await client.close();
   }
 }

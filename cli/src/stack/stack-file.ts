@@ -9,6 +9,7 @@ export interface StackFile {
   readonly devices: string;
   readonly devicesControl: string;
   readonly database: string;
+  readonly databasePid?: number;
   readonly ingestion: ReadonlyArray<{ grpc?: string; metrics?: string }>;
   readonly metrics: Readonly<Record<string, string>>;
   readonly pid: number;

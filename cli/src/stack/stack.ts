@@ -232,6 +232,7 @@ export class LocalStack {
       devices: this.devices.addresses['https'],
       devicesControl: this.devices.addresses['control'],
       database: this.db.address,
+      databasePid: this.db.process.pid,
       ingestion: this.ingestion.map((r) => ({ grpc: r?.grpc, metrics: r?.metrics })),
       metrics: { storage: this.storage.metrics, query: this.query.metrics, devices: this.devices.metrics },
       pid: process.pid,
