@@ -4,8 +4,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { REPO_ROOT, TOOLS_BIN } from '@flatline/cli/paths.js';
-import { FREE_PORTS, LocalStack } from '@flatline/cli/stack/stack.js';
-import { eventually, tempDir } from './support/stack.ts';
+import type { LocalStack } from '@flatline/cli/stack/stack.js';
+import { eventually, startTestStack, tempDir } from './support/stack.ts';
 import { freshness } from './support/checks.ts';
 
 const run = promisify(execFile);
@@ -40,16 +40,7 @@ describe('chaos experiments under the real Chaos Toolkit (local stack)', functio
   let stack: LocalStack;
 
   before(async () => {
-    stack = await LocalStack.start({
-      stateDir: dir.path,
-      host: '127.0.0.1',
-      ports: FREE_PORTS,
-      flats: 24,
-      intervalMs: 1000,
-      replicas: 2,
-      logLevel: 'info',
-      env: { ingestion: { FLATLINE_POLL_TIMEOUT_MS: '600', FLATLINE_BACKOFF_MAX_MS: '2000' } },
-    });
+    stack = await startTestStack(dir.path, 24, { ingestion: { FLATLINE_POLL_TIMEOUT_MS: '600', FLATLINE_BACKOFF_MAX_MS: '2000' } });
     expect(await eventually(async () => (await freshness(stack.query.grpc)).flatCount === 24, 20000, 500)).to.equal(true);
   });
 

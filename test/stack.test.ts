@@ -4,10 +4,10 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { REPO_ROOT, TOOLS_BIN } from '@flatline/cli/paths.js';
-import { FREE_PORTS, LocalStack } from '@flatline/cli/stack/stack.js';
+import type { LocalStack } from '@flatline/cli/stack/stack.js';
 import { flatIds, loadCredentials } from '@flatline/platform/credentials.js';
 import { freshness, metric, seqGaps } from './support/checks.ts';
-import { eventually, tempDir } from './support/stack.ts';
+import { eventually, startTestStack, tempDir } from './support/stack.ts';
 
 const run = promisify(execFile);
 const FLATS = 24;
@@ -45,24 +45,17 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
   this.timeout(180000);
   const dir = tempDir('stack');
   let stack: LocalStack;
+  /** The real flatline command against this stack. */
+  const flatline = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'cli/src/main.ts', ...args, '--state-dir', dir.path], { cwd: REPO_ROOT });
 
   before(async () => {
-    stack = await LocalStack.start({
-      stateDir: dir.path,
-      host: '127.0.0.1',
-      ports: FREE_PORTS,
-      flats: FLATS,
-      intervalMs: 1000,
-      replicas: 2,
-      logLevel: 'info',
-      env: {
-        // A window shorter than the database outage below, so that nothing
-        // but the outbox can bring back readings fetched during it.
-        devices: { FLATLINE_DEVICES_WINDOW_MS: '10000' },
-        ingestion: { FLATLINE_LEASE_TTL_MS: '3000', FLATLINE_LEASE_RENEW_MS: '1000', FLATLINE_POLL_TIMEOUT_MS: '600', FLATLINE_BACKOFF_MAX_MS: '2000' },
-        storage: { FLATLINE_DB_TIMEOUT_MS: '1500', FLATLINE_DB_PING_MS: '300' },
-        query: { FLATLINE_DB_TIMEOUT_MS: '1500', FLATLINE_DB_PING_MS: '300' },
-      },
+    stack = await startTestStack(dir.path, FLATS, {
+      // A window shorter than the database outage below, so that nothing
+      // but the outbox can bring back readings fetched during it.
+      devices: { FLATLINE_DEVICES_WINDOW_MS: '10000' },
+      ingestion: { FLATLINE_LEASE_TTL_MS: '3000', FLATLINE_LEASE_RENEW_MS: '1000', FLATLINE_POLL_TIMEOUT_MS: '600', FLATLINE_BACKOFF_MAX_MS: '2000' },
+      storage: { FLATLINE_DB_TIMEOUT_MS: '1500', FLATLINE_DB_PING_MS: '300' },
+      query: { FLATLINE_DB_TIMEOUT_MS: '1500', FLATLINE_DB_PING_MS: '300' },
     });
   });
 
@@ -141,7 +134,6 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
 
   // After the zero-gap checks: a flat held off longer than the devices' window loses readings, by design.
   it('flatline fault on devices-slow makes one flat stale while the others stay fresh; off --all brings it back', async () => {
-    const flatline = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'cli/src/main.ts', ...args, '--state-dir', dir.path], { cwd: REPO_ROOT });
     const on = await flatline('fault', 'on', 'devices-slow', '--flats', '7', '--delay', '30s');
     expect(on.stdout).to.contain('devices-slow on (flats 7)');
     try {
@@ -162,7 +154,6 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
 
   it('fault off --all restores a fault file left corrupt by a crashed toggle', async () => {
     writeFileSync(join(dir.path, 'faults.json'), '{"version":1,"faults":[{"name":"devices-sl');
-    const flatline = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'cli/src/main.ts', ...args, '--state-dir', dir.path], { cwd: REPO_ROOT });
     const refused = await flatline('fault', 'off', 'devices-slow').catch((e: { code: number; stderr: string }) => e);
     expect((refused as { code: number }).code).to.equal(2);
     expect((refused as { stderr: string }).stderr).to.contain('off --all rewrites it');
@@ -173,7 +164,6 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
   });
 
   it('query-slow holds back the query calls of flatline freshness, and only while it is on', async () => {
-    const flatline = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'cli/src/main.ts', ...args, '--state-dir', dir.path], { cwd: REPO_ROOT });
     const timedFreshness = async () => {
       const t = Date.now();
       await flatline('freshness', '--json');

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDatabase, startService, type RunningDatabase, type RunningService } from '@flatline/cli/stack/components.js';
+import { FREE_PORTS, LocalStack, type StackOptions } from '@flatline/cli/stack/stack.js';
 
 /** A temporary folder removed by cleanup(), unless FLATLINE_KEEP_TEST_STATE is set (to read the logs). */
 export function tempDir(prefix: string): { path: string; cleanup: () => void } {
@@ -72,4 +73,9 @@ export async function eventually(check: () => Promise<boolean>, timeoutMs: numbe
     if (Date.now() > end) return false;
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** The local stack as the whole-system tests run it: free ports, a 1 s poll interval, two replicas, env per component. */
+export function startTestStack(stateDir: string, flats: number, env: NonNullable<StackOptions['env']>): Promise<LocalStack> {
+  return LocalStack.start({ stateDir, host: '127.0.0.1', ports: FREE_PORTS, flats, intervalMs: 1000, replicas: 2, logLevel: 'info', env });
 }
