@@ -15,8 +15,3 @@ export function budgetMs(callerDeadline: Date | number | undefined, boundMs: num
   if (budget <= 0) throw new DeadlineExceededError('deadline exceeded before the call could be made');
   return Math.floor(budget);
 }
-
-/** A grpc-js deadline `ms` from now, for client calls. */
-export function deadlineIn(ms: number): Date {
-  return new Date(Date.now() + ms);
-}

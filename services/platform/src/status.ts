@@ -28,12 +28,6 @@ export class DeadlineExceededError extends DomainError {
   override name = 'DeadlineExceededError';
 }
 
-/** What was asked for does not exist. */
-export class NotFoundError extends DomainError {
-  readonly code = status.NOT_FOUND;
-  override name = 'NotFoundError';
-}
-
 /** The one mapping from any thrown value to the status sent to the caller. */
 export function toStatus(err: unknown, logger: Logger, method: string): StatusObject {
   if (err instanceof DomainError) {
