@@ -2,17 +2,8 @@
 import { Command, Option } from 'commander';
 import { DEFAULT_STATE_DIR } from '../paths.ts';
 import { metricValue, seqGaps } from '../stack/probes.ts';
-import { readStackFile, type StackFile } from '../stack/stack-file.ts';
+import { requireStack } from '../stack/stack-file.ts';
 import { duration } from './up.ts';
-
-function stackOf(stateDir: string): StackFile | undefined {
-  const stack = readStackFile(stateDir);
-  if (stack === undefined) {
-    process.stderr.write(`no running stack found in ${stateDir} (start one with: npm start)\n`);
-    process.exitCode = 2;
-  }
-  return stack;
-}
 
 /** The `gaps` command. */
 export function gapsCommand(): Command {
@@ -21,7 +12,7 @@ export function gapsCommand(): Command {
     .option('--state-dir <dir>', 'state folder of the local stack', DEFAULT_STATE_DIR)
     .option('--json', 'print as JSON', false)
     .action(async (o: { stateDir: string; json: boolean }) => {
-      const stack = stackOf(o.stateDir);
+      const stack = requireStack(o.stateDir);
       if (stack === undefined) return;
       const report = await seqGaps(`mongodb://${stack.database}/flatline`);
       const missing = report.gaps.reduce((n, g) => n + g.missing, 0);
@@ -41,7 +32,7 @@ export function drainedCommand(): Command {
     .option('--state-dir <dir>', 'state folder of the local stack', DEFAULT_STATE_DIR)
     .addOption(new Option('--timeout <duration>', 'how long to wait').default(60000, '60s').argParser(duration))
     .action(async (o: { stateDir: string; timeout: number }) => {
-      const stack = stackOf(o.stateDir);
+      const stack = requireStack(o.stateDir);
       if (stack === undefined) return;
       const end = Date.now() + o.timeout;
       for (;;) {

@@ -1,12 +1,14 @@
 /** `flatline db`: make the local stack's database unreachable and bring it back, as a chaos action. */
 import { Command } from 'commander';
 import { DEFAULT_STATE_DIR } from '../paths.ts';
-import { readStackFile } from '../stack/stack-file.ts';
+import { requireStack } from '../stack/stack-file.ts';
 
 function signalDatabase(stateDir: string, signal: NodeJS.Signals, what: string): void {
-  const pid = readStackFile(stateDir)?.databasePid;
+  const stack = requireStack(stateDir);
+  if (stack === undefined) return;
+  const pid = stack.databasePid;
   if (pid === undefined) {
-    process.stderr.write(`flatline db: no running stack found in ${stateDir} (start one with: npm start)\n`);
+    process.stderr.write(`flatline db: the stack in ${stateDir} did not record its database\n`);
     process.exitCode = 2;
     return;
   }

@@ -68,6 +68,12 @@ function applyObjects(bin: string, objects: unknown[]): string {
   return kubectl(bin, ['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }));
 }
 
+/** The /metrics text of every process that injects local faults (the ingestion replicas). */
+function injectorMetrics(stateDir: string): Promise<string[]> {
+  const stack = readStackFile(stateDir);
+  return Promise.all((stack?.ingestion ?? []).map((r) => (r.metrics ? scrapeText(r.metrics).catch(() => '') : Promise.resolve(''))));
+}
+
 function fail(message: string): void {
   process.stderr.write(`flatline fault: ${message}\n`);
   process.exitCode = 2;
@@ -170,8 +176,7 @@ export function faultCommand(): Command {
     .description('print how many requests a fault delayed or aborted in the last minute; exit 1 when none (proof a fault took effect)')
     .option('--state-dir <dir>', 'state folder of the local stack', DEFAULT_STATE_DIR)
     .action(async (name: string, o: { stateDir: string }) => {
-      const stack = readStackFile(o.stateDir);
-      const texts = await Promise.all((stack?.ingestion ?? []).map((r) => (r.metrics ? scrapeText(r.metrics).catch(() => '') : Promise.resolve(''))));
+      const texts = await injectorMetrics(o.stateDir);
       const n = texts.reduce((sum, t) => sum + sumMetric(t, 'flatline_fault_requests_last_minute', `fault="${name}"`), 0);
       process.stdout.write(`${name}: ${n} request(s) touched in the last minute\n`);
       if (n === 0) process.exitCode = 1;
@@ -192,8 +197,7 @@ export function faultCommand(): Command {
         return;
       }
       const faults = readFaultFile(faultFile(o.stateDir));
-      const stack = readStackFile(o.stateDir);
-      const texts = await Promise.all((stack?.ingestion ?? []).map((r) => (r.metrics ? scrapeText(r.metrics).catch(() => '') : Promise.resolve(''))));
+      const texts = await injectorMetrics(o.stateDir);
       const rows = faults.map((f) => ({
         name: f.name,
         host: f.host,

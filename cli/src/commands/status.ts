@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { checkHealth } from '@flatline/platform/grpc-client.js';
 import { DEFAULT_STATE_DIR } from '../paths.ts';
 import { metricValue } from '../stack/probes.ts';
-import { readStackFile, stackRunning } from '../stack/stack-file.ts';
+import { requireStack } from '../stack/stack-file.ts';
 
 /** A metric's value, or undefined when the endpoint does not answer. */
 function scrape(address: string | undefined, metric: string): Promise<number | undefined> {
@@ -17,12 +17,8 @@ export function statusCommand(): Command {
     .option('--state-dir <dir>', 'state folder of the running stack', DEFAULT_STATE_DIR)
     .option('--json', 'print as JSON', false)
     .action(async (o: { stateDir: string; json: boolean }) => {
-      const file = readStackFile(o.stateDir);
-      if (file === undefined || !stackRunning(file)) {
-        process.stderr.write(`no running stack found in ${o.stateDir} (start one with: npm start)\n`);
-        process.exitCode = 1;
-        return;
-      }
+      const file = requireStack(o.stateDir);
+      if (file === undefined) return;
       const rows = await Promise.all([
         checkHealth(file.storage).then((h) => ({ component: 'storage', address: file.storage, health: h })),
         checkHealth(file.query).then((h) => ({ component: 'query', address: file.query, health: h })),

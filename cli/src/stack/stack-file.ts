@@ -33,3 +33,14 @@ export function stackRunning(file: StackFile): boolean {
     return false;
   }
 }
+
+/** The running stack of stateDir, or undefined after telling the user how to start one (exit code 2). */
+export function requireStack(stateDir: string): StackFile | undefined {
+  const file = readStackFile(stateDir);
+  if (file === undefined || !stackRunning(file)) {
+    process.stderr.write(`no running stack found in ${stateDir} (start one with: npm start)\n`);
+    process.exitCode = 2;
+    return undefined;
+  }
+  return file;
+}

@@ -2,7 +2,7 @@
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, hostPort, int, oneOf, readEnv, text, type Variable } from '@flatline/platform/config.js';
+import { ConfigError, hostPort, int, LOG_LEVEL_ENV, readEnv, text, type Variable } from '@flatline/platform/config.js';
 import { isLoopbackAddress } from './http/listen.ts';
 
 /** Upper bound of readings per device in one answer (window / period), so one answer stays small. */
@@ -36,7 +36,7 @@ export const DEVICES_ENV = {
   FLATLINE_DEVICES_WINDOW_MS: int(60_000, 1000, 86_400_000, 'milliseconds of readings one answer holds (1000 to 86400000)'),
   FLATLINE_DEVICES_TLS_NAMES: nameList(),
   FLATLINE_SHUTDOWN_GRACE_MS: int(5000, 0, 60000, 'milliseconds answers in flight may take at shutdown (0 to 60000)'),
-  FLATLINE_LOG_LEVEL: oneOf('info', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const),
+  ...LOG_LEVEL_ENV,
 };
 
 /** Typed simulator configuration. */

@@ -1,7 +1,7 @@
 /** Ingestion configuration: the only reader of the environment in this service. */
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { ConfigError, hostPort, int, mongoUri, oneOf, readEnv, text, type Variable } from '@flatline/platform/config.js';
+import { ConfigError, DATABASE_ENV, hostPort, int, LOG_LEVEL_ENV, readEnv, SHUTDOWN_ENV, text, type Variable } from '@flatline/platform/config.js';
 import { z } from 'zod';
 
 function httpsUrl(fallback: string): Variable<string> {
@@ -19,7 +19,7 @@ export const INGESTION_ENV = {
   FLATLINE_DEVICES_CREDENTIALS: text('.state/devices/credentials.json', 'the flats\' credentials file (which flats exist, and how to log in)'),
   FLATLINE_STORAGE_ADDR: hostPort('127.0.0.1:7101'),
   FLATLINE_FAULTS_FILE: text('.state/faults.json', 'the local fault file (flatline fault on/off writes it; absent means no fault)'),
-  FLATLINE_MONGODB_URI: mongoUri('mongodb://127.0.0.1:27117/flatline'),
+  FLATLINE_MONGODB_URI: DATABASE_ENV.FLATLINE_MONGODB_URI,
   FLATLINE_POLL_INTERVAL_MS: int(5000, 100, 3600000, 'milliseconds between two polls of a flat (100 to 3600000)'),
   FLATLINE_POLL_TIMEOUT_MS: int(2000, 50, 3600000, 'milliseconds one poll may take; must be shorter than the interval'),
   FLATLINE_POLL_CONCURRENCY: int(256, 1, 10000, 'polls in flight at once (1 to 10000)'),
@@ -32,8 +32,8 @@ export const INGESTION_ENV = {
   FLATLINE_LEASE_TTL_MS: int(8000, 1000, 600000, 'milliseconds a replica\'s lease lasts without renewal (1000 to 600000)'),
   FLATLINE_LEASE_RENEW_MS: int(2000, 100, 600000, 'milliseconds between lease renewals; must be under a third of the TTL'),
   FLATLINE_DB_TIMEOUT_MS: int(3000, 100, 60000, 'milliseconds a lease database call may take (100 to 60000)'),
-  FLATLINE_SHUTDOWN_GRACE_MS: int(5000, 0, 60000, 'milliseconds to drain at shutdown (0 to 60000)'),
-  FLATLINE_LOG_LEVEL: oneOf('info', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const),
+  ...SHUTDOWN_ENV,
+  ...LOG_LEVEL_ENV,
 };
 
 /** Typed ingestion configuration. */

@@ -100,3 +100,19 @@ export function describeEnv(spec: Spec): string {
     .map(([name, v]) => `  ${name.padEnd(34)} ${v.describe} (default ${v.fallback})`)
     .join('\n');
 }
+
+/** The log level variable every service reads. */
+export const LOG_LEVEL_ENV = {
+  FLATLINE_LOG_LEVEL: oneOf('info', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const),
+};
+
+/** The database variables of the services that talk to MongoDB. */
+export const DATABASE_ENV = {
+  FLATLINE_MONGODB_URI: mongoUri('mongodb://127.0.0.1:27117/flatline'),
+  FLATLINE_DB_TIMEOUT_MS: int(3000, 100, 60000, 'milliseconds a database call may take before UNAVAILABLE (100 to 60000)'),
+};
+
+/** Shutdown grace of every service. */
+export const SHUTDOWN_ENV = {
+  FLATLINE_SHUTDOWN_GRACE_MS: int(5000, 0, 60000, 'milliseconds calls in flight may take at shutdown (0 to 60000)'),
+};

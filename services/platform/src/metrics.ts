@@ -1,10 +1,8 @@
 /** Prometheus metrics: one registry per process, served on its own HTTP port. */
 import { createServer, type Server } from 'node:http';
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 import type { Logger } from './logger.ts';
-import { splitHostPort } from './net.ts';
+import { listen } from './net.ts';
 
 /** The process registry with the metrics every gRPC service records. */
 export interface ServiceMetrics {
@@ -57,16 +55,9 @@ export async function serveMetrics(address: string, registry: Registry, logger: 
       },
     );
   });
-  const { host, port } = splitHostPort(address);
-  server.listen(port, host);
-  await Promise.race([
-    once(server, 'listening'),
-    once(server, 'error').then(([err]) => {
-      throw new Error(`cannot listen for metrics on ${address}: ${(err as Error).message}`);
-    }),
-  ]);
+  const port = await listen(server, address, 'metrics');
   return {
-    port: (server.address() as AddressInfo).port,
+    port,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }

@@ -1,15 +1,14 @@
 /** Query configuration: the only reader of the environment in this service. */
-import { hostPort, int, mongoUri, oneOf, readEnv } from '@flatline/platform/config.js';
+import { DATABASE_ENV, hostPort, int, LOG_LEVEL_ENV, readEnv, SHUTDOWN_ENV } from '@flatline/platform/config.js';
 
 /** The variables query reads, with their defaults (which run locally). */
 export const QUERY_ENV = {
   FLATLINE_QUERY_LISTEN: hostPort('127.0.0.1:7102'),
   FLATLINE_QUERY_METRICS_LISTEN: hostPort('127.0.0.1:9102'),
-  FLATLINE_MONGODB_URI: mongoUri('mongodb://127.0.0.1:27117/flatline'),
-  FLATLINE_DB_TIMEOUT_MS: int(3000, 100, 60000, 'milliseconds a database call may take before UNAVAILABLE (100 to 60000)'),
+  ...DATABASE_ENV,
   FLATLINE_DB_PING_MS: int(1000, 100, 60000, 'milliseconds between database health pings (100 to 60000)'),
-  FLATLINE_SHUTDOWN_GRACE_MS: int(5000, 0, 60000, 'milliseconds calls in flight may take at shutdown (0 to 60000)'),
-  FLATLINE_LOG_LEVEL: oneOf('info', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const),
+  ...SHUTDOWN_ENV,
+  ...LOG_LEVEL_ENV,
 };
 
 /** Typed query configuration. */

@@ -1,15 +1,14 @@
 /** Storage configuration: the only reader of the environment in this service. */
-import { hostPort, int, mongoUri, oneOf, readEnv } from '@flatline/platform/config.js';
+import { DATABASE_ENV, hostPort, int, LOG_LEVEL_ENV, readEnv, SHUTDOWN_ENV } from '@flatline/platform/config.js';
 
 /** The variables storage reads, with their defaults (which run locally). */
 export const STORAGE_ENV = {
   FLATLINE_STORAGE_LISTEN: hostPort('127.0.0.1:7101'),
   FLATLINE_STORAGE_METRICS_LISTEN: hostPort('127.0.0.1:9101'),
-  FLATLINE_MONGODB_URI: mongoUri('mongodb://127.0.0.1:27117/flatline'),
-  FLATLINE_DB_TIMEOUT_MS: int(3000, 100, 60000, 'milliseconds a database call may take before UNAVAILABLE (100 to 60000)'),
+  ...DATABASE_ENV,
   FLATLINE_DB_PING_MS: int(1000, 100, 60000, 'milliseconds between database health pings (100 to 60000)'),
-  FLATLINE_SHUTDOWN_GRACE_MS: int(5000, 0, 60000, 'milliseconds calls in flight may take at shutdown (0 to 60000)'),
-  FLATLINE_LOG_LEVEL: oneOf('info', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const),
+  ...SHUTDOWN_ENV,
+  ...LOG_LEVEL_ENV,
 };
 
 /** Typed storage configuration. */

@@ -1,11 +1,10 @@
 /** Binding and closing the simulator's HTTP(S) servers. */
-import { once } from 'node:events';
-import { isIPv4, isIPv6, type AddressInfo } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 
 type Server = HttpServer | HttpsServer;
-import { splitHostPort } from '@flatline/platform/net.js';
+export { listen } from '@flatline/platform/net.js';
 
 /** Whether host (as in a host:port, brackets allowed) names only this machine's loopback interface. */
 export function isLoopbackAddress(host: string): boolean {
@@ -14,19 +13,6 @@ export function isLoopbackAddress(host: string): boolean {
   if (isIPv4(h)) return h.startsWith('127.');
   if (isIPv6(h)) return h === '::1' || /^::ffff:127\./.test(h) || /^(0{1,4}:){7}0{0,3}1$/.test(h);
   return false;
-}
-
-/** Listens on address (host:port; port 0 picks one) and returns the bound port; the error names what and where. */
-export async function listen(server: Server, address: string, what: string): Promise<number> {
-  const { host, port } = splitHostPort(address);
-  server.listen(port, host);
-  await Promise.race([
-    once(server, 'listening'),
-    once(server, 'error').then(([err]) => {
-      throw new Error(`cannot listen for ${what} on ${address}: ${(err as Error).message}`);
-    }),
-  ]);
-  return (server.address() as AddressInfo).port;
 }
 
 /**

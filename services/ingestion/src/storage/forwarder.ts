@@ -49,6 +49,7 @@ export class Forwarder {
   private backoff: IBackoff<unknown> | undefined;
   private readonly backoffFactory = new ExponentialBackoff({ initialDelay: 100, maxDelay: 5000 });
   private warned = false;
+  private sizeObservedAt = 0;
   private wake: (() => void) | undefined;
 
   constructor(
@@ -128,6 +129,11 @@ export class Forwarder {
   }
 
   private observeSize(): void {
+    // A count over the outbox scans it: once a second is enough for a gauge
+    // and a warning, not once per batch while a backlog drains.
+    const now = Date.now();
+    if (now - this.sizeObservedAt < 1000) return;
+    this.sizeObservedAt = now;
     const size = this.outbox.size();
     this.metrics.outboxFetches.set(size.fetches);
     this.metrics.outboxReadings.set(size.readings);
