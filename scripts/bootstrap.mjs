@@ -15,7 +15,7 @@ if (args.includes('--help') || args.includes('-h')) {
 
 Installs what flatline needs on this machine, idempotently:
   npm packages  (npm ci, when node_modules is missing or package-lock.json changed)
-  tools         (tools/install.sh: ferretdb, grpcurl and chaostoolkit by default, or the tools named)
+  tools         (tools/install.sh: every default tool, or the tools named; see tools/install.sh --help)
 npm start and npm test run it first.`);
   process.exit(0);
 }
@@ -29,5 +29,5 @@ if (have !== want) {
   execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
   writeFileSync(stamp, `${want}\n`);
 }
-const tools = args.length > 0 ? args : ['ferretdb', 'grpcurl', 'chaostoolkit'];
-execFileSync('bash', [join(root, 'tools', 'install.sh'), ...tools], { cwd: root, stdio: 'inherit' });
+// No names: tools/install.sh installs every tool whose installer does not say "default: no".
+execFileSync('bash', [join(root, 'tools', 'install.sh'), ...args], { cwd: root, stdio: 'inherit' });

@@ -66,10 +66,10 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
 
   it('reaches freshness under 20 s for every flat, read with grpcurl', async () => {
     const ok = await eventually(async () => {
-      const f = await worstAgeByGrpcurl(stack.query.grpc);
+      const f = await worstAgeByGrpcurl(stack.queryAddress);
       return f.count === FLATS && f.never === 0 && f.worst < 20;
     }, 30000, 500);
-    expect(ok, JSON.stringify(await worstAgeByGrpcurl(stack.query.grpc))).to.equal(true);
+    expect(ok, JSON.stringify(await worstAgeByGrpcurl(stack.queryAddress))).to.equal(true);
   });
 
   it('splits the flats between the replicas without overlap', async () => {
@@ -98,7 +98,7 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
     expect(await eventually(async () => (await outboxTotal(stack)) === 0, 20000)).to.equal(true);
     const report = await seqGaps(stack.db.uri);
     expect(report.gaps).to.deep.equal([]);
-    expect((await freshness(stack.query.grpc)).worstAgeSeconds).to.be.below(20);
+    expect((await freshness(stack.queryAddress)).worstAgeSeconds).to.be.below(20);
   });
 
   it('counts malformed and failing device answers and keeps the other flats fresh', async () => {
@@ -111,14 +111,14 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
       expect(after.malformed - before.malformed, 'malformed').to.be.at.least(3);
       expect(after.http - before.http, 'http errors').to.be.at.least(2);
       expect(after.timeout - before.timeout, 'timeouts').to.be.at.least(1);
-      const healthy = await freshness(stack.query.grpc, { excludeFlatIds: Object.keys(broken) });
+      const healthy = await freshness(stack.queryAddress, { excludeFlatIds: Object.keys(broken) });
       expect(healthy.flatCount).to.equal(FLATS - 6);
       expect(healthy.worstAgeSeconds).to.be.below(20);
       for (const r of stack.ingestion) expect(r!.process.running, `${r!.process.name} still runs`).to.equal(true);
     } finally {
       await control(stack, 'DELETE', '/behaviours');
     }
-    expect(await eventually(async () => (await freshness(stack.query.grpc)).worstAgeSeconds < 20, 30000, 500)).to.equal(true);
+    expect(await eventually(async () => (await freshness(stack.queryAddress)).worstAgeSeconds < 20, 30000, 500)).to.equal(true);
   });
 
   it('loses nothing while FerretDB is stopped for 20 s: the outboxes grow, then drain to empty', async () => {
@@ -129,7 +129,7 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
     expect(await eventually(async () => (await outboxTotal(stack)) === 0, 60000, 500), 'outbox drained').to.equal(true);
     const report = await seqGaps(stack.db.uri);
     expect(report.gaps).to.deep.equal([]);
-    expect(await eventually(async () => (await freshness(stack.query.grpc)).worstAgeSeconds < 20, 30000, 500)).to.equal(true);
+    expect(await eventually(async () => (await freshness(stack.queryAddress)).worstAgeSeconds < 20, 30000, 500)).to.equal(true);
   });
 
   // After the zero-gap checks: a flat held off longer than the devices' window loses readings, by design.
@@ -138,9 +138,9 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
     expect(on.stdout).to.contain('devices-slow on (flats 7)');
     try {
       await sleep(7000);
-      const seven = await freshness(stack.query.grpc, { flatIds: ['7'] });
+      const seven = await freshness(stack.queryAddress, { flatIds: ['7'] });
       expect(seven.worstAgeSeconds, 'flat 7 is stale').to.be.at.least(5);
-      const others = await freshness(stack.query.grpc, { excludeFlatIds: ['7'] });
+      const others = await freshness(stack.queryAddress, { excludeFlatIds: ['7'] });
       expect(others.flatCount).to.equal(FLATS - 1);
       expect(others.worstAgeSeconds, 'the other flats stay fresh').to.be.below(5);
       const status = JSON.parse((await flatline('fault', 'status', '--json')).stdout) as Array<{ name: string; delayedLastMinute: number }>;
@@ -149,7 +149,7 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
     } finally {
       await flatline('fault', 'off', '--all');
     }
-    expect(await eventually(async () => (await freshness(stack.query.grpc, { flatIds: ['7'] })).worstAgeSeconds < 5, 30000, 500), 'flat 7 fresh again').to.equal(true);
+    expect(await eventually(async () => (await freshness(stack.queryAddress, { flatIds: ['7'] })).worstAgeSeconds < 5, 30000, 500), 'flat 7 fresh again').to.equal(true);
   });
 
   it('fault off --all restores a fault file left corrupt by a crashed toggle', async () => {
@@ -185,7 +185,7 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
     await stack.ingestion[1]!.process.exited;
     // Every flat fetched after the kill, within 15 s.
     const ok = await eventually(async () => {
-      const f = await freshness(stack.query.grpc);
+      const f = await freshness(stack.queryAddress);
       return f.stalest.length === FLATS && f.stalest.every((s) => (s.lastFetchAt?.getTime() ?? 0) > killedAt + 1000);
     }, 15000, 250);
     expect(ok, `took over within 15 s (${(Date.now() - killedAt) / 1000} s)`).to.equal(true);

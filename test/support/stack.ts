@@ -76,6 +76,6 @@ export async function eventually(check: () => Promise<boolean>, timeoutMs: numbe
 }
 
 /** The local stack as the whole-system tests run it: free ports, a 1 s poll interval, two replicas, env per component. */
-export function startTestStack(stateDir: string, flats: number, env: NonNullable<StackOptions['env']>): Promise<LocalStack> {
-  return LocalStack.start({ stateDir, host: '127.0.0.1', ports: FREE_PORTS, flats, intervalMs: 1000, replicas: 2, logLevel: 'info', env });
+export function startTestStack(stateDir: string, flats: number, env: NonNullable<StackOptions['env']>, nodes = 1): Promise<LocalStack> {
+  return LocalStack.start({ stateDir, host: '127.0.0.1', ports: FREE_PORTS, flats, intervalMs: 1000, replicas: 2, nodes, logLevel: 'info', env });
 }

@@ -68,7 +68,7 @@ async function measure(flats: number, o: BenchOptions): Promise<Row> {
     const warmEnd = Date.now() + Math.max(120000, 6 * o.interval);
     let fetched = 0;
     for (;;) {
-      const r = await freshnessReport(stack.query.grpc).catch(() => undefined);
+      const r = await freshnessReport(stack.queryAddress).catch(() => undefined);
       fetched = r?.flatCount ?? 0;
       if (fetched === flats) break;
       if (Date.now() > warmEnd) {
@@ -89,7 +89,7 @@ async function measure(flats: number, o: BenchOptions): Promise<Row> {
     let rss = 0;
     const end = Date.now() + o.window;
     while (Date.now() < end) {
-      const r = await freshnessReport(stack.query.grpc);
+      const r = await freshnessReport(stack.queryAddress);
       p50s.push(r.p50AgeSeconds);
       p99s.push(r.p99AgeSeconds);
       rss = Math.max(rss, rssBytes(ingestion.process.pid!));

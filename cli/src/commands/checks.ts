@@ -11,10 +11,15 @@ export function gapsCommand(): Command {
     .description('count missing sequence numbers in every device\'s stored readings; exit 1 when any is missing')
     .option('--state-dir <dir>', 'state folder of the local stack', DEFAULT_STATE_DIR)
     .option('--json', 'print as JSON', false)
-    .action(async (o: { stateDir: string; json: boolean }) => {
-      const stack = requireStack(o.stateDir);
-      if (stack === undefined) return;
-      const report = await seqGaps(`mongodb://${stack.database}/flatline`);
+    .option('--mongodb-uri <uri>', "read this database instead of the local stack's (a cluster's MongoDB, e.g. through kubectl port-forward)")
+    .action(async (o: { stateDir: string; json: boolean; mongodbUri?: string }) => {
+      let uri = o.mongodbUri;
+      if (uri === undefined) {
+        const stack = requireStack(o.stateDir);
+        if (stack === undefined) return;
+        uri = `mongodb://${stack.database}/flatline`;
+      }
+      const report = await seqGaps(uri);
       const missing = report.gaps.reduce((n, g) => n + g.missing, 0);
       if (o.json) process.stdout.write(`${JSON.stringify({ ...report, missing }, null, 2)}\n`);
       else {

@@ -1,6 +1,7 @@
 /** `flatline db`: make the local stack's database unreachable and bring it back, as a chaos action. */
 import { Command } from 'commander';
 import { DEFAULT_STATE_DIR } from '../paths.ts';
+import { recordEvent } from '../stack/events.ts';
 import { requireStack } from '../stack/stack-file.ts';
 
 function signalDatabase(stateDir: string, signal: NodeJS.Signals, what: string): void {
@@ -15,6 +16,7 @@ function signalDatabase(stateDir: string, signal: NodeJS.Signals, what: string):
   try {
     process.kill(pid, signal);
     process.stdout.write(`database (pid ${pid}) ${what}\n`);
+    recordEvent(stateDir, signal === 'SIGSTOP' ? 'inject' : 'remove', 'database', `${what} (pid ${pid})`);
   } catch (err) {
     process.stderr.write(`flatline db: cannot signal pid ${pid}: ${(err as Error).message}\n`);
     process.exitCode = 2;

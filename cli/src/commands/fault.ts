@@ -9,6 +9,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadCredentials } from '@flatline/platform/credentials.js';
 import { InvalidFaultError } from '@flatline/mesh/fault.js';
 import { readFaultFile, writeFaultFile } from '@flatline/mesh/fault-file.js';
+import { recordEvent } from '../stack/events.ts';
 import { SCENARIOS, scenario } from '@flatline/mesh/scenarios.js';
 import { stableFraction } from '@flatline/mesh/stable-fraction.js';
 import { baselineVirtualService, DEFAULT_MESH, faultVirtualService, planOf } from '@flatline/mesh/istio.js';
@@ -127,6 +128,7 @@ export function faultCommand(): Command {
       }
       const target = flats.length > 0 ? `flats ${flats.length > 10 ? `${flats.slice(0, 10).join(', ')}, … (${flats.length})` : flats.join(', ')}` : 'every request';
       process.stdout.write(`${fault.name} on (${target}): ${JSON.stringify(fault.fault)}\n`);
+      recordEvent(o.stateDir, 'inject', fault.name, `${target}: ${JSON.stringify(fault.fault)}${o.kube ? ' (cluster)' : ''}`);
     } catch (err) {
       fail(err instanceof InvalidFaultError ? `invalid fault: ${err.message}` : (err as Error).message);
     }
@@ -149,6 +151,7 @@ export function faultCommand(): Command {
           return (keep.length > 0 ? faultVirtualService(host, keep, settings) : baselineVirtualService(host, settings)).toJSON();
         });
         process.stdout.write(applyObjects(o.kubectl, objects));
+        recordEvent(o.stateDir, 'remove', o.all ? '*' : name!, 'cluster');
       } catch (err) {
         fail((err as Error).message);
       }
@@ -159,6 +162,7 @@ export function faultCommand(): Command {
       // Written whatever the file held, even a corrupt one: off --all always restores.
       writeFaultFile(file, []);
       process.stdout.write('every fault off\n');
+      recordEvent(o.stateDir, 'remove', '*', 'every fault off');
       return;
     }
     if (name === undefined) return fail('name a scenario, or use --all');
@@ -166,6 +170,7 @@ export function faultCommand(): Command {
       const before = readFaultFile(file);
       writeFaultFile(file, before.filter((f) => f.name !== name));
       process.stdout.write(before.some((f) => f.name === name) ? `${name} off\n` : `${name} was not on\n`);
+      if (before.some((f) => f.name === name)) recordEvent(o.stateDir, 'remove', name, 'off');
     } catch (err) {
       fail(`${(err as Error).message} (flatline fault off --all rewrites it)`);
     }

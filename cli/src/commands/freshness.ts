@@ -1,5 +1,5 @@
 /** `flatline freshness`: how old each flat's last successful fetch is, from the query service. */
-import { credentials } from '@grpc/grpc-js';
+import { credentials, status } from '@grpc/grpc-js';
 import { Command, Option } from 'commander';
 import { GetFreshnessResponse, QueryServiceClient, type FreshnessReport } from '@flatline/proto/flatline/query/v1/query.js';
 import { unaryCall } from '@flatline/platform/grpc-client.js';
@@ -26,6 +26,27 @@ interface FreshnessOptions {
 /** The query address: --query, else the running stack's, else the default. */
 export function queryAddress(explicit: string | undefined, stateDir: string): string {
   return explicit ?? readStackFile(stateDir)?.query ?? `127.0.0.1:${DEFAULT_PORTS.query}`;
+}
+
+const ATTEMPT_MS = 2500;
+const ATTEMPTS = 3;
+
+/**
+ * Calls again (GetFreshness is a read) when an attempt met UNAVAILABLE or its
+ * own deadline: a replica that hangs (a frozen node) holds one attempt until
+ * the balancer's health check takes it out, as a gRPC client with a retry
+ * policy would ride out. Three attempts of 2.5 s keep the worst under 8 s.
+ */
+async function withRetry<T>(call: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      const code = (err as { code?: number }).code;
+      if (attempt >= ATTEMPTS || (code !== status.UNAVAILABLE && code !== status.DEADLINE_EXCEEDED)) throw err;
+      await new Promise((r) => setTimeout(r, 100 * attempt));
+    }
+  }
 }
 
 const list = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').filter(Boolean)];
@@ -69,7 +90,7 @@ export function freshnessCommand(): Command {
         interceptors: [grpcFaultInterceptor(new Injector('query', () => faults, undefined))],
       });
       try {
-        const res = await unaryCall(client, client.getFreshness, { flatIds: o.flats, excludeFlatIds: o.exclude, limit: o.limit }, 5000);
+        const res = await withRetry(() => unaryCall(client, client.getFreshness, { flatIds: o.flats, excludeFlatIds: o.exclude, limit: o.limit }, ATTEMPT_MS));
         const report = res.report!;
         process.stdout.write(`${o.json ? JSON.stringify((GetFreshnessResponse.toJSON(res) as { report?: unknown }).report ?? {}, null, 2) : render(report)}\n`);
         if (o.maxAge !== undefined && (report.worstAgeSeconds > o.maxAge || report.neverFetchedCount > 0)) process.exitCode = 1;

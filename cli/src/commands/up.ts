@@ -2,8 +2,8 @@
 import { mkdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_STATE_DIR, REPO_ROOT, serviceEntry, TOOLS_BIN } from '../paths.ts';
-import { ProcessRecord } from '../stack/leftovers.ts';
+import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN } from '../paths.ts';
+import { markerOf, ProcessRecord } from '../stack/leftovers.ts';
 import { DEFAULT_PORTS, LocalStack, type StackPorts } from '../stack/stack.ts';
 import type { ManagedProcess } from '../stack/processes.ts';
 
@@ -29,6 +29,7 @@ interface UpOptions {
   flats: number;
   interval: number;
   replicas: number;
+  nodes: number;
   logLevel: string;
 }
 
@@ -44,13 +45,20 @@ export function upCommand(): Command {
     .option('--host <host>', 'address the components listen on', '127.0.0.1')
     .addOption(new Option('--flats <n>', 'flats the simulator serves').default(100).argParser(wholeNumber(1, 100000)))
     .addOption(new Option('--interval <duration>', 'poll interval of each flat (e.g. 5s)').default(5000, '5s').argParser(duration))
-    .addOption(new Option('--replicas <n>', 'ingestion replicas').default(2).argParser(wholeNumber(1, 16)))
+    .addOption(new Option('--replicas <n>', 'replicas of ingestion (and, with 2 or more nodes, of storage and query)').default(2).argParser(wholeNumber(1, 16)))
+    .addOption(
+      new Option('--nodes <n>', 'local nodes the replicas are spread over (1: no balancer; 2 or more: HAProxy gives storage and query one address each)')
+        .default(2)
+        .argParser(wholeNumber(1, 8)),
+    )
     .addOption(new Option('--log-level <level>', 'log level of every component').default('info').choices(['debug', 'info', 'warn', 'error']))
     .addHelpText(
       'after',
       `\nPorts (on --host): ferretdb ${DEFAULT_PORTS.db}, storage ${DEFAULT_PORTS.storage}, query ${DEFAULT_PORTS.query}, ` +
         `devices ${DEFAULT_PORTS.devices} (control ${DEFAULT_PORTS.devicesControl}), ingestion ${DEFAULT_PORTS.ingestion}+i; ` +
-        `metrics: storage ${DEFAULT_PORTS.storageMetrics}, query ${DEFAULT_PORTS.queryMetrics}, devices ${DEFAULT_PORTS.devicesMetrics}, ingestion ${DEFAULT_PORTS.ingestionMetrics}+i.`,
+        `metrics: storage ${DEFAULT_PORTS.storageMetrics}, query ${DEFAULT_PORTS.queryMetrics}, devices ${DEFAULT_PORTS.devicesMetrics}, ingestion ${DEFAULT_PORTS.ingestionMetrics}+i. ` +
+        'With 2 or more nodes, storage and query ports are HAProxy\'s and their replicas take free ports; ' +
+        '`flatline node drain|crash|freeze|restore <node>` fails a node as a VM would.',
     )
     .action(async (options: UpOptions) => {
       await up(options, DEFAULT_PORTS);
@@ -79,13 +87,23 @@ async function up(o: UpOptions, ports: StackPorts): Promise<void> {
 
   try {
     const stack = await LocalStack.start(
-      { stateDir: o.stateDir, host: o.host, ports, flats: o.flats, intervalMs: o.interval, replicas: o.replicas, logLevel: o.logLevel, say: (l) => say(`[up] ${l}`) },
+      {
+        stateDir: o.stateDir,
+        host: o.host,
+        ports,
+        flats: o.flats,
+        intervalMs: o.interval,
+        replicas: o.replicas,
+        nodes: o.nodes,
+        logLevel: o.logLevel,
+        say: (l) => say(`[up] ${l}`),
+      },
       (name, running) => {
         const p = running.process;
         started.push(p);
-        record.add(p.name, p.pid, name === 'ferretdb' ? join(TOOLS_BIN, 'ferretdb') : serviceEntry(name.replace(/-\d+$/, '')));
+        record.add(p.name, p.pid, markerOf(name));
         void p.exited.then((code) => {
-          if (stopping) return;
+          if (stopping || p.expected) return;
           say(`[up] ${p.name} exited unexpectedly (${code}); its log: ${p.logFile}\n${p.lastLines()}`);
           void stopAll(1);
         });
@@ -105,14 +123,19 @@ function printTable(stack: LocalStack): void {
     ['ferretdb', stack.db.address, '-'],
     ['devices', `https://${stack.devices.addresses['https']}`, `http://${stack.devices.metrics}/metrics`],
     ['  control', `http://${stack.devices.addresses['control']}`, ''],
-    ['storage', stack.storage.grpc, `http://${stack.storage.metrics}/metrics`],
-    ['query', stack.query.grpc, `http://${stack.query.metrics}/metrics`],
-    ...stack.ingestion.map((r, i) => [`ingestion-${i}`, r?.grpc ?? '-', `http://${r?.metrics}/metrics`]),
+    ...(stack.haproxy === undefined ? [] : [['haproxy', `storage ${stack.storageAddress}`, ''], ['', `query ${stack.queryAddress}`, '']]),
+    ...stack.nodes().flatMap((n) => [
+      [n.name, '', ''],
+      ...n.replicas.map((name) => {
+        const r = [...stack.running('storage'), ...stack.running('query'), ...stack.ingestion].find((x) => x?.process.name === name);
+        return [`  ${name}`, r?.grpc ?? '-', r === undefined ? '' : `http://${r.metrics}/metrics`];
+      }),
+    ]),
   ];
   const logs = stack.logs;
-  const q = stack.query.grpc;
+  const q = stack.queryAddress;
   say('');
-  say(`flatline is up: ${stack.options.flats} flats polled every ${stack.options.intervalMs / 1000} s by ${stack.options.replicas} ingestion replica(s)`);
+  say(`flatline is up: ${stack.options.flats} flats polled every ${stack.options.intervalMs / 1000} s by ${stack.options.replicas} ingestion replica(s) on ${stack.nodes().length} node(s)`);
   for (const [a, b, c] of rows) say(`  ${a!.padEnd(12)} ${b!.padEnd(26)} ${c}`);
   say(`logs: ${logs.startsWith(REPO_ROOT) ? relative(REPO_ROOT, logs) : logs}/`);
   say('');
@@ -121,6 +144,7 @@ function printTable(stack: LocalStack): void {
   say(`  ${grpcurl} -plaintext ${q} list`);
   say(`  ${grpcurl} -plaintext -d '{"flat_id":"17"}' ${q} flatline.query.v1.QueryService/GetLatest`);
   say(`  ${grpcurl} -plaintext -d '{}' ${q} flatline.query.v1.QueryService/GetFreshness`);
+  if (stack.nodes().length >= 2) say(`  npm run flatline -- node crash ${stack.nodes()[0]!.name}   (then: node restore ${stack.nodes()[0]!.name})`);
   say('');
   say('Ctrl-C stops everything.');
 }

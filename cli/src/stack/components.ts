@@ -13,8 +13,9 @@ export interface RunningDatabase {
 }
 
 /** Starts FerretDB (built by tools/install.sh) on listen (port 0 picks one) with its SQLite files in stateDir. */
-export async function startDatabase(options: { listen: string; stateDir: string; logFile: string; database?: string }): Promise<RunningDatabase> {
+export async function startDatabase(options: { listen: string; stateDir: string; logFile: string; database?: string; detached?: boolean }): Promise<RunningDatabase> {
   const { process, ready } = await spawnReady({
+    detached: options.detached ?? false,
     name: 'ferretdb',
     command: join(TOOLS_BIN, 'ferretdb'),
     args: ['--listen-addr', options.listen, '--state-dir', options.stateDir, '--log-level', 'warn'],
@@ -40,9 +41,10 @@ export interface RunningService {
  * "listening" log line; name (default: the service) names the process and
  * its log.
  */
-export async function startService(options: { service: string; name?: string; env: Readonly<Record<string, string>>; logFile: string }): Promise<RunningService> {
+export async function startService(options: { service: string; name?: string; env: Readonly<Record<string, string>>; logFile: string; detached?: boolean }): Promise<RunningService> {
   let addresses: Record<string, string> = {};
   const { process } = await spawnReady({
+    detached: options.detached ?? false,
     name: options.name ?? options.service,
     command: globalThis.process.execPath,
     args: ['--import', 'tsx', serviceEntry(options.service)],

@@ -5,6 +5,7 @@
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { serviceEntry, TOOLS_BIN } from '../paths.ts';
 
 interface Entry {
   readonly name: string;
@@ -19,6 +20,11 @@ function alive(entry: Entry): boolean {
   } catch {
     return false;
   }
+}
+
+/** The piece of a stack process's command line that identifies it: its binary or its service's main. */
+export function markerOf(name: string): string {
+  return name === 'ferretdb' || name === 'haproxy' ? join(TOOLS_BIN, name) : serviceEntry(name.replace(/-\d+$/, ''));
 }
 
 /** The record of one stack's processes. */
@@ -40,7 +46,10 @@ export class ProcessRecord {
       // A torn file from a crash: nothing trustworthy to stop.
     }
     const running = entries.filter(alive);
-    for (const e of running) process.kill(e.pid, 'SIGTERM');
+    for (const e of running) {
+      process.kill(e.pid, 'SIGTERM');
+      process.kill(e.pid, 'SIGCONT'); // a frozen node's process hears SIGTERM only once it runs
+    }
     const end = Date.now() + graceMs;
     while (running.some(alive) && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
     for (const e of running.filter(alive)) process.kill(e.pid, 'SIGKILL');

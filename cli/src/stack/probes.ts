@@ -27,10 +27,14 @@ export async function metricValue(address: string, name: string, labelText = '')
 }
 
 /** The query service's freshness report (every flat, or as selected). */
-export async function freshnessReport(queryAddress: string, request: { flatIds?: string[]; excludeFlatIds?: string[]; limit?: number } = {}): Promise<FreshnessReport> {
+export async function freshnessReport(
+  queryAddress: string,
+  request: { flatIds?: string[]; excludeFlatIds?: string[]; limit?: number } = {},
+  timeoutMs = 5000,
+): Promise<FreshnessReport> {
   const client = new QueryServiceClient(queryAddress, credentials.createInsecure());
   try {
-    const res = await unaryCall(client, client.getFreshness, { flatIds: request.flatIds ?? [], excludeFlatIds: request.excludeFlatIds ?? [], limit: request.limit ?? 10 }, 5000);
+    const res = await unaryCall(client, client.getFreshness, { flatIds: request.flatIds ?? [], excludeFlatIds: request.excludeFlatIds ?? [], limit: request.limit ?? 10 }, timeoutMs);
     return res.report!;
   } finally {
     client.close();

@@ -28,6 +28,8 @@ function tailOf(path: string, maxLines = 20, maxBytes = 8192): string {
 export class ManagedProcess {
   /** Resolves with the exit code (or signal name) when the child ends. */
   readonly exited: Promise<number | string>;
+  /** Set when the stack ends or stops it on purpose (a node drained or crashed): its exit is no failure. */
+  expected = false;
 
   constructor(
     readonly name: string,
@@ -59,8 +61,11 @@ export class ManagedProcess {
 
   /** SIGTERM, then SIGKILL after graceMs; resolves with the exit code or signal. */
   async stop(graceMs = 10000): Promise<number | string> {
+    this.expected = true;
     if (!this.running) return this.exited;
     this.child.kill('SIGTERM');
+    // A frozen (SIGSTOPped) child handles SIGTERM only once it runs again.
+    this.child.kill('SIGCONT');
     const timer = setTimeout(() => this.signal('SIGKILL'), graceMs);
     try {
       return await this.exited;
@@ -81,6 +86,8 @@ export interface SpawnSpec {
   /** Returns a value once a line shows the process is ready. */
   readonly ready: (line: string) => string | undefined;
   readonly readyTimeoutMs?: number;
+  /** In its own process group: a Ctrl-C meant for the supervisor does not reach it (flatline chaos run stops it itself). */
+  readonly detached?: boolean;
 }
 
 /** Calls onLine for each complete line appended to path from offset on, every everyMs, until stopped. */
@@ -119,6 +126,7 @@ export async function spawnReady(spec: SpawnSpec): Promise<{ process: ManagedPro
       // eslint-disable-next-line no-restricted-properties -- passed through to the child, not read here
       env: { ...process.env, ...spec.env },
       stdio: ['ignore', out, out],
+      detached: spec.detached ?? false,
     });
   } finally {
     closeSync(out);

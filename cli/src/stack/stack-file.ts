@@ -12,6 +12,12 @@ export interface StackFile {
   readonly databasePid?: number;
   readonly ingestion: ReadonlyArray<{ grpc?: string; metrics?: string }>;
   readonly metrics: Readonly<Record<string, string>>;
+  /** Replicas of storage, query and ingestion, with their node (pid absent while the node is down). */
+  readonly replicas?: ReadonlyArray<{ name: string; node: string; pid?: number; grpc: string; metrics: string }>;
+  /** Local nodes and where each stands (ready, drained, crashed, frozen). */
+  readonly nodes?: Readonly<Record<string, string>>;
+  /** The supervisor's control socket (flatline node). */
+  readonly control?: string;
   readonly pid: number;
 }
 
