@@ -38,6 +38,9 @@ runMain(NAME, async () => {
   const outbox = new Outbox(join(config.stateDir, 'outbox.sqlite'));
   const pending = outbox.size();
   if (pending.fetches > 0) logger.info(pending, 'resuming with what the outbox holds');
+  if (config.poll.timeoutMs >= config.poll.intervalMs) {
+    logger.warn(config.poll, 'FLATLINE_POLL_TIMEOUT_MS is not shorter than FLATLINE_POLL_INTERVAL_MS: a slow flat misses polls and may hold up the others');
+  }
   // The local fault plane: the same declarations Istio would apply, read from the fault file.
   const faults = new FaultSource(
     config.faultsFile,

@@ -27,6 +27,7 @@ export function createIngestionMetrics(base: ServiceMetrics) {
     outboxErrors: new Counter({ name: 'flatline_ingestion_outbox_errors_total', help: 'Failed outbox writes (the readings are fetched again next poll)', registers }),
     forwarded: new Counter({ name: 'flatline_ingestion_forwarded_readings_total', help: 'Readings storage acknowledged', registers }),
     forwardErrors: new Counter({ name: 'flatline_ingestion_forward_errors_total', help: 'Failed Append calls, by status', labelNames: ['code'] as const, registers }),
+    dropped: new Counter({ name: 'flatline_ingestion_dropped_readings_total', help: 'Readings dropped after a failed Append (FLATLINE_FORWARD_ON_FAILURE=drop only)', registers }),
     deadLetters: new Counter({ name: 'flatline_ingestion_dead_letters_total', help: 'Fetch results storage refused as invalid, kept aside', registers }),
     flatsHeld: new Gauge({ name: 'flatline_ingestion_flats_held', help: 'Flats this replica polls', registers }),
     bucketsHeld: new Gauge({ name: 'flatline_ingestion_buckets_held', help: 'Lease buckets this replica holds', registers }),

@@ -1,6 +1,6 @@
 /**
  * The poller: every flat on its own schedule, polled by one rxjs pipeline with
- * bounded concurrency. Each poll has a timeout shorter than the interval;
+ * bounded concurrency. Each poll has a timeout (shorter than the interval unless configured otherwise);
  * each flat has its own circuit breaker and backoff with jitter (cockatiel),
  * so a device that takes 30 s never holds up another flat. Answers are
  * validated, then written to the outbox in small batches before anything else.

@@ -18,6 +18,8 @@ export interface ForwardSettings {
   readonly batch: number;
   readonly timeoutMs: number;
   readonly warnRows: number;
+  /** retry keeps a failed batch in the outbox; drop deletes it anyway (at-most-once, for negative controls). */
+  readonly onFailure: 'retry' | 'drop';
 }
 
 const MAX_READINGS_PER_APPEND = 10000;
@@ -113,6 +115,13 @@ export class Forwarder {
           } else {
             this.deadLetter(batch[0]!, e.details);
           }
+          continue;
+        }
+        if (this.settings.onFailure === 'drop') {
+          this.logger.warn({ code: status[e.code], readings: batch.reduce((n, f) => n + f.readings.length, 0) }, 'Append failed; FLATLINE_FORWARD_ON_FAILURE=drop: batch dropped');
+          this.metrics.dropped.inc(batch.reduce((n, f) => n + f.readings.length, 0));
+          this.outbox.ack(batch[batch.length - 1]!.id);
+          await this.sleep(IDLE_MS);
           continue;
         }
         if (this.backoff === undefined) this.logger.warn({ code: status[e.code], reason: e.details }, 'storage does not accept appends; the outbox keeps everything and retries');
