@@ -1,10 +1,12 @@
 /** The `flatline` command. */
 import { Command } from 'commander';
 import { benchCommand } from './commands/bench.ts';
+import { chaosCommand } from './commands/chaos.ts';
 import { drainedCommand, gapsCommand } from './commands/checks.ts';
 import { dbCommand } from './commands/db.ts';
 import { faultCommand } from './commands/fault.ts';
 import { freshnessCommand } from './commands/freshness.ts';
+import { nodeCommand } from './commands/node.ts';
 import { statusCommand } from './commands/status.ts';
 import { upCommand } from './commands/up.ts';
 
@@ -16,8 +18,10 @@ const program = new Command('flatline')
   .addCommand(freshnessCommand())
   .addCommand(faultCommand())
   .addCommand(dbCommand())
+  .addCommand(nodeCommand())
   .addCommand(gapsCommand())
   .addCommand(drainedCommand())
+  .addCommand(chaosCommand())
   .addCommand(benchCommand());
 
 await program.parseAsync(process.argv);

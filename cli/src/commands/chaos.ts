@@ -1,0 +1,339 @@
+/**
+ * `flatline chaos run <experiment>`: one chaos experiment end to end. Starts
+ * the local stack when none runs, runs the real `chaos run` (rollbacks always,
+ * the steady state checked continuously with fail-fast), samples the
+ * freshness of the healthy flats once a second meanwhile, then sweeps away
+ * any fault or failed node a rollback missed (also after Ctrl-C) and writes
+ * reports/<time>-<experiment>/: the journal, report.md, freshness.png and
+ * verdict.json.
+ */
+import { spawn } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { readFaultFile, writeFaultFile } from '@flatline/mesh/fault-file.js';
+import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN } from '../paths.ts';
+import { callControl } from '../stack/control.ts';
+import { markerOf, ProcessRecord } from '../stack/leftovers.ts';
+import { readEvents, recordEvent } from '../stack/events.ts';
+import { freshnessReport } from '../stack/probes.ts';
+import { readStackFile, stackRunning, type StackFile } from '../stack/stack-file.ts';
+import { DEFAULT_PORTS, FREE_PORTS, LocalStack } from '../stack/stack.ts';
+import { duration, wholeNumber } from './up.ts';
+
+const CHAOS_DIR = join(REPO_ROOT, 'chaos');
+const SERVICES = ['storage', 'query', 'devices', 'ingestion'] as const;
+type Service = (typeof SERVICES)[number];
+
+/** The experiment folders under chaos/. */
+export function experiments(): string[] {
+  return readdirSync(CHAOS_DIR, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(join(CHAOS_DIR, d.name, 'experiment.json')))
+    .map((d) => d.name)
+    .sort();
+}
+
+/** An experiment.json from a path, a folder under chaos/, or a unique part of a folder's name. */
+export function resolveExperiment(name: string): string {
+  for (const candidate of [name, join(name, 'experiment.json'), join(CHAOS_DIR, name, 'experiment.json')]) {
+    if (existsSync(candidate) && candidate.endsWith('.json')) return resolve(candidate);
+  }
+  const matches = experiments().filter((e) => e.includes(name.replace(/…$/, '')));
+  if (matches.length === 1) return join(CHAOS_DIR, matches[0]!, 'experiment.json');
+  throw new InvalidArgumentError(matches.length === 0 ? `no experiment matches ${JSON.stringify(name)}; see: flatline chaos list` : `${JSON.stringify(name)} matches ${matches.join(', ')}: say which`);
+}
+
+interface Experiment {
+  title: string;
+  tags?: string[];
+  configuration?: Record<string, unknown>;
+}
+
+/** The value of a configuration key: --var wins, then the experiment's default (env entries: their default). */
+function configValue(experiment: Experiment, vars: Record<string, string>, key: string): string | undefined {
+  if (vars[key] !== undefined) return vars[key];
+  const c = experiment.configuration?.[key];
+  if (typeof c === 'string' || typeof c === 'number') return String(c);
+  if (typeof c === 'object' && c !== null && 'default' in c) return String((c as { default: unknown }).default);
+  return undefined;
+}
+
+const keyValue = (value: string, previous: Record<string, string> = {}): Record<string, string> => {
+  const i = value.indexOf('=');
+  if (i <= 0) throw new InvalidArgumentError('expected key=value');
+  return { ...previous, [value.slice(0, i)]: value.slice(i + 1) };
+};
+
+const serviceEnv = (value: string, previous: Partial<Record<Service, Record<string, string>>> = {}): Partial<Record<Service, Record<string, string>>> => {
+  const m = /^(\w+):([A-Z0-9_]+)=(.*)$/.exec(value);
+  if (m === null || !SERVICES.includes(m[1] as Service)) throw new InvalidArgumentError(`expected <${SERVICES.join('|')}>:NAME=value`);
+  const service = m[1] as Service;
+  return { ...previous, [service]: { ...previous[service], [m[2]!]: m[3]! } };
+};
+
+interface RunOptions {
+  stateDir: string;
+  var: Record<string, string>;
+  frequency: number;
+  reports: string;
+  flats: number;
+  interval: number;
+  nodes: number;
+  replicas: number;
+  env: Partial<Record<Service, Record<string, string>>>;
+  keepStack: boolean;
+}
+
+function say(line: string): void {
+  process.stdout.write(`[chaos] ${line}\n`);
+}
+
+/** Samples the worst healthy-flat freshness once a second into timeline.jsonl until stopped. */
+function sampleFreshness(stateDir: string, exclude: string[], file: string): () => Promise<void> {
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const started = Date.now();
+      const query = readStackFile(stateDir)?.query;
+      const sample: Record<string, unknown> = { t: new Date().toISOString() };
+      try {
+        if (query === undefined) throw new Error('no stack');
+        const r = await freshnessReport(query, { excludeFlatIds: exclude, limit: 0 }, 2500);
+        Object.assign(sample, { worst_healthy_age_s: r.worstAgeSeconds, p99_healthy_age_s: r.p99AgeSeconds, query_ok: true, flats: r.flatCount, never_fetched: r.neverFetchedCount });
+      } catch {
+        Object.assign(sample, { worst_healthy_age_s: null, p99_healthy_age_s: null, query_ok: false });
+      }
+      appendFileSync(file, `${JSON.stringify(sample)}\n`);
+      await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (Date.now() - started))));
+    }
+  })();
+  return async () => {
+    stopped = true;
+    await loop;
+  };
+}
+
+/** Whether a process is stopped (SIGSTOP) according to /proc. */
+function frozen(pid: number | undefined): boolean {
+  if (pid === undefined) return false;
+  try {
+    return /^\d+ \(.*\) T/s.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Undoes whatever a run left behind, whatever the rollbacks did: every local
+ * fault off, every node restored, the database thawed. Returns what it found,
+ * so the report can say a rollback missed something.
+ */
+export async function sweep(stateDir: string): Promise<string[]> {
+  const found: string[] = [];
+  const faultsFile = join(stateDir, 'faults.json');
+  let faults: string[];
+  try {
+    faults = readFaultFile(faultsFile).map((f) => f.name);
+  } catch {
+    faults = ['(unreadable fault file)'];
+  }
+  if (faults.length > 0) {
+    found.push(`faults still on: ${faults.join(', ')}`);
+    writeFaultFile(faultsFile, []);
+    recordEvent(stateDir, 'remove', '*', 'swept by flatline chaos run');
+  }
+  const stack: StackFile | undefined = readStackFile(stateDir);
+  if (stack === undefined || !stackRunning(stack)) return found;
+  if (frozen(stack.databasePid)) {
+    found.push('database frozen');
+    process.kill(stack.databasePid!, 'SIGCONT');
+    recordEvent(stateDir, 'remove', 'database', 'thawed by flatline chaos run');
+  }
+  const down = Object.entries(stack.nodes ?? {}).filter(([, state]) => state !== 'ready');
+  for (const [node, state] of down) {
+    found.push(`${node} ${state}`);
+    if (stack.control !== undefined) await callControl(stack.control, 'POST', `/nodes/${node}/restore`).catch((err: Error) => found.push(`${node}: restore failed: ${err.message}`));
+  }
+  return found;
+}
+
+/** Runs the real chaos in its own process group (so Ctrl-C reaches it once, from us); resolves with its exit code. */
+function runChaos(args: string[], onSigint: () => void): Promise<number> {
+  const child = spawn(join(TOOLS_BIN, 'chaos'), args, { cwd: REPO_ROOT, stdio: 'inherit', detached: true });
+  let interrupts = 0;
+  const forward = (): void => {
+    interrupts++;
+    onSigint();
+    if (interrupts === 1) {
+      say('interrupted: Chaos Toolkit stops the method and runs the rollbacks (Ctrl-C again does not skip the sweep)…');
+      child.kill('SIGINT');
+    }
+  };
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  return new Promise((resolvePromise, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code, signal) => {
+      process.off('SIGINT', forward);
+      process.off('SIGTERM', forward);
+      resolvePromise(code ?? (signal === null ? 1 : 128));
+    });
+  });
+}
+
+function timestamp(d: Date): string {
+  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+}
+
+async function run(name: string, o: RunOptions): Promise<void> {
+  const experimentFile = resolveExperiment(name);
+  const experimentName = basename(dirname(experimentFile));
+  const experiment = JSON.parse(readFileSync(experimentFile, 'utf8')) as Experiment;
+  const stateDir = resolve(o.stateDir);
+  const vars = { ...o.var, state_dir: stateDir };
+  const started = new Date();
+  const dir = resolve(o.reports, `${timestamp(started)}-${experimentName}`);
+  mkdirSync(dir, { recursive: true });
+
+  let stack: LocalStack | undefined;
+  const existing = readStackFile(stateDir);
+  if (existing !== undefined && stackRunning(existing)) {
+    say(`using the stack already running in ${stateDir} (pid ${existing.pid}); --flats, --nodes, --replicas and --env apply only to a stack this command starts`);
+  } else {
+    say(`no stack runs in ${stateDir}: starting one (${o.flats} flats, ${o.nodes} nodes, ${o.replicas} replicas, ${o.interval / 1000} s interval)…`);
+    mkdirSync(stateDir, { recursive: true });
+    const record = new ProcessRecord(stateDir);
+    await record.stopLeftovers();
+    stack = await LocalStack.start(
+      {
+      stateDir,
+      host: '127.0.0.1',
+      ports: FREE_PORTS,
+      flats: o.flats,
+      intervalMs: o.interval,
+      replicas: o.replicas,
+      nodes: o.nodes,
+      logLevel: 'info',
+      env: o.env,
+      say: (l) => say(l),
+        detached: true,
+      },
+      (n, running) => record.add(running.process.name, running.process.pid, markerOf(n)),
+    );
+    say(`waiting for every flat to be fetched once…`);
+    const end = Date.now() + 60000;
+    while (Date.now() < end) {
+      const r = await freshnessReport(stack.queryAddress, { limit: 0 }).catch(() => undefined);
+      if (r !== undefined && r.neverFetchedCount === 0 && r.flatCount === o.flats) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  const faulted = (configValue(experiment, vars, 'faulted_flats') ?? '').split(',').filter(Boolean);
+  const stopSampling = sampleFreshness(stateDir, faulted, join(dir, 'timeline.jsonl'));
+  const journal = join(dir, 'journal.json');
+  const args = ['--no-version-check', '--log-file', join(dir, 'chaostoolkit.log'), 'run', '--rollback-strategy', 'always'];
+  // An experiment whose steady state cannot be asked during the fault (the
+  // database itself is away) says so with this tag: checked before and after.
+  const continuously = !(experiment.tags ?? []).includes('before-and-after');
+  if (continuously) args.push('--hypothesis-strategy', 'continuously', '--hypothesis-frequency', String(o.frequency / 1000), '--fail-fast');
+  else say('steady state checked before and after the method (tag before-and-after: it cannot be asked during the fault)');
+  args.push('--journal-path', journal);
+  for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}=${v}`);
+  args.push(experimentFile);
+  writeFileSync(join(dir, 'run.json'), JSON.stringify({ experiment: relative(REPO_ROOT, experimentFile), vars, started: started.toISOString(), command: ['chaos', ...args], stackStartedHere: stack !== undefined, faultedFlats: faulted }, null, 2));
+  say(`${experiment.title}`);
+  say(`running: chaos ${args.join(' ')}`);
+  let interrupted = false;
+  let code = 1;
+  try {
+    code = await runChaos(args, () => (interrupted = true));
+  } catch (err) {
+    say(`cannot run Chaos Toolkit: ${(err as Error).message} (npm test or node scripts/bootstrap.mjs installs it)`);
+  }
+  // Ctrl-C from now on must not cut the sweep short.
+  const ignore = (): void => say('still cleaning up; one moment…');
+  process.on('SIGINT', ignore);
+  await stopSampling();
+  const leftovers = await sweep(stateDir);
+  say(leftovers.length === 0 ? 'nothing left behind: no fault on, every node ready, the database running' : `the sweep undid what the run left behind: ${leftovers.join('; ')}`);
+  writeFileSync(join(dir, 'sweep.json'), JSON.stringify({ found: leftovers }, null, 2));
+  const events = readEvents(stateDir, new Date(started.getTime() - 1000));
+  writeFileSync(join(dir, 'events.jsonl'), events.map((e) => `${JSON.stringify(e)}\n`).join(''));
+
+  const maxAge = configValue(experiment, vars, 'max_age_seconds') ?? '20';
+  const verdict = await writeReport(dir, journal, maxAge);
+  if (stack !== undefined && !o.keepStack) {
+    say('stopping the stack it started…');
+    await stack.stop();
+  }
+  process.off('SIGINT', ignore);
+  const shown = relative(process.cwd(), dir) || dir;
+  if (verdict === undefined) {
+    say(`no report: chaos exited ${code} without a journal; see ${shown}/chaostoolkit.log`);
+    process.exitCode = interrupted ? 130 : 1;
+    return;
+  }
+  say(`verdict: ${verdict.verdict.toUpperCase()}${verdict.reason ? ` (${verdict.reason})` : ''}`);
+  say(`report: ${join(shown, 'report.md')}  plot: ${join(shown, 'freshness.png')}`);
+  process.exitCode = interrupted ? 130 : verdict.verdict === 'passed' ? 0 : 1;
+}
+
+/** What chaos/flatline_chaos/report.py decided. */
+export interface Verdict {
+  verdict: 'passed' | 'deviated' | 'failed';
+  reason: string;
+  status: string;
+  deviated: boolean;
+  steady_state_checks: number;
+  steady_state_failures: number;
+}
+
+async function writeReport(dir: string, journal: string, maxAge: string): Promise<Verdict | undefined> {
+  if (!existsSync(journal)) return undefined;
+  const python = join(REPO_ROOT, '.venv', 'bin', 'python');
+  const args = [join(CHAOS_DIR, 'flatline_chaos', 'report.py'), '--journal', journal, '--timeline', join(dir, 'timeline.jsonl'), '--events', join(dir, 'events.jsonl'), '--out', dir, '--max-age', maxAge];
+  const code = await new Promise<number>((resolvePromise) => {
+    const child = spawn(python, args, { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+    child.once('error', () => resolvePromise(1));
+    child.once('exit', (c) => resolvePromise(c ?? 1));
+  });
+  if (code !== 0 || !existsSync(join(dir, 'verdict.json'))) return undefined;
+  return JSON.parse(readFileSync(join(dir, 'verdict.json'), 'utf8')) as Verdict;
+}
+
+/** The `chaos` command. */
+export function chaosCommand(): Command {
+  const cmd = new Command('chaos').description('run the chaos experiments of chaos/ with the real Chaos Toolkit, and report');
+  cmd
+    .command('list')
+    .description('the experiments (folders of chaos/)')
+    .action(() => {
+      for (const e of experiments()) {
+        const x = JSON.parse(readFileSync(join(CHAOS_DIR, e, 'experiment.json'), 'utf8')) as Experiment;
+        process.stdout.write(`${e}\n    ${x.title}\n`);
+      }
+    });
+  cmd
+    .command('run <experiment>')
+    .description(
+      'run one experiment (a folder of chaos/, a unique part of its name, or a path to an experiment.json) against the local stack, ' +
+        'starting one when none runs; write reports/<time>-<experiment>/ (journal.json, report.md, freshness.png, verdict.json); exit 0 only when it passed',
+    )
+    .option('--state-dir <dir>', 'state folder of the local stack (used if one runs there, else started there)', DEFAULT_STATE_DIR)
+    .option('--var <key=value>', "set one of the experiment's configuration values (repeatable), e.g. --var fault_seconds=20", keyValue, {})
+    .addOption(new Option('--frequency <duration>', 'how often the steady state is checked during the method').default(2000, '2s').argParser(duration))
+    .option('--reports <dir>', 'where report folders go', join(REPO_ROOT, 'reports'))
+    .addOption(new Option('--flats <n>', 'flats of a stack this command starts').default(24).argParser(wholeNumber(1, 100000)))
+    .addOption(new Option('--interval <duration>', 'poll interval of a stack this command starts').default(2000, '2s').argParser(duration))
+    .addOption(new Option('--nodes <n>', 'local nodes of a stack this command starts').default(2).argParser(wholeNumber(1, 8)))
+    .addOption(new Option('--replicas <n>', 'replicas per service of a stack this command starts').default(2).argParser(wholeNumber(1, 16)))
+    .option('--env <service:NAME=value>', 'environment of a stack this command starts, e.g. ingestion:FLATLINE_FORWARD_ON_FAILURE=drop (repeatable; for weakened configurations)', serviceEnv, {})
+    .option('--keep-stack', 'leave a stack this command started running', false)
+    .addHelpText(
+      'after',
+      `\nExperiments: ${experiments().join(', ')}\nThe default ports of \`flatline up\` (query ${DEFAULT_PORTS.query}) are not used by a stack started here: it takes free ports, listed in <state-dir>/stack.json.`,
+    )
+    .action(async (experiment: string, o: RunOptions) => run(experiment, o));
+  return cmd;
+}
