@@ -49,7 +49,10 @@ export class Forwarder {
   private running = false;
   private loop: Promise<void> | undefined;
   private backoff: IBackoff<unknown> | undefined;
-  private readonly backoffFactory = new ExponentialBackoff({ initialDelay: 100, maxDelay: 5000 });
+  // Storage refuses at once (UNAVAILABLE) while its database is away, so a
+  // retry a second costs little, and the outbox starts draining within a
+  // second of the database's return rather than after a long backoff.
+  private readonly backoffFactory = new ExponentialBackoff({ initialDelay: 100, maxDelay: 1000 });
   private warned = false;
   private sizeObservedAt = 0;
   private wake: (() => void) | undefined;
