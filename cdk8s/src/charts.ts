@@ -1,12 +1,14 @@
 /**
- * The charts of the mesh: the baseline routes (and the device egress that
- * lets the sidecar fault device traffic), and one chart per fault scenario,
- * each holding the VirtualService that replaces its host's baseline.
+ * The charts of the mesh: the baseline routes, and one chart per fault
+ * scenario, each holding the VirtualService that replaces its host's
+ * baseline. The device DestinationRule that lets the sidecar fault device
+ * traffic (TLS originated by the client sidecar) is part of the system
+ * (flatline-4-mesh-policy): the device path needs it with or without faults.
  */
 import { ApiObject, Chart, type App } from 'cdk8s';
 import type { Fault } from '@flatline/mesh/fault.js';
 import { HOSTS } from '@flatline/mesh/fault.js';
-import { baselineVirtualService, deviceEgress, faultVirtualService, type MeshSettings } from '@flatline/mesh/istio.js';
+import { baselineVirtualService, faultVirtualService, type MeshSettings } from '@flatline/mesh/istio.js';
 import { SCENARIOS, type ScenarioOptions } from '@flatline/mesh/scenarios.js';
 
 type Renderable = { toJSON(): unknown; metadata?: { name?: string } | undefined; kind: string };
@@ -15,12 +17,11 @@ function add(chart: Chart, object: Renderable): void {
   new ApiObject(chart, `${object.kind}-${object.metadata?.name ?? 'unnamed'}`, object.toJSON() as ConstructorParameters<typeof ApiObject>[2]);
 }
 
-/** Baseline routes of every host, and the device egress (ServiceEntry + TLS-originating DestinationRule). */
+/** Baseline routes of every host (what `kubectl apply` restores after a fault). */
 export class MeshBaselineChart extends Chart {
   constructor(scope: App, settings: MeshSettings) {
     super(scope, 'mesh-baseline', { disableResourceNameHashes: true });
     for (const host of HOSTS) add(this, baselineVirtualService(host, settings));
-    for (const object of deviceEgress(settings)) add(this, object);
   }
 }
 

@@ -5,14 +5,12 @@ import { SCENARIOS } from '@flatline/mesh/scenarios.js';
 import { FaultChart, MeshBaselineChart } from '../src/charts.ts';
 
 describe('cdk8s charts of the mesh', () => {
-  it('the baseline holds a VirtualService per host and the device egress', () => {
+  it('the baseline holds a VirtualService per host, and nothing else (the device DestinationRule is the system\'s)', () => {
     const objects = Testing.synth(new MeshBaselineChart(Testing.app(), DEFAULT_MESH)) as Array<{ kind: string; metadata: { name: string } }>;
     expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).to.deep.equal([
       'VirtualService/devices',
       'VirtualService/storage',
       'VirtualService/query',
-      'ServiceEntry/devices',
-      'DestinationRule/devices',
     ]);
   });
 

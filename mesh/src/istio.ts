@@ -3,23 +3,35 @@
  * VirtualService with the same name as the baseline route it replaces
  * (Bookinfo's pattern), the faulted routes first (each with an explicit
  * percentage and no timeout or retries, which Istio ignores on a faulted
- * route), the baseline route last. Device traffic also needs a ServiceEntry
- * and a DestinationRule that originate TLS, so that the client sidecar sees
- * the plain HTTP it has to fault. planOf() reads a rendered VirtualService
- * back into declarations, so tests can hold both planes equal.
+ * route), the baseline route last unless a fault already takes every
+ * request. planOf() reads a rendered VirtualService back into declarations,
+ * so tests can hold both planes equal.
+ *
+ * Device traffic: Istio can fault only the HTTP it reads, so on the cluster
+ * the poller speaks plain HTTP to its sidecar (the devices Service port is
+ * named http-…) and one DestinationRule (devicesDestinationRule) makes that
+ * sidecar originate TLS to the simulator's own HTTPS port, verified with the
+ * device CA. The simulator's sidecar does not intercept that port (it would
+ * expect mTLS), so no ServiceEntry is needed: the host is the in-mesh Service.
  */
 import { DestinationRule } from '@kubernetes-models/istio/networking.istio.io/v1beta1/DestinationRule';
-import { ServiceEntry } from '@kubernetes-models/istio/networking.istio.io/v1beta1/ServiceEntry';
 import { VirtualService } from '@kubernetes-models/istio/networking.istio.io/v1beta1/VirtualService';
 import { declareFault, HOSTS, type Fault, type Host } from './fault.ts';
 
 /** Where the services live on the cluster. */
 export interface MeshSettings {
   readonly namespace: string;
-  /** The device gateway's host name and port (a third party: outside the mesh). */
+  /**
+   * The device gateway's host name and port: the simulator's Service, whose
+   * port is HTTP to the client sidecar and HTTPS on the wire.
+   */
   readonly devicesHost: string;
   readonly devicesPort: number;
-  /** The CA file the sidecar trusts when it originates TLS to the device gateway. */
+  /**
+   * The CA file the ingestion sidecar trusts when it originates TLS to the
+   * device gateway: a path inside the istio-proxy container (the pod mounts
+   * it there with the sidecar.istio.io/userVolumeMount annotation).
+   */
   readonly devicesCaFile: string;
 }
 
@@ -36,60 +48,86 @@ export function hostName(host: Host, s: MeshSettings): string {
   return host === 'devices' ? s.devicesHost : `${host}.${s.namespace}.svc.cluster.local`;
 }
 
+/** Labels of every flatline route and rule. */
+const LABELS = { 'app.kubernetes.io/part-of': 'flatline' } as const;
+
+/** Where a host's routes go (the devices Service has more than one port: name the device API's). */
+function destinationOf(host: Host, s: MeshSettings) {
+  return [{ destination: { host: hostName(host, s), ...(host === 'devices' ? { port: { number: s.devicesPort } } : {}) } }];
+}
+
+/**
+ * The route every request takes when no fault applies. Retries are off:
+ * each caller retries in the application where it is safe (the forwarder's
+ * Append with backoff, the poller on its next turn, STYLE rule 6), and
+ * Istio's default retry policy would multiply those attempts.
+ */
 function baselineHttpRoute(host: Host, s: MeshSettings) {
-  return { name: 'baseline', route: [{ destination: { host: hostName(host, s), ...(host === 'devices' ? { port: { number: s.devicesPort } } : {}) } }] };
+  return { name: 'baseline', route: destinationOf(host, s), retries: { attempts: 0 } };
 }
 
 /** The baseline VirtualService of a host (what `fault off --kube` restores). */
 export function baselineVirtualService(host: Host, s: MeshSettings): VirtualService {
   return new VirtualService({
-    metadata: { name: host, namespace: s.namespace, labels: { 'app.kubernetes.io/part-of': 'flatline', 'flatline.dev/route': 'baseline' } },
+    metadata: { name: host, namespace: s.namespace, labels: { ...LABELS, 'flatline.dev/route': 'baseline' } },
     spec: { hosts: [hostName(host, s)], http: [baselineHttpRoute(host, s)] },
   });
 }
 
-/** The VirtualService that replaces host's baseline while faults (all for that host) are on. */
+/**
+ * The VirtualService that replaces host's baseline while faults (all for
+ * that host) are on. A fault without a match takes every request: the
+ * baseline route would then never be used (istioctl: IST0130), so it is
+ * left out and the faulted route is the last, catch-all one. Fault routes
+ * keep their declared order, as the local injector applies the first fault
+ * that matches; a fault listed after a catch-all one stays declared (so
+ * `fault off` of the first can restore it) but, in both planes alike, takes
+ * no request while the first is on.
+ */
 export function faultVirtualService(host: Host, faults: readonly Fault[], s: MeshSettings): VirtualService {
   if (faults.some((f) => f.host !== host)) throw new Error(`every fault must target ${host}`);
-  const baseline = baselineHttpRoute(host, s);
+  const catchAll = faults.some((f) => f.match.length === 0);
   return new VirtualService({
-    metadata: { name: host, namespace: s.namespace, labels: { 'app.kubernetes.io/part-of': 'flatline', 'flatline.dev/route': 'fault' } },
+    metadata: { name: host, namespace: s.namespace, labels: { ...LABELS, 'flatline.dev/route': 'fault' } },
     spec: {
       hosts: [hostName(host, s)],
       http: [
+        // No timeout and no retries here: Istio ignores both on a faulted route.
         ...faults.map((f) => ({
           name: `fault-${f.name}`,
           ...(f.match.length > 0 ? { match: f.match.map((m) => ({ ...(m.uri ? { uri: m.uri } : {}), ...(m.headers ? { headers: m.headers } : {}) })) } : {}),
           fault: f.fault,
-          route: baseline.route,
+          route: destinationOf(host, s),
         })),
-        baseline,
+        ...(catchAll ? [] : [baselineHttpRoute(host, s)]),
       ],
     },
   });
 }
 
-/** The ServiceEntry and DestinationRule that let the sidecar speak HTTP to the app and TLS to the device gateway. */
-export function deviceEgress(s: MeshSettings): [ServiceEntry, DestinationRule] {
-  const labels = { 'app.kubernetes.io/part-of': 'flatline' };
-  return [
-    new ServiceEntry({
-      metadata: { name: 'devices', namespace: s.namespace, labels },
-      spec: {
-        hosts: [s.devicesHost],
-        location: 'MESH_EXTERNAL',
-        resolution: 'DNS',
-        ports: [{ number: s.devicesPort, name: 'http-devices', protocol: 'HTTP' }],
+/**
+ * The one DestinationRule of the device host: on the device API's port the
+ * client sidecar originates TLS (SIMPLE) to the simulator, presenting the
+ * host as SNI and accepting only a certificate for that name signed by the
+ * device CA. Its other ports keep Istio's automatic mTLS. Exported to this
+ * namespace only: the CA file exists in the ingestion sidecar alone.
+ */
+export function devicesDestinationRule(s: MeshSettings): DestinationRule {
+  return new DestinationRule({
+    metadata: { name: 'devices', namespace: s.namespace, labels: { ...LABELS, 'app.kubernetes.io/name': 'devices', 'app.kubernetes.io/component': 'devices' } },
+    spec: {
+      host: s.devicesHost,
+      exportTo: ['.'],
+      trafficPolicy: {
+        portLevelSettings: [
+          {
+            port: { number: s.devicesPort },
+            tls: { mode: 'SIMPLE', caCertificates: s.devicesCaFile, sni: s.devicesHost, subjectAltNames: [s.devicesHost] },
+          },
+        ],
       },
-    }),
-    new DestinationRule({
-      metadata: { name: 'devices', namespace: s.namespace, labels },
-      spec: {
-        host: s.devicesHost,
-        trafficPolicy: { portLevelSettings: [{ port: { number: s.devicesPort }, tls: { mode: 'SIMPLE', caCertificates: s.devicesCaFile, sni: s.devicesHost } }] },
-      },
-    }),
-  ];
+    },
+  });
 }
 
 /** The host a VirtualService is for (by its name). */

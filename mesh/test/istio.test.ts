@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import type { Fault } from '../src/fault.ts';
+import { HOSTS, type Fault } from '../src/fault.ts';
 import { Injector, seededRandom } from '../src/injector.ts';
-import { baselineVirtualService, DEFAULT_MESH, deviceEgress, faultVirtualService, planOf } from '../src/istio.ts';
+import { baselineVirtualService, DEFAULT_MESH, devicesDestinationRule, faultVirtualService, planOf } from '../src/istio.ts';
 import { SCENARIOS } from '../src/scenarios.ts';
 
 /** Every scenario with a few option sets: the catalogue the two planes must agree on. */
@@ -48,11 +48,41 @@ describe('one declaration, two planes', () => {
     });
   }
 
-  it('device traffic gets a ServiceEntry (plain HTTP from the app) and a DestinationRule originating TLS', () => {
-    const [se, dr] = deviceEgress(DEFAULT_MESH);
-    se.validate();
+  it('a fault with no match is the last, catch-all route: no unreachable baseline behind it (IST0130)', () => {
+    const everyFlat = SCENARIOS.find((s) => s.name === 'devices-slow')!.build({});
+    const someFlats = SCENARIOS.find((s) => s.name === 'devices-failing')!.build({ flats: ['7'] });
+    const routes = (faults: Fault[]) => (JSON.parse(JSON.stringify(faultVirtualService('devices', faults, DEFAULT_MESH).toJSON())) as { spec: { http: Array<{ name: string; match?: unknown }> } }).spec.http;
+    expect(routes([everyFlat]).map((r) => r.name)).to.deep.equal(['fault-devices-slow']);
+    expect(routes([someFlats]).map((r) => r.name)).to.deep.equal(['fault-devices-failing', 'baseline']);
+    // Stacked faults keep their order (the first that matches applies, in both planes); each stays declared.
+    const both = routes([someFlats, everyFlat]);
+    expect(both.map((r) => r.name)).to.deep.equal(['fault-devices-failing', 'fault-devices-slow']);
+    expect(both.at(-1)).to.not.have.property('match');
+    expect(planOf(faultVirtualService('devices', [someFlats, everyFlat], DEFAULT_MESH)).map((f) => f.name)).to.deep.equal(['devices-failing', 'devices-slow']);
+  });
+
+  it('baseline routes turn Istio\'s retries off (the services retry themselves) and route devices to the device API port', () => {
+    for (const host of HOSTS) {
+      const vs = baselineVirtualService(host, DEFAULT_MESH);
+      vs.validate();
+      const [route, ...rest] = vs.spec?.http ?? [];
+      expect(rest).to.deep.equal([]);
+      expect(route?.retries, host).to.deep.equal({ attempts: 0 });
+      expect(route?.timeout, host).to.equal(undefined);
+      expect(route?.fault, host).to.equal(undefined);
+    }
+    expect(baselineVirtualService('devices', DEFAULT_MESH).spec?.http?.[0]?.route?.[0]?.destination).to.deep.equal({ host: DEFAULT_MESH.devicesHost, port: { number: DEFAULT_MESH.devicesPort } });
+  });
+
+  it('device traffic: one DestinationRule originating TLS (SIMPLE) on the device API port, verified with the device CA', () => {
+    const dr = devicesDestinationRule(DEFAULT_MESH);
     dr.validate();
-    expect(se.spec?.ports?.[0]?.protocol).to.equal('HTTP');
-    expect(dr.spec?.trafficPolicy?.portLevelSettings?.[0]?.tls?.mode).to.equal('SIMPLE');
+    expect(dr.metadata?.name).to.equal('devices');
+    expect(dr.spec?.host).to.equal(DEFAULT_MESH.devicesHost);
+    expect(dr.spec?.trafficPolicy?.tls, 'other ports keep automatic mTLS').to.equal(undefined);
+    const [port, ...rest] = dr.spec?.trafficPolicy?.portLevelSettings ?? [];
+    expect(rest).to.deep.equal([]);
+    expect(port?.port?.number).to.equal(DEFAULT_MESH.devicesPort);
+    expect(port?.tls).to.deep.equal({ mode: 'SIMPLE', caCertificates: DEFAULT_MESH.devicesCaFile, sni: DEFAULT_MESH.devicesHost, subjectAltNames: [DEFAULT_MESH.devicesHost] });
   });
 });

@@ -1,0 +1,126 @@
+/**
+ * Who may talk to whom, and how hard: mTLS required in the namespace,
+ * deny-by-default authorization with one ALLOW per workload (only ingestion
+ * calls storage; only the ingress gateway and the operators call query),
+ * connection pools and outlier detection for storage and query, the device
+ * DestinationRule (ingestion's sidecar originates TLS to the simulator),
+ * and the Gateway that lets grpcurl reach query from outside the cluster.
+ *
+ * The device API's port is the one exception to mTLS and authorization: the
+ * client sidecar must read the poller's HTTP to fault it, so it speaks TLS
+ * of its own (SIMPLE, the simulator's certificate) to the simulator, whose
+ * sidecar leaves that port alone (services-chart.ts). Neither
+ * PeerAuthentication nor an AuthorizationPolicy sees a port the sidecar does
+ * not intercept; a NetworkPolicy (services-chart.ts) admits ingestion only.
+ */
+import { Chart, type App } from 'cdk8s';
+import { DestinationRule } from '@kubernetes-models/istio/networking.istio.io/v1beta1/DestinationRule';
+import { Gateway } from '@kubernetes-models/istio/networking.istio.io/v1beta1/Gateway';
+import { VirtualService } from '@kubernetes-models/istio/networking.istio.io/v1beta1/VirtualService';
+import { AuthorizationPolicy } from '@kubernetes-models/istio/security.istio.io/v1/AuthorizationPolicy';
+import { PeerAuthentication } from '@kubernetes-models/istio/security.istio.io/v1beta1/PeerAuthentication';
+import { devicesDestinationRule } from '@flatline/mesh/istio.js';
+import { addModel, addObject, labelsOf, selectorOf, serviceAccount } from './k8s.ts';
+import { meshOf, PORTS, principalOf, serviceHost, type Settings } from './settings.ts';
+
+function metadata(name: string, component: string, s: Settings) {
+  return { name, namespace: s.namespace, labels: { ...labelsOf(name, component) } };
+}
+
+/** Prometheus (in the monitoring namespace) may scrape a workload's /metrics port. */
+function metricsRule(port: number, s: Settings) {
+  return { from: [{ source: { namespaces: [s.monitoringNamespace] } }], to: [{ operation: { ports: [String(port)] } }] };
+}
+
+/** ALLOW for workload: the given principals on port, plus metrics scraping. */
+function allow(workload: string, principals: string[], port: number | undefined, metricsPort: number, s: Settings): AuthorizationPolicy {
+  return new AuthorizationPolicy({
+    metadata: metadata(workload, workload, s),
+    spec: {
+      selector: { matchLabels: { ...selectorOf(workload) } },
+      action: 'ALLOW',
+      rules: [...(port === undefined ? [] : [{ from: [{ source: { principals } }], to: [{ operation: { ports: [String(port)] } }] }]), metricsRule(metricsPort, s)],
+    },
+  });
+}
+
+/**
+ * Connection pool and outlier detection for a gRPC service. At most half
+ * the endpoints are ejected: when MongoDB is away every storage replica
+ * answers UNAVAILABLE, and ejecting them all would only add "no healthy
+ * upstream" to an outage the callers already handle.
+ */
+function destinationRule(name: 'storage' | 'query', s: Settings): DestinationRule {
+  return new DestinationRule({
+    metadata: metadata(name, name, s),
+    spec: {
+      host: serviceHost(name, s),
+      trafficPolicy: {
+        tls: { mode: 'ISTIO_MUTUAL' },
+        connectionPool: {
+          tcp: { maxConnections: 100, connectTimeout: '2s' },
+          // gRPC multiplexes calls on few HTTP/2 connections: bound requests, not connections.
+          http: { http2MaxRequests: 1000, http1MaxPendingRequests: 256, maxRequestsPerConnection: 0 },
+        },
+        outlierDetection: { consecutive5xxErrors: 5, interval: '5s', baseEjectionTime: '30s', maxEjectionPercent: 50 },
+      },
+    },
+  });
+}
+
+/** mTLS, authorization and traffic policy of the namespace (see the module comment). */
+export class MeshPolicyChart extends Chart {
+  constructor(scope: App, id: string, s: Settings) {
+    super(scope, id, { disableResourceNameHashes: true });
+    addObject(this, serviceAccount(s.operatorsServiceAccount, 'operators', s));
+    addModel(this, new PeerAuthentication({ metadata: metadata('default', 'mesh', s), spec: { mtls: { mode: 'STRICT' } } }));
+    // An empty policy matches nothing: with it, every workload of the namespace denies what no ALLOW below admits.
+    addModel(this, new AuthorizationPolicy({ metadata: metadata('allow-nothing', 'mesh', s), spec: {} }));
+    const ingestion = principalOf('ingestion', s);
+    addModel(this, allow('storage', [ingestion], PORTS.storage.grpc, PORTS.storage.metrics, s));
+    addModel(this, allow('query', [s.gateway.principal, principalOf(s.operatorsServiceAccount, s)], PORTS.query.grpc, PORTS.query.metrics, s));
+    // The device API's port is not intercepted (see the module comment): only /metrics is the mesh's to guard.
+    addModel(this, allow('devices', [], undefined, PORTS.devices.metrics, s));
+    // Nothing calls ingestion's gRPC port (health is probed through the sidecar's agent).
+    addModel(this, allow('ingestion', [], undefined, PORTS.ingestion.metrics, s));
+    addModel(this, destinationRule('storage', s));
+    addModel(this, destinationRule('query', s));
+    addModel(this, devicesDestinationRule(meshOf(s)));
+  }
+}
+
+/**
+ * query's gRPC through the ingress gateway, for grpcurl:
+ * `grpcurl -plaintext -authority <gateway.host> <ingress address>:<gateway.port> list`.
+ * Its VirtualService is bound to the Gateway only, under its own name and
+ * host, so it never meets the baseline or fault VirtualService of the
+ * in-mesh host `query` (mesh-baseline, fault-query-slow): those shape
+ * calls from inside the mesh, this one calls from outside.
+ */
+export class GatewayChart extends Chart {
+  constructor(scope: App, id: string, s: Settings) {
+    super(scope, id, { disableResourceNameHashes: true });
+    addModel(
+      this,
+      new Gateway({
+        metadata: metadata('query', 'query', s),
+        spec: {
+          selector: { ...s.gateway.selector },
+          servers: [{ port: { number: s.gateway.port, name: 'grpc-query', protocol: 'GRPC' }, hosts: [s.gateway.host] }],
+        },
+      }),
+    );
+    addModel(
+      this,
+      new VirtualService({
+        metadata: { ...metadata('query-gateway', 'query', s), labels: { ...labelsOf('query-gateway', 'query'), 'flatline.dev/route': 'gateway' } },
+        spec: {
+          hosts: [s.gateway.host],
+          gateways: [`${s.namespace}/query`],
+          // No timeout: WatchFreshness is a stream that lasts as long as the caller wants.
+          http: [{ name: 'query', route: [{ destination: { host: serviceHost('query', s), port: { number: PORTS.query.grpc } } }] }],
+        },
+      }),
+    );
+  }
+}

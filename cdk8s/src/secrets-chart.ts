@@ -1,0 +1,78 @@
+/**
+ * The namespace, and every Secret and ConfigMap flatline's workloads read:
+ * the device credentials (the simulator checks them, ingestion polls with
+ * them), the device CA (its key is a Secret; its certificate, which is
+ * public, a ConfigMap), the simulator's timeline, and MongoDB's credentials
+ * and key file. Every secret value is derived from the settings' seed; the
+ * other objects only name a Secret and a key, never a value.
+ */
+import { Chart, type App } from 'cdk8s';
+import { addObject, meta } from './k8s.ts';
+import { derivePassword, deviceCredentialsFile, devicesEpochFile, mongoKeyFile, type DeviceCa } from './secrets.ts';
+import { mongoMembers, type Settings } from './settings.ts';
+
+/** Names of the Secrets and ConfigMaps, and the keys in them. */
+export const CONFIG = {
+  deviceCredentials: { secret: 'devices-credentials', key: 'credentials.json' },
+  deviceCaKey: { secret: 'devices-ca-key', key: 'ca-key.pem' },
+  deviceCa: { configMap: 'devices-ca', key: 'ca.pem' },
+  devicesEpoch: { configMap: 'devices-epoch', key: 'epoch.json' },
+  mongoRoot: { secret: 'mongo-root', username: 'username', password: 'password' },
+  mongoApp: { secret: 'mongo-app', username: 'username', password: 'password', uri: 'uri' },
+  mongoKeyFile: { secret: 'mongo-keyfile', key: 'keyfile' },
+} as const;
+
+/** The MongoDB users: root (for the replica-set Job) and the services' own user, limited to the flatline database. */
+export const MONGO_USERS = { root: 'flatline-root', app: 'flatline-app' } as const;
+
+function b64(text: string): string {
+  return Buffer.from(text, 'utf8').toString('base64');
+}
+
+function secret(name: string, component: string, s: Settings, data: Record<string, string>) {
+  return { apiVersion: 'v1', kind: 'Secret', metadata: meta(name, component, s), type: 'Opaque', data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, b64(v)])) };
+}
+
+function configMap(name: string, component: string, s: Settings, data: Record<string, string>) {
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(name, component, s), data };
+}
+
+/** The connection string the services use: every member, the replica set, the app user. */
+export function mongoAppUri(s: Settings): string {
+  const password = derivePassword(s, 'mongo/app');
+  return `mongodb://${MONGO_USERS.app}:${password}@${mongoMembers(s).join(',')}/${s.mongo.database}?replicaSet=${s.mongo.replicaSet}&authSource=${s.mongo.database}`;
+}
+
+/** The namespace, with Istio sidecar injection on. */
+export class NamespaceChart extends Chart {
+  constructor(scope: App, id: string, s: Settings) {
+    super(scope, id, { disableResourceNameHashes: true });
+    addObject(this, {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: s.namespace, labels: { 'istio-injection': 'enabled', 'app.kubernetes.io/part-of': 'flatline' } },
+    });
+  }
+}
+
+/** Secrets and ConfigMaps (see the module comment). */
+export class SecretsChart extends Chart {
+  constructor(scope: App, id: string, s: Settings, ca: DeviceCa) {
+    super(scope, id, { disableResourceNameHashes: true });
+    const c = CONFIG;
+    addObject(this, secret(c.deviceCredentials.secret, 'devices', s, { [c.deviceCredentials.key]: deviceCredentialsFile(s) }));
+    addObject(this, secret(c.deviceCaKey.secret, 'devices', s, { [c.deviceCaKey.key]: ca.keyPem }));
+    addObject(this, configMap(c.deviceCa.configMap, 'devices', s, { [c.deviceCa.key]: ca.certPem }));
+    addObject(this, configMap(c.devicesEpoch.configMap, 'devices', s, { [c.devicesEpoch.key]: devicesEpochFile(s) }));
+    addObject(this, secret(c.mongoRoot.secret, 'database', s, { [c.mongoRoot.username]: MONGO_USERS.root, [c.mongoRoot.password]: derivePassword(s, 'mongo/root') }));
+    addObject(
+      this,
+      secret(c.mongoApp.secret, 'database', s, {
+        [c.mongoApp.username]: MONGO_USERS.app,
+        [c.mongoApp.password]: derivePassword(s, 'mongo/app'),
+        [c.mongoApp.uri]: mongoAppUri(s),
+      }),
+    );
+    addObject(this, secret(c.mongoKeyFile.secret, 'database', s, { [c.mongoKeyFile.key]: mongoKeyFile(s) }));
+  }
+}

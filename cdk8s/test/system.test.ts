@@ -1,0 +1,277 @@
+import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DestinationRule } from '@kubernetes-models/istio/networking.istio.io/v1beta1/DestinationRule';
+import { Gateway } from '@kubernetes-models/istio/networking.istio.io/v1beta1/Gateway';
+import { VirtualService } from '@kubernetes-models/istio/networking.istio.io/v1beta1/VirtualService';
+import { AuthorizationPolicy } from '@kubernetes-models/istio/security.istio.io/v1/AuthorizationPolicy';
+import { PeerAuthentication } from '@kubernetes-models/istio/security.istio.io/v1beta1/PeerAuthentication';
+import { loadConfig as devicesConfig } from '@flatline/devices/config.js';
+import { ensureTlsMaterial } from '@flatline/devices/state/tls-files.js';
+import { loadConfig as ingestionConfig } from '@flatline/ingestion/config.js';
+import { loadCredentials } from '@flatline/platform/credentials.js';
+import { loadConfig as queryConfig } from '@flatline/query/config.js';
+import { loadConfig as storageConfig } from '@flatline/storage/config.js';
+import { buildApp, SYSTEM_CHARTS } from '../src/app.ts';
+import { DEFAULT_SETTINGS, PORTS, principalOf } from '../src/settings.ts';
+import { devicePathProblems, faultRouteProblems, secretLeakProblems, secretValues, servicePortProblems, workloadProblems, type K8sObject } from './manifest-checks.ts';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const GRPC_PORTS = new Set<number>([PORTS.storage.grpc, PORTS.query.grpc, PORTS.ingestion.grpc]);
+
+/** Every object of every chart, in-process. */
+async function synthObjects(): Promise<{ byChart: Map<string, K8sObject[]>; all: K8sObject[] }> {
+  const app = await buildApp(DEFAULT_SETTINGS);
+  const byChart = new Map(app.charts.map((c) => [c.node.id, c.toJson() as K8sObject[]]));
+  return { byChart, all: [...byChart.values()].flat() };
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function find(objects: readonly K8sObject[], kind: string, name: string): any {
+  const o = objects.find((x) => x.kind === kind && x.metadata.name === name);
+  if (o === undefined) throw new Error(`no ${kind}/${name}`);
+  return o;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Any = any;
+
+const clone = <T>(x: T): T => structuredClone(x);
+
+/** The environment a container would see: literals, Secret keys resolved, the pod name for fieldRefs. */
+function envOf(container: Any, objects: readonly K8sObject[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const e of container.env ?? []) {
+    if (e.value !== undefined) env[e.name] = e.value;
+    else if (e.valueFrom?.secretKeyRef) {
+      const secret = find(objects, 'Secret', e.valueFrom.secretKeyRef.name) as Any;
+      env[e.name] = Buffer.from(secret.data[e.valueFrom.secretKeyRef.key], 'base64').toString('utf8');
+    } else if (e.valueFrom?.fieldRef?.fieldPath === 'metadata.name') env[e.name] = `${container.name}-0`;
+  }
+  return env;
+}
+
+function containerOf(objects: readonly K8sObject[], kind: string, name: string): Any {
+  return (find(objects, kind, name) as Any).spec.template.spec.containers[0];
+}
+
+describe('cdk8s: the whole system', function () {
+  this.timeout(120_000);
+  let all: K8sObject[];
+  let byChart: Map<string, K8sObject[]>;
+
+  before(async () => {
+    ({ all, byChart } = await synthObjects());
+  });
+
+  it('has one chart per system part, the mesh baseline and a chart per fault scenario', () => {
+    expect([...byChart.keys()].filter((id) => id.startsWith('flatline-'))).to.deep.equal([...SYSTEM_CHARTS]);
+    expect(byChart.has('mesh-baseline')).to.equal(true);
+    expect([...byChart.keys()].filter((id) => id.startsWith('fault-')).length).to.be.greaterThan(0);
+    const ns = find(all, 'Namespace', DEFAULT_SETTINGS.namespace);
+    expect(ns.metadata.labels?.['istio-injection']).to.equal('enabled');
+  });
+
+  it('runs storage, query and the simulator as Deployments, ingestion and MongoDB as StatefulSets', () => {
+    expect(all.filter((o) => o.kind === 'Deployment').map((o) => o.metadata.name)).to.deep.equal(['storage', 'query', 'devices']);
+    expect(all.filter((o) => o.kind === 'StatefulSet').map((o) => o.metadata.name)).to.deep.equal(['mongo', 'ingestion']);
+    expect((find(all, 'StatefulSet', 'mongo') as Any).spec.replicas).to.equal(3);
+    const claims = (find(all, 'StatefulSet', 'ingestion') as Any).spec.volumeClaimTemplates;
+    expect(claims.map((c: Any) => c.metadata.name)).to.deep.equal(['outbox']);
+    expect(containerOf(all, 'StatefulSet', 'ingestion').volumeMounts.find((m: Any) => m.name === 'outbox').mountPath).to.equal(envOf(containerOf(all, 'StatefulSet', 'ingestion'), all)['FLATLINE_INGESTION_STATE_DIR']);
+  });
+
+  it('every Deployment and StatefulSet: ≥2 replicas, a budget, spread over nodes, probes, resources, hardened security context', () => {
+    expect(workloadProblems(all)).to.deep.equal([]);
+  });
+
+  it('the workload check catches a single replica, a missing budget, a missing probe and a writable root', () => {
+    const broken = clone(all) as Any[];
+    find(broken, 'Deployment', 'storage').spec.replicas = 1;
+    broken.splice(broken.indexOf(find(broken, 'PodDisruptionBudget', 'query')), 1);
+    delete containerOf(broken, 'StatefulSet', 'ingestion').livenessProbe;
+    containerOf(broken, 'Deployment', 'devices').securityContext.readOnlyRootFilesystem = false;
+    expect(workloadProblems(broken)).to.have.members([
+      'Deployment/storage: replicas 1, want at least 2',
+      'Deployment/query: no PodDisruptionBudget selects its pods',
+      'Deployment/devices container devices: readOnlyRootFilesystem is not true',
+      'StatefulSet/ingestion container ingestion: no livenessProbe',
+    ]);
+  });
+
+  it('the gRPC services are probed with native gRPC readiness on their gRPC port', () => {
+    for (const [kind, name] of [['Deployment', 'storage'], ['Deployment', 'query'], ['StatefulSet', 'ingestion']] as const) {
+      const c = containerOf(all, kind, name);
+      expect(c.readinessProbe.grpc.port, name).to.equal(PORTS[name].grpc);
+    }
+  });
+
+  it('every gRPC Service port is named grpc-… with appProtocol grpc', () => {
+    expect(servicePortProblems(all, GRPC_PORTS)).to.deep.equal([]);
+    const broken = clone(all) as Any[];
+    find(broken, 'Service', 'storage').spec.ports[0].name = 'storage';
+    delete find(broken, 'Service', 'query').spec.ports[0].appProtocol;
+    expect(servicePortProblems(broken, GRPC_PORTS)).to.deep.equal([
+      'Service/storage port 7101: gRPC port named "storage", not grpc-…',
+      'Service/query port 7102: gRPC port without appProtocol grpc',
+    ]);
+  });
+
+  it('every fault route has an explicit percentage and no timeout or retries', () => {
+    const faults = [...byChart].filter(([id]) => id.startsWith('fault-')).flatMap(([, objects]) => objects);
+    expect(faults.length).to.be.greaterThan(0);
+    expect(faultRouteProblems(all)).to.deep.equal([]);
+    const broken = clone(faults) as Any[];
+    delete broken[0].spec.http[0].fault[Object.keys(broken[0].spec.http[0].fault)[0]!].percentage;
+    broken[1].spec.http[0].timeout = '3s';
+    expect(faultRouteProblems(broken)).to.have.length(2);
+  });
+
+  it('the device path can be faulted: http:// to the sidecar, an http-… Service port, TLS originated by one DestinationRule, faults on the same host and port', () => {
+    expect(devicePathProblems(all)).to.deep.equal([]);
+    // What the fault VirtualServices target is what ingestion calls.
+    const url = new URL(envOf(containerOf(all, 'StatefulSet', 'ingestion'), all)['FLATLINE_DEVICES_URL']!);
+    const faulted = all.filter((o) => o.kind === 'VirtualService' && (o as Any).metadata.labels?.['flatline.dev/route'] === 'fault' && o.metadata.name === 'devices') as Any[];
+    expect(faulted.length).to.be.greaterThan(0);
+    for (const vs of faulted) expect(vs.spec.http[0].route[0].destination).to.deep.equal({ host: url.hostname, port: { number: Number(url.port) } });
+  });
+
+  it('the device path check catches an https:// URL, an https Service port, a missing or second DestinationRule, a faulted route elsewhere', () => {
+    const https = clone(all) as Any[];
+    containerOf(https, 'StatefulSet', 'ingestion').env.find((e: Any) => e.name === 'FLATLINE_DEVICES_URL').value = 'https://devices.flatline.svc.cluster.local:8443';
+    expect(devicePathProblems(https)).to.deep.equal([
+      'ingestion: FLATLINE_DEVICES_URL is https://devices.flatline.svc.cluster.local:8443: its sidecar sees opaque TLS and cannot fault it (want http://, TLS originated by a DestinationRule)',
+    ]);
+    const port = clone(all) as Any[];
+    Object.assign(find(port, 'Service', 'devices').spec.ports[0], { name: 'https-devices', appProtocol: 'https' });
+    expect(devicePathProblems(port)).to.have.members([
+      'Service/devices port 8443: named "https-devices", want http-… (Istio must see HTTP to fault it)',
+      'Service/devices port 8443: appProtocol https, want http',
+    ]);
+    const noRule = (clone(all) as Any[]).filter((o) => !(o.kind === 'DestinationRule' && o.metadata.name === 'devices'));
+    expect(devicePathProblems(noRule)).to.deep.equal(['0 DestinationRules for devices.flatline.svc.cluster.local, want exactly one']);
+    const clash = clone(all) as Any[];
+    clash.push({ ...clone(find(clash, 'DestinationRule', 'devices')), metadata: { name: 'devices-egress', namespace: 'flatline' } });
+    clash.push({ apiVersion: 'networking.istio.io/v1beta1', kind: 'ServiceEntry', metadata: { name: 'devices', namespace: 'flatline' }, spec: { hosts: ['devices.flatline.svc.cluster.local'] } });
+    expect(devicePathProblems(clash)).to.have.members(['2 DestinationRules for devices.flatline.svc.cluster.local, want exactly one', 'ServiceEntry/devices also claims devices.flatline.svc.cluster.local']);
+    const open = clone(all) as Any[];
+    delete find(open, 'Deployment', 'devices').spec.template.metadata.annotations['traffic.sidecar.istio.io/excludeInboundPorts'];
+    find(open, 'NetworkPolicy', 'devices').spec.ingress[0].from = [];
+    expect(devicePathProblems(open)).to.have.members([
+      'devices: its sidecar intercepts port 8443 and would expect mTLS (want traffic.sidecar.istio.io/excludeInboundPorts)',
+      'devices: a NetworkPolicy rule admits others than ingestion to port 8443',
+    ]);
+    const elsewhere = clone(all) as Any[];
+    const vs = elsewhere.find((o) => o.kind === 'VirtualService' && o.metadata.name === 'devices' && o.metadata.labels['flatline.dev/route'] === 'fault');
+    vs.spec.http[0].route[0].destination.port.number = 9104;
+    expect(devicePathProblems(elsewhere)).to.deep.equal([`VirtualService/devices route ${vs.spec.http[0].name}: goes to devices.flatline.svc.cluster.local:9104, not devices.flatline.svc.cluster.local:8443`]);
+  });
+
+  it('no Secret value appears in any other object', () => {
+    const values = secretValues(all);
+    // The credentials of every flat, the CA key, the MongoDB passwords, URI and key file.
+    expect(values.size).to.be.greaterThan(DEFAULT_SETTINGS.flats);
+    expect(secretLeakProblems(all)).to.deep.equal([]);
+  });
+
+  it('the leak check catches a password copied into an env var and a base64 value in a ConfigMap', () => {
+    const broken = clone(all) as Any[];
+    const app = find(broken, 'Secret', 'mongo-app') as Any;
+    containerOf(broken, 'Deployment', 'query').env.push({ name: 'LEAK', value: Buffer.from(app.data.password, 'base64').toString('utf8') });
+    find(broken, 'ConfigMap', 'devices-epoch').data.extra = app.data.uri;
+    expect(secretLeakProblems(broken)).to.have.members(['Deployment/query holds the value of Secret/mongo-app password', 'ConfigMap/devices-epoch holds the value of Secret/mongo-app uri']);
+  });
+
+  it('each service accepts the environment the manifests give it (its own config.ts)', () => {
+    const storage = storageConfig(envOf(containerOf(all, 'Deployment', 'storage'), all));
+    expect(storage.listen).to.equal(`0.0.0.0:${PORTS.storage.grpc}`);
+    expect(storage.mongoUri).to.match(/replicaSet=rs0/);
+    expect(queryConfig(envOf(containerOf(all, 'Deployment', 'query'), all)).listen).to.equal(`0.0.0.0:${PORTS.query.grpc}`);
+    const ingestion = ingestionConfig(envOf(containerOf(all, 'StatefulSet', 'ingestion'), all));
+    expect(ingestion.storageAddr).to.equal(`storage.flatline.svc.cluster.local:${PORTS.storage.grpc}`);
+    expect(ingestion.devicesUrl).to.equal('http://devices.flatline.svc.cluster.local:8443');
+    expect(ingestion.devicesCa, 'plain HTTP to the sidecar: no CA file for the app').to.equal(undefined);
+    expect(ingestion.poll.intervalMs).to.equal(DEFAULT_SETTINGS.pollIntervalMs);
+    const devices = devicesConfig(envOf(containerOf(all, 'Deployment', 'devices'), all));
+    expect(devices.tlsNames).to.include('devices.flatline.svc.cluster.local');
+    expect(devices.controlListen.startsWith('127.0.0.1:')).to.equal(true);
+  });
+
+  it('the credentials Secret is a credentials file with every flat; the simulator accepts the seeded CA and signs with it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flatline-cdk8s-'));
+    try {
+      const secret = (name: string, key: string) => Buffer.from((find(all, 'Secret', name) as Any).data[key], 'base64').toString('utf8');
+      writeFileSync(join(dir, 'credentials.json'), secret('devices-credentials', 'credentials.json'));
+      expect(loadCredentials(join(dir, 'credentials.json')).size).to.equal(DEFAULT_SETTINGS.flats);
+      // What the devices init container copies into the state folder.
+      const caPem = (find(all, 'ConfigMap', 'devices-ca') as Any).data['ca.pem'] as string;
+      writeFileSync(join(dir, 'ca.pem'), caPem);
+      writeFileSync(join(dir, 'ca-key.pem'), secret('devices-ca-key', 'ca-key.pem'), { mode: 0o600 });
+      const tls = await ensureTlsMaterial(dir, ['devices.flatline.svc.cluster.local']);
+      expect(tls.created.ca).to.equal(false);
+      expect(tls.caPem).to.equal(caPem);
+      const server = new X509Certificate(tls.certPem);
+      expect(server.checkIssued(new X509Certificate(caPem))).to.equal(true);
+      expect(server.checkHost('devices.flatline.svc.cluster.local')).to.equal('devices.flatline.svc.cluster.local');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('authorization: only ingestion calls storage (and, by NetworkPolicy, the simulator); only the gateway and operators call query', () => {
+    const principals = (name: string, port: number) =>
+      ((find(all, 'AuthorizationPolicy', name) as Any).spec.rules as Any[]).filter((r) => r.to[0].operation.ports.includes(String(port))).flatMap((r) => r.from[0].source.principals);
+    expect(principals('storage', PORTS.storage.grpc)).to.deep.equal([principalOf('ingestion', DEFAULT_SETTINGS)]);
+    // The simulator's sidecar does not intercept the device API: no AuthorizationPolicy could see it, the NetworkPolicy guards it.
+    expect(principals('devices', PORTS.devices.https)).to.deep.equal([]);
+    const np = find(all, 'NetworkPolicy', 'devices') as Any;
+    expect(np.spec.ingress.filter((r: Any) => r.ports.some((p: Any) => p.port === PORTS.devices.https))).to.deep.equal([
+      { from: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'ingestion' } } }], ports: [{ protocol: 'TCP', port: PORTS.devices.https }] },
+    ]);
+    expect(principals('query', PORTS.query.grpc)).to.deep.equal([DEFAULT_SETTINGS.gateway.principal, principalOf('operators', DEFAULT_SETTINGS)]);
+    expect((find(all, 'PeerAuthentication', 'default') as Any).spec.mtls.mode).to.equal('STRICT');
+    for (const name of ['storage', 'query', 'ingestion', 'devices', 'operators']) expect(find(all, 'ServiceAccount', name).kind).to.equal('ServiceAccount');
+  });
+
+  it('the gateway route is bound to the Gateway and does not clash with the in-mesh route of query', () => {
+    const gatewayVs = find(all, 'VirtualService', 'query-gateway') as Any;
+    expect(gatewayVs.spec.gateways).to.deep.equal(['flatline/query']);
+    const meshVs = all.filter((o) => o.kind === 'VirtualService' && o.metadata.name === 'query') as Any[];
+    for (const vs of meshVs) {
+      expect(vs.spec.gateways).to.equal(undefined);
+      expect(vs.spec.hosts).to.not.include(gatewayVs.spec.hosts[0]);
+    }
+  });
+
+  it('every Istio object passes its schema', () => {
+    const models: Record<string, new (x: Any) => { validate(): void }> = { VirtualService, DestinationRule, Gateway, AuthorizationPolicy, PeerAuthentication };
+    const istio = all.filter((o) => o.apiVersion.includes('istio.io'));
+    expect(istio.length).to.be.greaterThan(10);
+    for (const o of istio) {
+      const Model = models[o.kind];
+      expect(Model, o.kind).to.not.equal(undefined);
+      expect(() => new Model!(o).validate(), `${o.kind}/${o.metadata.name}`).to.not.throw();
+    }
+  });
+
+  it('npm run synth -- --outdir writes the same bytes twice', () => {
+    const dirs = [mkdtempSync(join(tmpdir(), 'flatline-synth-')), mkdtempSync(join(tmpdir(), 'flatline-synth-'))];
+    try {
+      for (const dir of dirs) {
+        const run = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'cdk8s/src/main.ts'), '--outdir', dir], { cwd: ROOT, encoding: 'utf8' });
+        expect(run.status, run.stderr).to.equal(0);
+        expect(run.stdout).to.match(/wrote .*flatline-3-services\.k8s\.yaml \(\d+ bytes\)/);
+      }
+      const [a, b] = dirs.map((d) => readdirSync(d).sort());
+      expect(a).to.deep.equal(b);
+      expect(a).to.include.members([...SYSTEM_CHARTS.map((c) => `${c}.k8s.yaml`), 'mesh-baseline.k8s.yaml', 'fault-devices-slow.k8s.yaml']);
+      for (const file of a!) expect(readFileSync(join(dirs[1]!, file)).equals(readFileSync(join(dirs[0]!, file))), file).to.equal(true);
+    } finally {
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
