@@ -21,7 +21,8 @@ describe('configuration', function () {
     ['storage', 'FLATLINE_MONGODB_URI', 'postgres://x/y'],
     ['query', 'FLATLINE_QUERY_LISTEN', '127.0.0.1:99999'],
     ['query', 'FLATLINE_LOG_LEVEL', 'loud'],
-    ['ingestion', 'FLATLINE_DEVICES_URL', 'http://127.0.0.1:8443'],
+    ['ingestion', 'FLATLINE_DEVICES_URL', 'ftp://127.0.0.1:8443'],
+    ['ingestion', 'FLATLINE_DEVICES_URL', 'http://127.0.0.1:8443/flat/'],
     ['ingestion', 'FLATLINE_POLL_CONCURRENCY', '0'],
     ['ingestion', 'FLATLINE_STORAGE_ADDR', 'storage'],
   ];

@@ -4,8 +4,24 @@ import { resolve } from 'node:path';
 import { ConfigError, DATABASE_ENV, hostPort, int, LOG_LEVEL_ENV, oneOf, readEnv, SHUTDOWN_ENV, text, type Variable } from '@flatline/platform/config.js';
 import { z } from 'zod';
 
-function httpsUrl(fallback: string): Variable<string> {
-  return { describe: 'an https:// base URL of the device gateway', fallback, schema: z.string().regex(/^https:\/\/[^/\s]+\/?$/) };
+/**
+ * The device gateway's base URL: https://host[:port] (ingestion does the TLS,
+ * trusting FLATLINE_DEVICES_CA), or http://host[:port] for a sidecar that
+ * originates TLS itself (Istio must read the requests to fault them); no
+ * path, user, query or fragment.
+ */
+function devicesUrl(fallback: string): Variable<string> {
+  return {
+    describe: 'the device gateway\'s base URL: https://host[:port], or http://host[:port] when a sidecar (Istio) originates the TLS',
+    fallback,
+    schema: z
+      .string()
+      .regex(/^https?:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(:\d{1,5})?\/?$/)
+      .refine((u) => {
+        const port = /:(\d+)\/?$/.exec(u.replace(/^https?:\/\/\[[^\]]*\]/, ''))?.[1];
+        return port === undefined || (Number(port) >= 1 && Number(port) <= 65535);
+      }),
+  };
 }
 
 /** The variables ingestion reads, with their defaults (which run locally). */
@@ -14,8 +30,8 @@ export const INGESTION_ENV = {
   FLATLINE_INGESTION_LISTEN: hostPort('127.0.0.1:7103'),
   FLATLINE_INGESTION_METRICS_LISTEN: hostPort('127.0.0.1:9103'),
   FLATLINE_INGESTION_STATE_DIR: text('.state/ingestion', 'folder of this replica\'s outbox (one folder per replica)'),
-  FLATLINE_DEVICES_URL: httpsUrl('https://127.0.0.1:8443'),
-  FLATLINE_DEVICES_CA: text('.state/devices/ca.pem', 'PEM file of the CA that signed the device gateway\'s certificate'),
+  FLATLINE_DEVICES_URL: devicesUrl('https://127.0.0.1:8443'),
+  FLATLINE_DEVICES_CA: text('.state/devices/ca.pem', 'PEM file of the CA that signed the device gateway\'s certificate (https:// only; unused with http://)'),
   FLATLINE_DEVICES_CREDENTIALS: text('.state/devices/credentials.json', 'the flats\' credentials file (which flats exist, and how to log in)'),
   FLATLINE_STORAGE_ADDR: hostPort('127.0.0.1:7101'),
   FLATLINE_FAULTS_FILE: text('.state/faults.json', 'the local fault file (flatline fault on/off writes it; absent means no fault)'),
@@ -56,7 +72,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     metricsListen: e.FLATLINE_INGESTION_METRICS_LISTEN,
     stateDir: resolve(e.FLATLINE_INGESTION_STATE_DIR),
     devicesUrl: e.FLATLINE_DEVICES_URL.replace(/\/$/, ''),
-    devicesCa: resolve(e.FLATLINE_DEVICES_CA),
+    // With http:// the TLS to the device gateway is the sidecar's: no CA file is read.
+    devicesCa: e.FLATLINE_DEVICES_URL.startsWith('https://') ? resolve(e.FLATLINE_DEVICES_CA) : undefined,
     credentialsFile: resolve(e.FLATLINE_DEVICES_CREDENTIALS),
     storageAddr: e.FLATLINE_STORAGE_ADDR,
     faultsFile: resolve(e.FLATLINE_FAULTS_FILE),

@@ -27,13 +27,15 @@ const NAME = 'flatline-ingestion';
 
 runMain(NAME, async () => {
   if (helpRequested()) {
-    return printHelp(NAME, 'Polls every flat\'s devices over HTTPS, keeps readings in a durable outbox and forwards them to storage.', INGESTION_ENV);
+    return printHelp(NAME, 'Polls every flat\'s devices (HTTPS, or HTTP to a TLS-originating sidecar), keeps readings in a durable outbox and forwards them to storage.', INGESTION_ENV);
   }
   const config = loadConfig();
   const logger = createLogger(NAME, config.logLevel).child({ replica: config.id });
   const base = createMetrics('ingestion');
   const metrics = createIngestionMetrics(base);
   const flats = loadCredentials(config.credentialsFile);
+  if (config.devicesCa !== undefined) logger.info({ devices: config.devicesUrl, ca: config.devicesCa }, 'device gateway over HTTPS: TLS verified with the CA file');
+  else logger.info({ devices: config.devicesUrl }, 'device gateway over plain HTTP: the sidecar must originate TLS (Istio DestinationRule), else credentials cross the network in clear');
 
   const outbox = new Outbox(join(config.stateDir, 'outbox.sqlite'));
   const pending = outbox.size();

@@ -1,7 +1,10 @@
 /**
- * HTTPS client of the device gateway: keep-alive connections that trust the
- * gateway's CA (never an unverified connection), Basic auth per flat, a body
- * size limit, and errors sorted into the outcomes the poller counts.
+ * Client of the device gateway: keep-alive connections, Basic auth per flat,
+ * a body size limit, and errors sorted into the outcomes the poller counts.
+ * Over https:// it trusts the gateway's CA (never an unverified
+ * connection); over http:// it speaks plain HTTP to a sidecar that
+ * originates the TLS (on Kubernetes with Istio, which can fault only the
+ * HTTP it reads).
  */
 import { readFileSync } from 'node:fs';
 import { Agent, errors, request, type Dispatcher } from 'undici';
@@ -26,8 +29,10 @@ const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 /** Options of the device client. */
 export interface DeviceClientOptions {
+  /** https://host[:port], or http://host[:port] to a TLS-originating sidecar. */
   readonly baseUrl: string;
-  readonly caFile: string;
+  /** The CA that signed the gateway's certificate: required with https://, not read with http://. */
+  readonly caFile: string | undefined;
   readonly credentials: CredentialsMap;
   readonly connections: number;
   /** Extra dispatcher wrapping (the local fault injector hooks in here). */
@@ -41,8 +46,11 @@ export class DeviceClient {
   private readonly authorization = new Map<string, string>();
 
   constructor(private readonly options: DeviceClientOptions) {
+    const scheme = new URL(options.baseUrl).protocol;
+    if (scheme !== 'https:' && scheme !== 'http:') throw new Error(`device gateway URL must be http:// or https://, got ${options.baseUrl}`);
+    if (scheme === 'https:' && options.caFile === undefined) throw new Error('an https:// device gateway needs the CA file that signed its certificate');
     this.agent = new Agent({
-      connect: { ca: readFileSync(options.caFile), rejectUnauthorized: true },
+      ...(scheme === 'https:' ? { connect: { ca: readFileSync(options.caFile!), rejectUnauthorized: true } } : {}),
       connections: options.connections,
       pipelining: 1,
       keepAliveTimeout: 30000,

@@ -1,0 +1,32 @@
+import { expect } from 'chai';
+import { resolve } from 'node:path';
+import { ConfigError } from '@flatline/platform/config.js';
+import { loadConfig } from '../src/config.ts';
+
+describe('ingestion configuration: the device gateway URL', () => {
+  it('defaults to the local simulator over HTTPS, with its CA', () => {
+    const c = loadConfig({});
+    expect(c.devicesUrl).to.equal('https://127.0.0.1:8443');
+    expect(c.devicesCa).to.equal(resolve('.state/devices/ca.pem'));
+  });
+
+  it('accepts http://host:port for a sidecar that originates TLS, and then has no CA file', () => {
+    const c = loadConfig({ FLATLINE_DEVICES_URL: 'http://devices.flatline.svc.cluster.local:8443/', FLATLINE_DEVICES_CA: '/nowhere/ca.pem' });
+    expect(c.devicesUrl).to.equal('http://devices.flatline.svc.cluster.local:8443');
+    expect(c.devicesCa).to.equal(undefined);
+  });
+
+  it('accepts https with a host name, an IPv6 address or no port', () => {
+    for (const url of ['https://devices.example', 'https://[::1]:8443', 'http://devices:80']) expect(loadConfig({ FLATLINE_DEVICES_URL: url }).devicesUrl, url).to.equal(url);
+  });
+
+  for (const url of ['ftp://127.0.0.1:8443', 'http://127.0.0.1:8443/flat/', 'https://user:pw@devices:8443', 'https://devices:8443?x=1', 'https://devices:0', 'https://devices:70000', 'HTTPS://devices', 'devices:8443', 'https://']) {
+    it(`refuses ${JSON.stringify(url)}, naming FLATLINE_DEVICES_URL`, () => {
+      expect(() => loadConfig({ FLATLINE_DEVICES_URL: url }))
+        .to.throw(ConfigError)
+        .with.property('message')
+        .that.matches(/^FLATLINE_DEVICES_URL: expected the device gateway's base URL: https:\/\/host\[:port\], or http:\/\/host\[:port\]/)
+        .and.contains(JSON.stringify(url));
+    });
+  }
+});
