@@ -1,0 +1,230 @@
+/**
+ * The synthesized Kubernetes manifests are checked by the real validators,
+ * as a cluster would check them, with no cluster here:
+ *
+ * - `istioctl validate -f` (Istio 1.30's own validation of every object:
+ *   catches what a CRD schema cannot, such as a fault percentage above 100);
+ * - `istioctl analyze --use-kube=false -A` (cross-object analysis: missing
+ *   gateways, subsets, hosts), on the baseline and with each fault applied;
+ * - `kubeconform -strict` against schemas generated offline by
+ *   tools/install-kubeconform.sh (Kubernetes 1.33 and Istio's CRDs): unknown or
+ *   misspelled fields and wrong types fail.
+ *
+ * Each validator is also shown a deliberately broken object and must fail on
+ * it, so a green run cannot come from a validator that never says no.
+ */
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { REPO_ROOT, TOOLS_BIN } from '@flatline/cli/paths.js';
+
+const istioctl = join(TOOLS_BIN, 'istioctl');
+const kubeconform = join(TOOLS_BIN, 'kubeconform');
+const schemas = join(REPO_ROOT, '.tools', 'kubeconform-schemas');
+// Core kinds by kubeconform's own naming, CRDs by the CRDs-catalog one (see tools/kubeconform-schemas.py).
+const schemaLocations = [`${schemas}/{{.ResourceKind}}{{.KindSuffix}}.json`, `${schemas}/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json`];
+
+/**
+ * Findings accepted on purpose. Each says which tool, which message, on which
+ * files, and why it is harmless; anything else fails the test.
+ */
+const ALLOWED: ReadonlyArray<{ tool: 'validate' | 'analyze'; file: RegExp; message: RegExp; why: string }> = [
+  // None: a device fault with no flats chosen renders as the last, catch-all
+  // route, with no unreachable baseline behind it (IST0130 used to be here).
+];
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion; never rejects on a non-zero exit. */
+function run(cmd: string, args: string[], timeout = 120000): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { cwd: REPO_ROOT, timeout, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err && typeof err.code !== 'number') reject(err);
+      else resolve({ code: err ? Number(err.code) : 0, stdout, stderr });
+    });
+  });
+}
+
+/** Synthesizes into a fresh folder when the cdk8s app takes --outdir, else into its own cdk8s/dist. Returns the folder. */
+async function synth(into: string): Promise<string> {
+  const main = join(REPO_ROOT, 'cdk8s', 'src', 'main.ts');
+  const help = await run(process.execPath, ['--import', 'tsx', main, '--help']);
+  const outdir = help.stdout.includes('--outdir') ? into : join(REPO_ROOT, 'cdk8s', 'dist');
+  const args = outdir === into ? ['--import', 'tsx', main, '--outdir', into] : ['--import', 'tsx', main];
+  const res = await run(process.execPath, args, 180000);
+  expect(res.code, `synth failed:\n${res.stdout}${res.stderr}`).to.equal(0);
+  return outdir;
+}
+
+/** Messages `istioctl validate` printed as warnings ("has warnings:" followed by "\t* …" lines). */
+function validateWarnings(out: string): string[] {
+  const warnings: string[] = [];
+  let inWarnings = false;
+  for (const line of out.split('\n')) {
+    if (/ has warnings:\s*$/.test(line)) inWarnings = true;
+    else if (inWarnings && line.startsWith('\t* ')) warnings.push(line.slice(3).trim());
+    else if (line.trim() !== '') inWarnings = false;
+  }
+  return warnings;
+}
+
+interface AnalyzerMessage {
+  code: string;
+  level: 'Error' | 'Warning' | 'Info';
+  message: string;
+  origin: string;
+  /** file:line the finding is about (absent for some analyzers) */
+  reference?: string;
+}
+
+async function analyze(files: string[]): Promise<{ res: Result; messages: AnalyzerMessage[] }> {
+  // -A: without it istioctl analyzes the "default" namespace only and silently skips ours.
+  const res = await run(istioctl, ['analyze', '--use-kube=false', '-A', '-o', 'json', ...files]);
+  const json = res.stdout.slice(res.stdout.indexOf('['), res.stdout.lastIndexOf(']') + 1);
+  expect(json, `istioctl analyze printed no JSON:\n${res.stdout}${res.stderr}`).to.not.equal('');
+  return { res, messages: JSON.parse(json) as AnalyzerMessage[] };
+}
+
+interface KubeconformReport {
+  resources?: Array<{ filename: string; kind: string; name: string; status: string; msg: string }>;
+  summary: { valid: number; invalid: number; errors: number; skipped: number };
+}
+
+async function kubeconformRun(files: string[]): Promise<{ res: Result; report: KubeconformReport }> {
+  const args = ['-strict', '-summary', '-output', 'json', ...schemaLocations.flatMap((l) => ['-schema-location', l]), ...files];
+  const res = await run(kubeconform, args);
+  return { res, report: JSON.parse(res.stdout) as KubeconformReport };
+}
+
+function allowed(tool: 'validate' | 'analyze', file: string, message: string): boolean {
+  return ALLOWED.some((a) => a.tool === tool && a.file.test(basename(file)) && a.message.test(message));
+}
+
+describe('synthesized manifests, checked by istioctl 1.30 and kubeconform -strict', function () {
+  this.timeout(300000);
+  const tmp = mkdtempSync(join(tmpdir(), 'flatline-manifests-'));
+  let files: string[] = [];
+  const isFault = (f: string) => /^fault-/.test(basename(f));
+
+  before(async function () {
+    for (const tool of [istioctl, kubeconform, schemas]) {
+      if (!existsSync(tool)) throw new Error(`${tool} is missing: run tools/install.sh (npm test does)`);
+    }
+    const dir = await synth(join(tmp, 'synth'));
+    files = readdirSync(dir)
+      .filter((f) => /\.(ya?ml|json)$/.test(f))
+      .sort()
+      .map((f) => join(dir, f));
+  });
+
+  after(() => rmSync(tmp, { recursive: true, force: true }));
+
+  it('synth writes manifests', () => {
+    expect(files.length, 'no manifest written').to.be.above(0);
+  });
+
+  it('istioctl validate accepts every file, warnings only where allow-listed', async () => {
+    for (const file of files) {
+      const res = await run(istioctl, ['validate', '-f', file]);
+      const out = res.stdout + res.stderr;
+      expect(res.code, `${basename(file)}:\n${out}`).to.equal(0);
+      const unexpected = validateWarnings(out).filter((w) => !allowed('validate', file, w));
+      expect(unexpected, `${basename(file)}: unexpected warnings`).to.deep.equal([]);
+    }
+  });
+
+  it('istioctl analyze finds no error or warning, on the baseline and with each fault applied', async () => {
+    const base = files.filter((f) => !isFault(f));
+    // A fault file replaces its host's baseline VirtualService (same name), as `kubectl apply` would.
+    const sets = [base, ...files.filter(isFault).map((f) => [...base, f])];
+    for (const set of sets) {
+      const { res, messages } = await analyze(set);
+      const findings = messages.filter((m) => m.level !== 'Info' && !allowed('analyze', (m.reference ?? '').replace(/:\d+$/, ''), `${m.code} ${m.origin}: ${m.message}`));
+      expect(findings, `analyzing ${set.map((f) => basename(f)).join(', ')}:\n${res.stderr}`).to.deep.equal([]);
+      // A file istioctl could not parse is skipped with a stderr line, not a finding: refuse that too.
+      expect(res.stderr, 'istioctl analyze could not read a file').to.not.match(/could not be parsed|error processing/i);
+    }
+  });
+
+  it('kubeconform -strict validates every object against its schema', async () => {
+    const { res, report } = await kubeconformRun(files);
+    const bad = (report.resources ?? []).map((r) => `${basename(r.filename)} ${r.kind}/${r.name}: ${r.status} ${r.msg}`);
+    expect(bad, res.stderr).to.deep.equal([]);
+    expect(report.summary.invalid + report.summary.errors + report.summary.skipped).to.equal(0);
+    expect(report.summary.valid, 'fewer objects than files').to.be.at.least(files.length);
+    expect(res.code).to.equal(0);
+  });
+
+  describe('negative controls: the validators say no', () => {
+    const dir = join(tmp, 'negative');
+    const write = (name: string, text: string) => {
+      writeFileSync(join(dir, name), text);
+      return join(dir, name);
+    };
+    const virtualService = (o: { percent?: number; delayField?: string; gateway?: string } = {}) => `apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata:
+  name: devices
+  namespace: flatline
+spec:
+  hosts: [devices.flatline.svc.cluster.local]${o.gateway ? `\n  gateways: [${o.gateway}]` : ''}
+  http:
+    - name: fault-devices-slow
+      match: [{uri: {prefix: /flat/7/}}]
+      fault:
+        delay:
+          ${o.delayField ?? 'fixedDelay'}: 30s
+          percentage: {value: ${o.percent ?? 100}}
+      route: [{destination: {host: devices.flatline.svc.cluster.local}}]
+    - name: baseline
+      route: [{destination: {host: devices.flatline.svc.cluster.local}}]
+`;
+    const deployment = (replicas: string) => `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: query, namespace: flatline, labels: {app: query, version: v1}}
+spec:
+  replicas: ${replicas}
+  selector: {matchLabels: {app: query}}
+  template:
+    metadata: {labels: {app: query, version: v1}}
+    spec:
+      containers: [{name: query, image: flatline, ports: [{name: grpc, containerPort: 7102}]}]
+`;
+
+    before(() => mkdirSync(dir, { recursive: true }));
+
+    it('istioctl validate refuses a fault percentage of 150, and accepts the same object at 100', async () => {
+      const good = await run(istioctl, ['validate', '-f', write('vs-100.yaml', virtualService())]);
+      expect(good.code, good.stdout + good.stderr).to.equal(0);
+      const bad = await run(istioctl, ['validate', '-f', write('vs-150.yaml', virtualService({ percent: 150 }))]);
+      expect(bad.code).to.not.equal(0);
+      expect(bad.stdout + bad.stderr).to.contain('percentage 150');
+    });
+
+    it('istioctl analyze reports a VirtualService bound to a gateway that does not exist', async () => {
+      const good = await analyze([write('vs-nogw.yaml', virtualService())]);
+      expect(good.messages.filter((m) => m.level !== 'Info')).to.deep.equal([]);
+      const bad = await analyze([write('vs-gw.yaml', virtualService({ gateway: 'no-such-gateway' }))]);
+      expect(bad.messages.map((m) => `${m.level} ${m.code} ${m.message}`)).to.include('Error IST0101 Referenced gateway not found: "no-such-gateway"');
+    });
+
+    it('kubeconform -strict refuses a misspelled field and replicas: "two", and accepts the corrected objects', async () => {
+      const good = await kubeconformRun([write('good.yaml', `${virtualService()}---\n${deployment('2')}`)]);
+      expect(good.report.summary).to.deep.equal({ valid: 2, invalid: 0, errors: 0, skipped: 0 });
+      expect(good.res.code).to.equal(0);
+
+      const bad = await kubeconformRun([write('typo.yaml', virtualService({ delayField: 'fixedDelai' })), write('replicas.yaml', deployment('"two"'))]);
+      expect(bad.res.code).to.not.equal(0);
+      expect(bad.report.summary.invalid).to.equal(2);
+      const msgs = (bad.report.resources ?? []).map((r) => `${r.kind}: ${r.msg}`).join('\n');
+      expect(msgs).to.match(/VirtualService: .*additional properties 'fixedDelai' not allowed/);
+      expect(msgs).to.match(/Deployment: .*at '\/spec\/replicas': got string, want null or integer/);
+    });
+  });
+});
