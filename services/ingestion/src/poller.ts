@@ -107,7 +107,10 @@ export class Poller {
         mergeMap(() => from(this.takeDue())),
         mergeMap((flat) => defer(() => this.poll(flat)), this.settings.concurrency),
         filter((f): f is NewFetch => f !== undefined),
-        bufferTime(25, null, 500),
+        // One outbox transaction (one fsync: synchronous FULL) per 100 ms of
+        // answers rather than per 25 ms: the profile at 2,000 flats showed a
+        // quarter of the busy time in commits; 100 ms is nothing next to a 5 s interval.
+        bufferTime(100, null, 1000),
         filter((batch) => batch.length > 0),
         mergeMap((batch) => {
           this.save(batch);
