@@ -7,6 +7,13 @@
  * within ttl + renew. While the database is unreachable a replica keeps the
  * buckets it holds (and keeps polling them): double polling is harmless,
  * storage being idempotent, and no flat goes unpolled.
+ *
+ * The fair share limits what a replica takes from the pool, not what it may
+ * rescue: a bucket that nobody took for a whole TTL after it was freed or
+ * expired (its share belongs to a member that heartbeats but cannot finish a
+ * round, e.g. on a starved machine) is taken by any replica beyond its share,
+ * so that every flat keeps being polled; balance comes back as the surplus is
+ * given back to a member below its share.
  */
 import { hostname } from 'node:os';
 import { MongoServerError, type Db } from 'mongodb';
@@ -94,19 +101,33 @@ export class LeaseManager {
       await leases.updateMany({ owner: this.id }, { $set: { expires_at: expires } }, { timeoutMS });
       const docs = await leases.find({}, { timeoutMS }).toArray();
       const mine = new Set(docs.filter((d) => d.owner === this.id && d.expires_at.getTime() > now).map((d) => d._id));
-      // Give back what is over the fair share (a replica joined).
-      for (const bucket of [...mine].slice(fair)) {
-        await leases.updateOne({ _id: bucket, owner: this.id }, { $set: { owner: null, expires_at: new Date(0) } }, { timeoutMS });
-        mine.delete(bucket);
+      // Give back what is over the fair share when another live member holds
+      // less than its share (a replica joined): it takes them on its next round.
+      const liveIds = (await members.find({ seen_at: { $gt: new Date(now - this.settings.ttlMs) } }, { timeoutMS, projection: { _id: 1 } }).toArray()).map((m) => m._id);
+      const held = (owner: string): number => docs.filter((d) => d.owner === owner && d.expires_at.getTime() > now).length;
+      if (liveIds.some((m) => m !== this.id && held(m) < fair)) {
+        for (const bucket of [...mine].slice(fair)) {
+          // Freed now (not at the epoch): it counts as orphaned only a TTL from now.
+          await leases.updateOne({ _id: bucket, owner: this.id }, { $set: { owner: null, expires_at: new Date(now) } }, { timeoutMS });
+          mine.delete(bucket);
+        }
       }
-      // Take free or expired buckets up to the fair share.
+      // Take free or expired buckets up to the fair share, and any bucket
+      // orphaned for a whole TTL beyond it.
       const taken = new Map(docs.map((d) => [d._id, d]));
       const start = Math.floor(Math.random() * this.settings.buckets);
-      for (let i = 0; i < this.settings.buckets && mine.size < fair; i++) {
+      for (let i = 0; i < this.settings.buckets; i++) {
         const bucket = (start + i) % this.settings.buckets;
         const doc = taken.get(bucket);
-        if (doc !== undefined && doc.owner !== null && doc.owner !== this.id && doc.expires_at.getTime() > now) continue;
         if (mine.has(bucket)) continue;
+        if (doc !== undefined && doc.owner !== null && doc.owner !== this.id && doc.expires_at.getTime() > now) continue;
+        const orphaned = doc !== undefined && doc.expires_at.getTime() <= now - this.settings.ttlMs;
+        if (mine.size >= fair && !orphaned) {
+          // A bucket nobody ever took gets a free lease document, so that
+          // "free since when" is known and it can be rescued a TTL later.
+          if (doc === undefined) await leases.insertOne({ _id: bucket, owner: null, expires_at: new Date(now) }, { timeoutMS }).catch(() => undefined);
+          continue;
+        }
         if (await this.claim(bucket, doc, expires)) mine.add(bucket);
       }
       this.setDb(true);
