@@ -130,7 +130,7 @@ _tools_cleanup() {
 #   NAME      binary name under bin/ and .tools/bin/
 #   BUILD_FN  function called as `BUILD_FN OUTDIR`; must leave OUTDIR/NAME
 #   ETA       rough cold build time for the progress line (~3 min)
-#   GO_MIN    minimal Go version (default 1.22)
+#   GO_MIN    minimal Go version (default 1.22; "none" for a tool that needs no Go)
 #
 # Prints nothing but "[tools] TOOL: ok (cached)" when the cache entry exists.
 tools_install() {
@@ -172,7 +172,7 @@ tools_install() {
     return 0
   fi
 
-  tools_require_go "$tool" "$go_min"
+  [[ "$go_min" == "none" ]] || tools_require_go "$tool" "$go_min"
 
   # Leftovers of killed builds of this key; safe to remove under the lock.
   rm -rf -- "$FLATLINE_CACHE_ROOT/.tmp-$key".* "$FLATLINE_CACHE_ROOT/.old-$key".*
@@ -225,4 +225,73 @@ tools_install() {
 # the shebang) without the "# " prefix; used by the installers' --help.
 tools_usage_from_header() {
   sed -n '2,/^[^#]/{/^#/!q;s/^# \{0,1\}//;p}' "$1"
+}
+
+# tools_args SCRIPT ARG...: the installers' command line: --help prints the
+# header of SCRIPT and exits 0; nothing else is accepted (exit 2).
+tools_args() {
+  local script="$1"
+  shift
+  case "${1:-}" in
+    -h | --help)
+      tools_usage_from_header "$script"
+      exit 0
+      ;;
+    "") ;;
+    *)
+      echo "${script##*/}: unknown argument: $1 (try --help)" >&2
+      exit 2
+      ;;
+  esac
+}
+
+# tools_debian_unpack TOOL OUT PACKAGE...: downloads Debian packages with
+# apt-get download (no system change, no root needed unless apt has no package
+# lists yet: then, as root, apt-get update once) and unpacks them with dpkg-deb
+# into OUT/../root, the cache entry being built.
+tools_debian_unpack() {
+  local tool="$1" out="$2"
+  shift 2
+  local entry debs
+  entry="$(dirname "$out")"
+  command -v apt-get >/dev/null 2>&1 || tools_die "$tool: apt-get not found: install $tool from your distribution and link it into .tools/bin"
+  # apt-get download runs its fetcher as _apt, which cannot write a folder owned
+  # by another user: fetch into a world-writable scratch folder.
+  debs="$(mktemp -d)"
+  chmod 777 "$debs"
+  _tools_download() { (cd "$debs" && apt-get download "$@" 2>&1 | grep -v 'unsandboxed' >&2); }
+  if ! _tools_download "$@"; then
+    if [[ "$(id -u)" == "0" ]]; then
+      tools_log "$tool: apt-get download failed; refreshing apt's package lists (apt-get update) once…"
+      apt-get update -qq >&2
+      _tools_download "$@" || tools_die "$tool: apt-get download $* failed"
+    else
+      tools_die "$tool: apt-get download failed; run 'sudo apt-get update' (or install $tool) and retry"
+    fi
+  fi
+  local deb
+  for deb in "$debs"/*.deb; do
+    dpkg-deb -x "$deb" "$entry/root"
+  done
+  rm -rf -- "$debs"
+}
+
+# tools_debian_wrapper TOOL OUT NAME PATH: writes OUT/NAME, a launcher of
+# root/PATH (PATH such as usr/sbin/haproxy) that puts the unpacked libraries
+# first on LD_LIBRARY_PATH; fails when the binary still misses a library. The
+# launcher finds the tree next to itself, so the cache entry can be renamed.
+tools_debian_wrapper() {
+  local tool="$1" out="$2" name="$3" path="$4"
+  local root libdir missing
+  root="$(dirname "$out")/root"
+  libdir="usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)"
+  missing="$(LD_LIBRARY_PATH="$root/$libdir" ldd "$root/$path" 2>&1 | grep 'not found' || true)"
+  [[ -z "$missing" ]] || tools_die "$tool: $path misses libraries: $missing"
+  cat >"$out/$name" <<WRAPPER
+#!/usr/bin/env bash
+root="\$(cd "\$(dirname "\$(readlink -f "\${BASH_SOURCE[0]}")")/../root" && pwd)"
+export LD_LIBRARY_PATH="\$root/$libdir\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
+exec "\$root/$path" "\$@"
+WRAPPER
+  chmod +x "$out/$name"
 }

@@ -19,9 +19,12 @@ function digest(s: string): Buffer {
  */
 export class BasicAuth {
   private readonly digests = new Map<string, { user: Buffer; password: Buffer }>();
+  private readonly shared: { user: Buffer; password: Buffer } | undefined;
 
-  constructor(credentials: CredentialsMap) {
+  /** shared: one more user name and password accepted by verifyScrape for every flat (a Prometheus job's). */
+  constructor(credentials: CredentialsMap, shared?: { readonly username: string; readonly password: string }) {
     for (const [flatId, c] of credentials) this.digests.set(flatId, { user: digest(c.username), password: digest(c.password) });
+    this.shared = shared === undefined ? undefined : { user: digest(shared.username), password: digest(shared.password) };
   }
 
   /** Whether flatId is in the credentials file. */
@@ -37,13 +40,38 @@ export class BasicAuth {
   /** Whether header carries flatId's own user name and password (another flat's are refused). */
   verify(flatId: string, header: string | undefined): boolean {
     const expected = this.digests.get(flatId);
-    const match = header === undefined ? null : BASIC.exec(header);
-    if (expected === undefined || match === null) return false;
-    const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    if (colon < 0) return false;
-    const userOk = timingSafeEqual(digest(decoded.slice(0, colon)), expected.user);
-    const passwordOk = timingSafeEqual(digest(decoded.slice(colon + 1)), expected.password);
-    return userOk && passwordOk;
+    const given = decode(header);
+    return expected !== undefined && given !== undefined && matches(given, expected);
   }
+
+  /**
+   * Whether header carries flatId's own credential or, when one is
+   * configured, the shared scrape credential (for /metrics only). Both are
+   * compared every time, so the time taken does not tell which one matched.
+   */
+  verifyScrape(flatId: string, header: string | undefined): boolean {
+    const expected = this.digests.get(flatId);
+    const given = decode(header);
+    if (expected === undefined || given === undefined) return false;
+    const own = matches(given, expected);
+    const shared = this.shared !== undefined && matches(given, this.shared);
+    return own || shared;
+  }
+}
+
+/** The digests of the user name and password of a Basic header; undefined when it is not one. */
+function decode(header: string | undefined): { user: Buffer; password: Buffer } | undefined {
+  const match = header === undefined ? null : BASIC.exec(header);
+  if (match === null) return undefined;
+  const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return undefined;
+  return { user: digest(decoded.slice(0, colon)), password: digest(decoded.slice(colon + 1)) };
+}
+
+/** Compares user name and password both, whatever the first result. */
+function matches(given: { user: Buffer; password: Buffer }, expected: { user: Buffer; password: Buffer }): boolean {
+  const userOk = timingSafeEqual(given.user, expected.user);
+  const passwordOk = timingSafeEqual(given.password, expected.password);
+  return userOk && passwordOk;
 }

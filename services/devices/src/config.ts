@@ -24,6 +24,30 @@ function nameList(): Variable<string[]> {
   };
 }
 
+/** The user name and password a Prometheus scrape job sends to every flat's /metrics. */
+export interface ScrapeCredential {
+  readonly username: string;
+  readonly password: string;
+}
+
+/**
+ * Reads FLATLINE_DEVICES_SCRAPE_CREDENTIAL ('' is unset). The error says what
+ * is wrong but never echoes the value: it is a password.
+ */
+function parseScrapeCredential(raw: string): ScrapeCredential | undefined {
+  if (raw === '') return undefined;
+  const colon = raw.indexOf(':');
+  const username = colon < 0 ? '' : raw.slice(0, colon);
+  const password = colon < 0 ? '' : raw.slice(colon + 1);
+  if (username === '' || username.length > 128 || password.length < 8 || password.length > 256) {
+    throw new ConfigError(
+      'FLATLINE_DEVICES_SCRAPE_CREDENTIAL',
+      'expected user:password, a user name of 1 to 128 characters without ":" and a password of 8 to 256 characters (the value is not shown)',
+    );
+  }
+  return { username, password };
+}
+
 /** The variables the simulator reads, with their defaults (which run locally). */
 export const DEVICES_ENV = {
   FLATLINE_DEVICES_LISTEN: hostPort('127.0.0.1:8443'),
@@ -35,6 +59,13 @@ export const DEVICES_ENV = {
   FLATLINE_DEVICES_PERIOD_MS: int(1000, 100, 3_600_000, 'milliseconds between two readings of a device (100 to 3600000)'),
   FLATLINE_DEVICES_WINDOW_MS: int(60_000, 1000, 86_400_000, 'milliseconds of readings one answer holds (1000 to 86400000)'),
   FLATLINE_DEVICES_TLS_NAMES: nameList(),
+  FLATLINE_DEVICES_SCRAPE_CREDENTIAL: {
+    describe:
+      'user:password also accepted on GET /flat/<ID>/metrics of every flat, besides the flat\'s own (a Prometheus scrape job carries one credential); unset: only the flat\'s own. Never logged',
+    fallback: '',
+    // Any text passes here: readEnv would quote a rejected value in its error, so loadConfig checks it without showing it.
+    schema: z.string(),
+  } satisfies Variable<string>,
   FLATLINE_SHUTDOWN_GRACE_MS: int(5000, 0, 60000, 'milliseconds answers in flight may take at shutdown (0 to 60000)'),
   ...LOG_LEVEL_ENV,
 };
@@ -60,6 +91,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     );
   }
   const stateDir = resolve(e.FLATLINE_DEVICES_STATE_DIR);
+  const scrapeCredential = parseScrapeCredential(e.FLATLINE_DEVICES_SCRAPE_CREDENTIAL);
   return {
     listen: e.FLATLINE_DEVICES_LISTEN,
     controlListen: e.FLATLINE_DEVICES_CONTROL_LISTEN,
@@ -70,6 +102,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     periodMs: e.FLATLINE_DEVICES_PERIOD_MS,
     windowMs: e.FLATLINE_DEVICES_WINDOW_MS,
     tlsNames: e.FLATLINE_DEVICES_TLS_NAMES,
+    scrapeCredential,
     shutdownGraceMs: e.FLATLINE_SHUTDOWN_GRACE_MS,
     logLevel: e.FLATLINE_LOG_LEVEL,
   };

@@ -12,6 +12,7 @@ runMain(NAME, async () => {
     return printHelp(
       NAME,
       'Simulates the meters of many flats: GET /flat/<ID>/measurements/ over HTTPS with HTTP Basic auth, readings numbered per device (seq).\n' +
+        'GET /flat/<ID>/metrics serves the same readings in the Prometheus text format (for the polling benchmark).\n' +
         'A loopback control port makes chosen flats answer like a broken device (PUT /behaviours/<ID> {"mode": …}).',
       DEVICES_ENV,
     );

@@ -56,7 +56,7 @@ export async function startSimulator(config: DevicesConfig, logger: Logger): Pro
   } catch (err) {
     throw new ConfigError('FLATLINE_DEVICES_CREDENTIALS', `${(err as Error).message} (the stack writes this file; the simulator never makes one)`);
   }
-  const auth = new BasicAuth(credentials);
+  const auth = new BasicAuth(credentials, config.scrapeCredential);
 
   const tls = await ensureTlsMaterial(config.stateDir, config.tlsNames);
   if (tls.created.ca) logger.info({ ca: tls.caPath }, 'created a new CA: clients must trust this ca.pem');

@@ -2,16 +2,23 @@
  * The device API: GET /flat/<ID>/measurements/ with HTTP Basic auth,
  * answered from the clock (see domain/timeline.ts) or, for flats set to a
  * behaviour, like a broken third party would.
+ *
+ * GET /flat/<ID>/metrics serves the same readings in the Prometheus text
+ * format (the benchmark's Prometheus scrapes it), with the flat's own
+ * credential or the shared scrape credential when one is configured.
+ * Behaviours apply to /measurements/ only: they are faults of the answer
+ * flatline parses.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '@flatline/platform/logger.js';
 import { CHALLENGE, type BasicAuth } from '../basic-auth.ts';
 import type { Behaviour, BehaviourTable } from '../domain/behaviours.ts';
+import { EXPOSITION_CONTENT_TYPE, expositionOf, latestReadings } from '../domain/exposition.ts';
 import { measurementsOf, withWrongTypes, type MeasurementsInput } from '../domain/measurements.ts';
 import type { DevicesMetrics, Outcome } from '../devices-metrics.ts';
-import { sendJson, sendJsonText } from './respond.ts';
+import { sendJson, sendJsonText, sendText } from './respond.ts';
 
-const PATH = /^\/flat\/([^/?#]+)\/measurements\/?(?:\?.*)?$/;
+const PATH = /^\/flat\/([^/?#]+)\/(measurements|metrics)\/?(?:\?.*)?$/;
 
 /** What the device API answers from. */
 export interface DeviceApiDeps {
@@ -71,7 +78,9 @@ export function deviceApi(deps: DeviceApiDeps): (req: IncomingMessage, res: Serv
   };
   return (req, res) => {
     try {
-      const flatId = PATH.exec(req.url ?? '')?.[1];
+      const path = PATH.exec(req.url ?? '');
+      const flatId = path?.[1];
+      const scrape = path?.[2] === 'metrics';
       // An unknown flat is a 404 before any credential check, with the same
       // body as an unknown path. Flat ids are building addresses that
       // ingestion and the query service show anyway, so the 404 gives away
@@ -85,11 +94,16 @@ export function deviceApi(deps: DeviceApiDeps): (req: IncomingMessage, res: Serv
         sendJson(res, 405, { error: `method ${req.method ?? '?'} not allowed: use GET` }, { allow: 'GET' });
         return done('method_not_allowed', flatId);
       }
-      if (!deps.auth.verify(flatId, req.headers.authorization)) {
+      const authorized = scrape ? deps.auth.verifyScrape(flatId, req.headers.authorization) : deps.auth.verify(flatId, req.headers.authorization);
+      if (!authorized) {
         sendJson(res, 401, { error: 'unauthorized: this flat wants its own user name and password (HTTP Basic)' }, { 'www-authenticate': CHALLENGE });
         return done('unauthorized', flatId);
       }
       const nowMs = now();
+      if (scrape) {
+        sendText(res, 200, expositionOf(flatId, latestReadings(flatId, deps.measurements, nowMs)), EXPOSITION_CONTENT_TYPE);
+        return done('ok', flatId);
+      }
       const doc = () => measurementsOf(flatId, deps.measurements, nowMs);
       const behaviour = deps.behaviours.get(flatId);
       if (behaviour !== undefined && behaviour.mode !== 'ok') {

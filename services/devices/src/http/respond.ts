@@ -8,6 +8,11 @@ export function sendJsonText(res: ServerResponse, status: number, body: string, 
     .end(body);
 }
 
+/** Sends body as text of contentType with the given status. */
+export function sendText(res: ServerResponse, status: number, body: string, contentType: string): void {
+  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' }).end(body);
+}
+
 /** Sends value as JSON with the given status. */
 export function sendJson(res: ServerResponse, status: number, value: unknown, headers: OutgoingHttpHeaders = {}): void {
   sendJsonText(res, status, `${JSON.stringify(value)}\n`, headers);

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Usage: tools/install-ghz.sh [--help]
+#
+# Builds ghz with `go install github.com/bojand/ghz/cmd/ghz@v0.121.0`
+# (CGO_ENABLED=0, -trimpath, -X main.version so --version reports v0.121.0) once per machine into the per-user cache
+#   ${XDG_CACHE_HOME:-~/.cache}/flatline/ghz-v0.121.0/bin/ghz
+# and links it to .tools/bin/ghz. Idempotent; FLATLINE_TOOLS_REBUILD=1 forces a rebuild.
+# Only `flatline bench` (suite "query") needs it, which installs it on demand.
+#
+# summary: ghz v0.121.0 (gRPC load generator for the query benchmark), go install
+# default: no
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$here/lib.sh"
+
+case "${1:-}" in
+  -h | --help)
+    tools_usage_from_header "${BASH_SOURCE[0]}"
+    exit 0
+    ;;
+  "") ;;
+  *)
+    echo "install-ghz.sh: unknown argument: $1 (try --help)" >&2
+    exit 2
+    ;;
+esac
+
+version="v0.121.0"
+
+build_ghz() {
+  local out="$1"
+  (
+    # Outside the repo so no go.mod/go.work of ours is involved.
+    cd "$out"
+    GOBIN="$out" CGO_ENABLED=0 GOWORK=off GOFLAGS=-buildvcs=false \
+      go install -trimpath -ldflags "-X main.version=$version" \
+      "github.com/bojand/ghz/cmd/ghz@$version"
+  )
+}
+
+tools_install ghz "$version" "ghz-$version" ghz build_ghz "2 min"
