@@ -50,6 +50,8 @@ export interface SuiteResult {
   readonly raw?: unknown;
   /** Versions of the tools it used, e.g. { prometheus: '2.42.0' }. */
   readonly versions?: Readonly<Record<string, string>>;
+  /** Set when the suite could not run here (e.g. a tool could not be installed): why. */
+  readonly skipped?: string;
 }
 
 /** A benchmark suite. */

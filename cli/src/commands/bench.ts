@@ -94,7 +94,9 @@ export function benchCommand(): Command {
       const rows = results.flatMap((r) =>
         r.result === undefined
           ? [[r.suite, `failed: ${r.error ?? ''}`, '', '', '', '']]
-          : r.result.figures.map((f) => [r.suite, f.name, f.flatline, f.versus, fmtRatio(f), f.goal ?? '', fmtMet(f)]),
+          : r.result.skipped !== undefined
+            ? [[r.suite, `skipped: ${r.result.skipped}`, '', '', '', '']]
+            : r.result.figures.map((f) => [r.suite, f.name, f.flatline, f.versus, fmtRatio(f), f.goal ?? '', fmtMet(f)]),
       );
       const out: string[] = [markdownTable(['suite', 'figure', 'flatline', 'versus', 'ratio', 'goal', ''], rows), ''];
       for (const r of results) {
