@@ -18,17 +18,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$here/lib.sh"
 
-case "${1:-}" in
-  -h | --help)
-    tools_usage_from_header "${BASH_SOURCE[0]}"
-    exit 0
-    ;;
-  "") ;;
-  *)
-    echo "install-ferretdb.sh: unknown argument: $1 (try --help)" >&2
-    exit 2
-    ;;
-esac
+tools_args "${BASH_SOURCE[0]}" "$@"
 
 src="$here/ferretdb"
 version="$(awk '$1 == "github.com/FerretDB/FerretDB" { print $2; exit } $1 == "require" && $2 == "github.com/FerretDB/FerretDB" { print $3; exit }' "$src/go.mod")"

@@ -13,17 +13,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$here/lib.sh"
 
-case "${1:-}" in
-  -h | --help)
-    tools_usage_from_header "${BASH_SOURCE[0]}"
-    exit 0
-    ;;
-  "") ;;
-  *)
-    echo "install-grpcurl.sh: unknown argument: $1 (try --help)" >&2
-    exit 2
-    ;;
-esac
+tools_args "${BASH_SOURCE[0]}" "$@"
 
 version="v1.9.3"
 

@@ -27,17 +27,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$here/lib.sh"
 
-case "${1:-}" in
-  -h | --help)
-    tools_usage_from_header "${BASH_SOURCE[0]}"
-    exit 0
-    ;;
-  "") ;;
-  *)
-    echo "install-istioctl.sh: unknown argument: $1 (try --help)" >&2
-    exit 2
-    ;;
-esac
+tools_args "${BASH_SOURCE[0]}" "$@"
 
 module_version="v0.0.0-20260826214018-9739e10eb9d7"
 version="1.30-9739e10eb9d7"

@@ -32,17 +32,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$here/lib.sh"
 
-case "${1:-}" in
-  -h | --help)
-    tools_usage_from_header "${BASH_SOURCE[0]}"
-    exit 0
-    ;;
-  "") ;;
-  *)
-    echo "install-kubeconform.sh: unknown argument: $1 (try --help)" >&2
-    exit 2
-    ;;
-esac
+tools_args "${BASH_SOURCE[0]}" "$@"
 
 version="v0.7.0"
 k8s_validate_version="1.37.0"

@@ -40,9 +40,9 @@ usage() {
   local t
   for t in "${available[@]}"; do
     if is_default "$t"; then
-      printf '  %-12s %s\n' "$t" "$(summary "$t")"
+      printf '  %-15s %s\n' "$t" "$(summary "$t")"
     else
-      printf '  %-12s %s (not installed by default)\n' "$t" "$(summary "$t")"
+      printf '  %-15s %s (not installed by default)\n' "$t" "$(summary "$t")"
     fi
   done
 }

@@ -13,7 +13,7 @@ function scrape(address: string | undefined, metric: string): Promise<number | u
 /** The `status` command. */
 export function statusCommand(): Command {
   return new Command('status')
-    .description('show whether each component of the local stack answers, and what each ingestion replica holds')
+    .description('show whether each component of the local stack answers, and what each ingestion replica holds; exit 1 unless the stack has started and every component is SERVING')
     .option('--state-dir <dir>', 'state folder of the running stack', DEFAULT_STATE_DIR)
     .option('--json', 'print as JSON', false)
     .action(async (o: { stateDir: string; json: boolean }) => {
@@ -39,6 +39,7 @@ export function statusCommand(): Command {
         const extra = 'flats' in r ? `${String(r.flats ?? '-').padEnd(6)} ${r.outbox ?? '-'}` : '';
         process.stdout.write(`${r.component.padEnd(14)} ${r.address.padEnd(22)} ${r.health.padEnd(14)} ${extra}\n`);
       }
-      if (rows.some((r) => r.health !== 'SERVING')) process.exitCode = 1;
+      if (file.started !== true) process.stdout.write('the stack is still starting (not every component is up yet)\n');
+      if (rows.some((r) => r.health !== 'SERVING') || file.started !== true) process.exitCode = 1;
     });
 }

@@ -18,6 +18,8 @@ export interface StackFile {
   readonly nodes?: Readonly<Record<string, string>>;
   /** The supervisor's control socket (flatline node). */
   readonly control?: string;
+  /** Whether every component has started (false while the ingestion replicas still start). */
+  readonly started?: boolean;
   readonly pid: number;
 }
 

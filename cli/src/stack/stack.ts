@@ -111,6 +111,8 @@ export class LocalStack {
   private frontends: { storage: string; query: string } | undefined;
   private dbPort = 0;
   private control: Server | undefined;
+  /** Set once every component has started: stack.json says so, and `flatline status` waits for it. */
+  private started = false;
   private onStarted: (name: string, service: RunningService | RunningDatabase | { process: ManagedProcess }) => void = () => {};
 
   private constructor(readonly options: StackOptions) {}
@@ -244,6 +246,7 @@ export class LocalStack {
     say(`starting ${ingestion.length} ingestion replica(s)…`);
     for (const r of ingestion) await this.startReplica(r);
     this.control = await serveControl(this.controlSocket, this);
+    this.started = true;
     this.writeStackFile();
   }
 
@@ -412,6 +415,7 @@ export class LocalStack {
       replicas: this.replicas.map((r) => ({ name: r.name, node: r.node, pid: r.running?.process.pid, grpc: at(this.options.host, r.grpcPort), metrics: at(this.options.host, r.metricsPort) })),
       nodes: Object.fromEntries(this.nodeStates),
       control: this.controlSocket,
+      started: this.started,
       pid: process.pid,
     };
     writeFileSync(join(this.options.stateDir, 'stack.json'), JSON.stringify(file, null, 1));
