@@ -7,6 +7,12 @@ export const QUERY_ENV = {
   FLATLINE_QUERY_METRICS_LISTEN: hostPort('127.0.0.1:9102'),
   ...DATABASE_ENV,
   FLATLINE_DB_PING_MS: int(1000, 100, 60000, 'milliseconds between database health pings (100 to 60000)'),
+  FLATLINE_QUERY_SNAPSHOT_MS: int(
+    500,
+    0,
+    60000,
+    'milliseconds between reloads of the in-memory copy of the flat state that GetLatest and GetFreshness answer from (0: read the database per call; answers are at most this much behind storage)',
+  ),
   ...SHUTDOWN_ENV,
   ...LOG_LEVEL_ENV,
 };
@@ -23,6 +29,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     mongoUri: e.FLATLINE_MONGODB_URI,
     dbTimeoutMs: e.FLATLINE_DB_TIMEOUT_MS,
     dbPingMs: e.FLATLINE_DB_PING_MS,
+    snapshotMs: e.FLATLINE_QUERY_SNAPSHOT_MS,
     shutdownGraceMs: e.FLATLINE_SHUTDOWN_GRACE_MS,
     logLevel: e.FLATLINE_LOG_LEVEL,
   };

@@ -9,6 +9,7 @@ import { createMongoClient, watchDatabase } from '@flatline/platform/mongo.js';
 import { withPort } from '@flatline/platform/net.js';
 import { loadConfig, QUERY_ENV } from './config.ts';
 import { QueryStore } from './mongo/query-store.ts';
+import { StateSnapshot } from './mongo/state-snapshot.ts';
 import { queryService } from './query-service.ts';
 
 const NAME = 'flatline-query';
@@ -26,9 +27,16 @@ runMain(NAME, async () => {
     dbUp = up;
     host.setServing(up, up ? 'database reachable' : 'database unreachable');
   });
+  // A copy older than three reloads (and the ping's timeout) is not used: the database is away or slow.
+  const snapshot = new StateSnapshot(
+    client.db(),
+    { refreshMs: config.snapshotMs, maxAgeMs: 3 * config.snapshotMs + config.dbTimeoutMs, timeoutMs: config.dbTimeoutMs },
+    logger.child({ component: 'snapshot' }),
+  );
+  snapshot.start();
   host.addService(
     QueryServiceService,
-    queryService({ host, store: new QueryStore(client.db()), dbTimeoutMs: config.dbTimeoutMs, isDatabaseUp: () => dbUp }),
+    queryService({ host, store: new QueryStore(client.db(), snapshot), dbTimeoutMs: config.dbTimeoutMs, isDatabaseUp: () => dbUp }),
     'flatline.query.v1.QueryService',
   );
   const port = await host.listen(config.listen);
@@ -37,6 +45,7 @@ runMain(NAME, async () => {
 
   onShutdownSignal(logger, async () => {
     await host.shutdown(config.shutdownGraceMs);
+    snapshot.stop();
     watch.unsubscribe();
     await metricsServer.close();
     await client.close();

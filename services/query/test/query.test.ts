@@ -59,6 +59,8 @@ describe('query service (real FerretDB, real processes)', function () {
     ];
     for (const f of fetches) fetchedAt.set(f.flatId, f.fetchedAt);
     await unaryCall(storageClient, storageClient.append, { fetches }, 10000);
+    // GetLatest and GetFreshness answer from a copy reloaded every FLATLINE_QUERY_SNAPSHOT_MS (500 ms).
+    expect(await eventually(async () => (await freshness({})).report?.flatCount === 4, 5000)).to.equal(true);
   });
 
   after(async () => {
@@ -168,6 +170,14 @@ describe('query service (real FerretDB, real processes)', function () {
     const flipped = t.slice(0, 5) + (t[5] === 'A' ? 'B' : 'A') + t.slice(6);
     const altered = await rejection(list({ flatId: 'range', pageSize: 2, pageToken: flipped }));
     expect(altered?.code).to.equal(status.INVALID_ARGUMENT);
+  });
+
+  it('answers from a copy of the flat state that follows storage within a second', async () => {
+    const started = Date.now();
+    await unaryCall(storageClient, storageClient.append, { fetches: [{ flatId: 'range', fetchedAt: new Date(), readings: [reading('range', 'a', 6, 4)] }] }, 10000);
+    const seen = await eventually(async () => (await unaryCall(client, client.getLatest, { flatId: 'range' }, 5000)).readings.some((r) => r.deviceId === 'a' && r.seq === '6'), 5000, 50);
+    expect(seen, 'the new reading shows').to.equal(true);
+    expect(Date.now() - started, 'within about one reload').to.be.below(2000);
   });
 
   it('answers UNAVAILABLE while FerretDB is down, turns NOT_SERVING, and recovers by itself', async () => {

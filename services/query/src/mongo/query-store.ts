@@ -6,6 +6,7 @@ import { COLLECTIONS, decodeLatest, deviceIdOf, stateBucket, type ReadingDoc, ty
 import type { LastFetch } from '../domain/freshness.ts';
 import type { Cursor } from '../domain/page-token.ts';
 import type { RangeQuery } from '../domain/query-args.ts';
+import type { StateSnapshot } from './state-snapshot.ts';
 
 function toReading(d: ReadingDoc): Reading {
   return { flatId: d.flat_id, deviceId: d.device_id, seq: String(d.seq), takenAt: d.taken_at, quantity: d.quantity, unit: d.unit, value: d.value };
@@ -20,15 +21,21 @@ export interface ReadingPage {
 
 /** The query service's MongoDB repository. */
 export class QueryStore {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    /** Answers latest and last fetches from memory while recent (see state-snapshot.ts). */
+    private readonly snapshot?: StateSnapshot,
+  ) {}
 
   /** Latest reading of each device of a flat, ordered by device id, and its last fetch. */
   async latest(flatId: string, timeoutMS: number): Promise<{ readings: Reading[]; lastFetchAt: Date | undefined }> {
-    const doc = await guard('read latest', () =>
-      this.db
-        .collection<StateDoc>(COLLECTIONS.state)
-        .findOne({ _id: stateBucket(flatId) }, { projection: { [`at.${flatId}`]: 1, [`latest.${flatId}`]: 1 }, timeoutMS }),
-    );
+    const doc = this.snapshot?.usable()
+      ? this.snapshot.bucketOf(flatId)
+      : await guard('read latest', () =>
+          this.db
+            .collection<StateDoc>(COLLECTIONS.state)
+            .findOne({ _id: stateBucket(flatId) }, { projection: { [`at.${flatId}`]: 1, [`latest.${flatId}`]: 1 }, timeoutMS }),
+        );
     const readings = Object.entries(doc?.latest?.[flatId] ?? {})
       .flatMap(([key, text]): Reading[] => {
         const v = decodeLatest(text);
@@ -79,9 +86,9 @@ export class QueryStore {
   /** Last successful fetch of the given flats, or of every flat when flatIds is undefined. */
   async lastFetches(flatIds: readonly string[] | undefined, timeoutMS: number): Promise<LastFetch[]> {
     const filter: Filter<StateDoc> = flatIds === undefined ? {} : { _id: { $in: [...new Set(flatIds.map(stateBucket))] } };
-    const docs = await guard('read fetches', () =>
-      this.db.collection<StateDoc>(COLLECTIONS.state).find(filter, { projection: { at: 1 }, timeoutMS }).toArray(),
-    );
+    const docs = this.snapshot?.usable()
+      ? this.snapshot.all()
+      : await guard('read fetches', () => this.db.collection<StateDoc>(COLLECTIONS.state).find(filter, { projection: { at: 1 }, timeoutMS }).toArray());
     const wanted = flatIds === undefined ? undefined : new Set(flatIds);
     return docs.flatMap((d) =>
       Object.entries(d.at ?? {})
