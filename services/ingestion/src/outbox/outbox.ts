@@ -43,7 +43,7 @@ export class Outbox {
   private readonly readCursor: Database.Statement<[string], { device_id: string; last_seq: number }>;
   private readonly writeCursor: Database.Statement<[string, string, number]>;
   private readonly selectBatch: Database.Statement<[number], { id: number; flat_id: string; fetched_at_ms: number; readings: string; reading_count: number }>;
-  private readonly deleteUpTo: Database.Statement<[number]>;
+  private readonly deleteRange: Database.Statement<[number, number]>;
   private readonly countRows: Database.Statement<[], { rows: number; readings: number | null }>;
   private readonly recordMany: (fetches: ReadonlyArray<NewFetch>) => Recorded[];
 
@@ -80,8 +80,8 @@ export class Outbox {
     this.writeCursor = this.db.prepare(
       'INSERT INTO cursors (flat_id, device_id, last_seq) VALUES (?, ?, ?) ON CONFLICT (flat_id, device_id) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)',
     );
-    this.selectBatch = this.db.prepare('SELECT id, flat_id, fetched_at_ms, readings, reading_count FROM outbox ORDER BY id LIMIT ?');
-    this.deleteUpTo = this.db.prepare('DELETE FROM outbox WHERE id <= ?');
+    this.selectBatch = this.db.prepare('SELECT id, flat_id, fetched_at_ms, readings, reading_count FROM outbox ORDER BY id DESC LIMIT ?');
+    this.deleteRange = this.db.prepare('DELETE FROM outbox WHERE id BETWEEN ? AND ?');
     this.countRows = this.db.prepare('SELECT count(*) AS rows, sum(reading_count) AS readings FROM outbox');
     this.recordMany = this.db.transaction((fetches: ReadonlyArray<NewFetch>) => fetches.map((f) => this.recordOne(f.flatId, f.fetchedAtMs, f.readings)));
   }
@@ -113,7 +113,14 @@ export class Outbox {
     return this.recordMany(fetches);
   }
 
-  /** The oldest fetches, at most maxFetches of them and (but for the first) at most maxReadings readings in all. */
+  /**
+   * The newest fetches, newest first: at most maxFetches of them and (but for
+   * the first) at most maxReadings readings in all. Newest first, because after
+   * an outage the flats' freshness comes back with the first batch storage
+   * takes, while the backlog drains behind it (storage is idempotent and keeps
+   * the latest by seq, so order does not matter to what it stores). The batch
+   * is every fetch with an id from the last one returned up.
+   */
   peek(maxFetches: number, maxReadings: number): OutboxFetch[] {
     const out: OutboxFetch[] = [];
     let readings = 0;
@@ -131,9 +138,10 @@ export class Outbox {
     return out;
   }
 
-  /** Deletes every fetch up to and including id (what storage acknowledged). */
-  ack(id: number): void {
-    this.deleteUpTo.run(id);
+  /** Deletes the fetches of a batch peek() returned (what storage acknowledged): those with ids from lowest to highest. */
+  ack(batch: ReadonlyArray<Pick<OutboxFetch, 'id'>>): void {
+    const ids = batch.map((f) => f.id);
+    if (ids.length > 0) this.deleteRange.run(Math.min(...ids), Math.max(...ids));
   }
 
   /** Moves one fetch that storage refused as invalid out of the way, keeping it. */

@@ -1,5 +1,5 @@
 /**
- * Sends the outbox to storage, oldest first, and deletes only what storage
+ * Sends the outbox to storage, newest first, and deletes only what storage
  * acknowledged. While storage is unavailable the outbox grows; the forwarder
  * retries with exponential backoff and jitter (cockatiel) and warns once when
  * the outbox passes its size threshold. Append is idempotent, so a batch that
@@ -104,7 +104,7 @@ export class Forwarder {
       }
       try {
         await unaryCall(this.client, this.client.append, toAppendRequest(batch), this.settings.timeoutMs);
-        this.outbox.ack(batch[batch.length - 1]!.id);
+        this.outbox.ack(batch);
         this.metrics.forwarded.inc(batch.reduce((n, f) => n + f.readings.length, 0));
         if (this.backoff !== undefined) this.logger.info('storage accepts appends again');
         this.backoff = undefined;
@@ -123,7 +123,7 @@ export class Forwarder {
         if (this.settings.onFailure === 'drop') {
           this.logger.warn({ code: status[e.code], readings: batch.reduce((n, f) => n + f.readings.length, 0) }, 'Append failed; FLATLINE_FORWARD_ON_FAILURE=drop: batch dropped');
           this.metrics.dropped.inc(batch.reduce((n, f) => n + f.readings.length, 0));
-          this.outbox.ack(batch[batch.length - 1]!.id);
+          this.outbox.ack(batch);
           await this.sleep(IDLE_MS);
           continue;
         }

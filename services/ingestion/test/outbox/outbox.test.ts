@@ -34,9 +34,9 @@ describe('outbox (better-sqlite3, WAL)', () => {
     box.close();
     const again = new Outbox(file);
     const batch = again.peek(1, 10000);
-    expect(batch.map((f) => [f.flatId, f.readings.map((x) => x.seq)])).to.deep.equal([['1', [1]]]);
-    again.ack(batch[0]!.id);
-    expect(again.size()).to.deep.equal({ fetches: 1, readings: 2 });
+    expect(batch.map((f) => [f.flatId, f.readings.map((x) => x.seq)])).to.deep.equal([['2', [1, 2]]]);
+    again.ack(batch);
+    expect(again.size()).to.deep.equal({ fetches: 1, readings: 1 });
     // The cursor survived: the same readings are not taken twice.
     expect(again.record([{ flatId: '2', fetchedAtMs: 2, readings: [r('heat', 2)] }])[0]).to.deep.equal({ fresh: 0, missed: 0 });
     again.close();
@@ -48,8 +48,19 @@ describe('outbox (better-sqlite3, WAL)', () => {
       { flatId: '1', fetchedAtMs: 1, readings: [r('a', 1), r('a', 2), r('a', 3)] },
       { flatId: '2', fetchedAtMs: 1, readings: [r('a', 1)] },
     ]);
-    expect(box.peek(10, 2).map((f) => f.flatId)).to.deep.equal(['1']);
-    expect(box.peek(10, 4).map((f) => f.flatId)).to.deep.equal(['1', '2']);
+    expect(box.peek(10, 2).map((f) => f.flatId)).to.deep.equal(['2']);
+    expect(box.peek(10, 4).map((f) => f.flatId)).to.deep.equal(['2', '1']);
+    box.close();
+  });
+
+  it('hands out the newest fetches first, and an ack deletes exactly its batch, even with fetches recorded meanwhile', () => {
+    const box = new Outbox(join(dir.path, 'd', 'outbox.sqlite'));
+    box.record([1, 2, 3, 4].map((n) => ({ flatId: String(n), fetchedAtMs: n, readings: [r('a', n)] })));
+    const batch = box.peek(2, 100);
+    expect(batch.map((f) => f.flatId)).to.deep.equal(['4', '3']);
+    box.record([{ flatId: '5', fetchedAtMs: 5, readings: [r('a', 5)] }]); // arrives while the batch is in flight
+    box.ack(batch);
+    expect(box.peek(10, 100).map((f) => f.flatId)).to.deep.equal(['5', '2', '1']);
     box.close();
   });
 });
