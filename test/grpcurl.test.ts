@@ -38,6 +38,9 @@ describe('grpcurl against the query service, with no .proto files (reflection)',
     };
     const res = await rpc(['-plaintext', '-d', JSON.stringify(append), storage.grpc, 'flatline.storage.v1.StorageService/Append']);
     expect(res.code, res.out).to.equal(0);
+    // query answers from a copy of the flat state reloaded every 500 ms: wait for the reading to show.
+    const shown = async (): Promise<boolean> => (await rpc(['-plaintext', '-d', '{"flat_id":"17"}', query.grpc, 'flatline.query.v1.QueryService/GetLatest'])).out.includes('heat-1');
+    expect(await eventually(shown, 5000, 200)).to.equal(true);
   });
 
   after(async () => {

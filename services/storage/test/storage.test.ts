@@ -28,7 +28,7 @@ describe('storage service (real FerretDB, real process)', function () {
 
   before(async () => {
     await db.start();
-    [storage, query] = await Promise.all([startTestService('storage', db.uri, dir.path), startTestService('query', db.uri, dir.path)]);
+    [storage, query] = await Promise.all([startTestService('storage', db.uri, dir.path), startTestService('query', db.uri, dir.path, { FLATLINE_QUERY_SNAPSHOT_MS: '0' })]);
     client = new StorageServiceClient(storage.grpc, credentials.createInsecure());
     queryClient = new QueryServiceClient(query.grpc, credentials.createInsecure());
     mongo = new MongoClient(db.uri, { serverSelectionTimeoutMS: 3000 });
@@ -56,6 +56,7 @@ describe('storage service (real FerretDB, real process)', function () {
     expect(stored.map((d) => `${d['device_id']}#${d['seq']}`)).to.deep.equal(['heat#1', 'heat#2', 'heat#3', 'power#1']);
   });
 
+  // query reads the database per call here (FLATLINE_QUERY_SNAPSHOT_MS=0): these check what storage wrote.
   it('keeps the highest seq as latest even when an older reading arrives last', async () => {
     await append({ fetches: [{ flatId: 'late-1', fetchedAt: at(20), readings: [reading('late-1', 'heat', 5, 50)] }] });
     await append({ fetches: [{ flatId: 'late-1', fetchedAt: at(21), readings: [reading('late-1', 'heat', 4, 40)] }] });
