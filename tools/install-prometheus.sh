@@ -15,7 +15,6 @@
 # Only `flatline bench` (the polling suite) uses it.
 #
 # summary: Prometheus 2.42 (the polling benchmark's peer), Debian package unpacked into the cache
-# default: no
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
