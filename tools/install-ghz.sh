@@ -20,14 +20,7 @@ tools_args "${BASH_SOURCE[0]}" "$@"
 version="v0.121.0"
 
 build_ghz() {
-  local out="$1"
-  (
-    # Outside the repo so no go.mod/go.work of ours is involved.
-    cd "$out"
-    GOBIN="$out" CGO_ENABLED=0 GOWORK=off GOFLAGS=-buildvcs=false \
-      go install -trimpath -ldflags "-X main.version=$version" \
-      "github.com/bojand/ghz/cmd/ghz@$version"
-  )
+  tools_go_install "$1" "github.com/bojand/ghz/cmd/ghz@$version" "-X main.version=$version"
 }
 
 tools_install ghz "$version" "ghz-$version" ghz build_ghz "2 min"

@@ -18,14 +18,7 @@ tools_args "${BASH_SOURCE[0]}" "$@"
 version="v1.9.3"
 
 build_grpcurl() {
-  local out="$1"
-  (
-    # Outside the repo so no go.mod/go.work of ours is involved.
-    cd "$out"
-    GOBIN="$out" CGO_ENABLED=0 GOWORK=off GOFLAGS=-buildvcs=false \
-      go install -trimpath -ldflags "-X main.version=$version" \
-      "github.com/fullstorydev/grpcurl/cmd/grpcurl@$version"
-  )
+  tools_go_install "$1" "github.com/fullstorydev/grpcurl/cmd/grpcurl@$version" "-X main.version=$version"
 }
 
 tools_install grpcurl "$version" "grpcurl-$version" grpcurl build_grpcurl "1 min"

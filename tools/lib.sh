@@ -295,3 +295,15 @@ exec "\$root/$path" "\$@"
 WRAPPER
   chmod +x "$out/$name"
 }
+
+# tools_go_install OUT MODULE@VERSION [LDFLAGS]: `go install` of a command into
+# OUT, outside the repository (no go.mod or go.work of ours involved), static
+# (CGO_ENABLED=0) and reproducible (-trimpath).
+tools_go_install() {
+  local out="$1" target="$2" ldflags="${3:-}"
+  (
+    cd "$out" || exit 1
+    GOBIN="$out" CGO_ENABLED=0 GOWORK=off GOFLAGS=-buildvcs=false \
+      go install -trimpath -ldflags "$ldflags" "$target"
+  )
+}
