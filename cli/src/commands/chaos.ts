@@ -190,8 +190,9 @@ async function run(name: string, o: RunOptions): Promise<void> {
   const experimentName = basename(dirname(experimentFile));
   const experiment = JSON.parse(readFileSync(experimentFile, 'utf8')) as Experiment;
   const stateDir = resolve(o.stateDir);
-  const vars = { ...o.var, state_dir: stateDir };
   const started = new Date();
+  // since: experiments check gaps only in readings taken during the run.
+  const vars = { since: started.toISOString(), ...o.var, state_dir: stateDir };
   const dir = resolve(o.reports, `${timestamp(started)}-${experimentName}`);
   mkdirSync(dir, { recursive: true });
 
@@ -220,11 +221,12 @@ async function run(name: string, o: RunOptions): Promise<void> {
       },
       (n, running) => record.add(running.process.name, running.process.pid, markerOf(n)),
     );
-    say(`waiting for every flat to be fetched once…`);
+    // Fresh, not merely fetched once: a state folder used before holds old fetches.
+    say(`waiting for every flat to be fetched (and fresh)…`);
     const end = Date.now() + 60000;
     while (Date.now() < end) {
       const r = await freshnessReport(stack.queryAddress, { limit: 0 }).catch(() => undefined);
-      if (r !== undefined && r.neverFetchedCount === 0 && r.flatCount === o.flats) break;
+      if (r !== undefined && r.neverFetchedCount === 0 && r.flatCount === o.flats && r.worstAgeSeconds < (2 * o.interval) / 1000 + 2) break;
       await new Promise((r) => setTimeout(r, 500));
     }
   }

@@ -12,14 +12,24 @@ export function gapsCommand(): Command {
     .option('--state-dir <dir>', 'state folder of the local stack', DEFAULT_STATE_DIR)
     .option('--json', 'print as JSON', false)
     .option('--mongodb-uri <uri>', "read this database instead of the local stack's (a cluster's MongoDB, e.g. through kubectl port-forward)")
-    .action(async (o: { stateDir: string; json: boolean; mongodbUri?: string }) => {
+    .option(
+      '--since <time>',
+      'only readings taken at or after this ISO time (a chaos run passes its start: readings a device dropped while no stack ran before it are not the run\'s loss); empty: all',
+    )
+    .action(async (o: { stateDir: string; json: boolean; mongodbUri?: string; since?: string }) => {
+      const since = o.since === undefined || o.since === '' ? undefined : new Date(o.since);
+      if (since !== undefined && Number.isNaN(since.getTime())) {
+        process.stderr.write(`flatline gaps: --since must be an ISO time, got ${JSON.stringify(o.since)}\n`);
+        process.exitCode = 2;
+        return;
+      }
       let uri = o.mongodbUri;
       if (uri === undefined) {
         const stack = requireStack(o.stateDir);
         if (stack === undefined) return;
         uri = `mongodb://${stack.database}/flatline`;
       }
-      const report = await seqGaps(uri);
+      const report = await seqGaps(uri, since);
       const missing = report.gaps.reduce((n, g) => n + g.missing, 0);
       if (o.json) process.stdout.write(`${JSON.stringify({ ...report, missing }, null, 2)}\n`);
       else {

@@ -48,11 +48,15 @@ export interface GapReport {
   readonly gaps: Array<{ flat: string; device: string; missing: number }>;
 }
 
-/** Reads every stored reading's (flat, device, seq) and finds the holes in each device's range. */
-export async function seqGaps(uri: string): Promise<GapReport> {
+/**
+ * Reads every stored reading's (flat, device, seq) — or only those taken at
+ * or after since — and finds the holes in each device's range.
+ */
+export async function seqGaps(uri: string, since?: Date): Promise<GapReport> {
   const client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
   try {
-    const docs = await client.db().collection('readings').find({}, { projection: { _id: 0, flat_id: 1, device_id: 1, seq: 1 } }).toArray();
+    const filter = since === undefined ? {} : { taken_at: { $gte: since } };
+    const docs = await client.db().collection('readings').find(filter, { projection: { _id: 0, flat_id: 1, device_id: 1, seq: 1 } }).toArray();
     const byDevice = new Map<string, number[]>();
     for (const d of docs) {
       const key = `${d['flat_id']}/${d['device_id']}`;
