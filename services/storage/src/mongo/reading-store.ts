@@ -1,6 +1,7 @@
 /** Writes validated batches to MongoDB; returns only what the database acknowledged. */
 import { MongoBulkWriteError, type Db } from 'mongodb';
-import { guard } from '@flatline/platform/mongo.js';
+import { guard, isUnreachable } from '@flatline/platform/mongo.js';
+import { UnavailableError } from '@flatline/platform/status.js';
 import { COLLECTIONS, type ReadingDoc } from '@flatline/platform/store-schema.js';
 import type { AppendBatch, ValidReading } from '../domain/append-batch.ts';
 import { StateWriter, type StateUpdate } from './state-writer.ts';
@@ -13,12 +14,25 @@ export interface AppendOutcome {
   readonly duplicates: number;
 }
 
-/** Splits a bulk write error into duplicate keys (expected) and anything else (rethrown). */
-function countDuplicates(err: unknown): { inserted: number; duplicates: number } {
-  if (!(err instanceof MongoBulkWriteError)) throw err;
-  const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
-  if (errors.some((e) => e.code !== DUPLICATE_KEY) || err.writeConcernError) throw err;
-  return { inserted: err.result.insertedCount, duplicates: errors.length };
+/**
+ * What an insertMany that threw still stored. The driver wraps every failure
+ * in a MongoBulkWriteError, a reset or a timeout too (with no write errors at
+ * all), so only one shape counts as stored: every document accounted for,
+ * inserted or refused as a duplicate key, and no write concern error.
+ * Anything else fails the Append, which the outbox retries (idempotent).
+ */
+function storedDespite(err: unknown, attempted: number): AppendOutcome {
+  if (err instanceof MongoBulkWriteError) {
+    const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
+    const inserted = err.result.insertedCount;
+    const onlyDuplicates = errors.length > 0 && errors.every((e) => e.code === DUPLICATE_KEY);
+    if (onlyDuplicates && err.writeConcernError === undefined && inserted + errors.length === attempted) {
+      return { inserted, duplicates: errors.length };
+    }
+  }
+  if (isUnreachable(err)) throw err; // guard() turns it into UNAVAILABLE
+  const reason = err instanceof Error ? err.message : String(err);
+  throw new UnavailableError(`insert readings failed, nothing is acknowledged (retry): ${reason}`);
 }
 
 /** Per device, the reading with the highest seq in the batch. */
@@ -81,7 +95,7 @@ export class ReadingStore {
           const res = await this.db.collection<ReadingDoc>(COLLECTIONS.readings).insertMany(docs, { ordered: false, timeoutMS });
           return { inserted: res.insertedCount, duplicates: 0 };
         } catch (err) {
-          return countDuplicates(err);
+          return storedDespite(err, docs.length);
         }
       });
     }

@@ -1,0 +1,121 @@
+/**
+ * ReadingStore against a real FerretDB: what the driver really throws when the
+ * database fails mid-call must never be answered as stored.
+ */
+import { expect } from 'chai';
+import { MongoBulkWriteError, MongoClient } from 'mongodb';
+import { createMongoClient } from '@flatline/platform/mongo.js';
+import { UnavailableError } from '@flatline/platform/status.js';
+import { COLLECTIONS } from '@flatline/platform/store-schema.js';
+import type { AppendBatch, ValidReading } from '../../src/domain/append-batch.ts';
+import { ReadingStore } from '../../src/mongo/reading-store.ts';
+import { tempDir, TestDatabase } from '../../../../test/support/stack.ts';
+
+const T0 = Date.parse('2026-11-29T08:00:00Z');
+
+function batchOf(flatId: string, seqs: readonly number[], fetchedAtS = 100): AppendBatch {
+  const readings: ValidReading[] = seqs.map((seq) => ({
+    flatId,
+    deviceId: 'heat',
+    seq,
+    takenAt: new Date(T0 + seq * 1000),
+    quantity: 'temperature',
+    unit: 'Cel',
+    value: seq,
+  }));
+  return { readings, fetches: new Map([[flatId, new Date(T0 + fetchedAtS * 1000)]]), fetchCount: 1 };
+}
+
+async function outcomeOf<T>(p: Promise<T>): Promise<T | Error> {
+  return p.then(
+    (v) => v,
+    (e: unknown) => e as Error,
+  );
+}
+
+describe('ReadingStore (real FerretDB, in-process)', function () {
+  this.timeout(60000);
+  const dir = tempDir('reading-store');
+  const db = new TestDatabase(`${dir.path}/ferretdb`);
+  let client: MongoClient;
+  let store: ReadingStore;
+
+  before(async () => {
+    await db.start();
+    client = createMongoClient(db.uri, 1500);
+    // The state writer's bound is far longer than the insert's: a frozen
+    // database that thaws in time lets the state write succeed after the
+    // insert already failed, which is exactly the window of the defect.
+    store = new ReadingStore(client.db(), 10000);
+    await store.ensureIndexes(5000);
+  });
+
+  after(async () => {
+    db.freeze(false);
+    await client?.close();
+    await db.stop();
+    dir.cleanup();
+  });
+
+  it('fails (UNAVAILABLE) an append whose insert timed out while the database was frozen, even when the state write succeeds after the thaw', async () => {
+    await store.append(batchOf('frozen-1', [1]), 5000); // a warm pool: the frozen server holds open sockets
+    const seqs = Array.from({ length: 200 }, (_, i) => i + 2);
+    db.freeze(true);
+    const thaw = setTimeout(() => db.freeze(false), 3000);
+    const started = Date.now();
+    try {
+      const res = await outcomeOf(store.append(batchOf('frozen-1', seqs, 101), 800));
+      // Before the fix: {"inserted":0,"duplicates":0}, reported as stored.
+      expect(res, `append answered ${JSON.stringify(res)} after ${Date.now() - started} ms`).to.be.instanceOf(UnavailableError);
+      expect((res as Error).message).to.match(/insert readings/);
+    } finally {
+      clearTimeout(thaw);
+      db.freeze(false);
+    }
+    // The retry the outbox makes stores every reading once.
+    const retry = await store.append(batchOf('frozen-1', seqs, 101), 5000);
+    expect(retry.inserted + retry.duplicates).to.equal(seqs.length);
+    expect(await client.db().collection(COLLECTIONS.readings).countDocuments({ flat_id: 'frozen-1' })).to.equal(seqs.length + 1);
+  });
+
+  it('fails an append whose connection the database dropped mid-call (FerretDB killed), and stores it on retry', async () => {
+    await store.append(batchOf('killed-1', [1]), 5000);
+    const seqs = Array.from({ length: 2000 }, (_, i) => i + 2);
+    const pending = outcomeOf(store.append(batchOf('killed-1', seqs, 101), 5000));
+    await new Promise((r) => setTimeout(r, 5));
+    await db.stop(); // SIGTERM closes the connection under the insert
+    const res = await pending;
+    await db.start();
+    if (!(res instanceof Error)) {
+      // The insert finished before the stop: then it really was stored whole.
+      expect(res.inserted + res.duplicates).to.equal(seqs.length);
+    } else {
+      expect(res, res.message).to.be.instanceOf(UnavailableError);
+    }
+    const retry = await store.append(batchOf('killed-1', seqs, 101), 5000);
+    expect(retry.inserted + retry.duplicates).to.equal(seqs.length);
+    expect(await client.db().collection(COLLECTIONS.readings).countDocuments({ flat_id: 'killed-1' })).to.equal(seqs.length + 1);
+  });
+
+  it('counts duplicates only when every failed write is a duplicate key (a real MongoBulkWriteError)', async () => {
+    expect(await store.append(batchOf('dup-1', [1, 2]), 5000)).to.deep.equal({ inserted: 2, duplicates: 0 });
+    expect(await store.append(batchOf('dup-1', [1, 2, 3]), 5000)).to.deep.equal({ inserted: 1, duplicates: 2 });
+  });
+
+  it('the driver really wraps a network failure in a MongoBulkWriteError with no write errors (why the check must be strict)', async () => {
+    // Documents the driver's behaviour the fix relies on: if this ever stops
+    // holding, the test above still guards the outcome.
+    const probe = createMongoClient(db.uri, 800);
+    try {
+      await probe.db().collection('probe').insertOne({ warm: true });
+      db.freeze(true);
+      const err = await outcomeOf(probe.db().collection('probe').insertMany([{ a: 1 }, { a: 2 }], { ordered: false, timeoutMS: 500 }));
+      expect(err).to.be.instanceOf(MongoBulkWriteError);
+      expect((err as MongoBulkWriteError).writeErrors).to.have.length(0);
+      expect((err as MongoBulkWriteError).writeConcernError).to.equal(undefined);
+    } finally {
+      db.freeze(false);
+      await probe.close();
+    }
+  });
+});
