@@ -1,12 +1,28 @@
 /** Storage configuration: the only reader of the environment in this service. */
 import { DATABASE_ENV, hostPort, int, LOG_LEVEL_ENV, readEnv, SHUTDOWN_ENV } from '@flatline/platform/config.js';
 
+/** How far ahead of storage's clock a fetch time may be, by default (milliseconds). */
+export const DEFAULT_MAX_CLOCK_SKEW_MS = 5000;
+
 /** The variables storage reads, with their defaults (which run locally). */
 export const STORAGE_ENV = {
   FLATLINE_STORAGE_LISTEN: hostPort('127.0.0.1:7101'),
   FLATLINE_STORAGE_METRICS_LISTEN: hostPort('127.0.0.1:9101'),
   ...DATABASE_ENV,
   FLATLINE_DB_PING_MS: int(1000, 100, 60000, 'milliseconds between database health pings (100 to 60000)'),
+  FLATLINE_MAX_CLOCK_SKEW_MS: int(
+    DEFAULT_MAX_CLOCK_SKEW_MS,
+    100,
+    60000,
+    "milliseconds a fetch time may be ahead of storage's clock and still count as the flat's last fetch; a later one is counted and left out, its readings stored (100 to 60000)",
+  ),
+  FLATLINE_STATE_DEVICE_TTL_MS: int(
+    86400000,
+    60000,
+    31536000000,
+    'milliseconds after its last reading a device leaves the flat state (latest readings), which keeps the state documents bounded; its readings stay (60000 to 31536000000)',
+  ),
+  FLATLINE_STATE_PRUNE_MS: int(600000, 1000, 86400000, 'milliseconds between two passes of the flat-state pruner (1000 to 86400000)'),
   ...SHUTDOWN_ENV,
   ...LOG_LEVEL_ENV,
 };
@@ -23,6 +39,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     mongoUri: e.FLATLINE_MONGODB_URI,
     dbTimeoutMs: e.FLATLINE_DB_TIMEOUT_MS,
     dbPingMs: e.FLATLINE_DB_PING_MS,
+    maxClockSkewMs: e.FLATLINE_MAX_CLOCK_SKEW_MS,
+    stateDeviceTtlMs: e.FLATLINE_STATE_DEVICE_TTL_MS,
+    statePruneMs: e.FLATLINE_STATE_PRUNE_MS,
     shutdownGraceMs: e.FLATLINE_SHUTDOWN_GRACE_MS,
     logLevel: e.FLATLINE_LOG_LEVEL,
   };

@@ -9,6 +9,8 @@ import { withPort } from '@flatline/platform/net.js';
 import { helpRequested, printHelp } from '@flatline/platform/help.js';
 import { loadConfig, STORAGE_ENV } from './config.ts';
 import { ReadingStore } from './mongo/reading-store.ts';
+import { startStatePruning } from './mongo/prune-schedule.ts';
+import { StatePruner } from './mongo/state-pruner.ts';
 import { storageService } from './storage-service.ts';
 
 const NAME = 'flatline-storage';
@@ -20,6 +22,11 @@ runMain(NAME, async () => {
   const metrics = createMetrics('storage');
   const client = createMongoClient(config.mongoUri, config.dbTimeoutMs);
   const store = new ReadingStore(client.db(), config.dbTimeoutMs);
+  const pruning = startStatePruning(new StatePruner(client.db(), { deviceTtlMs: config.stateDeviceTtlMs, timeoutMs: config.dbTimeoutMs }), {
+    everyMs: config.statePruneMs,
+    logger: logger.child({ component: 'state-pruner' }),
+    registry: metrics.registry,
+  });
   const host = new GrpcHost({ logger, metrics, reflect: ['flatline.storage.v1.StorageService'] });
 
   let indexed = false;
@@ -42,6 +49,9 @@ runMain(NAME, async () => {
       host,
       store,
       dbTimeoutMs: config.dbTimeoutMs,
+      maxClockSkewMs: config.maxClockSkewMs,
+      registry: metrics.registry,
+      logger: logger.child({ component: 'append' }),
       isDatabaseUp: () => dbUp && indexed,
       onUnavailable: () => {
         dbUp = false;
@@ -57,6 +67,7 @@ runMain(NAME, async () => {
   onShutdownSignal(logger, async () => {
     await host.shutdown(config.shutdownGraceMs);
     watch.unsubscribe();
+    pruning.unsubscribe();
     await metricsServer.close();
     await client.close();
   });

@@ -27,6 +27,26 @@ export interface AppendBatch {
   readonly fetchCount: number;
 }
 
+/** Storage's clock, against which fetch times are judged. */
+export interface FetchClock {
+  readonly now: Date;
+  /** How far a fetch time may be ahead of now, in milliseconds, and still be taken as a flat's last fetch. */
+  readonly maxSkewMs: number;
+}
+
+/** A fetch time ahead of storage's clock by more than the allowed skew. */
+export interface FutureFetch {
+  readonly flatId: string;
+  readonly fetchedAt: Date;
+  readonly aheadMs: number;
+}
+
+/** A validated batch and the fetch times it refused. */
+export interface ValidatedBatch extends AppendBatch {
+  /** Fetch times left out of `fetches` (their readings are kept). */
+  readonly futureFetches: readonly FutureFetch[];
+}
+
 function checkTime(t: Date | undefined, field: string): Date {
   if (t === undefined) throw new InvalidArgumentError(`${field} is required`);
   if (Number.isNaN(t.getTime())) throw new InvalidArgumentError(`${field} is not a valid time`);
@@ -46,20 +66,32 @@ function checkLabel(s: string, field: string, max: number): string {
   return s;
 }
 
-/** Validates request; throws InvalidArgumentError naming the first bad field. */
-export function toAppendBatch(request: AppendRequest): AppendBatch {
+/**
+ * Validates request; throws InvalidArgumentError naming the first bad field.
+ * With a clock, a fetch time more than clock.maxSkewMs ahead of clock.now is
+ * left out of `fetches` and listed in `futureFetches`: a replica with a fast
+ * clock would otherwise make its flat look fresh until real time caught up
+ * (the state keeps the greatest time). Its readings are valid and kept.
+ */
+export function toAppendBatch(request: AppendRequest, clock?: FetchClock): ValidatedBatch {
   const n = request.fetches.length;
   if (n < 1 || n > MAX_FETCHES) throw new InvalidArgumentError(`fetches must hold 1 to ${MAX_FETCHES} fetch results, got ${n}`);
   const total = request.fetches.reduce((sum, f) => sum + f.readings.length, 0);
   if (total > MAX_READINGS) throw new InvalidArgumentError(`a request may carry at most ${MAX_READINGS} readings, got ${total}`);
   const readings: ValidReading[] = [];
   const fetches = new Map<string, Date>();
+  const futureFetches: FutureFetch[] = [];
   request.fetches.forEach((fetch, i) => {
     const at = `fetches[${i}]`;
     const flatId = checkFlatId(fetch.flatId, `${at}.flat_id`);
     const fetchedAt = checkTime(fetch.fetchedAt, `${at}.fetched_at`);
-    const known = fetches.get(flatId);
-    if (known === undefined || known < fetchedAt) fetches.set(flatId, fetchedAt);
+    const aheadMs = clock === undefined ? 0 : fetchedAt.getTime() - clock.now.getTime();
+    if (clock !== undefined && aheadMs > clock.maxSkewMs) {
+      futureFetches.push({ flatId, fetchedAt, aheadMs });
+    } else {
+      const known = fetches.get(flatId);
+      if (known === undefined || known < fetchedAt) fetches.set(flatId, fetchedAt);
+    }
     fetch.readings.forEach((r, j) => {
       const rat = `${at}.readings[${j}]`;
       if (r.flatId !== flatId) {
@@ -77,5 +109,5 @@ export function toAppendBatch(request: AppendRequest): AppendBatch {
       });
     });
   });
-  return { readings, fetches, fetchCount: n };
+  return { readings, fetches, fetchCount: n, futureFetches };
 }

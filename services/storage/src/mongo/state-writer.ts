@@ -7,6 +7,7 @@
  */
 import type { Db } from 'mongodb';
 import { guard } from '@flatline/platform/mongo.js';
+import { UnavailableError } from '@flatline/platform/status.js';
 import { COLLECTIONS, deviceKey, encodeLatest, stateBucket, type LatestValue, type StateDoc } from '@flatline/platform/store-schema.js';
 
 /** What one Append contributes. */
@@ -16,6 +17,8 @@ export interface StateUpdate {
 }
 
 interface Waiter {
+  /** The buckets this waiter's update touches: it fails only if one of them does. */
+  readonly buckets: ReadonlySet<string>;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
@@ -30,7 +33,13 @@ function merge(into: Pending, bucket: string, field: string, value: Date | strin
   if (known === undefined || known < value) fields.set(field, value);
 }
 
-/** The group-commit writer of flat state. */
+/**
+ * The group-commit writer of flat state. Each bucket document is written on
+ * its own: a bucket whose update fails fails only the Appends that touched
+ * it, and what failed is not kept for the next round (the failed Appends
+ * carry it again when the outbox retries them), so one bad bucket can never
+ * block the others or every later round.
+ */
 export class StateWriter {
   private pending: Pending = new Map();
   private waiters: Waiter[] = [];
@@ -41,11 +50,20 @@ export class StateWriter {
     private readonly timeoutMs: number,
   ) {}
 
-  /** Adds update to the next write; resolves once it is written, rejects if that write fails. */
+  /** Adds update to the next write; resolves once it is written, rejects if the write of one of its buckets fails. */
   write(update: StateUpdate): Promise<void> {
-    for (const [flatId, at] of update.fetches) merge(this.pending, stateBucket(flatId), `at.${flatId}`, at);
-    for (const l of update.latest) merge(this.pending, stateBucket(l.flatId), `latest.${l.flatId}.${deviceKey(l.deviceId)}`, encodeLatest(l.value));
-    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    const buckets = new Set<string>();
+    for (const [flatId, at] of update.fetches) {
+      const bucket = stateBucket(flatId);
+      buckets.add(bucket);
+      merge(this.pending, bucket, `at.${flatId}`, at);
+    }
+    for (const l of update.latest) {
+      const bucket = stateBucket(l.flatId);
+      buckets.add(bucket);
+      merge(this.pending, bucket, `latest.${l.flatId}.${deviceKey(l.deviceId)}`, encodeLatest(l.value));
+    }
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ buckets, resolve, reject }));
     if (!this.writing) void this.drain();
     return done;
   }
@@ -57,19 +75,28 @@ export class StateWriter {
       const waiters = this.waiters;
       this.pending = new Map();
       this.waiters = [];
-      try {
-        const state = this.db.collection<StateDoc>(COLLECTIONS.state);
-        for (const [bucket, fields] of batch) {
+      const state = this.db.collection<StateDoc>(COLLECTIONS.state);
+      const failed = new Map<string, unknown>();
+      let unreachable: unknown;
+      for (const [bucket, fields] of batch) {
+        if (unreachable !== undefined) {
+          // The database is away: the other buckets would each wait out the timeout.
+          failed.set(bucket, unreachable);
+          continue;
+        }
+        try {
           await guard('write flat state', () =>
             state.updateOne({ _id: bucket }, { $max: Object.fromEntries(fields) }, { upsert: true, timeoutMS: this.timeoutMs }),
           );
+        } catch (err) {
+          failed.set(bucket, err);
+          if (err instanceof UnavailableError) unreachable = err;
         }
-        waiters.forEach((w) => w.resolve());
-      } catch (err) {
-        // Put it back ($max: harmless to write twice) for the next write; the
-        // callers get the error and retry their Append anyway.
-        for (const [bucket, fields] of batch) for (const [field, value] of fields) merge(this.pending, bucket, field, value);
-        waiters.forEach((w) => w.reject(err));
+      }
+      for (const w of waiters) {
+        const bad = [...w.buckets].find((b) => failed.has(b));
+        if (bad === undefined) w.resolve();
+        else w.reject(failed.get(bad));
       }
     }
     this.writing = false;

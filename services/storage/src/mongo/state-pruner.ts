@@ -1,0 +1,104 @@
+/**
+ * Keeps the flat-state documents bounded. A bucket document holds the latest
+ * reading of every device of its flats and nothing ever removed a device, so
+ * replaced meters accumulated until the bucket passed MongoDB's 16 MiB
+ * document limit and every state write of that bucket failed for good. The
+ * pruner removes the latest reading of devices not seen for deviceTtlMs
+ * (their readings stay in the readings collection) and reports the size of
+ * the largest bucket, so that a deployment heading for the limit is told
+ * (log, metric, health) long before a write fails.
+ */
+import { BSON, type Db, type Filter } from 'mongodb';
+import { guard } from '@flatline/platform/mongo.js';
+import { COLLECTIONS, decodeLatest, type StateDoc } from '@flatline/platform/store-schema.js';
+
+/** MongoDB's document limit. */
+export const MAX_DOCUMENT_BYTES = 16 * 1024 * 1024;
+
+/** Pruner settings. */
+export interface PruneSettings {
+  /** A device whose latest reading was taken longer ago than this loses its entry in the flat state. */
+  readonly deviceTtlMs: number;
+  readonly timeoutMs: number;
+}
+
+/** What one prune found and did. */
+export interface PruneOutcome {
+  /** Device entries removed. */
+  readonly removed: number;
+  /** Size of the largest bucket document after pruning. */
+  readonly largestBytes: number;
+  /** Entries that changed between the read and the removal (kept; a later round looks again). */
+  readonly raced: number;
+}
+
+/** Fields of one bucket whose devices were not seen for the TTL, with the values read (the removal is conditional on them). */
+function staleFields(doc: StateDoc, oldestMs: number): Map<string, string> {
+  const stale = new Map<string, string>();
+  for (const [flatId, devices] of Object.entries(doc.latest ?? {})) {
+    for (const [key, text] of Object.entries(devices)) {
+      const v = decodeLatest(text);
+      // An entry that does not decode is no reading anyone can use: it goes too.
+      if (v === undefined || v.takenAtMs < oldestMs) stale.set(`latest.${flatId}.${key}`, text);
+    }
+  }
+  return stale;
+}
+
+/** What a read of the flat state found: per bucket, its size and the stale fields with the values read. */
+export interface PrunePlan {
+  readonly buckets: ReadonlyArray<{ readonly id: string; readonly bytes: number; readonly stale: ReadonlyMap<string, string> }>;
+}
+
+/** Prunes the flat state. */
+export class StatePruner {
+  constructor(
+    private readonly db: Db,
+    private readonly settings: PruneSettings,
+  ) {}
+
+  /** One pass over every bucket: plan, then apply. */
+  async prune(nowMs: number): Promise<PruneOutcome> {
+    return this.apply(await this.plan(nowMs));
+  }
+
+  /** Reads every bucket and finds the stale device entries. */
+  async plan(nowMs: number): Promise<PrunePlan> {
+    const docs = await guard('read flat state', () => this.state().find({}, { timeoutMS: this.settings.timeoutMs }).toArray());
+    const oldestMs = nowMs - this.settings.deviceTtlMs;
+    return { buckets: docs.map((doc) => ({ id: doc._id, bytes: BSON.calculateObjectSize(doc), stale: staleFields(doc, oldestMs) })) };
+  }
+
+  /**
+   * Removes the planned entries, each bucket only if none of its stale
+   * fields changed since the plan read them: a device that came back keeps
+   * its new reading (that bucket is looked at again on the next pass).
+   */
+  async apply(plan: PrunePlan): Promise<PruneOutcome> {
+    const timeoutMS = this.settings.timeoutMs;
+    let removed = 0;
+    let raced = 0;
+    let largestBytes = 0;
+    for (const bucket of plan.buckets) {
+      let bytes = bucket.bytes;
+      if (bucket.stale.size > 0) {
+        const filter = { _id: bucket.id, ...Object.fromEntries(bucket.stale) } as Filter<StateDoc>;
+        const unset = Object.fromEntries([...bucket.stale.keys()].map((f) => [f, '' as const]));
+        const res = await guard('prune flat state', () => this.state().updateOne(filter, { $unset: unset }, { timeoutMS }));
+        if (res.modifiedCount === 1) {
+          removed += bucket.stale.size;
+          const after = await guard('read flat state', () => this.state().findOne({ _id: bucket.id }, { timeoutMS }));
+          bytes = after === null ? 0 : BSON.calculateObjectSize(after);
+        } else {
+          raced += bucket.stale.size;
+        }
+      }
+      largestBytes = Math.max(largestBytes, bytes);
+    }
+    return { removed, largestBytes, raced };
+  }
+
+  private state() {
+    return this.db.collection<StateDoc>(COLLECTIONS.state);
+  }
+}
