@@ -24,8 +24,8 @@ export class PollError extends Error {
   }
 }
 
-/** Largest answer body accepted. */
-const MAX_BODY_BYTES = 4 * 1024 * 1024;
+/** Largest answer body accepted unless the options say otherwise. */
+export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 /** Options of the device client. */
 export interface DeviceClientOptions {
@@ -35,6 +35,8 @@ export interface DeviceClientOptions {
   readonly caFile: string | undefined;
   readonly credentials: CredentialsMap;
   readonly connections: number;
+  /** Largest answer body accepted, in bytes (default 4 MiB); a larger one is a malformed poll, read no further. */
+  readonly maxBodyBytes?: number;
   /** Extra dispatcher wrapping (the local fault injector hooks in here). */
   readonly compose?: (dispatcher: Dispatcher) => Dispatcher;
 }
@@ -44,8 +46,12 @@ export class DeviceClient {
   private readonly dispatcher: Dispatcher;
   private readonly agent: Agent;
   private readonly authorization = new Map<string, string>();
+  /** Largest answer body accepted, in bytes. */
+  readonly maxBodyBytes: number;
 
   constructor(private readonly options: DeviceClientOptions) {
+    this.maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    if (!Number.isSafeInteger(this.maxBodyBytes) || this.maxBodyBytes < 1) throw new Error(`maxBodyBytes must be a whole number of bytes of at least 1, got ${this.maxBodyBytes}`);
     const scheme = new URL(options.baseUrl).protocol;
     if (scheme !== 'https:' && scheme !== 'http:') throw new Error(`device gateway URL must be http:// or https://, got ${options.baseUrl}`);
     if (scheme === 'https:' && options.caFile === undefined) throw new Error('an https:// device gateway needs the CA file that signed its certificate');
@@ -76,14 +82,33 @@ export class DeviceClient {
         throw new PollError('http_error', `HTTP ${res.statusCode}`);
       }
       const length = Number(res.headers['content-length'] ?? 0);
-      if (length > MAX_BODY_BYTES) {
+      if (length > this.maxBodyBytes) {
         res.body.destroy();
-        throw new PollError('malformed', `answer of ${length} bytes exceeds ${MAX_BODY_BYTES}`);
+        throw new PollError('malformed', `answer of ${length} bytes exceeds ${this.maxBodyBytes}`);
       }
-      return await res.body.text();
+      return await this.readCapped(res.body);
     } catch (err) {
       throw this.classify(err, signal);
     }
+  }
+
+  /**
+   * Reads body up to the cap. Content-Length is not enough: a chunked answer
+   * declares no length, so the bytes are counted as they arrive and the body
+   * is destroyed (closing the connection) as soon as they pass the cap.
+   */
+  private async readCapped(body: Dispatcher.ResponseData['body']): Promise<string> {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      total += chunk.length;
+      if (total > this.maxBodyBytes) {
+        body.destroy();
+        throw new PollError('malformed', `answer of more than ${this.maxBodyBytes} bytes (no Content-Length; reading stopped at ${total})`);
+      }
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks, total).toString('utf8');
   }
 
   private classify(err: unknown, signal: AbortSignal): PollError {
