@@ -49,6 +49,18 @@ export const INGESTION_ENV = {
     describe: 'retry (a failed Append stays in the outbox: nothing is lost) or drop (at-most-once; a weakened configuration for negative controls, never for production)',
   },
   FLATLINE_OUTBOX_WARN_ROWS: int(100000, 1, 100000000, 'outbox size (fetch results) that logs a warning'),
+  FLATLINE_OUTBOX_MAX_BYTES: int(
+    1024 * 1024 * 1024,
+    1024 * 1024,
+    Number.MAX_SAFE_INTEGER,
+    'largest size of the outbox in bytes (keep it below its volume\'s size): from 90 % health turns NOT_SERVING; when full, new fetches are not kept and stay on the devices for their window (at least 1048576)',
+  ),
+  FLATLINE_INGESTION_REPLICAS: int(
+    1,
+    1,
+    1000,
+    'replicas of ingestion; with the ordinal at the end of FLATLINE_INGESTION_ID (ingestion-0, ingestion-1, …) it gives this replica its fallback share: the buckets it polls while the lease database cannot be read (without an ordinal, every bucket) (1 to 1000)',
+  ),
   FLATLINE_LEASE_BUCKETS: int(64, 1, 4096, 'buckets the flats are hashed into for sharing between replicas (1 to 4096)'),
   FLATLINE_LEASE_TTL_MS: int(8000, 1000, 600000, 'milliseconds a replica\'s lease lasts without renewal (1000 to 600000)'),
   FLATLINE_LEASE_RENEW_MS: int(2000, 100, 600000, 'milliseconds between lease renewals; must be under a third of the TTL'),
@@ -56,6 +68,12 @@ export const INGESTION_ENV = {
   ...SHUTDOWN_ENV,
   ...LOG_LEVEL_ENV,
 };
+
+/** The ordinal at the end of a replica id such as ingestion-1 (undefined without one). */
+export function ordinalOf(id: string): number | undefined {
+  const m = /-(\d{1,6})$/.exec(id);
+  return m === null ? undefined : Number(m[1]);
+}
 
 /** Typed ingestion configuration. */
 export type IngestionConfig = ReturnType<typeof loadConfig>;
@@ -87,6 +105,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     },
     forward: { batch: e.FLATLINE_FORWARD_BATCH, timeoutMs: e.FLATLINE_FORWARD_TIMEOUT_MS, onFailure: e.FLATLINE_FORWARD_ON_FAILURE },
     outboxWarnRows: e.FLATLINE_OUTBOX_WARN_ROWS,
+    outboxMaxBytes: e.FLATLINE_OUTBOX_MAX_BYTES,
+    replicas: e.FLATLINE_INGESTION_REPLICAS,
+    /** This replica's ordinal: the number at the end of its id (a StatefulSet pod's name), if any. */
+    ordinal: ordinalOf(e.FLATLINE_INGESTION_ID),
     lease: { buckets: e.FLATLINE_LEASE_BUCKETS, ttlMs: e.FLATLINE_LEASE_TTL_MS, renewMs: e.FLATLINE_LEASE_RENEW_MS },
     dbTimeoutMs: e.FLATLINE_DB_TIMEOUT_MS,
     shutdownGraceMs: e.FLATLINE_SHUTDOWN_GRACE_MS,

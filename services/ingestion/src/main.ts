@@ -17,7 +17,7 @@ import { createFaultCounter, Injector } from '@flatline/mesh/injector.js';
 import { INGESTION_ENV, loadConfig } from './config.ts';
 import { DeviceClient } from './devices/device-client.ts';
 import { bucketOf } from './domain/flat-schedule.ts';
-import { LeaseManager } from './leases/lease-manager.ts';
+import { fallbackShare, LeaseManager } from './leases/lease-manager.ts';
 import { createIngestionMetrics } from './metrics.ts';
 import { Outbox } from './outbox/outbox.ts';
 import { Poller } from './poller.ts';
@@ -37,7 +37,7 @@ runMain(NAME, async () => {
   if (config.devicesCa !== undefined) logger.info({ devices: config.devicesUrl, ca: config.devicesCa }, 'device gateway over HTTPS: TLS verified with the CA file');
   else logger.info({ devices: config.devicesUrl }, 'device gateway over plain HTTP: the sidecar must originate TLS (Istio DestinationRule), else credentials cross the network in clear');
 
-  const outbox = new Outbox(join(config.stateDir, 'outbox.sqlite'));
+  const outbox = new Outbox(join(config.stateDir, 'outbox.sqlite'), { maxBytes: config.outboxMaxBytes });
   const pending = outbox.size();
   if (pending.fetches > 0) logger.info(pending, 'resuming with what the outbox holds');
   if (config.poll.timeoutMs >= config.poll.intervalMs) {
@@ -73,7 +73,11 @@ runMain(NAME, async () => {
     byBucket.set(b, [...(byBucket.get(b) ?? []), id]);
   }
   let first = true;
-  const leases = new LeaseManager(mongo.db(), config.id, { ...config.lease, dbTimeoutMs: config.dbTimeoutMs }, logger.child({ component: 'leases' }), (held) => {
+  const fallback = fallbackShare(config.lease.buckets, config.ordinal, config.replicas);
+  if (config.ordinal === undefined || config.ordinal >= config.replicas) {
+    logger.warn({ id: config.id, replicas: config.replicas }, 'no ordinal below FLATLINE_INGESTION_REPLICAS at the end of FLATLINE_INGESTION_ID: while the lease database is away this replica polls every flat');
+  }
+  const leases = new LeaseManager(mongo.db(), config.id, { ...config.lease, dbTimeoutMs: config.dbTimeoutMs, fallback }, logger.child({ component: 'leases' }), (held) => {
     metrics.bucketsHeld.set(held.size);
     poller.setFlats([...held].flatMap((b) => byBucket.get(b) ?? []), !first);
     first = false;

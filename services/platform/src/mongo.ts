@@ -17,9 +17,28 @@ import type { Logger } from './logger.ts';
 import { redactUrl } from './logger.ts';
 import { UnavailableError } from './status.ts';
 
-/** A client whose every wait is bounded by timeoutMs. */
+/**
+ * A MongoClient that can start while the database is away. mongodb 7.9 keeps
+ * the topology of a failed first connect after closing it, so every later
+ * operation of that client fails with "Topology is closed", for ever, even
+ * once the database is back: a service started during an outage never
+ * recovered. A failed connect here forgets that topology, so the next
+ * operation connects afresh.
+ */
+class RestartableMongoClient extends MongoClient {
+  override async connect(): Promise<this> {
+    try {
+      return await super.connect();
+    } catch (err) {
+      (this as unknown as { topology: unknown }).topology = undefined;
+      throw err;
+    }
+  }
+}
+
+/** A client whose every wait is bounded by timeoutMs, and that connects whenever the database can be reached. */
 export function createMongoClient(uri: string, timeoutMs: number): MongoClient {
-  return new MongoClient(uri, {
+  return new RestartableMongoClient(uri, {
     serverSelectionTimeoutMS: timeoutMs,
     connectTimeoutMS: timeoutMs,
     socketTimeoutMS: 0,

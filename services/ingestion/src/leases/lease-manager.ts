@@ -14,6 +14,14 @@
  * round, e.g. on a starved machine) is taken by any replica beyond its share,
  * so that every flat keeps being polled; balance comes back as the surplus is
  * given back to a member below its share.
+ *
+ * While no lease round succeeds (the database away) a replica also polls a
+ * fixed share of the buckets, its fallback (by replica ordinal: bucket %
+ * replicas = ordinal): a replica started, restarted or moved during an outage
+ * holds no lease yet, and without it its flats would go unpolled until the
+ * devices' window had dropped their readings, although the outbox could keep
+ * them. Every bucket is some live replica's fallback, so every flat is polled
+ * through the outage; a bucket polled twice costs a duplicate, never a loss.
  */
 import { hostname } from 'node:os';
 import { MongoServerError, type Db } from 'mongodb';
@@ -39,11 +47,22 @@ export interface LeaseSettings {
   readonly ttlMs: number;
   readonly renewMs: number;
   readonly dbTimeoutMs: number;
+  /** Buckets polled while no lease round succeeds (default none). */
+  readonly fallback?: ReadonlySet<number>;
+}
+
+/** The fallback share of replica ordinal out of replicas: bucket % replicas === ordinal (every bucket without a known ordinal). */
+export function fallbackShare(buckets: number, ordinal: number | undefined, replicas: number): Set<number> {
+  const all = Array.from({ length: buckets }, (_, b) => b);
+  if (ordinal === undefined || ordinal >= replicas) return new Set(all);
+  return new Set(all.filter((b) => b % replicas === ordinal));
 }
 
 /** Keeps this replica's share of bucket leases; reports the held set on every change. */
 export class LeaseManager {
   private held = new Set<number>();
+  /** What onChange last reported: the held buckets, plus the fallback while rounds fail. */
+  private polled = new Set<number>();
   private timer: NodeJS.Timeout | undefined;
   private round: Promise<void> = Promise.resolve();
   private dbOk: boolean | undefined;
@@ -70,6 +89,11 @@ export class LeaseManager {
   /** Buckets held now. */
   buckets(): ReadonlySet<number> {
     return this.held;
+  }
+
+  /** Buckets polled now (held, plus the fallback while the lease database cannot be read). */
+  polledBuckets(): ReadonlySet<number> {
+    return this.polled;
   }
 
   /** Stops renewing and gives the leases back, so other replicas take them at once. */
@@ -131,10 +155,13 @@ export class LeaseManager {
         if (await this.claim(bucket, doc, expires)) mine.add(bucket);
       }
       this.setDb(true);
+      this.held = mine;
       this.apply(mine);
     } catch (err) {
-      // Keep what we hold: polling goes on while the database is away.
+      // Keep what we hold, and poll the fallback share too: polling goes on
+      // while the database is away, for every flat.
       this.setDb(false, err);
+      this.apply(new Set([...this.held, ...(this.settings.fallback ?? [])]));
     }
   }
 
@@ -155,19 +182,19 @@ export class LeaseManager {
     return res.modifiedCount === 1;
   }
 
-  private apply(mine: Set<number>): void {
-    const gained = new Set([...mine].filter((b) => !this.held.has(b)));
-    const lost = [...this.held].filter((b) => !mine.has(b));
+  private apply(polled: Set<number>): void {
+    const gained = new Set([...polled].filter((b) => !this.polled.has(b)));
+    const lost = [...this.polled].filter((b) => !polled.has(b));
     if (gained.size === 0 && lost.length === 0) return;
-    this.logger.info({ held: mine.size, gained: gained.size, released: lost.length }, 'lease buckets changed');
-    this.held = mine;
-    this.onChange(mine, gained);
+    this.logger.info({ polled: polled.size, held: this.held.size, gained: gained.size, released: lost.length }, 'polled buckets changed');
+    this.polled = polled;
+    this.onChange(polled, gained);
   }
 
   private setDb(ok: boolean, err?: unknown): void {
     if (ok === this.dbOk) return;
     this.dbOk = ok;
     if (ok) this.logger.info('lease database reachable');
-    else this.logger.warn({ err, buckets: this.held.size }, 'lease database unreachable: keeping the buckets held and polling them');
+    else this.logger.warn({ err, held: this.held.size, fallback: this.settings.fallback?.size ?? 0 }, 'lease database unreachable: polling the buckets held and this replica\'s fallback share');
   }
 }

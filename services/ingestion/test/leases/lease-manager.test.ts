@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import type { MongoClient } from 'mongodb';
 import { createLogger } from '@flatline/platform/logger.js';
 import { createMongoClient } from '@flatline/platform/mongo.js';
-import { LeaseManager } from '../../src/leases/lease-manager.ts';
+import { ordinalOf } from '../../src/config.ts';
+import { fallbackShare, LeaseManager } from '../../src/leases/lease-manager.ts';
 import { eventually, tempDir, TestDatabase } from '../../../../test/support/stack.ts';
 
 const SETTINGS = { buckets: 8, ttlMs: 1000, renewMs: 200, dbTimeoutMs: 2000 };
@@ -58,5 +59,55 @@ describe('lease manager (real FerretDB)', function () {
       return heldA.size + heldB.size === SETTINGS.buckets && overlap.length === 0 && heldB.size >= SETTINGS.buckets / 2 - 1;
     };
     expect(await eventually(split, 15000, 100), `a ${heldA.size}, b ${heldB.size}`).to.equal(true);
+  });
+});
+
+describe('lease manager during a database outage (real FerretDB)', function () {
+  this.timeout(60000);
+  const dir = tempDir('leases-outage');
+  const db = new TestDatabase(join(dir.path, 'db'));
+  let client: MongoClient;
+
+  before(async () => {
+    await db.start(); // fixes the port
+    await db.stop();
+    client = createMongoClient(db.uri, 500);
+  });
+
+  after(async () => {
+    await client?.close();
+    await db.stop();
+    dir.cleanup();
+  });
+
+  it('a replica started while the database is down polls its fallback share, then what its leases give it once the database is back', async () => {
+    let polled = new Set<number>();
+    const fallback = new Set([1, 3, 5, 7]);
+    const replica = new LeaseManager(client.db(), 'ingestion-1', { ...SETTINGS, dbTimeoutMs: 500, fallback }, createLogger('test', 'silent'), (buckets) => (polled = new Set(buckets)));
+    replica.start();
+    try {
+      // Before the fix it polled nothing until a lease round succeeded.
+      expect(await eventually(async () => polled.size > 0, 5000), 'polls something while the database is down').to.equal(true);
+      expect([...polled].sort()).to.deep.equal([1, 3, 5, 7]);
+      await db.start();
+      // Alone, it leases every bucket; the fallback alone no longer counts.
+      expect(await eventually(async () => polled.size === SETTINGS.buckets && replica.buckets().size === SETTINGS.buckets, 15000), `polls ${[...polled]}`).to.equal(true);
+      await db.stop();
+      // Down again: it keeps what it holds (all) — nothing dropped.
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(polled.size).to.equal(SETTINGS.buckets);
+    } finally {
+      await replica.stop();
+    }
+  });
+
+  it('every bucket is in exactly one replica\'s fallback share; an id without an ordinal falls back to every bucket', () => {
+    const shares = [0, 1, 2].map((o) => fallbackShare(64, o, 3));
+    const all = shares.flatMap((s) => [...s]).sort((a, b) => a - b);
+    expect(all).to.deep.equal(Array.from({ length: 64 }, (_, b) => b));
+    expect(fallbackShare(8, undefined, 3).size).to.equal(8);
+    expect(fallbackShare(8, 5, 3).size).to.equal(8);
+    expect(ordinalOf('ingestion-12')).to.equal(12);
+    expect(ordinalOf('myhost-4242x')).to.equal(undefined);
   });
 });
