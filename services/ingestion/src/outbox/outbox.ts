@@ -36,18 +36,53 @@ export interface NewFetch {
 
 type ReadingRow = [deviceId: string, seq: number, takenAtMs: number, quantity: string, unit: string, value: number];
 
+/**
+ * Most readings in one outbox row. A fetch with more (a device back after a
+ * long outage, a takeover by a replica with no cursor) is kept as several
+ * rows of the same fetch, so that any one row fits in an Append: storage
+ * takes at most 10,000 readings and 4 MiB per call.
+ */
+export const MAX_ROW_READINGS = 1000;
+
+/**
+ * Bytes budget of one peek: the JSON kept here plus what the Append adds per
+ * reading (the flat id and field tags); under the 4 MiB gRPC message limit
+ * with room to spare.
+ */
+export const MAX_BATCH_BYTES = 3 * 1024 * 1024;
+const APPEND_BYTES_PER_READING = 32;
+
+/** The outbox has no room for more: the fetch is not kept (the devices still hold it for their window). */
+export class OutboxFullError extends Error {
+  override name = 'OutboxFullError';
+}
+
+/** A fetch storage refused, kept aside with the reason. */
+export interface DeadLetter extends OutboxFetch {
+  readonly reason: string;
+}
+
+/** Outbox options. */
+export interface OutboxOptions {
+  /** Largest size of the outbox's database in bytes; recording stops there (OutboxFullError). */
+  readonly maxBytes: number;
+}
+
 /** The outbox of one ingestion replica. */
 export class Outbox {
   private readonly db: Database.Database;
   private readonly insertFetch: Database.Statement<[string, number, string, number]>;
   private readonly readCursor: Database.Statement<[string], { device_id: string; last_seq: number }>;
   private readonly writeCursor: Database.Statement<[string, string, number]>;
-  private readonly selectBatch: Database.Statement<[number], { id: number; flat_id: string; fetched_at_ms: number; readings: string; reading_count: number }>;
+  private readonly selectBatch: Database.Statement<[number], { id: number; flat_id: string; fetched_at_ms: number; readings: string; reading_count: number; bytes: number }>;
   private readonly deleteRange: Database.Statement<[number, number]>;
   private readonly countRows: Database.Statement<[], { rows: number; readings: number | null }>;
   private readonly recordMany: (fetches: ReadonlyArray<NewFetch>) => Recorded[];
 
-  constructor(file: string) {
+  private readonly maxBytes: number;
+
+  constructor(file: string, options: OutboxOptions = { maxBytes: Number.MAX_SAFE_INTEGER }) {
+    this.maxBytes = options.maxBytes;
     mkdirSync(dirname(file), { recursive: true });
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
@@ -80,10 +115,36 @@ export class Outbox {
     this.writeCursor = this.db.prepare(
       'INSERT INTO cursors (flat_id, device_id, last_seq) VALUES (?, ?, ?) ON CONFLICT (flat_id, device_id) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)',
     );
-    this.selectBatch = this.db.prepare('SELECT id, flat_id, fetched_at_ms, readings, reading_count FROM outbox ORDER BY id DESC LIMIT ?');
+    this.selectBatch = this.db.prepare('SELECT id, flat_id, fetched_at_ms, readings, reading_count, length(readings) AS bytes FROM outbox ORDER BY id DESC LIMIT ?');
     this.deleteRange = this.db.prepare('DELETE FROM outbox WHERE id BETWEEN ? AND ?');
     this.countRows = this.db.prepare('SELECT count(*) AS rows, sum(reading_count) AS readings FROM outbox');
     this.recordMany = this.db.transaction((fetches: ReadonlyArray<NewFetch>) => fetches.map((f) => this.recordOne(f.flatId, f.fetchedAtMs, f.readings)));
+    this.splitOversized();
+  }
+
+  /** Rows kept by an older version with more than MAX_ROW_READINGS readings become rows of that size. */
+  private splitOversized(): void {
+    const big = this.db.prepare('SELECT id, flat_id, fetched_at_ms, readings FROM outbox WHERE reading_count > ?').all(MAX_ROW_READINGS) as Array<{
+      id: number;
+      flat_id: string;
+      fetched_at_ms: number;
+      readings: string;
+    }>;
+    if (big.length === 0) return;
+    this.db.transaction(() => {
+      for (const row of big) {
+        this.db.prepare('DELETE FROM outbox WHERE id = ?').run(row.id);
+        this.insertRows(row.flat_id, row.fetched_at_ms, JSON.parse(row.readings) as ReadingRow[]);
+      }
+    })();
+  }
+
+  /** Inserts one fetch as rows of at most MAX_ROW_READINGS readings (one row when it has none). */
+  private insertRows(flatId: string, fetchedAtMs: number, rows: readonly ReadingRow[]): void {
+    for (let i = 0; i === 0 || i < rows.length; i += MAX_ROW_READINGS) {
+      const part = rows.slice(i, i + MAX_ROW_READINGS);
+      this.insertFetch.run(flatId, fetchedAtMs, JSON.stringify(part), part.length);
+    }
   }
 
   private recordOne(flatId: string, fetchedAtMs: number, readings: readonly DeviceReading[]): Recorded {
@@ -103,19 +164,41 @@ export class Outbox {
       const last = cursor.get(deviceId);
       if (last !== undefined && first > last + 1) missed += first - last - 1;
     }
-    this.insertFetch.run(flatId, fetchedAtMs, JSON.stringify(fresh), fresh.length);
+    this.insertRows(flatId, fetchedAtMs, fresh);
     for (const [deviceId, seq] of newest) this.writeCursor.run(flatId, deviceId, seq);
     return { fresh: fresh.length, missed };
   }
 
-  /** Records fetches durably, in one transaction; keeps only readings newer than each device's cursor. */
+  /**
+   * Records fetches durably, in one transaction; keeps only readings newer
+   * than each device's cursor. Throws OutboxFullError (keeping nothing and
+   * moving no cursor) once the outbox has reached its size bound.
+   */
   record(fetches: ReadonlyArray<NewFetch>): Recorded[] {
+    const used = this.usedBytes();
+    if (used >= this.maxBytes) {
+      throw new OutboxFullError(`outbox full: ${used} of ${this.maxBytes} bytes used (FLATLINE_OUTBOX_MAX_BYTES); ${fetches.length} fetch results not kept`);
+    }
     return this.recordMany(fetches);
+  }
+
+  /** Bytes the outbox's database uses (its pages less the free ones; the WAL is checkpointed into them). */
+  usedBytes(): number {
+    const pages = this.db.pragma('page_count', { simple: true }) as number;
+    const free = this.db.pragma('freelist_count', { simple: true }) as number;
+    const pageSize = this.db.pragma('page_size', { simple: true }) as number;
+    return (pages - free) * pageSize;
+  }
+
+  /** The size bound in bytes. */
+  get limitBytes(): number {
+    return this.maxBytes;
   }
 
   /**
    * The newest fetches, newest first: at most maxFetches of them and (but for
-   * the first) at most maxReadings readings in all. Newest first, because after
+   * the first, which never has more than MAX_ROW_READINGS) at most
+   * maxReadings readings and MAX_BATCH_BYTES in all. Newest first, because after
    * an outage the flats' freshness comes back with the first batch storage
    * takes, while the backlog drains behind it (storage is idempotent and keeps
    * the latest by seq, so order does not matter to what it stores). The batch
@@ -124,9 +207,12 @@ export class Outbox {
   peek(maxFetches: number, maxReadings: number): OutboxFetch[] {
     const out: OutboxFetch[] = [];
     let readings = 0;
+    let bytes = 0;
     for (const row of this.selectBatch.iterate(maxFetches)) {
-      if (out.length > 0 && readings + row.reading_count > maxReadings) break;
+      const rowBytes = row.bytes + row.reading_count * (row.flat_id.length + APPEND_BYTES_PER_READING);
+      if (out.length > 0 && (readings + row.reading_count > maxReadings || bytes + rowBytes > MAX_BATCH_BYTES)) break;
       readings += row.reading_count;
+      bytes += rowBytes;
       const rows = JSON.parse(row.readings) as ReadingRow[];
       out.push({
         id: row.id,
@@ -151,6 +237,44 @@ export class Outbox {
         .prepare('INSERT INTO dead_letter (id, flat_id, fetched_at_ms, readings, reason) SELECT id, flat_id, fetched_at_ms, readings, ? FROM outbox WHERE id = ?')
         .run(reason, id);
       this.db.prepare('DELETE FROM outbox WHERE id = ?').run(id);
+    })();
+  }
+
+  /** The dead letters, oldest first (at most limit). */
+  deadLetters(limit = 1000): DeadLetter[] {
+    const rows = this.db
+      .prepare('SELECT id, flat_id, fetched_at_ms, readings, reason FROM dead_letter ORDER BY id LIMIT ?')
+      .all(limit) as Array<{ id: number; flat_id: string; fetched_at_ms: number; readings: string; reason: string }>;
+    return rows.map((row) => ({
+      id: row.id,
+      flatId: row.flat_id,
+      fetchedAtMs: row.fetched_at_ms,
+      reason: row.reason,
+      readings: (JSON.parse(row.readings) as ReadingRow[]).map(([deviceId, seq, takenAtMs, quantity, unit, value]) => ({ deviceId, seq, takenAtMs, quantity, unit, value })),
+    }));
+  }
+
+  /**
+   * Moves dead letters back into the outbox (all of them, or those with the
+   * given ids), so the forwarder sends them again; returns how many moved.
+   */
+  replayDeadLetters(ids?: readonly number[]): number {
+    return this.db.transaction(() => {
+      const rows = this.db.prepare('SELECT id, flat_id, fetched_at_ms, readings FROM dead_letter ORDER BY id').all() as Array<{
+        id: number;
+        flat_id: string;
+        fetched_at_ms: number;
+        readings: string;
+      }>;
+      const wanted = ids === undefined ? undefined : new Set(ids);
+      let moved = 0;
+      for (const row of rows) {
+        if (wanted !== undefined && !wanted.has(row.id)) continue;
+        this.insertRows(row.flat_id, row.fetched_at_ms, JSON.parse(row.readings) as ReadingRow[]);
+        this.db.prepare('DELETE FROM dead_letter WHERE id = ?').run(row.id);
+        moved += 1;
+      }
+      return moved;
     })();
   }
 

@@ -1,6 +1,9 @@
 import { expect } from 'chai';
 import { join } from 'node:path';
-import { Outbox } from '../../src/outbox/outbox.ts';
+import Database from 'better-sqlite3';
+import { AppendRequest as StorageAppendRequest } from '@flatline/proto/flatline/storage/v1/storage.js';
+import { MAX_ROW_READINGS, Outbox, OutboxFullError } from '../../src/outbox/outbox.ts';
+import { toAppendRequest } from '../../src/storage/forwarder.ts';
 import type { DeviceReading } from '../../src/domain/device-answer.ts';
 import { tempDir } from '../../../../test/support/stack.ts';
 
@@ -61,6 +64,104 @@ describe('outbox (better-sqlite3, WAL)', () => {
     box.record([{ flatId: '5', fetchedAtMs: 5, readings: [r('a', 5)] }]); // arrives while the batch is in flight
     box.ack(batch);
     expect(box.peek(10, 100).map((f) => f.flatId)).to.deep.equal(['5', '2', '1']);
+    box.close();
+  });
+});
+
+describe('outbox bounds', () => {
+  const dir = tempDir('outbox-bounds');
+  after(() => dir.cleanup());
+
+  const many = (n: number, device = 'heat'): DeviceReading[] => Array.from({ length: n }, (_, i) => r(device, i + 1));
+
+  it('keeps a fetch of more readings than one Append may carry as rows of at most MAX_ROW_READINGS, and every peek fits an Append', () => {
+    const box = new Outbox(join(dir.path, 'split', 'outbox.sqlite'));
+    const [rec] = box.record([{ flatId: 'big', fetchedAtMs: 1, readings: many(25_000) }]);
+    expect(rec).to.deep.equal({ fresh: 25_000, missed: 0 });
+    expect(box.size()).to.deep.equal({ fetches: Math.ceil(25_000 / MAX_ROW_READINGS), readings: 25_000 });
+    const seen = new Set<number>();
+    for (;;) {
+      const batch = box.peek(1000, 10_000);
+      if (batch.length === 0) break;
+      const readings = batch.reduce((n, f) => n + f.readings.length, 0);
+      expect(readings).to.be.at.most(10_000);
+      for (const f of batch) for (const x of f.readings) seen.add(x.seq);
+      box.ack(batch);
+    }
+    expect(seen.size).to.equal(25_000);
+    box.close();
+  });
+
+  it('splits the oversized rows an older version kept when it opens', () => {
+    const file = join(dir.path, 'legacy', 'outbox.sqlite');
+    new Outbox(file).close();
+    const raw = new Database(file);
+    const rows = many(2_500).map((x) => [x.deviceId, x.seq, x.takenAtMs, x.quantity, x.unit, x.value]);
+    raw.prepare('INSERT INTO outbox (flat_id, fetched_at_ms, readings, reading_count) VALUES (?, ?, ?, ?)').run('old', 1, JSON.stringify(rows), rows.length);
+    raw.close();
+    const box = new Outbox(file);
+    expect(box.size()).to.deep.equal({ fetches: 3, readings: 2_500 });
+    expect(box.peek(1, 10_000)[0]!.readings.length).to.be.at.most(MAX_ROW_READINGS);
+    box.close();
+  });
+
+  it('keeps every peek under the gRPC message limit, whatever the ids weigh', () => {
+    const box = new Outbox(join(dir.path, 'bytes', 'outbox.sqlite'));
+    const long = 'd'.repeat(64);
+    const flat = 'f'.repeat(64);
+    const heavy = (seq: number): DeviceReading => ({ deviceId: long, seq, takenAtMs: 1, quantity: 'q'.repeat(64), unit: 'u'.repeat(32), value: seq });
+    box.record([{ flatId: flat, fetchedAtMs: 1, readings: Array.from({ length: 20_000 }, (_, i) => heavy(i + 1)) }]);
+    const batch = box.peek(1000, 10_000);
+    const bytes = StorageAppendRequest.encode(toAppendRequest(batch)).finish().length;
+    expect(bytes).to.be.below(4 * 1024 * 1024);
+    box.close();
+  });
+
+  it('refuses to record once it holds maxBytes (keeping nothing, moving no cursor), and records again when drained', () => {
+    const box = new Outbox(join(dir.path, 'full', 'outbox.sqlite'), { maxBytes: 256 * 1024 });
+    let full: unknown;
+    let seq = 0;
+    for (let i = 0; i < 1000 && full === undefined; i++) {
+      try {
+        box.record([{ flatId: 'f', fetchedAtMs: i, readings: Array.from({ length: 50 }, () => r('heat', ++seq)) }]);
+      } catch (err) {
+        full = err;
+        seq -= 50;
+      }
+    }
+    expect(full).to.be.instanceOf(OutboxFullError);
+    expect((full as Error).message).to.match(/FLATLINE_OUTBOX_MAX_BYTES/);
+    expect(box.usedBytes()).to.be.at.least(256 * 1024);
+    // The refused readings were not taken: the cursor still expects them.
+    for (;;) {
+      const batch = box.peek(1000, 10_000);
+      if (batch.length === 0) break;
+      box.ack(batch);
+    }
+    expect(box.record([{ flatId: 'f', fetchedAtMs: 9999, readings: [r('heat', seq + 1)] }])[0]).to.deep.equal({ fresh: 1, missed: 0 });
+    box.close();
+  });
+
+  it('lists dead letters and replays them into the outbox', () => {
+    const box = new Outbox(join(dir.path, 'dead', 'outbox.sqlite'));
+    box.record([
+      { flatId: 'a', fetchedAtMs: 1, readings: [r('heat', 1)] },
+      { flatId: 'b', fetchedAtMs: 2, readings: [r('heat', 1), r('heat', 2)] },
+    ]);
+    const [b, a] = box.peek(10, 100);
+    box.deadLetter(a!.id, 'fetches[0].readings[0].unit must be 1 to 32 characters');
+    box.deadLetter(b!.id, 'another reason');
+    expect(box.size().fetches).to.equal(0);
+    const dead = box.deadLetters();
+    expect(dead.map((d) => [d.flatId, d.readings.length, d.reason])).to.deep.equal([
+      ['a', 1, 'fetches[0].readings[0].unit must be 1 to 32 characters'],
+      ['b', 2, 'another reason'],
+    ]);
+    expect(box.replayDeadLetters([dead[0]!.id])).to.equal(1);
+    expect(box.peek(10, 100).map((f) => f.flatId)).to.deep.equal(['a']);
+    expect(box.replayDeadLetters()).to.equal(1);
+    expect(box.deadLetters()).to.deep.equal([]);
+    expect(box.size()).to.deep.equal({ fetches: 2, readings: 3 });
     box.close();
   });
 });
