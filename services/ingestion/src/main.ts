@@ -24,6 +24,8 @@ import { Poller } from './poller.ts';
 import { Forwarder } from './storage/forwarder.ts';
 
 const NAME = 'flatline-ingestion';
+/** Share of FLATLINE_OUTBOX_MAX_BYTES from which health is NOT_SERVING. */
+const OUTBOX_NOT_SERVING_FRACTION = 0.9;
 
 runMain(NAME, async () => {
   if (helpRequested()) {
@@ -64,7 +66,16 @@ runMain(NAME, async () => {
     'grpc.keepalive_time_ms': 10000,
     interceptors: [grpcFaultInterceptor(new Injector('storage', () => faults.active(), faultCounter))],
   });
-  const forwarder = new Forwarder(outbox, storage, { ...config.forward, warnRows: config.outboxWarnRows }, metrics, logger.child({ component: 'forwarder' }));
+  // Health says so before the outbox is full (then fetches are no longer kept).
+  let outboxNearlyFull = false;
+  const forwarder = new Forwarder(outbox, storage, { ...config.forward, warnRows: config.outboxWarnRows }, metrics, logger.child({ component: 'forwarder' }), (fraction) => {
+    const nearlyFull = fraction >= OUTBOX_NOT_SERVING_FRACTION;
+    if (nearlyFull === outboxNearlyFull) return;
+    outboxNearlyFull = nearlyFull;
+    if (nearlyFull) logger.error({ usedBytes: outbox.usedBytes(), limitBytes: outbox.limitBytes }, 'outbox 90 % full: NOT_SERVING until storage takes some');
+    else logger.info('outbox below 90 % again: SERVING');
+    host.setServing(!nearlyFull, nearlyFull ? 'outbox nearly full' : 'outbox open, polling');
+  });
 
   const mongo = createMongoClient(config.mongoUri, config.dbTimeoutMs);
   const byBucket = new Map<number, string[]>();
@@ -89,7 +100,7 @@ runMain(NAME, async () => {
   poller.start();
   forwarder.start();
   leases.start();
-  host.setServing(true, 'outbox open, polling');
+  host.setServing(!outboxNearlyFull, outboxNearlyFull ? 'outbox nearly full' : 'outbox open, polling');
   announceListening(logger, { grpc: withPort(config.listen, port), metrics: withPort(config.metricsListen, metricsServer.port), flats: flats.size });
 
   onShutdownSignal(logger, async () => {

@@ -24,6 +24,13 @@ export function createIngestionMetrics(base: ServiceMetrics) {
     }),
     outboxFetches: new Gauge({ name: 'flatline_ingestion_outbox_fetches', help: 'Fetch results waiting in the outbox', registers }),
     outboxReadings: new Gauge({ name: 'flatline_ingestion_outbox_readings', help: 'Readings waiting in the outbox', registers }),
+    outboxBytes: new Gauge({ name: 'flatline_ingestion_outbox_bytes', help: 'Bytes the outbox uses', registers }),
+    outboxLimitBytes: new Gauge({ name: 'flatline_ingestion_outbox_limit_bytes', help: 'The outbox size bound (FLATLINE_OUTBOX_MAX_BYTES)', registers }),
+    outboxFull: new Counter({
+      name: 'flatline_ingestion_outbox_full_fetches_total',
+      help: 'Fetch results not kept because the outbox was full (their readings stay on the devices for their window)',
+      registers,
+    }),
     outboxErrors: new Counter({ name: 'flatline_ingestion_outbox_errors_total', help: 'Failed outbox writes (the readings are fetched again next poll)', registers }),
     forwarded: new Counter({ name: 'flatline_ingestion_forwarded_readings_total', help: 'Readings storage acknowledged', registers }),
     forwardErrors: new Counter({ name: 'flatline_ingestion_forward_errors_total', help: 'Failed Append calls, by status', labelNames: ['code'] as const, registers }),

@@ -23,7 +23,7 @@ import { MalformedAnswerError, parseDeviceAnswer } from './domain/device-answer.
 import { stableFraction } from './domain/flat-schedule.ts';
 import { PollError, type DeviceClient } from './devices/device-client.ts';
 import type { IngestionMetrics } from './metrics.ts';
-import type { NewFetch, Outbox } from './outbox/outbox.ts';
+import { OutboxFullError, type NewFetch, type Outbox } from './outbox/outbox.ts';
 
 /** Poller settings. */
 export interface PollSettings {
@@ -55,6 +55,7 @@ export class Poller {
   private readonly halfOpenBackoff: ExponentialBackoff<unknown>;
   private readonly timeoutPolicy;
   private inFlight = 0;
+  private fullLoggedAt = -Infinity;
   private subscription: Subscription | undefined;
 
   constructor(
@@ -210,6 +211,15 @@ export class Poller {
     } catch (err) {
       // Nothing was kept and the cursors did not move: the next poll fetches
       // the same readings again (devices answer a window of them).
+      if (err instanceof OutboxFullError) {
+        this.metrics.outboxFull.inc(batch.length);
+        const now = this.now();
+        if (now - this.fullLoggedAt >= LOG_EVERY_MS) {
+          this.fullLoggedAt = now;
+          this.logger.error({ reason: err.message }, 'outbox full: fetch results not kept until storage takes some (logged once a minute; counted in flatline_ingestion_outbox_full_fetches_total)');
+        }
+        return;
+      }
       this.metrics.outboxErrors.inc();
       this.logger.error({ err, fetches: batch.length }, 'cannot write the outbox');
     }

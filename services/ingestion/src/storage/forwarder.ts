@@ -4,11 +4,18 @@
  * retries with exponential backoff and jitter (cockatiel) and warns once when
  * the outbox passes its size threshold. Append is idempotent, so a batch that
  * was stored but whose answer was lost is simply sent again.
+ *
+ * A fetch result is set aside (dead-lettered, kept, listable, replayable)
+ * only on storage's own verdict about it: an INVALID_ARGUMENT carrying the
+ * index of the refused fetch result. Any other refusal, from whichever hop,
+ * says nothing about the data: the batch is retried, smaller if the refusal
+ * could be about its size, and never dropped.
  */
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import { StorageServiceClient, type AppendRequest } from '@flatline/proto/flatline/storage/v1/storage.js';
 import { unaryCall } from '@flatline/platform/grpc-client.js';
+import { REFUSED_FETCH_TRAILER } from '@flatline/platform/status.js';
 import type { Logger } from '@flatline/platform/logger.js';
 import type { IngestionMetrics } from '../metrics.ts';
 import type { Outbox, OutboxFetch } from '../outbox/outbox.ts';
@@ -24,6 +31,14 @@ export interface ForwardSettings {
 
 const MAX_READINGS_PER_APPEND = 10000;
 const IDLE_MS = 100;
+
+/** The index of the fetch result storage refused as invalid, if err is that verdict about one of batchSize fetches. */
+export function refusedFetchIndex(err: ServiceError, batchSize: number): number | undefined {
+  if (err.code !== status.INVALID_ARGUMENT) return undefined;
+  const [value] = err.metadata?.get(REFUSED_FETCH_TRAILER) ?? [];
+  const index = typeof value === 'string' && /^\d{1,4}$/.test(value) ? Number(value) : NaN;
+  return Number.isInteger(index) && index < batchSize ? index : undefined;
+}
 
 /** Builds the Append request of a batch. */
 export function toAppendRequest(batch: readonly OutboxFetch[]): AppendRequest {
@@ -63,6 +78,8 @@ export class Forwarder {
     private readonly settings: ForwardSettings,
     private readonly metrics: IngestionMetrics,
     private readonly logger: Logger,
+    /** Told, once a second, how full the outbox is (used bytes / limit). */
+    private readonly onFill: (fraction: number) => void = () => undefined,
   ) {}
 
   /** Starts forwarding in the background. */
@@ -94,10 +111,12 @@ export class Forwarder {
   }
 
   private async run(): Promise<void> {
-    let single = false;
+    // Fetch results per Append: halved after a refusal that may be about the
+    // size of the call, back to the setting after a success.
+    let limit = this.settings.batch;
     while (this.running) {
       this.observeSize();
-      const batch = this.outbox.peek(single ? 1 : this.settings.batch, MAX_READINGS_PER_APPEND);
+      const batch = this.outbox.peek(limit, MAX_READINGS_PER_APPEND);
       if (batch.length === 0) {
         await this.sleep(IDLE_MS);
         continue;
@@ -108,16 +127,20 @@ export class Forwarder {
         this.metrics.forwarded.inc(batch.reduce((n, f) => n + f.readings.length, 0));
         if (this.backoff !== undefined) this.logger.info('storage accepts appends again');
         this.backoff = undefined;
-        single = false;
+        limit = this.settings.batch;
       } catch (err) {
         const e = err as ServiceError;
         this.metrics.forwardErrors.inc({ code: status[e.code] ?? 'UNKNOWN' });
-        if (e.code === status.INVALID_ARGUMENT) {
-          if (batch.length > 1) {
-            single = true; // find the one storage refuses
-          } else {
-            this.deadLetter(batch[0]!, e.details);
-          }
+        const refused = refusedFetchIndex(e, batch.length);
+        if (refused !== undefined) {
+          // Storage's verdict about one fetch result: set it aside, send the rest at once.
+          this.deadLetter(batch[refused]!, e.details);
+          continue;
+        }
+        if ((e.code === status.INVALID_ARGUMENT || e.code === status.RESOURCE_EXHAUSTED) && batch.length > 1) {
+          // Not a verdict about the data: perhaps about the size of the call (a hop with smaller limits).
+          limit = Math.max(1, Math.floor(batch.length / 2));
+          this.logger.warn({ code: status[e.code], reason: e.details, fetches: batch.length, next: limit }, 'Append refused without naming a fetch result; retrying smaller batches');
           continue;
         }
         if (this.settings.onFailure === 'drop') {
@@ -127,7 +150,11 @@ export class Forwarder {
           await this.sleep(IDLE_MS);
           continue;
         }
-        if (this.backoff === undefined) this.logger.warn({ code: status[e.code], reason: e.details }, 'storage does not accept appends; the outbox keeps everything and retries');
+        if (this.backoff === undefined) {
+          const refusal = e.code === status.INVALID_ARGUMENT || e.code === status.RESOURCE_EXHAUSTED;
+          if (refusal) this.logger.error({ code: status[e.code], reason: e.details }, 'a single fetch result was refused without storage\'s verdict (a proxy? a version skew?): kept in the outbox and retried, never dropped');
+          else this.logger.warn({ code: status[e.code], reason: e.details }, 'storage does not accept appends; the outbox keeps everything and retries');
+        }
         this.backoff = this.backoff === undefined ? this.backoffFactory.next() : this.backoff.next(undefined);
         await this.sleep(this.backoff.duration);
       }
@@ -149,6 +176,10 @@ export class Forwarder {
     const size = this.outbox.size();
     this.metrics.outboxFetches.set(size.fetches);
     this.metrics.outboxReadings.set(size.readings);
+    const usedBytes = this.outbox.usedBytes();
+    this.metrics.outboxBytes.set(usedBytes);
+    this.metrics.outboxLimitBytes.set(this.outbox.limitBytes);
+    this.onFill(usedBytes / this.outbox.limitBytes);
     if (size.fetches >= this.settings.warnRows && !this.warned) {
       this.warned = true;
       this.logger.warn({ fetches: size.fetches, readings: size.readings, threshold: this.settings.warnRows }, 'outbox passed its warning size');

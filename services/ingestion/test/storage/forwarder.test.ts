@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { join } from 'node:path';
-import { credentials } from '@grpc/grpc-js';
+import { credentials, InterceptingCall, Metadata, status, type Interceptor } from '@grpc/grpc-js';
 import { MongoClient } from 'mongodb';
 import { StorageServiceClient } from '@flatline/proto/flatline/storage/v1/storage.js';
 import { createLogger } from '@flatline/platform/logger.js';
@@ -42,10 +42,10 @@ describe('forwarder → storage (real processes, real FerretDB)', function () {
   });
 
   /** Forwards what box holds until it is empty (or timeoutMs passes); returns the forwarder's metrics text. */
-  async function forwardAll(box: Outbox, timeoutMs: number): Promise<string> {
+  async function forwardAll(box: Outbox, timeoutMs: number, via: StorageServiceClient = client): Promise<string> {
     const base = createMetrics('ingestion');
     const metrics = createIngestionMetrics(base);
-    const forwarder = new Forwarder(box, client, { batch: 500, timeoutMs: 10000, warnRows: 100000, onFailure: 'retry' }, metrics, createLogger('test', 'silent'));
+    const forwarder = new Forwarder(box, via, { batch: 500, timeoutMs: 10000, warnRows: 100000, onFailure: 'retry' }, metrics, createLogger('test', 'silent'));
     forwarder.start();
     try {
       await eventually(async () => box.size().fetches === 0, timeoutMs);
@@ -84,6 +84,81 @@ describe('forwarder → storage (real processes, real FerretDB)', function () {
     expect(box.size().fetches, 'outbox left').to.equal(0);
     expect(box.deadLetters()).to.deep.equal([]);
     expect(await stored('h'.repeat(64))).to.equal(16_000);
+    box.close();
+  });
+
+  const reading = (seq: number, unit = 'Cel'): DeviceReading => ({ deviceId: 'heat', seq, takenAtMs: T0 + seq, quantity: 'temperature', unit, value: seq });
+
+  it('dead-letters only the fetch result storage names as invalid, and stores the rest of its batch', async () => {
+    const box = new Outbox(join(dir.path, 'verdict', 'outbox.sqlite'));
+    box.record([
+      { flatId: 'verdict-1', fetchedAtMs: T0, readings: [reading(1), reading(2)] },
+      { flatId: 'verdict-2', fetchedAtMs: T0, readings: [reading(1, 'u'.repeat(40))] }, // storage refuses a unit over 32 characters
+      { flatId: 'verdict-3', fetchedAtMs: T0, readings: [reading(1)] },
+    ]);
+    await forwardAll(box, 30000);
+    expect(box.size().fetches).to.equal(0);
+    expect(box.deadLetters().map((d) => [d.flatId, d.reason])).to.deep.equal([['verdict-2', 'fetches[1].readings[0].unit must be 1 to 32 characters']]);
+    expect([await stored('verdict-1'), await stored('verdict-2'), await stored('verdict-3')]).to.deep.equal([2, 0, 1]);
+    box.close();
+  });
+
+  it('dead-letters nothing on an INVALID_ARGUMENT that is not storage\'s verdict (another hop), and stores everything once that hop lets calls through', async () => {
+    const box = new Outbox(join(dir.path, 'hop', 'outbox.sqlite'));
+    box.record([1, 2, 3].map((n) => ({ flatId: `hop-${n}`, fetchedAtMs: T0, readings: [reading(1), reading(2)] })));
+    // A proxy in between that refuses the first calls with INVALID_ARGUMENT of its own.
+    let refusals = 6;
+    const hop: Interceptor = (options, next) => {
+      let refused = false;
+      return new InterceptingCall(next(options), {
+        start: (metadata, listener, nextStart) => {
+          if (refusals > 0) {
+            refusals -= 1;
+            refused = true;
+            listener.onReceiveStatus({ code: status.INVALID_ARGUMENT, details: 'proxy: request header too large', metadata: new Metadata() });
+            return;
+          }
+          nextStart(metadata, listener);
+        },
+        sendMessage: (message, nextSend) => (refused ? undefined : nextSend(message)),
+        halfClose: (nextHalfClose) => (refused ? undefined : nextHalfClose()),
+      });
+    };
+    const viaHop = new StorageServiceClient(storage.grpc, credentials.createInsecure(), { interceptors: [hop] });
+    try {
+      await forwardAll(box, 30000, viaHop);
+    } finally {
+      viaHop.close();
+    }
+    expect(refusals).to.equal(0);
+    expect(box.deadLetters(), 'dead letters').to.deep.equal([]);
+    expect(box.size().fetches).to.equal(0);
+    expect([await stored('hop-1'), await stored('hop-2'), await stored('hop-3')]).to.deep.equal([2, 2, 2]);
+    box.close();
+  });
+
+  it('reports how full the outbox is, so health can turn NOT_SERVING before it is full', async () => {
+    const box = new Outbox(join(dir.path, 'fill', 'outbox.sqlite'), { maxBytes: 1024 * 1024 });
+    let seq = 0;
+    for (let i = 0; i < 400; i++) box.record([{ flatId: 'fill-1', fetchedAtMs: T0 + i, readings: Array.from({ length: 20 }, () => reading(++seq)) }]);
+    const base = createMetrics('ingestion');
+    const fills: number[] = [];
+    // Storage unreachable: nothing drains.
+    const nowhere = new StorageServiceClient('127.0.0.1:1', credentials.createInsecure());
+    const forwarder = new Forwarder(box, nowhere, { batch: 500, timeoutMs: 500, warnRows: 100000, onFailure: 'retry' }, createIngestionMetrics(base), createLogger('test', 'silent'), (f) => fills.push(f));
+    forwarder.start();
+    try {
+      expect(await eventually(async () => fills.length > 0, 5000)).to.equal(true);
+    } finally {
+      await forwarder.stop();
+      nowhere.close();
+    }
+    const used = box.usedBytes();
+    expect(fills[0]).to.be.closeTo(used / (1024 * 1024), 0.05);
+    expect(fills[0]).to.be.greaterThan(0.5);
+    const text = await base.registry.metrics();
+    expect(text).to.match(/flatline_ingestion_outbox_limit_bytes\{[^}]*\} 1048576/);
+    expect(text).to.match(/flatline_ingestion_outbox_bytes\{[^}]*\} [1-9]\d+/);
     box.close();
   });
 });

@@ -1,7 +1,7 @@
 /** Validation of an Append request into a batch the store can write. */
 import type { AppendRequest } from '@flatline/proto/flatline/storage/v1/storage.js';
 import { checkDeviceId, checkFlatId } from '@flatline/platform/ids.js';
-import { InvalidArgumentError } from '@flatline/platform/status.js';
+import { InvalidArgumentError, REFUSED_FETCH_TRAILER } from '@flatline/platform/status.js';
 
 /** Limits of one Append (documented in storage.proto). */
 export const MAX_FETCHES = 1000;
@@ -82,6 +82,17 @@ export function toAppendBatch(request: AppendRequest, clock?: FetchClock): Valid
   const fetches = new Map<string, Date>();
   const futureFetches: FutureFetch[] = [];
   request.fetches.forEach((fetch, i) => {
+    try {
+      validateFetch(fetch, i);
+    } catch (err) {
+      // A verdict about this fetch result's data: the caller may set it aside.
+      if (err instanceof InvalidArgumentError) throw new InvalidArgumentError(err.message, { [REFUSED_FETCH_TRAILER]: String(i) });
+      throw err;
+    }
+  });
+  return { readings, fetches, fetchCount: n, futureFetches };
+
+  function validateFetch(fetch: AppendRequest['fetches'][number], i: number): void {
     const at = `fetches[${i}]`;
     const flatId = checkFlatId(fetch.flatId, `${at}.flat_id`);
     const fetchedAt = checkTime(fetch.fetchedAt, `${at}.fetched_at`);
@@ -108,6 +119,5 @@ export function toAppendBatch(request: AppendRequest, clock?: FetchClock): Valid
         value: r.value,
       });
     });
-  });
-  return { readings, fetches, fetchCount: n, futureFetches };
+  }
 }
