@@ -1,5 +1,14 @@
 /** Query configuration: the only reader of the environment in this service. */
-import { DATABASE_ENV, hostPort, int, LOG_LEVEL_ENV, readEnv, SHUTDOWN_ENV } from '@flatline/platform/config.js';
+import { ConfigError, DATABASE_ENV, hostPort, int, LOG_LEVEL_ENV, readEnv, SHUTDOWN_ENV, text } from '@flatline/platform/config.js';
+import { MIN_PAGE_TOKEN_KEY_LENGTH } from './domain/page-token.ts';
+
+/**
+ * The page-token key of a local run. It is public (it is in this file), so
+ * anyone can sign page tokens for a deployment that keeps it: set
+ * FLATLINE_QUERY_PAGE_TOKEN_KEY (the same secret on every replica) anywhere
+ * else. main.ts warns at start while this key is in use.
+ */
+export const DEV_PAGE_TOKEN_KEY = 'flatline-dev-page-token-key (public: set FLATLINE_QUERY_PAGE_TOKEN_KEY)';
 
 /** The variables query reads, with their defaults (which run locally). */
 export const QUERY_ENV = {
@@ -13,6 +22,16 @@ export const QUERY_ENV = {
     60000,
     'milliseconds between reloads of the in-memory copy of the flat state that GetLatest and GetFreshness answer from (0: read the database per call; answers are at most this much behind storage)',
   ),
+  FLATLINE_QUERY_MAX_STREAMS: int(
+    64,
+    1,
+    10000,
+    'WatchFreshness streams this process serves at once (1 to 10000); one more is refused with RESOURCE_EXHAUSTED. Each costs a report per interval (down to 0.1 s) and at most two reports of memory however slowly its caller reads',
+  ),
+  FLATLINE_QUERY_PAGE_TOKEN_KEY: text(
+    DEV_PAGE_TOKEN_KEY,
+    `the secret that signs ListMeasurements page tokens (HMAC-SHA256), at least ${MIN_PAGE_TOKEN_KEY_LENGTH} characters, the same on every replica; the default is a public dev key`,
+  ),
   ...SHUTDOWN_ENV,
   ...LOG_LEVEL_ENV,
 };
@@ -23,6 +42,10 @@ export type QueryConfig = ReturnType<typeof loadConfig>;
 /** Reads the configuration; throws a ConfigError naming a bad variable. */
 export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env) {
   const e = readEnv(QUERY_ENV, env);
+  const pageTokenKey = e.FLATLINE_QUERY_PAGE_TOKEN_KEY;
+  if (pageTokenKey.length < MIN_PAGE_TOKEN_KEY_LENGTH) {
+    throw new ConfigError('FLATLINE_QUERY_PAGE_TOKEN_KEY', `expected at least ${MIN_PAGE_TOKEN_KEY_LENGTH} characters, got ${pageTokenKey.length} (the value is not shown)`);
+  }
   return {
     listen: e.FLATLINE_QUERY_LISTEN,
     metricsListen: e.FLATLINE_QUERY_METRICS_LISTEN,
@@ -30,6 +53,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     dbTimeoutMs: e.FLATLINE_DB_TIMEOUT_MS,
     dbPingMs: e.FLATLINE_DB_PING_MS,
     snapshotMs: e.FLATLINE_QUERY_SNAPSHOT_MS,
+    maxStreams: e.FLATLINE_QUERY_MAX_STREAMS,
+    pageTokenKey,
+    /** Whether the public dev key signs page tokens (no FLATLINE_QUERY_PAGE_TOKEN_KEY given). */
+    pageTokenKeyIsDev: pageTokenKey === DEV_PAGE_TOKEN_KEY,
     shutdownGraceMs: e.FLATLINE_SHUTDOWN_GRACE_MS,
     logLevel: e.FLATLINE_LOG_LEVEL,
   };

@@ -9,6 +9,7 @@ import { createMongoClient, watchDatabase } from '@flatline/platform/mongo.js';
 import { withPort } from '@flatline/platform/net.js';
 import { loadConfig, QUERY_ENV } from './config.ts';
 import { QueryStore } from './mongo/query-store.ts';
+import { pageTokens } from './domain/page-token.ts';
 import { StateSnapshot } from './mongo/state-snapshot.ts';
 import { queryService } from './query-service.ts';
 
@@ -18,9 +19,18 @@ runMain(NAME, async () => {
   if (helpRequested()) return printHelp(NAME, 'Answers latest readings, ranges and freshness over gRPC (QueryService, with reflection and health).', QUERY_ENV);
   const config = loadConfig();
   const logger = createLogger(NAME, config.logLevel);
+  if (config.pageTokenKeyIsDev) {
+    logger.warn('FLATLINE_QUERY_PAGE_TOKEN_KEY is not set: page tokens are signed with the public dev key, so anyone can forge them; set a secret (the same on every replica) outside a local run');
+  }
   const metrics = createMetrics('query');
   const client = createMongoClient(config.mongoUri, config.dbTimeoutMs);
-  const host = new GrpcHost({ logger, metrics, reflect: ['flatline.query.v1.QueryService'] });
+  const host = new GrpcHost({
+    logger,
+    metrics,
+    reflect: ['flatline.query.v1.QueryService'],
+    maxStreams: config.maxStreams,
+    maxStreamsSetting: 'FLATLINE_QUERY_MAX_STREAMS',
+  });
 
   let dbUp = false;
   const watch = watchDatabase(client.db(), { intervalMs: config.dbPingMs, timeoutMs: config.dbTimeoutMs, logger, uri: config.mongoUri }, (up) => {
@@ -36,7 +46,13 @@ runMain(NAME, async () => {
   snapshot.start();
   host.addService(
     QueryServiceService,
-    queryService({ host, store: new QueryStore(client.db(), snapshot), dbTimeoutMs: config.dbTimeoutMs, isDatabaseUp: () => dbUp }),
+    queryService({
+      host,
+      store: new QueryStore(client.db(), snapshot),
+      dbTimeoutMs: config.dbTimeoutMs,
+      isDatabaseUp: () => dbUp,
+      pageTokens: pageTokens(config.pageTokenKey),
+    }),
     'flatline.query.v1.QueryService',
   );
   const port = await host.listen(config.listen);

@@ -14,9 +14,9 @@ import type {
 import type { GrpcHost } from '@flatline/platform/grpc-host.js';
 import { budgetMs } from '@flatline/platform/deadline.js';
 import { checkFlatId } from '@flatline/platform/ids.js';
-import { UnavailableError } from '@flatline/platform/status.js';
+import { NotFoundError, UnavailableError } from '@flatline/platform/status.js';
 import { freshnessReport, type FreshnessSelector } from './domain/freshness.ts';
-import { encodePageToken } from './domain/page-token.ts';
+import type { PageTokens } from './domain/page-token.ts';
 import { toFreshnessSelector, toRangeQuery, toWatch } from './domain/query-args.ts';
 import type { QueryStore } from './mongo/query-store.ts';
 
@@ -28,6 +28,8 @@ export interface QueryServiceDeps {
   readonly dbTimeoutMs: number;
   /** Whether the last health ping reached the database. */
   readonly isDatabaseUp: () => boolean;
+  /** Signs and checks ListMeasurements page tokens with the deployment's key. */
+  readonly pageTokens: PageTokens;
   readonly now?: () => Date;
 }
 
@@ -45,16 +47,20 @@ export function queryService(deps: QueryServiceDeps): QueryServiceServer {
       const flatId = checkFlatId(req.flatId);
       ready();
       const latest = await deps.store.latest(flatId, budgetMs(ctx.deadline, deps.dbTimeoutMs));
+      // Storage records a fetch for every flat it stores, even one with no readings: no fetch means no such flat (yet).
+      if (latest.lastFetchAt === undefined && latest.readings.length === 0) {
+        throw new NotFoundError(`flat "${flatId}" is unknown: it was never fetched successfully (or its first fetch is not visible yet)`);
+      }
       return { flatId, readings: latest.readings, lastFetchAt: latest.lastFetchAt };
     }),
 
     listMeasurements: deps.host.unary<ListMeasurementsRequest, ListMeasurementsResponse>('ListMeasurements', async (req, ctx) => {
-      const query = toRangeQuery(req);
+      const query = toRangeQuery(req, deps.pageTokens);
       ready();
       const page = await deps.store.range(query, budgetMs(ctx.deadline, deps.dbTimeoutMs));
       return {
         readings: page.readings,
-        nextPageToken: page.more && page.last !== undefined ? encodePageToken(page.last, query.key) : '',
+        nextPageToken: page.more && page.last !== undefined ? deps.pageTokens.encode(page.last, query.key) : '',
       };
     }),
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import { credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { StorageServiceClient } from '@flatline/proto/flatline/storage/v1/storage.js';
@@ -17,6 +18,18 @@ const at = (s: number): Date => new Date(T0.getTime() + s * 1000);
 
 function reading(flatId: string, deviceId: string, seq: number, takenAtS: number): Reading {
   return { flatId, deviceId, seq: String(seq), takenAt: at(takenAtS), quantity: 'electricity', unit: 'kWh', value: seq / 10 };
+}
+
+/**
+ * A page token made the way the service made them before they were keyed: an
+ * unkeyed SHA-256 anyone can compute from the source, so anyone could point a
+ * page anywhere. A service must refuse it.
+ */
+function unkeyedToken(cursor: { takenAtMs: number; deviceId: string; seq: number }, query: { flatId: string; deviceId: string }): string {
+  const digest = (text: string): string => createHash('sha256').update(`flatline.page.v1\n${text}`).digest('base64url').slice(0, 22);
+  const q = digest(JSON.stringify([query.flatId, query.deviceId, null, null]));
+  const body = Buffer.from(JSON.stringify([cursor.takenAtMs, cursor.deviceId, cursor.seq, q])).toString('base64url');
+  return `${body}.${digest(body)}`;
 }
 
 async function rejection(p: Promise<unknown>): Promise<ServiceError | undefined> {
@@ -43,7 +56,7 @@ describe('query service (real FerretDB, real processes)', function () {
 
   before(async () => {
     await db.start();
-    [storage, query] = await Promise.all([startTestService('storage', db.uri, dir.path), startTestService('query', db.uri, dir.path)]);
+    [storage, query] = await Promise.all([startTestService('storage', db.uri, dir.path), startTestService('query', db.uri, dir.path, { FLATLINE_QUERY_PAGE_TOKEN_KEY: 'a-test-deployment-page-token-key' })]);
     client = new QueryServiceClient(query.grpc, credentials.createInsecure());
     storageClient = new StorageServiceClient(storage.grpc, credentials.createInsecure());
     expect(await eventually(async () => (await checkHealth(storage.grpc)) === 'SERVING', 10000)).to.equal(true);
@@ -75,9 +88,18 @@ describe('query service (real FerretDB, real processes)', function () {
     const res = await unaryCall(client, client.getLatest, { flatId: 'range' }, 5000);
     expect(res.readings.map((r) => `${r.deviceId}#${r.seq}`)).to.deep.equal(['a#5', 'b#5']);
     expect(res.lastFetchAt?.getTime()).to.equal(fetchedAt.get('range')?.getTime());
-    const none = await unaryCall(client, client.getLatest, { flatId: 'never-seen' }, 5000);
-    expect(none.readings).to.deep.equal([]);
-    expect(none.lastFetchAt).to.equal(undefined);
+  });
+
+  it('GetLatest of a flat fetched with no readings answers OK with its last fetch', async () => {
+    const res = await unaryCall(client, client.getLatest, { flatId: 'fresh-1' }, 5000);
+    expect(res.readings).to.deep.equal([]);
+    expect(res.lastFetchAt?.getTime()).to.equal(fetchedAt.get('fresh-1')?.getTime());
+  });
+
+  it('GetLatest of a flat never fetched answers NOT_FOUND naming the flat', async () => {
+    const err = await rejection(unaryCall(client, client.getLatest, { flatId: 'never-seen' }, 5000));
+    expect(err?.code, err?.message).to.equal(status.NOT_FOUND);
+    expect(err?.details).to.match(/flat "never-seen" is unknown/);
   });
 
   it('ListMeasurements pages through a range in order, each reading exactly once', async () => {
@@ -96,6 +118,25 @@ describe('query service (real FerretDB, real processes)', function () {
       '01/a#1', '01/a#2', '01/b#1', '01/b#2',
       '02/a#3', '02/a#4', '02/b#3', '02/b#4',
       '03/a#5', '03/b#5',
+    ]);
+  });
+
+  const pagesOf = async (req: Partial<ListMeasurementsRequest>): Promise<string[][]> => {
+    const pages: string[][] = [];
+    let pageToken = '';
+    do {
+      const page = await list({ ...req, pageToken });
+      pages.push(page.readings.map((r) => `${r.takenAt?.toISOString().slice(17, 19)}/${r.deviceId}#${r.seq}`));
+      pageToken = page.nextPageToken;
+    } while (pageToken !== '' && pages.length < 10);
+    return pages;
+  };
+
+  it('ListMeasurements pages one device, and pages from a start time, each reading once', async () => {
+    expect(await pagesOf({ flatId: 'range', deviceId: 'a', pageSize: 2 })).to.deep.equal([['01/a#1', '01/a#2'], ['02/a#3', '02/a#4'], ['03/a#5']]);
+    expect(await pagesOf({ flatId: 'range', from: at(2), pageSize: 3 })).to.deep.equal([
+      ['02/a#3', '02/a#4', '02/b#3'],
+      ['02/b#4', '03/a#5', '03/b#5'],
     ]);
   });
 
@@ -159,6 +200,13 @@ describe('query service (real FerretDB, real processes)', function () {
       expect(err?.details).to.match(message);
     });
   }
+
+  it('refuses a page token signed the old, unkeyed way (anyone could compute it)', async () => {
+    const forged = unkeyedToken({ takenAtMs: at(1).getTime(), deviceId: 'b', seq: 2 }, { flatId: 'range', deviceId: '' });
+    const err = await rejection(list({ flatId: 'range', pageSize: 2, pageToken: forged }));
+    expect(err?.code, err ? err.message : 'the forged token was accepted').to.equal(status.INVALID_ARGUMENT);
+    expect(err?.details).to.match(/page_token is not a next_page_token of this query/);
+  });
 
   it('refuses a page token of another query, and one altered by a single character', async () => {
     const first = await list({ flatId: 'range', pageSize: 2 });

@@ -7,7 +7,7 @@ import type {
 import { checkDeviceId, checkFlatId } from '@flatline/platform/ids.js';
 import { InvalidArgumentError } from '@flatline/platform/status.js';
 import type { FreshnessSelector } from './freshness.ts';
-import { decodePageToken, type Cursor, type QueryKey } from './page-token.ts';
+import type { Cursor, PageTokens, QueryKey } from './page-token.ts';
 
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
@@ -29,8 +29,8 @@ function checkTime(t: Date | undefined, field: string): number | undefined {
   return ms;
 }
 
-/** Validates a ListMeasurements request. */
-export function toRangeQuery(req: ListMeasurementsRequest): RangeQuery {
+/** Validates a ListMeasurements request; its page token must be signed by tokens. */
+export function toRangeQuery(req: ListMeasurementsRequest, tokens: PageTokens): RangeQuery {
   const flatId = checkFlatId(req.flatId);
   const deviceId = req.deviceId === '' ? '' : checkDeviceId(req.deviceId);
   const fromMs = checkTime(req.from, 'from');
@@ -45,7 +45,7 @@ export function toRangeQuery(req: ListMeasurementsRequest): RangeQuery {
   return {
     key,
     pageSize: req.pageSize === 0 ? DEFAULT_PAGE_SIZE : req.pageSize,
-    after: req.pageToken === '' ? undefined : decodePageToken(req.pageToken, key),
+    after: req.pageToken === '' ? undefined : tokens.decode(req.pageToken, key),
   };
 }
 

@@ -12,6 +12,42 @@ function toReading(d: ReadingDoc): Reading {
   return { flatId: d.flat_id, deviceId: d.device_id, seq: String(d.seq), takenAt: d.taken_at, quantity: d.quantity, unit: d.unit, value: d.value };
 }
 
+/**
+ * The index of readings that a ListMeasurements page follows exactly:
+ * equality on flat_id, then the keyset order. Storage creates it
+ * (ensureIndexes); on MongoDB a page is one index range read in order, with
+ * no in-memory sort. FerretDB v1 on SQLite uses no secondary index for a
+ * find (its explain shows a full SCAN, sortPushdown false): locally a page
+ * costs a scan of the collection whatever the index.
+ */
+export const RANGE_INDEX_KEY = { flat_id: 1, taken_at: 1, device_id: 1, seq: 1 } as const;
+
+/** The order of a page: RANGE_INDEX_KEY after its equality prefix (flat_id), same directions. */
+export const RANGE_SORT = { taken_at: 1, device_id: 1, seq: 1 } as const;
+
+/**
+ * The filter and sort of one page. taken_at carries one range (the query's
+ * from/to, narrowed to the cursor's time), so the index bounds are
+ * flat_id = f, taken_at in [lower, to); the tie-break on (device_id, seq) at
+ * the cursor's own time is a residual $or on the same index entries.
+ */
+export function rangeFind(q: RangeQuery): { filter: Filter<ReadingDoc>; sort: typeof RANGE_SORT } {
+  const { flatId, deviceId, fromMs, toMs } = q.key;
+  const filter: Filter<ReadingDoc> = { flat_id: flatId };
+  const lowerMs = q.after === undefined ? fromMs : Math.max(fromMs ?? q.after.takenAtMs, q.after.takenAtMs);
+  if (lowerMs !== undefined || toMs !== undefined) {
+    filter.taken_at = {
+      ...(lowerMs !== undefined ? { $gte: new Date(lowerMs) } : {}),
+      ...(toMs !== undefined ? { $lt: new Date(toMs) } : {}),
+    };
+  }
+  if (deviceId !== '') filter.device_id = deviceId;
+  if (q.after !== undefined) {
+    filter.$or = [{ taken_at: { $gt: new Date(q.after.takenAtMs) } }, { device_id: { $gt: q.after.deviceId } }, { device_id: q.after.deviceId, seq: { $gt: q.after.seq } }];
+  }
+  return { filter, sort: RANGE_SORT };
+}
+
 /** A page of readings and whether more follow. */
 export interface ReadingPage {
   readonly readings: Reading[];
@@ -49,28 +85,12 @@ export class QueryStore {
 
   /** One page of a flat's readings in a time range, ordered by (taken_at, device_id, seq). */
   async range(q: RangeQuery, timeoutMS: number): Promise<ReadingPage> {
-    const { flatId, deviceId, fromMs, toMs } = q.key;
-    const filter: Filter<ReadingDoc> = { flat_id: flatId };
-    if (deviceId !== '') filter.device_id = deviceId;
-    if (fromMs !== undefined || toMs !== undefined) {
-      filter.taken_at = {
-        ...(fromMs !== undefined ? { $gte: new Date(fromMs) } : {}),
-        ...(toMs !== undefined ? { $lt: new Date(toMs) } : {}),
-      };
-    }
-    if (q.after !== undefined) {
-      const t = new Date(q.after.takenAtMs);
-      filter.$or = [
-        { taken_at: { $gt: t } },
-        { taken_at: t, device_id: { $gt: q.after.deviceId } },
-        { taken_at: t, device_id: q.after.deviceId, seq: { $gt: q.after.seq } },
-      ];
-    }
+    const { filter, sort } = rangeFind(q);
     const docs = await guard('read range', () =>
       this.db
         .collection<ReadingDoc>(COLLECTIONS.readings)
         .find(filter, { timeoutMS })
-        .sort({ taken_at: 1, device_id: 1, seq: 1 })
+        .sort(sort)
         .limit(q.pageSize + 1)
         .toArray(),
     );

@@ -33,4 +33,13 @@ describe('freshness', () => {
     expect(report.neverFetchedCount).to.equal(2);
     expect(report.neverFetchedFlatIds).to.deep.equal(['x']);
   });
+
+  it('knows only fetched flats: with no flats asked for, nothing counts as never fetched (callers must name the flats they expect)', () => {
+    const now = new Date();
+    const fetched = [{ flatId: 'a', at: now }];
+    expect(freshnessReport(fetched, { flatIds: undefined, exclude: new Set(), limit: 10 }, now).neverFetchedCount).to.equal(0);
+    const named = freshnessReport(fetched, { flatIds: ['a', 'b', 'c'], exclude: new Set(['c']), limit: 10 }, now);
+    expect(named.flatCount).to.equal(1);
+    expect(named.neverFetchedFlatIds).to.deep.equal(['b']);
+  });
 });

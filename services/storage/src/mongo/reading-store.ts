@@ -66,7 +66,9 @@ export class ReadingStore {
     await guard('create indexes', async () => {
       const readings = this.db.collection<ReadingDoc>(COLLECTIONS.readings);
       await readings.createIndex({ flat_id: 1, device_id: 1, seq: 1 }, { unique: true, name: 'flat_device_seq', timeoutMS });
-      await readings.createIndex({ flat_id: 1, taken_at: 1 }, { name: 'flat_taken_at', timeoutMS });
+      // ListMeasurements filters on flat_id and a taken_at range and sorts by
+      // (taken_at, device_id, seq): this index serves both without a sort.
+      await readings.createIndex({ flat_id: 1, taken_at: 1, device_id: 1, seq: 1 }, { name: 'flat_taken_at_device_seq', timeoutMS });
     });
   }
 
