@@ -5,6 +5,7 @@
  * names the variable.
  */
 import { z } from 'zod';
+import { redactUrl } from './logger.ts';
 
 /** A bad configuration value: names the variable and says what is expected. */
 export class ConfigError extends Error {
@@ -27,6 +28,8 @@ export interface Variable<T> {
   readonly describe: string;
   readonly fallback: string;
   readonly schema: z.ZodType<T, string>;
+  /** How a refused value is shown in the error (a connection string without its password). */
+  readonly shown?: (raw: string) => string;
 }
 
 /** An integer within [min, max]. */
@@ -65,6 +68,8 @@ export function mongoUri(fallback: string): Variable<string> {
     describe: 'a MongoDB connection string (mongodb://host:port/database)',
     fallback,
     schema: z.string().regex(/^mongodb(\+srv)?:\/\/[^/\s]+\/[A-Za-z0-9_-]+(\?\S*)?$/),
+    // A refused URI may still carry a real password: never echo it.
+    shown: redactUrl,
   };
 }
 
@@ -87,7 +92,7 @@ export function readEnv<S extends Spec>(spec: S, env: Env): Parsed<S> {
     const value = raw === undefined || raw === '' ? variable.fallback : raw;
     const result = variable.schema.safeParse(value);
     if (!result.success) {
-      throw new ConfigError(name, `expected ${variable.describe}, got ${JSON.stringify(value)}`);
+      throw new ConfigError(name, `expected ${variable.describe}, got ${JSON.stringify(variable.shown ? variable.shown(value) : value)}`);
     }
     out[name] = result.data;
   }

@@ -26,9 +26,13 @@ export function createLogger(service: string, level: string): Logger {
   });
 }
 
-/** A URL with any user name and password replaced, safe to log. */
+/**
+ * A URL with any user name and password replaced, safe to log. Up to the
+ * last '@': a malformed URL (the one an error message shows) may carry a
+ * password with '/', '@' or spaces in it; redacting too much is harmless.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/\/\/[^/@\s]*@/, '//[redacted]@');
+  return url.replace(/\/\/.*@/s, '//[redacted]@');
 }
 
 /**
