@@ -12,10 +12,14 @@
  *
  * Each validator is also shown a deliberately broken object and must fail on
  * it, so a green run cannot come from a validator that never says no.
+ *
+ * The production profile is what is checked in full (a seed and a JWT issuer
+ * as an operator gives them); the dev profile, which Tilt applies, differs
+ * in labels and in query's JWT issuer (its keys inline), and is checked too.
  */
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { REPO_ROOT, TOOLS_BIN } from '@flatline/cli/paths.js';
@@ -42,24 +46,36 @@ interface Result {
 }
 
 /** Runs a command to completion; never rejects on a non-zero exit. */
-function run(cmd: string, args: string[], timeout = 120000): Promise<Result> {
+function run(cmd: string, args: string[], timeout = 120000, env: NodeJS.ProcessEnv = process.env): Promise<Result> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { cwd: REPO_ROOT, timeout, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+    execFile(cmd, args, { cwd: REPO_ROOT, timeout, maxBuffer: 64 * 1024 * 1024, env }, (err, stdout, stderr) => {
       if (err && typeof err.code !== 'number') reject(err);
       else resolve({ code: err ? Number(err.code) : 0, stdout, stderr });
     });
   });
 }
 
-/** Synthesizes into a fresh folder when the cdk8s app takes --outdir, else into its own cdk8s/dist. Returns the folder. */
-async function synth(into: string): Promise<string> {
+/** The issuer a production synth is given here, as an operator would give one. */
+const JWT = { issuer: 'https://login.example.org/realms/flatline', jwksUri: 'https://login.example.org/realms/flatline/protocol/openid-connect/certs' };
+
+/** Synthesizes a profile into a fresh folder (production: seed and issuer from the environment, as an operator's CI would give them). Returns the folder. */
+async function synth(into: string, profile: 'production' | 'dev'): Promise<string> {
   const main = join(REPO_ROOT, 'cdk8s', 'src', 'main.ts');
-  const help = await run(process.execPath, ['--import', 'tsx', main, '--help']);
-  const outdir = help.stdout.includes('--outdir') ? into : join(REPO_ROOT, 'cdk8s', 'dist');
-  const args = outdir === into ? ['--import', 'tsx', main, '--outdir', into] : ['--import', 'tsx', main];
-  const res = await run(process.execPath, args, 180000);
+  const env =
+    profile === 'production'
+      ? { ...process.env, FLATLINE_SECRET_SEED: 'bWFuaWZlc3RzLXRlc3Qtc2VlZC1vZi1hbi1vcGVyYXRvcg', FLATLINE_JWT_ISSUER: JWT.issuer, FLATLINE_JWKS_URI: JWT.jwksUri }
+      : process.env;
+  const args = ['--import', 'tsx', main, '--outdir', into, ...(profile === 'dev' ? ['--profile', 'dev'] : [])];
+  const res = await run(process.execPath, args, 180000, env);
   expect(res.code, `synth failed:\n${res.stdout}${res.stderr}`).to.equal(0);
-  return outdir;
+  return into;
+}
+
+function manifestsIn(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((f) => /\.(ya?ml|json)$/.test(f))
+    .sort()
+    .map((f) => join(dir, f));
 }
 
 /** Messages `istioctl validate` printed as warnings ("has warnings:" followed by "\t* …" lines). */
@@ -110,23 +126,26 @@ describe('synthesized manifests, checked by istioctl 1.30 and kubeconform -stric
   this.timeout(300000);
   const tmp = mkdtempSync(join(tmpdir(), 'flatline-manifests-'));
   let files: string[] = [];
+  let devFiles: string[] = [];
   const isFault = (f: string) => /^fault-/.test(basename(f));
 
   before(async function () {
     for (const tool of [istioctl, kubeconform, schemas]) {
       if (!existsSync(tool)) throw new Error(`${tool} is missing: run tools/install.sh (npm test does)`);
     }
-    const dir = await synth(join(tmp, 'synth'));
-    files = readdirSync(dir)
-      .filter((f) => /\.(ya?ml|json)$/.test(f))
-      .sort()
-      .map((f) => join(dir, f));
+    files = manifestsIn(await synth(join(tmp, 'synth'), 'production'));
+    devFiles = manifestsIn(await synth(join(tmp, 'synth-dev'), 'dev'));
   });
 
   after(() => rmSync(tmp, { recursive: true, force: true }));
 
-  it('synth writes manifests', () => {
+  it('synth writes manifests, query\'s JWT policy among them', () => {
     expect(files.length, 'no manifest written').to.be.above(0);
+    expect(devFiles.map((f) => basename(f))).to.deep.equal(files.map((f) => basename(f)));
+    const policy = readFileSync(files.find((f) => basename(f) === 'flatline-4-mesh-policy.k8s.yaml')!, 'utf8');
+    expect(policy).to.contain('kind: RequestAuthentication');
+    expect(policy).to.contain(`jwksUri: ${JWT.jwksUri}`);
+    expect(policy).to.contain(`- ${JWT.issuer}/*`);
   });
 
   it('istioctl validate accepts every file, warnings only where allow-listed', async () => {
@@ -150,6 +169,18 @@ describe('synthesized manifests, checked by istioctl 1.30 and kubeconform -stric
       // A file istioctl could not parse is skipped with a stderr line, not a finding: refuse that too.
       expect(res.stderr, 'istioctl analyze could not read a file').to.not.match(/could not be parsed|error processing/i);
     }
+  });
+
+  it('the dev profile (what Tilt applies, query\'s JWT keys inline) passes istioctl validate, analyze and kubeconform too', async () => {
+    for (const file of devFiles) {
+      const res = await run(istioctl, ['validate', '-f', file]);
+      expect(res.code, `${basename(file)}:\n${res.stdout}${res.stderr}`).to.equal(0);
+      expect(validateWarnings(res.stdout + res.stderr), basename(file)).to.deep.equal([]);
+    }
+    const { res, messages } = await analyze(devFiles.filter((f) => !isFault(f)));
+    expect(messages.filter((m) => m.level !== 'Info'), res.stderr).to.deep.equal([]);
+    const k = await kubeconformRun(devFiles);
+    expect(k.report.summary.invalid + k.report.summary.errors + k.report.summary.skipped, k.res.stdout).to.equal(0);
   });
 
   it('kubeconform -strict validates every object against its schema', async () => {
@@ -205,6 +236,26 @@ spec:
       const bad = await run(istioctl, ['validate', '-f', write('vs-150.yaml', virtualService({ percent: 150 }))]);
       expect(bad.code).to.not.equal(0);
       expect(bad.stdout + bad.stderr).to.contain('percentage 150');
+    });
+
+    it('istioctl validate refuses a RequestAuthentication whose inline JWKS is no key set, or whose JWKS URI is no URL', async () => {
+      const ra = (rule: string) => `apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: query, namespace: flatline}
+spec:
+  selector: {matchLabels: {app.kubernetes.io/name: query}}
+  jwtRules:
+    - issuer: ${JWT.issuer}
+      ${rule}
+`;
+      const good = await run(istioctl, ['validate', '-f', write('ra-good.yaml', ra(`jwksUri: ${JWT.jwksUri}`))]);
+      expect(good.code, good.stdout + good.stderr).to.equal(0);
+      const badJwks = await run(istioctl, ['validate', '-f', write('ra-jwks.yaml', ra('jwks: "{not a key set"'))]);
+      expect(badJwks.code).to.not.equal(0);
+      expect(badJwks.stdout + badJwks.stderr).to.contain('jwks parse error');
+      const badUri = await run(istioctl, ['validate', '-f', write('ra-uri.yaml', ra('jwksUri: "login.example.org/certs"'))]);
+      expect(badUri.code).to.not.equal(0);
+      expect(badUri.stdout + badUri.stderr).to.contain('URI scheme "" is not supported');
     });
 
     it('istioctl analyze reports a VirtualService bound to a gateway that does not exist', async () => {

@@ -12,13 +12,14 @@ import { MongoChart } from './mongo-chart.ts';
 import { deviceCa } from './secrets.ts';
 import { NamespaceChart, SecretsChart } from './secrets-chart.ts';
 import { ServicesChart } from './services-chart.ts';
-import { meshOf, type Settings } from './settings.ts';
+import { checkSettings, meshOf, type Settings } from './settings.ts';
 
 /** The system charts' ids (= file names without .k8s.yaml), in apply order. */
 export const SYSTEM_CHARTS = ['flatline-0-namespace', 'flatline-1-secrets', 'flatline-2-mongodb', 'flatline-3-services', 'flatline-4-mesh-policy', 'flatline-5-gateway'] as const;
 
-/** Adds the system charts to app. */
+/** Adds the system charts to app; throws on settings that cannot run (a production profile with the dev seed, for one). */
 export async function systemCharts(app: App, s: Settings): Promise<void> {
+  checkSettings(s);
   const ca = await deviceCa(s);
   const [ns, secrets, mongo, services, policy, gateway] = SYSTEM_CHARTS;
   new NamespaceChart(app, ns, s);

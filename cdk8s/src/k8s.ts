@@ -6,7 +6,7 @@
  * typo in one is a compile error.
  */
 import { ApiObject, type Chart } from 'cdk8s';
-import type { Settings } from './settings.ts';
+import { DEV_SEED, type Settings } from './settings.ts';
 
 /** Labels and annotations. */
 export type StringMap = Readonly<Record<string, string>>;
@@ -78,6 +78,26 @@ export function meta(name: string, component: string, s: Settings, extra: { anno
     namespace: s.namespace,
     labels: { ...labelsOf(name, component), ...extra.labels },
     ...(extra.annotations ? { annotations: extra.annotations } : {}),
+  };
+}
+
+/**
+ * The marks of an object whose content comes from the secret seed: its
+ * profile as a label (`kubectl get secret -l flatline.dev/profile=dev` finds
+ * what must never reach a shared cluster) and, in the dev profile, what the
+ * seed is worth as an annotation.
+ */
+export function seedMarks(s: Settings): { labels: StringMap; annotations?: StringMap } {
+  if (s.profile === 'production') return { labels: { 'flatline.dev/profile': 'production' } };
+  const publicSeed = s.seed === DEV_SEED;
+  return {
+    labels: { 'flatline.dev/profile': 'dev' },
+    annotations: {
+      'flatline.dev/secret-seed': publicSeed ? 'insecure-dev-seed' : 'dev-profile-seed',
+      'flatline.dev/warning': publicSeed
+        ? `derived from the public development seed ${JSON.stringify(DEV_SEED)}: anyone can recompute it; never apply to a cluster others can reach`
+        : 'made by the dev profile: never apply to a cluster others can reach',
+    },
   };
 }
 

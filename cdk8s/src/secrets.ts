@@ -7,9 +7,9 @@
  * usual random nonce would change the bytes on each run).
  */
 import 'reflect-metadata'; // @peculiar/x509's dependency injection (tsyringe) needs it loaded first
-import { createHash, createHmac, createPrivateKey, webcrypto, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, createPrivateKey, sign, webcrypto, type JsonWebKey, type KeyObject } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import type { Settings } from './settings.ts';
+import type { JwtIssuer, Settings } from './settings.ts';
 
 /** HMAC-SHA256 of purpose under the seed. */
 function mac(s: Settings, purpose: string): Buffer {
@@ -31,6 +31,11 @@ export function deviceCredentialsFile(s: Settings): string {
 /** The MongoDB replica set's internal key file (base64 text, 6–1024 characters). */
 export function mongoKeyFile(s: Settings): string {
   return `${Buffer.concat([mac(s, 'mongo/keyfile/1'), mac(s, 'mongo/keyfile/2'), mac(s, 'mongo/keyfile/3')]).toString('base64')}\n`;
+}
+
+/** The key that signs query's ListMeasurements page tokens (HMAC): 43 URL-safe characters. */
+export function pageTokenKey(s: Settings): string {
+  return mac(s, 'query/page-token-key').toString('base64url');
 }
 
 /** epoch.json of the simulator (its state file format), fixed by the settings so every replica shares one timeline. */
@@ -146,4 +151,51 @@ export async function deviceCa(s: Settings): Promise<DeviceCa> {
     crypto,
   );
   return { certPem: `${cert.toString('pem')}\n`, keyPem: key.export({ format: 'pem', type: 'pkcs8' }).toString() };
+}
+
+/** The dev profile's JWT issuer (the `iss` of its tokens). */
+export const DEV_JWT_ISSUER = 'flatline-dev-issuer';
+
+function devJwtKey(s: Settings): { key: KeyObject; kid: string; jwk: JsonWebKey } {
+  const key = p256Key(scalar(mac(s, 'query/dev-jwt-key')));
+  const { x, y } = key.export({ format: 'jwk' });
+  const kid = createHash('sha256').update(`${x}.${y}`).digest().subarray(0, 8).toString('base64url');
+  return { key, kid, jwk: { kty: 'EC', crv: 'P-256', x, y, kid, alg: 'ES256', use: 'sig' } };
+}
+
+/**
+ * The dev profile's own JWT issuer: an ES256 key derived from the seed, its
+ * public half inline (no JWKS server to run or reach). With the public dev
+ * seed anyone can mint its tokens (devToken): a dev cluster only.
+ */
+export function devJwtIssuer(s: Settings): JwtIssuer {
+  return { issuer: DEV_JWT_ISSUER, jwks: JSON.stringify({ keys: [devJwtKey(s).jwk] }), audiences: [] };
+}
+
+/** Whether query's JWT issuer is the dev profile's, derived from the seed (none was configured). */
+export function isDevJwtIssuer(s: Settings): boolean {
+  return s.gateway.jwt === undefined && s.profile === 'dev';
+}
+
+/** The issuer whose tokens query accepts from outside the mesh: the configured one, or the dev profile's own. */
+export function jwtIssuerOf(s: Settings): JwtIssuer {
+  if (s.gateway.jwt !== undefined) return s.gateway.jwt;
+  if (s.profile === 'dev') return devJwtIssuer(s);
+  throw new Error('the production profile needs a JWT issuer (gateway.jwt)');
+}
+
+/**
+ * A token of the dev profile's issuer for subject, valid ttlSeconds from
+ * nowMs: what an operator of a dev cluster sends through the gateway
+ * (`authorization: Bearer <token>`).
+ */
+export function devToken(s: Settings, options: { subject?: string; nowMs?: number; ttlSeconds?: number } = {}): string {
+  if (!isDevJwtIssuer(s)) throw new Error('dev tokens exist only in the dev profile without a configured JWT issuer');
+  const { key, kid } = devJwtKey(s);
+  const iat = Math.floor((options.nowMs ?? Date.now()) / 1000);
+  const part = (x: unknown) => Buffer.from(JSON.stringify(x)).toString('base64url');
+  const signed = `${part({ alg: 'ES256', typ: 'JWT', kid })}.${part({ iss: DEV_JWT_ISSUER, sub: options.subject ?? 'dev-operator', iat, exp: iat + (options.ttlSeconds ?? 86_400) })}`;
+  // JWS ES256 is r||s (IEEE P1363), not DER.
+  const signature = sign('sha256', Buffer.from(signed), { key, dsaEncoding: 'ieee-p1363' });
+  return `${signed}.${signature.toString('base64url')}`;
 }

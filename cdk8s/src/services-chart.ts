@@ -60,6 +60,22 @@ function caDirOf(s: Settings): string {
   return file.slice(0, slash);
 }
 
+/** Bytes of a Kubernetes quantity in binary units (1Gi, 512Mi), the only ones the settings use. */
+export function quantityBytes(quantity: string): number {
+  const m = /^(\d+)(Ki|Mi|Gi|Ti)$/.exec(quantity);
+  if (m === null) throw new Error(`expected a quantity such as 1Gi or 512Mi, got ${JSON.stringify(quantity)}`);
+  return Number(m[1]) * 1024 ** (['Ki', 'Mi', 'Gi', 'Ti'].indexOf(m[2]!) + 1);
+}
+
+/**
+ * The outbox's bound: three quarters of its volume. The rest is for what
+ * the bound does not count (SQLite's write-ahead log, free pages of deleted
+ * rows), so the bound, and NOT_SERVING before it, comes before a full disk.
+ */
+function outboxMaxBytes(s: Settings): number {
+  return Math.floor(quantityBytes(s.ingestionStorage) * 0.75);
+}
+
 function env(name: string, value: string | number): EnvVar {
   return { name, value: String(value) };
 }
@@ -174,6 +190,8 @@ function databaseService(chart: Chart, service: 'storage' | 'query', s: Settings
       env(`FLATLINE_${upper}_LISTEN`, `0.0.0.0:${p.grpc}`),
       env(`FLATLINE_${upper}_METRICS_LISTEN`, `0.0.0.0:${p.metrics}`),
       fromSecret('FLATLINE_MONGODB_URI', CONFIG.mongoApp.secret, CONFIG.mongoApp.uri),
+      // Without it query signs page tokens with its public dev key (anyone could forge them).
+      ...(service === 'query' ? [fromSecret('FLATLINE_QUERY_PAGE_TOKEN_KEY', CONFIG.queryPageToken.secret, CONFIG.queryPageToken.key)] : []),
     ],
     readinessProbe: grpcReadiness(p.grpc),
     livenessProbe: metricsLiveness(p.metrics),
@@ -206,9 +224,12 @@ function ingestionStatefulSet(chart: Chart, s: Settings): void {
     ports: ports({ grpc: p.grpc, metrics: p.metrics }),
     env: [
       { name: 'FLATLINE_INGESTION_ID', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      // With the pod's ordinal (ingestion-<n>), each replica's share of the flats while the lease database is away.
+      env('FLATLINE_INGESTION_REPLICAS', s.replicas),
       env('FLATLINE_INGESTION_LISTEN', `0.0.0.0:${p.grpc}`),
       env('FLATLINE_INGESTION_METRICS_LISTEN', `0.0.0.0:${p.metrics}`),
       env('FLATLINE_INGESTION_STATE_DIR', PATHS.ingestionState),
+      env('FLATLINE_OUTBOX_MAX_BYTES', outboxMaxBytes(s)),
       // Plain HTTP to the sidecar, which applies the device faults (it can
       // read the requests) and originates TLS to the simulator (the devices
       // DestinationRule, flatline-4-mesh-policy): no CA file for the app.

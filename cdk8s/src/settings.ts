@@ -1,8 +1,11 @@
 /**
  * The one settings object every chart takes: where flatline runs on the
- * cluster, which image, how many flats, and the seed every generated secret
- * is derived from (synth never draws a random number, so two runs write the
- * same bytes). DEFAULT_SETTINGS runs on a local cluster (kind, k3d) with Istio.
+ * cluster, which image, how many flats, the profile, and the seed every
+ * generated secret is derived from (synth never draws a random number, so
+ * two runs write the same bytes). DEV_SETTINGS runs on a throwaway local
+ * cluster (kind, k3d) with Istio; its seed is public. A production profile
+ * must be given a seed of the operator's own and the JWT issuer of the
+ * callers from outside the mesh (withSettings refuses it otherwise).
  */
 import { DEFAULT_MESH, type MeshSettings } from '@flatline/mesh/istio.js';
 
@@ -17,8 +20,47 @@ export const SERVICES = ['storage', 'query', 'ingestion', 'devices'] as const;
 /** One of the flatline services. */
 export type Service = (typeof SERVICES)[number];
 
+/**
+ * production: every secret comes from a seed the operator gives and keeps
+ * out of the repository. dev: a fixed, public seed (DEV_SEED) so Tilt and
+ * the tests need none; every object made from it says so
+ * (flatline.dev/profile: dev) and synth warns.
+ */
+export type Profile = 'production' | 'dev';
+
+/** The profiles, for messages and option parsing. */
+export const PROFILES: readonly Profile[] = ['production', 'dev'];
+
+/** The dev profile's seed. It is in this file, so every secret derived from it is public. */
+export const DEV_SEED = 'flatline-dev';
+
+/**
+ * The shortest seed a production synth takes. The seed is an HMAC key, and a
+ * flat's device password leaves the cluster (a meter holds it): a short seed
+ * could be searched offline from one such password, and with it every other
+ * secret (MongoDB's root password, the device CA key) recomputed.
+ */
+export const MIN_PRODUCTION_SEED_LENGTH = 32;
+
+/**
+ * The issuer whose JSON Web Tokens callers from outside the mesh present
+ * (Istio RequestAuthentication jwtRules). Exactly one of jwksUri and jwks.
+ */
+export interface JwtIssuer {
+  /** The tokens' `iss`; a caller is admitted as the request principal `<issuer>/<sub>`. */
+  readonly issuer: string;
+  /** Where istiod fetches the issuer's public keys (https:// in production). */
+  readonly jwksUri?: string;
+  /** The issuer's public keys inline (a JWKS document): how the dev profile's own issuer is given. */
+  readonly jwks?: string;
+  /** `aud` values a token must carry one of (empty: not checked). */
+  readonly audiences: readonly string[];
+}
+
 /** Everything the charts need to know. */
 export interface Settings {
+  /** See Profile. */
+  readonly profile: Profile;
   readonly namespace: string;
   /** Replicas of every flatline workload (at least 2, so a drained node never takes a service away). */
   readonly replicas: number;
@@ -48,7 +90,8 @@ export interface Settings {
   /**
    * Every password, key file and CA key is derived from this seed (HMAC per
    * purpose): the same seed gives the same Secrets. Anyone who knows the
-   * seed knows the secrets: give each real cluster its own (`--seed`).
+   * seed knows the secrets: a production profile takes the operator's own
+   * (`--seed` or FLATLINE_SECRET_SEED), never DEV_SEED.
    */
   readonly seed: string;
   readonly mongo: {
@@ -72,8 +115,14 @@ export interface Settings {
     readonly port: number;
     /** Labels of the ingress gateway pods the Gateway binds to. */
     readonly selector: Readonly<Record<string, string>>;
-    /** SPIFFE principal of the ingress gateway, the one outside caller query admits. */
+    /** SPIFFE principal of the ingress gateway, through which outside callers reach query. */
     readonly principal: string;
+    /**
+     * Callers through the gateway must present a token of this issuer.
+     * Undefined: the dev profile's own issuer, derived from the seed
+     * (secrets.ts devJwtIssuer); a production profile must give one.
+     */
+    readonly jwt: JwtIssuer | undefined;
   };
   /** Service account whose pods (a debug pod with grpcurl) may call query from inside the mesh. */
   readonly operatorsServiceAccount: string;
@@ -84,8 +133,13 @@ export interface Settings {
 
 const small: Resources = { requests: { cpu: '100m', memory: '192Mi' }, limits: { cpu: '1', memory: '512Mi' } };
 
-/** The defaults: what `npm run synth` writes without options. */
-export const DEFAULT_SETTINGS: Settings = {
+/**
+ * The dev profile's settings (what `npm run synth -- --profile dev` writes),
+ * and the base a production synth overrides: its seed and JWT issuer with the
+ * operator's own, its profile with production.
+ */
+export const DEV_SETTINGS: Settings = {
+  profile: 'dev',
   namespace: DEFAULT_MESH.namespace,
   replicas: 2,
   image: { registry: 'localhost:5001', repository: 'flatline', tag: 'dev', pullPolicy: 'IfNotPresent' },
@@ -98,7 +152,7 @@ export const DEFAULT_SETTINGS: Settings = {
   pollIntervalMs: 5000,
   pollTimeoutMs: 2000,
   logLevel: 'info',
-  seed: 'flatline-dev',
+  seed: DEV_SEED,
   mongo: {
     image: 'mongo:7.0.14',
     uid: 999,
@@ -122,6 +176,7 @@ export const DEFAULT_SETTINGS: Settings = {
     port: 80,
     selector: { istio: 'ingressgateway' },
     principal: 'cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account',
+    jwt: undefined,
   },
   operatorsServiceAccount: 'operators',
   trustDomain: 'cluster.local',
@@ -137,18 +192,48 @@ export const PORTS = {
   mongo: 27017,
 } as const;
 
-/** Settings with some fields replaced; throws when the result cannot run. */
-export function withSettings(overrides: Partial<Settings>, base: Settings = DEFAULT_SETTINGS): Settings {
+/** Settings with some fields replaced; throws when the result cannot run (see checkSettings). */
+export function withSettings(overrides: Partial<Settings>, base: Settings = DEV_SETTINGS): Settings {
   const s = { ...base, ...overrides };
+  checkSettings(s);
+  return s;
+}
+
+/** Throws when s cannot run, or is a production profile with a public or weak seed or no JWT issuer. */
+export function checkSettings(s: Settings): void {
+  if (!PROFILES.includes(s.profile)) throw new Error(`profile must be ${PROFILES.join(' or ')}, got ${JSON.stringify(s.profile)}`);
   if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(s.namespace)) throw new Error(`namespace must be a DNS label, got ${JSON.stringify(s.namespace)}`);
   if (!Number.isInteger(s.replicas) || s.replicas < 2) throw new Error(`replicas must be an integer of at least 2 (one node may go away), got ${s.replicas}`);
   if (!Number.isInteger(s.flats) || s.flats < 1 || s.flats > 100_000) throw new Error(`flats must be an integer from 1 to 100000, got ${s.flats}`);
   if (!Number.isInteger(s.pollIntervalMs) || s.pollIntervalMs < 100) throw new Error(`poll interval must be at least 100 ms, got ${s.pollIntervalMs}`);
   if (s.pollTimeoutMs >= s.pollIntervalMs) throw new Error(`poll timeout (${s.pollTimeoutMs} ms) must be shorter than the poll interval (${s.pollIntervalMs} ms)`);
   if (s.seed.length < 8) throw new Error('seed must have at least 8 characters');
+  if (s.profile === 'production') {
+    if (s.seed === DEV_SEED) throw new Error(`the production profile refuses the public development seed ${JSON.stringify(DEV_SEED)}: give a seed of your own (--seed or FLATLINE_SECRET_SEED), or use --profile dev`);
+    if (s.seed.length < MIN_PRODUCTION_SEED_LENGTH) throw new Error(`a production seed must have at least ${MIN_PRODUCTION_SEED_LENGTH} characters (e.g. openssl rand -base64 32), got ${s.seed.length}`);
+    if (s.gateway.jwt === undefined) throw new Error('the production profile needs the JWT issuer of the callers through the gateway (--jwt-issuer and --jwks-uri, or FLATLINE_JWT_ISSUER and FLATLINE_JWKS_URI)');
+  }
+  if (s.gateway.jwt !== undefined) checkJwtIssuer(s.gateway.jwt, s.profile);
   if (!/^[a-z0-9.-]+(:\d+)?(\/[a-z0-9._-]+)*$/.test(s.image.registry) && s.image.registry !== '') throw new Error(`bad image registry ${JSON.stringify(s.image.registry)}`);
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(s.image.tag)) throw new Error(`bad image tag ${JSON.stringify(s.image.tag)}`);
-  return s;
+}
+
+function checkJwtIssuer(j: JwtIssuer, profile: Profile): void {
+  // No `*` either: the AuthorizationPolicy matches `<issuer>/*`, and Istio allows one wildcard only.
+  if (j.issuer.trim() === '' || /[\s*]/.test(j.issuer)) throw new Error(`JWT issuer must be non-empty text without spaces or *, got ${JSON.stringify(j.issuer)}`);
+  if ((j.jwksUri === undefined) === (j.jwks === undefined)) throw new Error(`JWT issuer ${j.issuer}: give exactly one of a JWKS URI and inline JWKS`);
+  if (j.jwksUri !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(j.jwksUri);
+    } catch {
+      throw new Error(`JWKS URI is not a URL: ${JSON.stringify(j.jwksUri)}`);
+    }
+    // Whoever can change the keys istiod fetches can sign tokens: in production only over TLS.
+    const schemes = profile === 'production' ? ['https:'] : ['https:', 'http:'];
+    if (!schemes.includes(url.protocol)) throw new Error(`JWKS URI must be ${schemes.map((x) => x.slice(0, -1)).join(' or ')}, got ${JSON.stringify(j.jwksUri)}`);
+  }
+  for (const a of j.audiences) if (a.trim() === '') throw new Error('a JWT audience must not be empty');
 }
 
 /** The image reference every flatline container runs. */

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildApp } from '../src/app.ts';
-import { DEFAULT_SETTINGS, imageOf } from '../src/settings.ts';
+import { DEV_SETTINGS, imageOf } from '../src/settings.ts';
 import type { K8sObject } from './manifest-checks.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -27,10 +27,10 @@ describe('the image the charts run (Dockerfile)', () => {
 
   it('runs as the charts\' numeric user, with node --import tsx as its entrypoint', () => {
     const uid = runtime.find((i) => i.op === 'ARG' && i.args.startsWith('UID='))?.args.slice(4);
-    expect(Number(uid)).to.equal(DEFAULT_SETTINGS.uid);
+    expect(Number(uid)).to.equal(DEV_SETTINGS.uid);
     expect(runtime.find((i) => i.op === 'USER')?.args).to.equal('${UID}:${UID}');
     expect(JSON.parse(runtime.find((i) => i.op === 'ENTRYPOINT')!.args)).to.deep.equal(['node', '--import', 'tsx']);
-    expect(imageOf(DEFAULT_SETTINGS)).to.equal('localhost:5001/flatline:dev');
+    expect(imageOf(DEV_SETTINGS)).to.equal('localhost:5001/flatline:dev');
   });
 
   it('copies every workspace\'s package.json before npm ci, and the sources after it', () => {
@@ -45,9 +45,9 @@ describe('the image the charts run (Dockerfile)', () => {
   });
 
   it('holds every entry point a chart\'s container runs with the image', async () => {
-    const app = await buildApp(DEFAULT_SETTINGS);
+    const app = await buildApp(DEV_SETTINGS);
     const objects = app.charts.flatMap((c) => c.toJson() as K8sObject[]);
-    const containers = objects.flatMap((o: Any) => [...(o.spec?.template?.spec?.containers ?? []), ...(o.spec?.template?.spec?.initContainers ?? [])]).filter((c: Any) => c.image === imageOf(DEFAULT_SETTINGS));
+    const containers = objects.flatMap((o: Any) => [...(o.spec?.template?.spec?.containers ?? []), ...(o.spec?.template?.spec?.initContainers ?? [])]).filter((c: Any) => c.image === imageOf(DEV_SETTINGS));
     expect(containers.length).to.be.at.least(4);
     for (const c of containers) {
       if (c.command[0] === 'sh') continue; // the simulator's init container: the image's /bin/sh

@@ -237,3 +237,98 @@ export function devicePathProblems(objects: readonly K8sObject[], client = 'inge
   }
   return problems;
 }
+
+/** The namespace of a SPIFFE principal `<trust domain>/ns/<namespace>/sa/<account>`. */
+function namespaceOfPrincipal(principal: string): string | undefined {
+  return /\/ns\/([^/]+)\/sa\//.exec(principal)?.[1];
+}
+
+/** Istio's string match: exact, `*`, a `prefix*` or a `*suffix`. */
+function istioMatch(pattern: string, value: string): boolean {
+  if (pattern === '*') return true;
+  if (pattern.endsWith('*')) return value.startsWith(pattern.slice(0, -1));
+  if (pattern.startsWith('*')) return value.endsWith(pattern.slice(1));
+  return pattern === value;
+}
+
+/** Whether an AuthorizationPolicy source could be the ingress gateway (its mTLS identity). */
+function sourceAdmits(source: Any, principal: string): boolean {
+  const ns = namespaceOfPrincipal(principal) ?? '';
+  if (source.principals !== undefined && !source.principals.some((p: string) => istioMatch(p, principal))) return false;
+  if ((source.notPrincipals ?? []).some((p: string) => istioMatch(p, principal))) return false;
+  if (source.namespaces !== undefined && !source.namespaces.some((n: string) => istioMatch(n, ns))) return false;
+  if ((source.notNamespaces ?? []).some((n: string) => istioMatch(n, ns))) return false;
+  return true;
+}
+
+/** Whether an AuthorizationPolicy rule's `to` could match a request to port. */
+function toAdmits(rule: Any, port: number): boolean {
+  if (rule.to === undefined || rule.to.length === 0) return true;
+  return rule.to.some((t: Any) => {
+    const op = t.operation ?? {};
+    if (op.ports !== undefined && !op.ports.includes(String(port))) return false;
+    return !(op.notPorts ?? []).includes(String(port));
+  });
+}
+
+/**
+ * Callers from outside the mesh must authenticate: for every workload a
+ * Gateway-bound VirtualService routes to, a RequestAuthentication selects
+ * its pods with JWT rules (issuer, and a JWKS or JWKS URI), and every ALLOW
+ * rule that the ingress gateway's identity (gatewayPrincipal) could match
+ * on the routed port also requires a request principal: `*` or one of an
+ * issuer those JWT rules accept. Without that, a request with no token
+ * passes: RequestAuthentication alone only refuses invalid tokens.
+ */
+export function gatewayAuthProblems(objects: readonly K8sObject[], gatewayPrincipal: string): string[] {
+  const problems: string[] = [];
+  const routes = (objects as Any[]).filter((o) => o.kind === 'VirtualService' && (o.spec?.gateways ?? []).some((g: string) => g !== 'mesh'));
+  if (routes.length === 0) return ['no VirtualService is bound to a Gateway'];
+  for (const vs of routes) {
+    for (const route of vs.spec.http ?? []) {
+      for (const r of route.route ?? []) {
+        const host: string = r.destination?.host ?? '';
+        const port: number | undefined = r.destination?.port?.number;
+        const at = `${where(vs)} route ${route.name ?? '(unnamed)'} to ${host}:${port}`;
+        const svc = objects.find((o) => o.kind === 'Service' && [o.metadata.name, `${o.metadata.name}.${o.metadata.namespace}.svc.cluster.local`].includes(host)) as Any;
+        if (svc === undefined) {
+          problems.push(`${at}: no Service is ${host}`);
+          continue;
+        }
+        const targetPort = (svc.spec?.ports ?? []).find((p: Any) => p.port === port)?.targetPort ?? port;
+        const workload = objects.find((o) => WORKLOAD_KINDS.has(o.kind) && o.metadata.namespace === svc.metadata.namespace && matches(svc.spec?.selector, podTemplateOf(objects, o.metadata.name)?.metadata?.labels));
+        if (workload === undefined) {
+          problems.push(`${at}: no workload behind ${where(svc)}`);
+          continue;
+        }
+        const labels = podTemplateOf(objects, workload.metadata.name)?.metadata?.labels;
+        const selects = (o: Any) => o.metadata.namespace === workload.metadata.namespace && (o.spec?.selector === undefined || matches(o.spec.selector.matchLabels, labels));
+        const jwtRules = (objects as Any[]).filter((o) => o.kind === 'RequestAuthentication' && selects(o)).flatMap((o) => o.spec?.jwtRules ?? []);
+        if (jwtRules.length === 0) problems.push(`${at}: no RequestAuthentication with JWT rules selects ${where(workload)}`);
+        for (const j of jwtRules) {
+          if (typeof j.issuer !== 'string' || j.issuer === '') problems.push(`${at}: a JWT rule without an issuer`);
+          if ((j.jwks === undefined) === (j.jwksUri === undefined)) problems.push(`${at}: JWT rule ${j.issuer}: give exactly one of jwks and jwksUri`);
+        }
+        const issuers = jwtRules.map((j) => String(j.issuer));
+        const allows = (objects as Any[]).filter((o) => o.kind === 'AuthorizationPolicy' && selects(o) && (o.spec?.action ?? 'ALLOW') === 'ALLOW');
+        for (const policy of allows) {
+          for (const [i, rule] of (policy.spec?.rules ?? []).entries()) {
+            if (!toAdmits(rule, Number(targetPort))) continue;
+            const sources = rule.from === undefined || rule.from.length === 0 ? [{}] : rule.from.map((f: Any) => f.source ?? {});
+            for (const source of sources) {
+              if (!sourceAdmits(source, gatewayPrincipal)) continue;
+              const wanted: string[] | undefined = source.requestPrincipals;
+              if (wanted === undefined || wanted.length === 0) problems.push(`${where(policy)} rule ${i}: admits the ingress gateway (${gatewayPrincipal}) on port ${targetPort} without a request principal (a JWT)`);
+              else {
+                for (const p of wanted) {
+                  if (p !== '*' && !issuers.some((iss) => p.startsWith(`${iss}/`))) problems.push(`${where(policy)} rule ${i}: request principal ${p} is of no issuer a RequestAuthentication accepts`);
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return problems;
+}

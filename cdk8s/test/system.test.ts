@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { createPublicKey, verify, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -9,23 +9,26 @@ import { DestinationRule } from '@kubernetes-models/istio/networking.istio.io/v1
 import { Gateway } from '@kubernetes-models/istio/networking.istio.io/v1beta1/Gateway';
 import { VirtualService } from '@kubernetes-models/istio/networking.istio.io/v1beta1/VirtualService';
 import { AuthorizationPolicy } from '@kubernetes-models/istio/security.istio.io/v1/AuthorizationPolicy';
+import { RequestAuthentication } from '@kubernetes-models/istio/security.istio.io/v1/RequestAuthentication';
 import { PeerAuthentication } from '@kubernetes-models/istio/security.istio.io/v1beta1/PeerAuthentication';
 import { loadConfig as devicesConfig } from '@flatline/devices/config.js';
 import { ensureTlsMaterial } from '@flatline/devices/state/tls-files.js';
 import { loadConfig as ingestionConfig } from '@flatline/ingestion/config.js';
 import { loadCredentials } from '@flatline/platform/credentials.js';
+import { createMongoClient } from '@flatline/platform/mongo.js';
 import { loadConfig as queryConfig } from '@flatline/query/config.js';
 import { loadConfig as storageConfig } from '@flatline/storage/config.js';
 import { buildApp, SYSTEM_CHARTS } from '../src/app.ts';
-import { DEFAULT_SETTINGS, PORTS, principalOf } from '../src/settings.ts';
-import { devicePathProblems, faultRouteProblems, secretLeakProblems, secretValues, servicePortProblems, workloadProblems, type K8sObject } from './manifest-checks.ts';
+import { devJwtIssuer, devToken, DEV_JWT_ISSUER } from '../src/secrets.ts';
+import { DEV_SETTINGS, PORTS, principalOf, withSettings } from '../src/settings.ts';
+import { devicePathProblems, faultRouteProblems, gatewayAuthProblems, secretLeakProblems, secretValues, servicePortProblems, workloadProblems, type K8sObject } from './manifest-checks.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const GRPC_PORTS = new Set<number>([PORTS.storage.grpc, PORTS.query.grpc, PORTS.ingestion.grpc]);
 
 /** Every object of every chart, in-process. */
 async function synthObjects(): Promise<{ byChart: Map<string, K8sObject[]>; all: K8sObject[] }> {
-  const app = await buildApp(DEFAULT_SETTINGS);
+  const app = await buildApp(DEV_SETTINGS);
   const byChart = new Map(app.charts.map((c) => [c.node.id, c.toJson() as K8sObject[]]));
   return { byChart, all: [...byChart.values()].flat() };
 }
@@ -72,7 +75,7 @@ describe('cdk8s: the whole system', function () {
     expect([...byChart.keys()].filter((id) => id.startsWith('flatline-'))).to.deep.equal([...SYSTEM_CHARTS]);
     expect(byChart.has('mesh-baseline')).to.equal(true);
     expect([...byChart.keys()].filter((id) => id.startsWith('fault-')).length).to.be.greaterThan(0);
-    const ns = find(all, 'Namespace', DEFAULT_SETTINGS.namespace);
+    const ns = find(all, 'Namespace', DEV_SETTINGS.namespace);
     expect(ns.metadata.labels?.['istio-injection']).to.equal('enabled');
   });
 
@@ -174,7 +177,7 @@ describe('cdk8s: the whole system', function () {
   it('no Secret value appears in any other object', () => {
     const values = secretValues(all);
     // The credentials of every flat, the CA key, the MongoDB passwords, URI and key file.
-    expect(values.size).to.be.greaterThan(DEFAULT_SETTINGS.flats);
+    expect(values.size).to.be.greaterThan(DEV_SETTINGS.flats);
     expect(secretLeakProblems(all)).to.deep.equal([]);
   });
 
@@ -195,10 +198,23 @@ describe('cdk8s: the whole system', function () {
     expect(ingestion.storageAddr).to.equal(`storage.flatline.svc.cluster.local:${PORTS.storage.grpc}`);
     expect(ingestion.devicesUrl).to.equal('http://devices.flatline.svc.cluster.local:8443');
     expect(ingestion.devicesCa, 'plain HTTP to the sidecar: no CA file for the app').to.equal(undefined);
-    expect(ingestion.poll.intervalMs).to.equal(DEFAULT_SETTINGS.pollIntervalMs);
+    expect(ingestion.poll.intervalMs).to.equal(DEV_SETTINGS.pollIntervalMs);
     const devices = devicesConfig(envOf(containerOf(all, 'Deployment', 'devices'), all));
     expect(devices.tlsNames).to.include('devices.flatline.svc.cluster.local');
     expect(devices.controlListen.startsWith('127.0.0.1:')).to.equal(true);
+  });
+
+  it('the charts give the services what a cluster needs: a page-token key from a Secret, the ingestion replica count, an outbox bound below its volume', () => {
+    const query = containerOf(all, 'Deployment', 'query');
+    expect(query.env.find((e: Any) => e.name === 'FLATLINE_QUERY_PAGE_TOKEN_KEY')?.valueFrom?.secretKeyRef).to.deep.equal({ name: 'query-page-token', key: 'key' });
+    expect(queryConfig(envOf(query, all)).pageTokenKeyIsDev, 'query signs page tokens with the public dev key').to.equal(false);
+    const ingestion = ingestionConfig(envOf(containerOf(all, 'StatefulSet', 'ingestion'), all));
+    expect(ingestion.replicas).to.equal(DEV_SETTINGS.replicas);
+    const claim = (find(all, 'StatefulSet', 'ingestion') as Any).spec.volumeClaimTemplates[0];
+    const [, amount, unit] = /^(\d+)(Ki|Mi|Gi|Ti)$/.exec(claim.spec.resources.requests.storage)!;
+    const volumeBytes = Number(amount) * 1024 ** (['Ki', 'Mi', 'Gi', 'Ti'].indexOf(unit!) + 1);
+    // SQLite's WAL and the free pages of deleted rows live on the same volume: room is left for them.
+    expect(ingestion.outboxMaxBytes).to.be.at.most(volumeBytes * 0.75);
   });
 
   it('the credentials Secret is a credentials file with every flat; the simulator accepts the seeded CA and signs with it', async () => {
@@ -206,7 +222,7 @@ describe('cdk8s: the whole system', function () {
     try {
       const secret = (name: string, key: string) => Buffer.from((find(all, 'Secret', name) as Any).data[key], 'base64').toString('utf8');
       writeFileSync(join(dir, 'credentials.json'), secret('devices-credentials', 'credentials.json'));
-      expect(loadCredentials(join(dir, 'credentials.json')).size).to.equal(DEFAULT_SETTINGS.flats);
+      expect(loadCredentials(join(dir, 'credentials.json')).size).to.equal(DEV_SETTINGS.flats);
       // What the devices init container copies into the state folder.
       const caPem = (find(all, 'ConfigMap', 'devices-ca') as Any).data['ca.pem'] as string;
       writeFileSync(join(dir, 'ca.pem'), caPem);
@@ -225,16 +241,110 @@ describe('cdk8s: the whole system', function () {
   it('authorization: only ingestion calls storage (and, by NetworkPolicy, the simulator); only the gateway and operators call query', () => {
     const principals = (name: string, port: number) =>
       ((find(all, 'AuthorizationPolicy', name) as Any).spec.rules as Any[]).filter((r) => r.to[0].operation.ports.includes(String(port))).flatMap((r) => r.from[0].source.principals);
-    expect(principals('storage', PORTS.storage.grpc)).to.deep.equal([principalOf('ingestion', DEFAULT_SETTINGS)]);
+    expect(principals('storage', PORTS.storage.grpc)).to.deep.equal([principalOf('ingestion', DEV_SETTINGS)]);
     // The simulator's sidecar does not intercept the device API: no AuthorizationPolicy could see it, the NetworkPolicy guards it.
     expect(principals('devices', PORTS.devices.https)).to.deep.equal([]);
     const np = find(all, 'NetworkPolicy', 'devices') as Any;
     expect(np.spec.ingress.filter((r: Any) => r.ports.some((p: Any) => p.port === PORTS.devices.https))).to.deep.equal([
       { from: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'ingestion' } } }], ports: [{ protocol: 'TCP', port: PORTS.devices.https }] },
     ]);
-    expect(principals('query', PORTS.query.grpc)).to.deep.equal([DEFAULT_SETTINGS.gateway.principal, principalOf('operators', DEFAULT_SETTINGS)]);
+    expect(principals('query', PORTS.query.grpc)).to.deep.equal([DEV_SETTINGS.gateway.principal, principalOf('operators', DEV_SETTINGS)]);
     expect((find(all, 'PeerAuthentication', 'default') as Any).spec.mtls.mode).to.equal('STRICT');
     for (const name of ['storage', 'query', 'ingestion', 'devices', 'operators']) expect(find(all, 'ServiceAccount', name).kind).to.equal('ServiceAccount');
+  });
+
+  it('query admits callers through the gateway only with a JWT of the configured issuer; in-mesh operators need none', () => {
+    expect(gatewayAuthProblems(all, DEV_SETTINGS.gateway.principal)).to.deep.equal([]);
+    const ra = find(all, 'RequestAuthentication', 'query') as Any;
+    expect(ra.spec.selector.matchLabels).to.deep.equal({ 'app.kubernetes.io/name': 'query' });
+    const rules = ((find(all, 'AuthorizationPolicy', 'query') as Any).spec.rules as Any[]).filter((r) => r.to[0].operation.ports.includes(String(PORTS.query.grpc)));
+    const issuer = ra.spec.jwtRules[0].issuer as string;
+    expect(rules.map((r) => r.from[0].source)).to.deep.equal([
+      { principals: [DEV_SETTINGS.gateway.principal], requestPrincipals: [`${issuer}/*`] },
+      { principals: [principalOf('operators', DEV_SETTINGS)] },
+    ]);
+  });
+
+  it('the gateway auth check catches a missing RequestAuthentication, a gateway rule without a request principal, an open rule and a foreign issuer', () => {
+    const principal = DEV_SETTINGS.gateway.principal;
+    const noRa = (clone(all) as Any[]).filter((o) => o.kind !== 'RequestAuthentication');
+    expect(gatewayAuthProblems(noRa, principal)).to.deep.equal([
+      'VirtualService/query-gateway route query to query.flatline.svc.cluster.local:7102: no RequestAuthentication with JWT rules selects Deployment/query',
+      'AuthorizationPolicy/query rule 0: request principal flatline-dev-issuer/* is of no issuer a RequestAuthentication accepts',
+    ]);
+    const noJwt = clone(all) as Any[];
+    for (const r of find(noJwt, 'AuthorizationPolicy', 'query').spec.rules) for (const f of r.from) delete f.source.requestPrincipals;
+    expect(gatewayAuthProblems(noJwt, principal)).to.deep.equal([`AuthorizationPolicy/query rule 0: admits the ingress gateway (${principal}) on port 7102 without a request principal (a JWT)`]);
+    const open = clone(all) as Any[];
+    find(open, 'AuthorizationPolicy', 'query').spec.rules.push({ to: [{ operation: { ports: ['7102'] } }] });
+    expect(gatewayAuthProblems(open, principal)).to.have.length(1);
+    const foreign = clone(all) as Any[];
+    find(foreign, 'AuthorizationPolicy', 'query').spec.rules[0].from[0].source.requestPrincipals = ['https://elsewhere.example/*'];
+    expect(gatewayAuthProblems(foreign, principal)).to.deep.equal(['AuthorizationPolicy/query rule 0: request principal https://elsewhere.example/* is of no issuer a RequestAuthentication accepts']);
+  });
+
+  it('the dev profile\'s issuer: a public key inline (no private part), and the tokens synth prints verify against it', () => {
+    const rule = (find(all, 'RequestAuthentication', 'query') as Any).spec.jwtRules[0];
+    expect(rule.issuer).to.equal(DEV_JWT_ISSUER);
+    expect(rule.jwksUri).to.equal(undefined);
+    expect(rule.fromHeaders).to.deep.equal([{ name: 'authorization', prefix: 'Bearer ' }]);
+    const [jwk, ...more] = JSON.parse(rule.jwks).keys as Any[];
+    expect(more).to.deep.equal([]);
+    expect(Object.keys(jwk).sort()).to.deep.equal(['alg', 'crv', 'kid', 'kty', 'use', 'x', 'y']);
+    const token = devToken(DEV_SETTINGS, { subject: 'alice', nowMs: Date.UTC(2026, 0, 1), ttlSeconds: 60 });
+    const [header, payload, signature] = token.split('.') as [string, string, string];
+    expect(JSON.parse(Buffer.from(header, 'base64url').toString())).to.deep.equal({ alg: 'ES256', typ: 'JWT', kid: jwk.kid });
+    expect(JSON.parse(Buffer.from(payload, 'base64url').toString())).to.deep.equal({ iss: DEV_JWT_ISSUER, sub: 'alice', iat: 1767225600, exp: 1767225660 });
+    const key = createPublicKey({ key: jwk, format: 'jwk' });
+    expect(verify('sha256', Buffer.from(`${header}.${payload}`), { key, dsaEncoding: 'ieee-p1363' }, Buffer.from(signature, 'base64url'))).to.equal(true);
+    // Another seed, another key: the token of one dev cluster does not open another.
+    const other = devJwtIssuer(withSettings({ seed: 'another-dev-seed' }));
+    expect(JSON.parse(other.jwks!).keys[0].x).to.not.equal(jwk.x);
+  });
+
+  it('a production synth: the configured issuer and its JWKS URI and audiences, required as the request principal of gateway callers', async () => {
+    const jwt = { issuer: 'https://login.example.org/realms/flatline', jwksUri: 'https://login.example.org/realms/flatline/certs', audiences: ['flatline-query'] };
+    const s = withSettings({ profile: 'production', seed: 'x'.repeat(32), gateway: { ...DEV_SETTINGS.gateway, jwt } });
+    const app = await buildApp(s);
+    const objects = app.charts.flatMap((c) => c.toJson() as K8sObject[]);
+    expect(gatewayAuthProblems(objects, s.gateway.principal)).to.deep.equal([]);
+    const ra = find(objects, 'RequestAuthentication', 'query') as Any;
+    expect(ra.spec.jwtRules).to.deep.equal([{ ...jwt, fromHeaders: [{ name: 'authorization', prefix: 'Bearer ' }], forwardOriginalToken: false }]);
+    expect(ra.metadata.labels['flatline.dev/profile']).to.equal(undefined);
+    const rules = (find(objects, 'AuthorizationPolicy', 'query') as Any).spec.rules as Any[];
+    expect(rules[0].from[0].source.requestPrincipals).to.deep.equal(['https://login.example.org/realms/flatline/*']);
+    expect(() => devToken(s)).to.throw(/only in the dev profile/);
+  });
+
+  it('settings refuse a production profile with the dev seed, a short seed, no issuer, or a JWKS URI that is not https', () => {
+    const jwt = { issuer: 'https://issuer.example', jwksUri: 'https://issuer.example/jwks', audiences: [] };
+    const gateway = { ...DEV_SETTINGS.gateway, jwt };
+    expect(() => withSettings({ profile: 'production', gateway })).to.throw(/refuses the public development seed "flatline-dev"/);
+    expect(() => withSettings({ profile: 'production', gateway, seed: 'only-twenty-characters' })).to.throw(/at least 32 characters/);
+    expect(() => withSettings({ profile: 'production', seed: 'y'.repeat(40) })).to.throw(/needs the JWT issuer/);
+    expect(() => withSettings({ profile: 'production', seed: 'y'.repeat(40), gateway: { ...gateway, jwt: { ...jwt, jwksUri: 'http://issuer.example/jwks' } } })).to.throw(/JWKS URI must be https/);
+    // buildApp checks too: settings put together by hand do not bypass the check.
+    return buildApp({ ...DEV_SETTINGS, profile: 'production' }).then(
+      () => expect.fail('buildApp accepted a production profile with the dev seed'),
+      (err: Error) => expect(err.message).to.match(/public development seed/),
+    );
+  });
+
+  it('the services\' MongoDB URI asks for majority-acknowledged, journaled writes and majority reads, as the driver reads it', async () => {
+    for (const [kind, name] of [['Deployment', 'storage'], ['Deployment', 'query'], ['StatefulSet', 'ingestion']] as const) {
+      const uri = envOf(containerOf(all, kind, name), all)['FLATLINE_MONGODB_URI']!;
+      // A multi-host URI is no WHATWG URL: read its query string alone.
+      const query = new URLSearchParams(uri.slice(uri.indexOf('?') + 1));
+      expect({ w: query.get('w'), journal: query.get('journal'), readConcernLevel: query.get('readConcernLevel') }, name).to.deep.equal({ w: 'majority', journal: 'true', readConcernLevel: 'majority' });
+      // The client the services build (createMongoClient) must keep what the URI asks for.
+      const client = createMongoClient(uri, 1000);
+      try {
+        expect({ w: client.options.writeConcern?.w, journal: client.options.writeConcern?.journal }, name).to.deep.equal({ w: 'majority', journal: true });
+        expect(client.options.readConcern?.level, name).to.equal('majority');
+      } finally {
+        await client.close();
+      }
+    }
   });
 
   it('the gateway route is bound to the Gateway and does not clash with the in-mesh route of query', () => {
@@ -248,7 +358,7 @@ describe('cdk8s: the whole system', function () {
   });
 
   it('every Istio object passes its schema', () => {
-    const models: Record<string, new (x: Any) => { validate(): void }> = { VirtualService, DestinationRule, Gateway, AuthorizationPolicy, PeerAuthentication };
+    const models: Record<string, new (x: Any) => { validate(): void }> = { VirtualService, DestinationRule, Gateway, AuthorizationPolicy, PeerAuthentication, RequestAuthentication };
     const istio = all.filter((o) => o.apiVersion.includes('istio.io'));
     expect(istio.length).to.be.greaterThan(10);
     for (const o of istio) {
@@ -258,11 +368,12 @@ describe('cdk8s: the whole system', function () {
     }
   });
 
-  it('npm run synth -- --outdir writes the same bytes twice', () => {
+  it('npm run synth -- --outdir writes the same bytes twice (production profile, seed from FLATLINE_SECRET_SEED)', () => {
     const dirs = [mkdtempSync(join(tmpdir(), 'flatline-synth-')), mkdtempSync(join(tmpdir(), 'flatline-synth-'))];
+    const env = { ...process.env, FLATLINE_SECRET_SEED: 'c2FtZS1ieXRlcy10d2ljZS1zZWVkLWZvci10aGUtdGVzdA', FLATLINE_JWT_ISSUER: 'https://issuer.example', FLATLINE_JWKS_URI: 'https://issuer.example/jwks.json' };
     try {
       for (const dir of dirs) {
-        const run = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'cdk8s/src/main.ts'), '--outdir', dir], { cwd: ROOT, encoding: 'utf8' });
+        const run = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'cdk8s/src/main.ts'), '--outdir', dir], { cwd: ROOT, encoding: 'utf8', env });
         expect(run.status, run.stderr).to.equal(0);
         expect(run.stdout).to.match(/wrote .*flatline-3-services\.k8s\.yaml \(\d+ bytes\)/);
       }
