@@ -126,6 +126,7 @@ describe('bench suites: storage and query (not run here)', () => {
       expect(docs[0]).to.deep.equal({
         flat_id: '1',
         device_id: 'heat-1',
+        epoch: 0,
         seq: 1,
         taken_at: batch![0]!.readings[0]!.takenAt,
         quantity: 'temperature',
@@ -290,7 +291,7 @@ describe('bench suites: storage and query (not run here)', () => {
     const dir = tempDir('bench-floor');
     const answer: GetLatestResponse = {
       flatId: '1',
-      readings: [{ flatId: '1', deviceId: 'heat-1', seq: '7', takenAt: new Date('2026-11-29T12:00:00Z'), quantity: 'temperature', unit: 'Cel', value: 21.5 }],
+      readings: [{ flatId: '1', deviceId: 'heat-1', seq: '7', takenAt: new Date('2026-11-29T12:00:00Z'), quantity: 'temperature', unit: 'Cel', value: 21.5, epoch: 0 }],
       lastFetchAt: new Date('2026-11-29T12:00:01Z'),
     };
     const floor = await startFloor(answer, join(dir.path, 'floor.log'));

@@ -76,6 +76,7 @@ export function workloadBatches(w: Workload): FetchResult[][] {
           flatId,
           deviceId: d.id,
           seq: String(round),
+          epoch: 0,
           takenAt: new Date(fetchedAt.getTime() - 1000),
           quantity: d.quantity,
           unit: d.unit,
@@ -98,6 +99,7 @@ export function readingDocs(batch: readonly FetchResult[], storedAt: Date): Read
     f.readings.map((r) => ({
       flat_id: r.flatId,
       device_id: r.deviceId,
+      epoch: r.epoch,
       seq: Number(r.seq),
       taken_at: r.takenAt!,
       quantity: r.quantity,
@@ -131,7 +133,7 @@ export function stateUpdates(batch: readonly FetchResult[]): StateUpsert[] {
   for (const f of batch) {
     put(f.flatId, `at.${f.flatId}`, f.fetchedAt!);
     for (const r of f.readings) {
-      const latest = encodeLatest({ seq: Number(r.seq), takenAtMs: r.takenAt!.getTime(), value: r.value, quantity: r.quantity, unit: r.unit });
+      const latest = encodeLatest({ epoch: 0, seq: Number(r.seq), takenAtMs: r.takenAt!.getTime(), value: r.value, quantity: r.quantity, unit: r.unit });
       put(f.flatId, `latest.${f.flatId}.${deviceKey(r.deviceId)}`, latest);
     }
   }
@@ -449,7 +451,7 @@ export function storageResult(runs: readonly StorageRun[], settings: StorageSett
     },
   ];
   const notes = [
-    `Same documents every way: ${w.flats} flats × ${w.devicesPerFlat} devices × ${w.rounds} consecutive seqs = ${whole(workloadReadings(w))} readings in Appends of ${w.fetchesPerAppend} fetch results (${w.fetchesPerAppend * w.devicesPerFlat} readings), ${settings.callers} concurrent callers on every side; every run into an empty database of its own with storage's indexes (unique flat_device_seq and flat_taken_at), after the same 50-flat warm-up batch.`,
+    `Same documents every way: ${w.flats} flats × ${w.devicesPerFlat} devices × ${w.rounds} consecutive seqs = ${whole(workloadReadings(w))} readings in Appends of ${w.fetchesPerAppend} fetch results (${w.fetchesPerAppend * w.devicesPerFlat} readings), ${settings.callers} concurrent callers on every side; every run into an empty database of its own with storage's indexes (unique flat_device_epoch_seq and flat_taken_at_device_seq), after the same 50-flat warm-up batch.`,
     'storage does more than insertMany: it validates the request, and after the readings it writes the flat state (last fetch per flat, latest reading per device: $max upserts of the bucket documents, group-committed across concurrent Appends). "raw+state" adds those updates to raw insertMany the plain way (one upsert per touched bucket per batch, no group commit): storage / raw+state shows what flatline\'s own code (gRPC, validation, state writer) costs or saves; raw+state / raw what the state costs.',
     'Both sides run with the driver defaults (write concern of the server, no journal flag), retryWrites off as in the services; the storage service runs with FLATLINE_DB_TIMEOUT_MS=30000 so that a queued big batch is measured, not timed out.',
     'Every reading is new, as ingestion\'s outbox forwards only readings past its per-device cursor; duplicates (a retried Append, overlapping replicas) take another path in storage, not measured here. One new reading per device per fetch (a device period equal to the poll interval): with the simulator\'s defaults (1 s period, 5 s interval) a fetch carries about 5 per device and Appends are that much bigger.',

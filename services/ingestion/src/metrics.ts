@@ -24,6 +24,11 @@ export function createIngestionMetrics(base: ServiceMetrics) {
     }),
     outboxFetches: new Gauge({ name: 'flatline_ingestion_outbox_fetches', help: 'Fetch results waiting in the outbox', registers }),
     outboxReadings: new Gauge({ name: 'flatline_ingestion_outbox_readings', help: 'Readings waiting in the outbox', registers }),
+    resets: new Counter({
+      name: 'flatline_ingestion_device_resets_total',
+      help: 'Devices whose seq went backwards (reset or replaced meter): their readings continue in a new epoch',
+      registers,
+    }),
     outboxBytes: new Gauge({ name: 'flatline_ingestion_outbox_bytes', help: 'Bytes the outbox uses', registers }),
     outboxLimitBytes: new Gauge({ name: 'flatline_ingestion_outbox_limit_bytes', help: 'The outbox size bound (FLATLINE_OUTBOX_MAX_BYTES)', registers }),
     outboxFull: new Counter({

@@ -202,9 +202,15 @@ export class Poller {
       const recorded = this.outbox.record(batch);
       let fresh = 0;
       let missed = 0;
+      let resets = 0;
       for (const r of recorded) {
         fresh += r.fresh;
         missed += r.missed;
+        resets += r.resets;
+      }
+      if (resets > 0) {
+        this.metrics.resets.inc(resets);
+        this.logger.warn({ devices: resets }, 'device seq went backwards (meter reset or replaced): its readings continue in a new epoch');
       }
       this.metrics.readings.inc(fresh);
       if (missed > 0) this.metrics.missed.inc(missed);

@@ -20,10 +20,15 @@ export const COLLECTIONS = {
 /** Buckets of flat state documents. */
 export const STATE_BUCKETS = 64;
 
-/** One stored reading; unique on (flat_id, device_id, seq). */
+/**
+ * One stored reading; unique on (flat_id, device_id, epoch, seq). Readings
+ * stored before epochs existed get epoch 0 when storage starts (an absent
+ * field would never collide in FerretDB's unique index).
+ */
 export interface ReadingDoc {
   flat_id: string;
   device_id: string;
+  epoch: number;
   seq: number;
   taken_at: Date;
   quantity: string;
@@ -59,6 +64,8 @@ export function deviceIdOf(key: string): string {
 
 /** The latest-reading fields of one device. */
 export interface LatestValue {
+  /** How often the device's seq went backwards (0: never). */
+  readonly epoch: number;
   readonly seq: number;
   readonly takenAtMs: number;
   readonly value: number;
@@ -67,19 +74,24 @@ export interface LatestValue {
 }
 
 /**
- * A reading as a string whose order is the order of seq (16 zero-padded
- * digits first), so that `$max` keeps the reading with the highest seq.
+ * A reading as a string whose order is the order of (epoch, seq), so that
+ * `$max` keeps the newest reading: epoch 0 is 16 zero-padded digits of seq
+ * first (the format from before epochs); a later epoch is "e", 6 digits of
+ * epoch, then the 16 digits of seq, and "e" sorts after every digit.
  */
 export function encodeLatest(v: LatestValue): string {
-  return `${String(v.seq).padStart(16, '0')}${JSON.stringify([v.takenAtMs, v.value, v.quantity, v.unit])}`;
+  const prefix = v.epoch === 0 ? '' : `e${String(v.epoch).padStart(6, '0')}`;
+  return `${prefix}${String(v.seq).padStart(16, '0')}${JSON.stringify([v.takenAtMs, v.value, v.quantity, v.unit])}`;
 }
 
 /** Decodes encodeLatest; undefined for anything else. */
 export function decodeLatest(text: string): LatestValue | undefined {
-  const seq = Number(text.slice(0, 16));
+  const epoch = text.startsWith('e') ? Number(text.slice(1, 7)) : 0;
+  const rest = text.startsWith('e') ? text.slice(7) : text;
+  const seq = Number(rest.slice(0, 16));
   try {
-    const [takenAtMs, value, quantity, unit] = JSON.parse(text.slice(16)) as [number, number, string, string];
-    return Number.isSafeInteger(seq) ? { seq, takenAtMs, value, quantity, unit } : undefined;
+    const [takenAtMs, value, quantity, unit] = JSON.parse(rest.slice(16)) as [number, number, string, string];
+    return Number.isSafeInteger(seq) && Number.isSafeInteger(epoch) ? { epoch, seq, takenAtMs, value, quantity, unit } : undefined;
   } catch {
     return undefined;
   }

@@ -17,7 +17,7 @@ const T0 = new Date('2026-11-29T08:00:00Z');
 const at = (s: number): Date => new Date(T0.getTime() + s * 1000);
 
 function reading(flatId: string, deviceId: string, seq: number, takenAtS: number): Reading {
-  return { flatId, deviceId, seq: String(seq), takenAt: at(takenAtS), quantity: 'electricity', unit: 'kWh', value: seq / 10 };
+  return { flatId, deviceId, seq: String(seq), takenAt: at(takenAtS), quantity: 'electricity', unit: 'kWh', value: seq / 10, epoch: 0 };
 }
 
 /**

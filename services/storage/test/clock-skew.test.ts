@@ -18,7 +18,7 @@ import { eventually, startTestService, tempDir, TestDatabase } from '../../../te
 const HOUR_MS = 3600000;
 
 function reading(flatId: string, seq: number, takenAt: Date) {
-  return { flatId, deviceId: 'heat', seq: String(seq), takenAt, quantity: 'temperature', unit: 'Cel', value: 20 + seq };
+  return { flatId, deviceId: 'heat', seq: String(seq), takenAt, quantity: 'temperature', unit: 'Cel', value: 20 + seq, epoch: 0 };
 }
 
 describe('storage: a fetch time ahead of its clock (a replica with a fast clock; real FerretDB, real processes)', function () {

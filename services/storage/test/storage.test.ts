@@ -11,7 +11,7 @@ const T0 = new Date('2026-11-29T08:00:00Z');
 const at = (s: number): Date => new Date(T0.getTime() + s * 1000);
 
 function reading(flatId: string, deviceId: string, seq: number, value = seq) {
-  return { flatId, deviceId, seq: String(seq), takenAt: at(seq), quantity: 'temperature', unit: 'Cel', value };
+  return { flatId, deviceId, seq: String(seq), takenAt: at(seq), quantity: 'temperature', unit: 'Cel', value, epoch: 0 };
 }
 
 describe('storage service (real FerretDB, real process)', function () {
@@ -54,6 +54,27 @@ describe('storage service (real FerretDB, real process)', function () {
     // Count in the database itself, not through the service.
     const stored = await mongo.db().collection('readings').find({ flat_id: 'dup-1' }).sort({ device_id: 1, seq: 1 }).toArray();
     expect(stored.map((d) => `${d['device_id']}#${d['seq']}`)).to.deep.equal(['heat#1', 'heat#2', 'heat#3', 'power#1']);
+  });
+
+  it('stores a reset meter\'s new epoch beside its old readings, and shows the new epoch as latest', async () => {
+    const r = (seq: number, epoch: number) => ({ ...reading('epoch-1', 'heat', seq), epoch });
+    expect(await append({ fetches: [{ flatId: 'epoch-1', fetchedAt: at(10), readings: [r(1, 0), r(2, 0), r(3, 0)] }] })).to.deep.equal({ inserted: 3, duplicates: 0, fetches: 1 });
+    // The meter was replaced: its seq starts again, in epoch 1.
+    expect(await append({ fetches: [{ flatId: 'epoch-1', fetchedAt: at(11), readings: [r(1, 1), r(2, 1)] }] })).to.deep.equal({ inserted: 2, duplicates: 0, fetches: 1 });
+    expect(await append({ fetches: [{ flatId: 'epoch-1', fetchedAt: at(12), readings: [r(2, 1)] }] })).to.deep.equal({ inserted: 0, duplicates: 1, fetches: 1 });
+    const stored = await mongo.db().collection('readings').find({ flat_id: 'epoch-1' }).sort({ epoch: 1, seq: 1 }).toArray();
+    expect(stored.map((d) => `${(d['epoch'] as number | undefined) ?? 0}#${d['seq']}`)).to.deep.equal(['0#1', '0#2', '0#3', '1#1', '1#2']);
+    const latest = await unaryCall(queryClient, queryClient.getLatest, { flatId: 'epoch-1' }, 5000);
+    expect(latest.readings.map((x) => [x.epoch, x.seq])).to.deep.equal([[1, '2']]);
+  });
+
+  it('answers INVALID_ARGUMENT to an epoch beyond 999999', async () => {
+    const err = (await append({ fetches: [{ flatId: 'epoch-2', fetchedAt: at(1), readings: [{ ...reading('epoch-2', 'd', 1), epoch: 1_000_000 }] }] }).then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as ServiceError | undefined;
+    expect(err?.code).to.equal(status.INVALID_ARGUMENT);
+    expect(err?.details).to.match(/readings\[0\]\.epoch must be from 0 to 999999/);
   });
 
   // query reads the database per call here (FLATLINE_QUERY_SNAPSHOT_MS=0): these check what storage wrote.

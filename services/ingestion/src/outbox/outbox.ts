@@ -11,12 +11,17 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { DeviceReading } from '../domain/device-answer.ts';
 
+/** A reading as the outbox keeps it: with its device's epoch (how often its seq went backwards). */
+export interface OutboxReading extends DeviceReading {
+  readonly epoch: number;
+}
+
 /** One fetch as it waits in the outbox. */
 export interface OutboxFetch {
   readonly id: number;
   readonly flatId: string;
   readonly fetchedAtMs: number;
-  readonly readings: readonly DeviceReading[];
+  readonly readings: readonly OutboxReading[];
 }
 
 /** What recording one fetch found. */
@@ -25,6 +30,8 @@ export interface Recorded {
   readonly fresh: number;
   /** Readings the device no longer had when we asked: a gap between the cursor and the oldest fresh one. */
   readonly missed: number;
+  /** Devices whose seq went backwards (reset or replaced): each starts a new epoch. */
+  readonly resets: number;
 }
 
 /** A fetch as the poller hands it over. */
@@ -34,7 +41,19 @@ export interface NewFetch {
   readonly readings: readonly DeviceReading[];
 }
 
-type ReadingRow = [deviceId: string, seq: number, takenAtMs: number, quantity: string, unit: string, value: number];
+/** A kept reading; epoch is absent for 0 (rows of older versions have none). */
+type ReadingRow = [deviceId: string, seq: number, takenAtMs: number, quantity: string, unit: string, value: number, epoch?: number];
+
+function readingOf([deviceId, seq, takenAtMs, quantity, unit, value, epoch]: ReadingRow): OutboxReading {
+  return { deviceId, seq, takenAtMs, quantity, unit, value, epoch: epoch ?? 0 };
+}
+
+interface Cursor {
+  readonly lastSeq: number;
+  readonly epoch: number;
+  /** When the reading at lastSeq was taken (unknown for cursors of older versions). */
+  readonly lastTakenAtMs: number | null;
+}
 
 /**
  * Most readings in one outbox row. A fetch with more (a device back after a
@@ -72,8 +91,8 @@ export interface OutboxOptions {
 export class Outbox {
   private readonly db: Database.Database;
   private readonly insertFetch: Database.Statement<[string, number, string, number]>;
-  private readonly readCursor: Database.Statement<[string], { device_id: string; last_seq: number }>;
-  private readonly writeCursor: Database.Statement<[string, string, number]>;
+  private readonly readCursor: Database.Statement<[string], { device_id: string; last_seq: number; epoch: number; last_taken_at_ms: number | null }>;
+  private readonly writeCursor: Database.Statement<[string, string, number, number, number]>;
   private readonly selectBatch: Database.Statement<[number], { id: number; flat_id: string; fetched_at_ms: number; readings: string; reading_count: number; bytes: number }>;
   private readonly deleteRange: Database.Statement<[number, number]>;
   private readonly countRows: Database.Statement<[], { rows: number; readings: number | null }>;
@@ -110,11 +129,19 @@ export class Outbox {
         PRIMARY KEY (flat_id, device_id)
       ) WITHOUT ROWID;
     `);
+    const cursorColumns = new Set((this.db.prepare('PRAGMA table_info(cursors)').all() as Array<{ name: string }>).map((c) => c.name));
+    if (!cursorColumns.has('epoch')) this.db.exec('ALTER TABLE cursors ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0');
+    if (!cursorColumns.has('last_taken_at_ms')) this.db.exec('ALTER TABLE cursors ADD COLUMN last_taken_at_ms INTEGER');
     this.insertFetch = this.db.prepare('INSERT INTO outbox (flat_id, fetched_at_ms, readings, reading_count) VALUES (?, ?, ?, ?)');
-    this.readCursor = this.db.prepare('SELECT device_id, last_seq FROM cursors WHERE flat_id = ?');
-    this.writeCursor = this.db.prepare(
-      'INSERT INTO cursors (flat_id, device_id, last_seq) VALUES (?, ?, ?) ON CONFLICT (flat_id, device_id) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)',
-    );
+    this.readCursor = this.db.prepare('SELECT device_id, last_seq, epoch, last_taken_at_ms FROM cursors WHERE flat_id = ?');
+    // A newer epoch replaces the cursor; within an epoch it only moves forward.
+    this.writeCursor = this.db.prepare(`
+      INSERT INTO cursors (flat_id, device_id, last_seq, epoch, last_taken_at_ms) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (flat_id, device_id) DO UPDATE SET
+        last_taken_at_ms = CASE WHEN excluded.epoch > epoch OR excluded.last_seq > last_seq THEN excluded.last_taken_at_ms ELSE last_taken_at_ms END,
+        last_seq = CASE WHEN excluded.epoch > epoch THEN excluded.last_seq ELSE max(last_seq, excluded.last_seq) END,
+        epoch = max(epoch, excluded.epoch)
+    `);
     this.selectBatch = this.db.prepare('SELECT id, flat_id, fetched_at_ms, readings, reading_count, length(readings) AS bytes FROM outbox ORDER BY id DESC LIMIT ?');
     this.deleteRange = this.db.prepare('DELETE FROM outbox WHERE id BETWEEN ? AND ?');
     this.countRows = this.db.prepare('SELECT count(*) AS rows, sum(reading_count) AS readings FROM outbox');
@@ -147,26 +174,55 @@ export class Outbox {
     }
   }
 
+  /**
+   * A device reset (or replaced) when its newest reading is older in seq than
+   * the cursor, or when a reading at or below the cursor was taken after the
+   * cursor's own reading (the new life already passed a few readings).
+   * Either way its seq starts again: a new epoch, cursor from 0.
+   */
+  private static resetDevices(readings: readonly DeviceReading[], cursors: ReadonlyMap<string, Cursor>): Set<string> {
+    const newest = new Map<string, number>();
+    const reset = new Set<string>();
+    for (const r of readings) {
+      newest.set(r.deviceId, Math.max(newest.get(r.deviceId) ?? 0, r.seq));
+      const c = cursors.get(r.deviceId);
+      if (c !== undefined && c.lastTakenAtMs !== null && r.seq <= c.lastSeq && r.takenAtMs > c.lastTakenAtMs) reset.add(r.deviceId);
+    }
+    for (const [deviceId, seq] of newest) {
+      const c = cursors.get(deviceId);
+      if (c !== undefined && seq < c.lastSeq) reset.add(deviceId);
+    }
+    return reset;
+  }
+
   private recordOne(flatId: string, fetchedAtMs: number, readings: readonly DeviceReading[]): Recorded {
-    const cursor = new Map(this.readCursor.all(flatId).map((r) => [r.device_id, r.last_seq]));
+    const cursors = new Map<string, Cursor>(
+      this.readCursor.all(flatId).map((r) => [r.device_id, { lastSeq: r.last_seq, epoch: r.epoch, lastTakenAtMs: r.last_taken_at_ms }]),
+    );
+    const reset = Outbox.resetDevices(readings, cursors);
+    for (const deviceId of reset) cursors.set(deviceId, { lastSeq: 0, epoch: cursors.get(deviceId)!.epoch + 1, lastTakenAtMs: null });
     const fresh: ReadingRow[] = [];
     const firstFresh = new Map<string, number>();
-    const newest = new Map<string, number>();
+    const newest = new Map<string, DeviceReading>();
     for (const r of readings) {
-      const last = cursor.get(r.deviceId) ?? 0;
-      if (r.seq <= last) continue;
-      fresh.push([r.deviceId, r.seq, r.takenAtMs, r.quantity, r.unit, r.value]);
+      const c = cursors.get(r.deviceId);
+      if (r.seq <= (c?.lastSeq ?? 0)) continue;
+      const epoch = c?.epoch ?? 0;
+      fresh.push(epoch === 0 ? [r.deviceId, r.seq, r.takenAtMs, r.quantity, r.unit, r.value] : [r.deviceId, r.seq, r.takenAtMs, r.quantity, r.unit, r.value, epoch]);
       firstFresh.set(r.deviceId, Math.min(firstFresh.get(r.deviceId) ?? Infinity, r.seq));
-      newest.set(r.deviceId, Math.max(newest.get(r.deviceId) ?? 0, r.seq));
+      const known = newest.get(r.deviceId);
+      if (known === undefined || known.seq < r.seq) newest.set(r.deviceId, r);
     }
     let missed = 0;
     for (const [deviceId, first] of firstFresh) {
-      const last = cursor.get(deviceId);
+      const c = cursors.get(deviceId);
+      // After a reset the new life starts at 1: what it took before this poll and no longer has is missed too.
+      const last = c === undefined ? undefined : c.lastSeq;
       if (last !== undefined && first > last + 1) missed += first - last - 1;
     }
     this.insertRows(flatId, fetchedAtMs, fresh);
-    for (const [deviceId, seq] of newest) this.writeCursor.run(flatId, deviceId, seq);
-    return { fresh: fresh.length, missed };
+    for (const [deviceId, r] of newest) this.writeCursor.run(flatId, deviceId, r.seq, cursors.get(deviceId)?.epoch ?? 0, r.takenAtMs);
+    return { fresh: fresh.length, missed, resets: reset.size };
   }
 
   /**
@@ -218,7 +274,7 @@ export class Outbox {
         id: row.id,
         flatId: row.flat_id,
         fetchedAtMs: row.fetched_at_ms,
-        readings: rows.map(([deviceId, seq, takenAtMs, quantity, unit, value]) => ({ deviceId, seq, takenAtMs, quantity, unit, value })),
+        readings: rows.map(readingOf),
       });
     }
     return out;
@@ -250,7 +306,7 @@ export class Outbox {
       flatId: row.flat_id,
       fetchedAtMs: row.fetched_at_ms,
       reason: row.reason,
-      readings: (JSON.parse(row.readings) as ReadingRow[]).map(([deviceId, seq, takenAtMs, quantity, unit, value]) => ({ deviceId, seq, takenAtMs, quantity, unit, value })),
+      readings: (JSON.parse(row.readings) as ReadingRow[]).map(readingOf),
     }));
   }
 

@@ -54,6 +54,7 @@ export function toAppendRequest(batch: readonly OutboxFetch[]): AppendRequest {
         quantity: r.quantity,
         unit: r.unit,
         value: r.value,
+        epoch: r.epoch,
       })),
     })),
   };

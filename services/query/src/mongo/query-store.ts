@@ -9,7 +9,7 @@ import type { RangeQuery } from '../domain/query-args.ts';
 import type { StateSnapshot } from './state-snapshot.ts';
 
 function toReading(d: ReadingDoc): Reading {
-  return { flatId: d.flat_id, deviceId: d.device_id, seq: String(d.seq), takenAt: d.taken_at, quantity: d.quantity, unit: d.unit, value: d.value };
+  return { flatId: d.flat_id, deviceId: d.device_id, seq: String(d.seq), takenAt: d.taken_at, quantity: d.quantity, unit: d.unit, value: d.value, epoch: d.epoch ?? 0 };
 }
 
 /**
@@ -77,7 +77,7 @@ export class QueryStore {
         const v = decodeLatest(text);
         return v === undefined
           ? []
-          : [{ flatId, deviceId: deviceIdOf(key), seq: String(v.seq), takenAt: new Date(v.takenAtMs), quantity: v.quantity, unit: v.unit, value: v.value }];
+          : [{ flatId, deviceId: deviceIdOf(key), seq: String(v.seq), takenAt: new Date(v.takenAtMs), quantity: v.quantity, unit: v.unit, value: v.value, epoch: v.epoch }];
       })
       .sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
     return { readings, lastFetchAt: doc?.at?.[flatId] };

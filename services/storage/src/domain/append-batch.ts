@@ -12,6 +12,8 @@ export interface ValidReading {
   readonly flatId: string;
   readonly deviceId: string;
   readonly seq: number;
+  /** The device's epoch (how often its seq went backwards). */
+  readonly epoch: number;
   readonly takenAt: Date;
   readonly quantity: string;
   readonly unit: string;
@@ -51,6 +53,14 @@ function checkTime(t: Date | undefined, field: string): Date {
   if (t === undefined) throw new InvalidArgumentError(`${field} is required`);
   if (Number.isNaN(t.getTime())) throw new InvalidArgumentError(`${field} is not a valid time`);
   return t;
+}
+
+/** Largest epoch (encodeLatest keeps 6 digits of it). */
+export const MAX_EPOCH = 999_999;
+
+function checkEpoch(epoch: number, field: string): number {
+  if (!Number.isInteger(epoch) || epoch < 0 || epoch > MAX_EPOCH) throw new InvalidArgumentError(`${field} must be from 0 to ${MAX_EPOCH}, got ${epoch}`);
+  return epoch;
 }
 
 function checkSeq(seq: string, field: string): number {
@@ -113,6 +123,7 @@ export function toAppendBatch(request: AppendRequest, clock?: FetchClock): Valid
         flatId,
         deviceId: checkDeviceId(r.deviceId, `${rat}.device_id`),
         seq: checkSeq(r.seq, `${rat}.seq`),
+        epoch: checkEpoch(r.epoch, `${rat}.epoch`),
         takenAt: checkTime(r.takenAt, `${rat}.taken_at`),
         quantity: checkLabel(r.quantity, `${rat}.quantity`, 64),
         unit: checkLabel(r.unit, `${rat}.unit`, 32),

@@ -1,5 +1,5 @@
 /** Writes validated batches to MongoDB; returns only what the database acknowledged. */
-import { MongoBulkWriteError, type Db } from 'mongodb';
+import { MongoBulkWriteError, MongoServerError, type Db } from 'mongodb';
 import { guard, isUnreachable } from '@flatline/platform/mongo.js';
 import { UnavailableError } from '@flatline/platform/status.js';
 import { COLLECTIONS, type ReadingDoc } from '@flatline/platform/store-schema.js';
@@ -7,6 +7,8 @@ import type { AppendBatch, ValidReading } from '../domain/append-batch.ts';
 import { StateWriter, type StateUpdate } from './state-writer.ts';
 
 const DUPLICATE_KEY = 11000;
+const INDEX_NOT_FOUND = 27;
+const NAMESPACE_NOT_FOUND = 26;
 
 /** What one append stored. */
 export interface AppendOutcome {
@@ -35,18 +37,18 @@ function storedDespite(err: unknown, attempted: number): AppendOutcome {
   throw new UnavailableError(`insert readings failed, nothing is acknowledged (retry): ${reason}`);
 }
 
-/** Per device, the reading with the highest seq in the batch. */
+/** Per device, the newest reading of the batch: the highest (epoch, seq). */
 function latestPerDevice(readings: readonly ValidReading[]): StateUpdate['latest'] {
   const best = new Map<string, ValidReading>();
   for (const r of readings) {
     const key = `${r.flatId}\u0000${r.deviceId}`;
     const known = best.get(key);
-    if (known === undefined || known.seq < r.seq) best.set(key, r);
+    if (known === undefined || known.epoch < r.epoch || (known.epoch === r.epoch && known.seq < r.seq)) best.set(key, r);
   }
   return [...best.values()].map((r) => ({
     flatId: r.flatId,
     deviceId: r.deviceId,
-    value: { seq: r.seq, takenAtMs: r.takenAt.getTime(), value: r.value, quantity: r.quantity, unit: r.unit },
+    value: { epoch: r.epoch, seq: r.seq, takenAtMs: r.takenAt.getTime(), value: r.value, quantity: r.quantity, unit: r.unit },
   }));
 }
 
@@ -65,7 +67,16 @@ export class ReadingStore {
   async ensureIndexes(timeoutMS: number): Promise<void> {
     await guard('create indexes', async () => {
       const readings = this.db.collection<ReadingDoc>(COLLECTIONS.readings);
-      await readings.createIndex({ flat_id: 1, device_id: 1, seq: 1 }, { unique: true, name: 'flat_device_seq', timeoutMS });
+      // A reading is (flat, device, epoch, seq): a device whose seq starts
+      // again after a reset stores its new readings beside the old ones.
+      // Readings of releases before epochs get epoch 0 first: an absent field
+      // is NULL to FerretDB's SQLite unique index, and NULLs never collide.
+      await readings.updateMany({ epoch: { $exists: false } }, { $set: { epoch: 0 } }, { timeoutMS: Math.max(timeoutMS, 60000) });
+      await readings.createIndex({ flat_id: 1, device_id: 1, epoch: 1, seq: 1 }, { unique: true, name: 'flat_device_epoch_seq', timeoutMS });
+      // The index of the releases before epochs would refuse a new epoch's seq 1.
+      await readings.dropIndex('flat_device_seq', { timeoutMS }).catch((err: unknown) => {
+        if (!(err instanceof MongoServerError && (err.code === INDEX_NOT_FOUND || err.code === NAMESPACE_NOT_FOUND))) throw err;
+      });
       // ListMeasurements filters on flat_id and a taken_at range and sorts by
       // (taken_at, device_id, seq): this index serves both without a sort.
       await readings.createIndex({ flat_id: 1, taken_at: 1, device_id: 1, seq: 1 }, { name: 'flat_taken_at_device_seq', timeoutMS });
@@ -73,7 +84,7 @@ export class ReadingStore {
   }
 
   /**
-   * Stores a batch: readings first (duplicates on (flat, device, seq) are
+   * Stores a batch: readings first (duplicates on (flat, device, epoch, seq) are
    * counted, not errors), then the flat state (last fetch per flat, latest
    * reading per device) through the group-commit writer. A failure part-way
    * leaves nothing the retry cannot redo.
@@ -85,6 +96,7 @@ export class ReadingStore {
       const docs: ReadingDoc[] = batch.readings.map((r) => ({
         flat_id: r.flatId,
         device_id: r.deviceId,
+        epoch: r.epoch,
         seq: r.seq,
         taken_at: r.takenAt,
         quantity: r.quantity,

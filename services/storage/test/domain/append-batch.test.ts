@@ -7,7 +7,7 @@ const ahead = (ms: number): Date => new Date(NOW.getTime() + ms);
 const clock = { now: NOW, maxSkewMs: 5000 };
 
 function reading(flatId: string, seq: number) {
-  return { flatId, deviceId: 'heat', seq: String(seq), takenAt: ahead(-60000 + seq), quantity: 'temperature', unit: 'Cel', value: seq };
+  return { flatId, deviceId: 'heat', seq: String(seq), takenAt: ahead(-60000 + seq), quantity: 'temperature', unit: 'Cel', value: seq, epoch: 0 };
 }
 
 describe('toAppendBatch: fetch times ahead of storage clock', () => {

@@ -22,6 +22,7 @@ function batchOf(flatId: string, seqs: readonly number[], fetchedAtS = 100): App
     quantity: 'temperature',
     unit: 'Cel',
     value: seq,
+    epoch: 0,
   }));
   return { readings, fetches: new Map([[flatId, new Date(T0 + fetchedAtS * 1000)]]), fetchCount: 1 };
 }
@@ -100,6 +101,20 @@ describe('ReadingStore (real FerretDB, in-process)', function () {
   it('counts duplicates only when every failed write is a duplicate key (a real MongoBulkWriteError)', async () => {
     expect(await store.append(batchOf('dup-1', [1, 2]), 5000)).to.deep.equal({ inserted: 2, duplicates: 0 });
     expect(await store.append(batchOf('dup-1', [1, 2, 3]), 5000)).to.deep.equal({ inserted: 1, duplicates: 2 });
+  });
+
+  it('drops the unique index of releases before epochs, which would refuse a new epoch\'s seq 1', async () => {
+    const readings = client.db().collection(COLLECTIONS.readings);
+    await readings.dropIndex('flat_device_epoch_seq');
+    await readings.createIndex({ flat_id: 1, device_id: 1, seq: 1 }, { unique: true, name: 'flat_device_seq' });
+    await store.ensureIndexes(5000);
+    const names = (await readings.indexes()).map((i) => i.name);
+    expect(names).to.include('flat_device_epoch_seq');
+    expect(names).to.not.include('flat_device_seq');
+    const first = batchOf('legacy-1', [1]);
+    await store.append(first, 5000);
+    const reset: AppendBatch = { ...first, readings: first.readings.map((r) => ({ ...r, epoch: 1 })) };
+    expect(await store.append(reset, 5000)).to.deep.equal({ inserted: 1, duplicates: 0 });
   });
 
   it('the driver really wraps a network failure in a MongoBulkWriteError with no write errors (why the check must be strict)', async () => {

@@ -16,7 +16,7 @@ const HOUR = 3600_000;
 function update(flatId: string, deviceId: string, seq: number, takenAtMs = NOW): StateUpdate {
   return {
     fetches: new Map([[flatId, new Date(takenAtMs)]]),
-    latest: [{ flatId, deviceId, value: { seq, takenAtMs, value: seq, quantity: 'temperature', unit: 'Cel' } }],
+    latest: [{ flatId, deviceId, value: { epoch: 0, seq, takenAtMs, value: seq, quantity: 'temperature', unit: 'Cel' } }],
   };
 }
 

@@ -33,10 +33,17 @@ export interface Reading {
   unit: string;
   /** The measured value, in unit. */
   value: number;
+  /**
+   * Counts the times the device's seq went backwards (the meter was reset or
+   * replaced): each reset starts a new epoch whose seq starts again, so a
+   * reading is identified by (flat_id, device_id, epoch, seq) and gaps are
+   * counted within an epoch. 0 for a device never reset.
+   */
+  epoch: number;
 }
 
 function createBaseReading(): Reading {
-  return { flatId: "", deviceId: "", seq: "0", takenAt: undefined, quantity: "", unit: "", value: 0 };
+  return { flatId: "", deviceId: "", seq: "0", takenAt: undefined, quantity: "", unit: "", value: 0, epoch: 0 };
 }
 
 export const Reading: MessageFns<Reading> = {
@@ -61,6 +68,9 @@ export const Reading: MessageFns<Reading> = {
     }
     if (message.value !== 0) {
       writer.uint32(57).double(message.value);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(64).uint32(message.epoch);
     }
     return writer;
   },
@@ -134,6 +144,14 @@ export const Reading: MessageFns<Reading> = {
             message.value = reader.double();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.epoch = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -167,6 +185,7 @@ export const Reading: MessageFns<Reading> = {
       quantity: isSet(object.quantity) ? globalThis.String(object.quantity) : "",
       unit: isSet(object.unit) ? globalThis.String(object.unit) : "",
       value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
     };
   },
 
@@ -193,6 +212,9 @@ export const Reading: MessageFns<Reading> = {
     if (message.value !== 0) {
       obj.value = floatToJson(message.value);
     }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
     return obj;
   },
 
@@ -208,6 +230,7 @@ export const Reading: MessageFns<Reading> = {
     message.quantity = object.quantity ?? "";
     message.unit = object.unit ?? "";
     message.value = object.value ?? 0;
+    message.epoch = object.epoch ?? 0;
     return message;
   },
 };
