@@ -4,6 +4,7 @@ import { benchCommand } from './commands/bench.ts';
 import { chaosCommand } from './commands/chaos.ts';
 import { drainedCommand, gapsCommand } from './commands/checks.ts';
 import { dbCommand } from './commands/db.ts';
+import { deadLettersCommand } from './commands/deadletters.ts';
 import { faultCommand } from './commands/fault.ts';
 import { freshnessCommand } from './commands/freshness.ts';
 import { nodeCommand } from './commands/node.ts';
@@ -21,6 +22,7 @@ const program = new Command('flatline')
   .addCommand(nodeCommand())
   .addCommand(gapsCommand())
   .addCommand(drainedCommand())
+  .addCommand(deadLettersCommand())
   .addCommand(chaosCommand())
   .addCommand(benchCommand());
 
