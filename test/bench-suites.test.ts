@@ -1,22 +1,64 @@
 /** The polling and http-floor bench suites without running them: plans, configuration they write, parsers of what tools answer. */
 import { expect } from 'chai';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO_ROOT } from '@flatline/cli/paths.js';
 import { httpFloorFigures, httpFloorPlan, httpFloorSuite, parseWrkSummary, wrkScript } from '@flatline/cli/bench/http-floor.js';
 import { fileSdTargets, instantValue, pollingFigures, pollingPlan, pollingSuite, prometheusConfig, type RepeatResult, type SideResult } from '@flatline/cli/bench/polling.js';
 
 const ctx = (quick: boolean) => ({ quick, keep: false, say: () => {} });
 
 describe('bench suites: polling and http-floor (not run here)', () => {
-  it('plan() says what a quick and a full run would do', () => {
-    for (const suite of [pollingSuite, httpFloorSuite]) {
-      for (const quick of [true, false]) {
-        const text = suite.plan(ctx(quick));
-        expect(text, `${suite.name} quick=${quick}`).to.be.a('string').with.length.greaterThan(20);
-      }
+  /** The installer a plan names for its tool exists (tools/install-<tool>.sh), so the hint it prints works. */
+  const expectInstaller = (tool: string) => expect(existsSync(join(REPO_ROOT, 'tools', `install-${tool}.sh`)), `tools/install-${tool}.sh`).to.equal(true);
+
+  it('http-floor plan() names wrk, the two paths it loads and the figures name, and the plan\'s numbers', () => {
+    for (const quick of [true, false]) {
+      const text = httpFloorSuite.plan(ctx(quick));
+      const m = /^wrk -t(\d+) -c(\d+) for (\d+) s each on (\S+) and (\S+), cycling over (\d+) flats with their own credentials; installs wrk \(tools\/install\.sh (\S+)\) when missing$/.exec(text);
+      expect(m, `quick=${quick}: ${text}`).to.not.equal(null);
+      const [, threads, connections, seconds, path1, path2, flats, installer] = m!;
+      const plan = httpFloorPlan(quick);
+      expect({ threads: +threads!, connections: +connections!, seconds: +seconds!, flats: +flats! }, `quick=${quick}`).to.deep.equal({
+        threads: plan.threads,
+        connections: plan.connections,
+        seconds: plan.seconds,
+        flats: plan.flats,
+      });
+      expect([path1, path2]).to.deep.equal(['/flat/<ID>/measurements/', '/flat/<ID>/metrics']);
+      expectInstaller(installer!);
+      // Each path it says it loads is a figure of the run, measured with the connections it says.
+      const summary = { requests: 1, durationUs: 1, errors: { connect: 0, read: 0, write: 0, status: 0, timeout: 0 }, p50Us: 1, p99Us: 1, maxUs: 1 };
+      const figures = httpFloorFigures([path1!, path2!].map((path) => ({ path, summary, simulatorCpuS: 1 })), plan);
+      expect(figures.map((f) => f.name)).to.deep.equal([path1, path2].map((p) => `simulator requests/s (wrk, ${plan.connections} connections), ${p}`));
+    }
+  });
+
+  it('polling plan() names its peer (Prometheus), its sizes, repeats and windows, and the figures follow them', () => {
+    for (const quick of [true, false]) {
+      const text = pollingSuite.plan(ctx(quick));
+      const m = /^flats ([\d, ]+) × (\d+) repeat\(s\); interval (\d+) s; a reading per device every (\d+) s; window (\d+) s after warm-up, flatline \(one ingestion replica\) then (Prometheus) \(file_sd, https, one shared credential\); installs Prometheus \(tools\/install\.sh (\S+)\) when missing$/.exec(text);
+      expect(m, `quick=${quick}: ${text}`).to.not.equal(null);
+      const [, flats, repeats, interval, period, window, peer, installer] = m!;
+      const plan = pollingPlan(quick);
+      expect({ flats: flats!.split(', ').map(Number), repeats: +repeats!, intervalMs: +interval! * 1000, devicePeriodMs: +period! * 1000, windowMs: +window! * 1000 }, `quick=${quick}`).to.deep.equal({
+        flats: plan.flats,
+        repeats: plan.repeats,
+        intervalMs: plan.intervalMs,
+        devicePeriodMs: plan.devicePeriodMs,
+        windowMs: plan.windowMs,
+      });
+      expect(peer).to.equal('Prometheus');
+      expectInstaller(installer!);
+      // Four figures per planned size and repeat (CPU per poll, stack CPU, RSS, polls completed), each naming its size and repeat.
+      const side: SideResult = { completed: 1, attempts: 1, windowS: 1, cpuS: 1, devicesCpuS: 1, rssMaxBytes: 1, meanDurationS: 1 };
+      const runs: RepeatResult[] = plan.flats.flatMap((f) => Array.from({ length: plan.repeats }, (_, i) => ({ flats: f, repeat: i + 1, flatline: side, prometheus: side, errors: [] })));
+      const names = pollingFigures(runs, plan.intervalMs).map((f) => f.name);
+      expect(names, names.join('\n')).to.have.length(4 * runs.length);
+      for (const r of runs) expect(names.filter((n) => n.includes(`${r.flats} flats (repeat ${r.repeat})`)), `${r.flats} flats, repeat ${r.repeat}`).to.have.length(4);
     }
     expect(pollingSuite.name).to.equal('polling');
     expect(httpFloorSuite.name).to.equal('http-floor');
-    expect(pollingSuite.plan(ctx(false))).to.include('1000, 10000').and.include('3 repeat');
-    expect(pollingSuite.plan(ctx(true))).to.include('200');
   });
 
   it('plans quick runs small and full runs as the issue asks', () => {

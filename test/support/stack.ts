@@ -65,13 +65,51 @@ export function startTestService(service: 'storage' | 'query', uri: string, logD
   });
 }
 
-/** Polls check() until it returns true or timeoutMs passes; returns whether it did. */
-export async function eventually(check: () => Promise<boolean>, timeoutMs: number, everyMs = 100): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
+/** What eventually throws when time runs out: what it waited for, how long, and what the check last said. */
+export class EventuallyTimeout extends Error {}
+
+/**
+ * Polls check every everyMs until it returns true; a check that throws has
+ * simply not held yet. When timeoutMs passes first, throws an
+ * EventuallyTimeout that names what it waited for and the check's last error
+ * (or that it kept answering false, or that its last attempt was still
+ * running: a hung check does not hang the wait).
+ */
+export async function eventually(what: string, check: () => Promise<boolean>, timeoutMs: number, everyMs?: number): Promise<void>;
+/**
+ * The old form, without a description: resolves true, or throws like the
+ * named form on timeout (it no longer answers false).
+ * @deprecated name what it waits for: eventually(what, check, timeoutMs)
+ */
+export async function eventually(check: () => Promise<boolean>, timeoutMs: number, everyMs?: number): Promise<true>;
+export async function eventually(...args: [string, () => Promise<boolean>, number, number?] | [() => Promise<boolean>, number, number?]): Promise<true | void> {
+  const [what, check, timeoutMs, everyMs = 100] = typeof args[0] === 'string' ? (args as [string, () => Promise<boolean>, number, number?]) : ['a condition (the caller gave no description)', ...(args as [() => Promise<boolean>, number, number?])];
+  const started = Date.now();
+  const end = started + timeoutMs;
+  let attempts = 0;
+  let last = 'no attempt finished';
   for (;;) {
-    if (await check().catch(() => false)) return true;
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, everyMs));
+    attempts++;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'deadline'>((resolve) => (timer = setTimeout(() => resolve('deadline'), Math.max(0, end - Date.now()))));
+    const outcome = await Promise.race([
+      check().then(
+        (held) => (held === true ? 'held' : 'false'),
+        (err: unknown) => {
+          last = `its last attempt threw: ${err instanceof Error ? err.message : String(err)}`;
+          return 'threw';
+        },
+      ),
+      deadline,
+    ]);
+    clearTimeout(timer);
+    if (outcome === 'held') return typeof args[0] === 'string' ? undefined : true;
+    if (outcome === 'false') last = 'its last attempt answered false';
+    if (outcome === 'deadline') last = `its last attempt was still running (${last})`;
+    if (outcome === 'deadline' || Date.now() >= end) {
+      throw new EventuallyTimeout(`timed out after ${timeoutMs} ms (${attempts} attempt(s), ${Date.now() - started} ms) waiting for ${what}: ${last}`);
+    }
+    await new Promise((r) => setTimeout(r, Math.min(everyMs, Math.max(0, end - Date.now()))));
   }
 }
 

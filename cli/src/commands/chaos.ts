@@ -43,19 +43,30 @@ export function resolveExperiment(name: string): string {
   throw new InvalidArgumentError(matches.length === 0 ? `no experiment matches ${JSON.stringify(name)}; see: flatline chaos list` : `${JSON.stringify(name)} matches ${matches.join(', ')}: say which`);
 }
 
-interface Experiment {
+export interface Experiment {
   title: string;
   tags?: string[];
   configuration?: Record<string, unknown>;
 }
 
-/** The value of a configuration key: --var wins, then the experiment's default (env entries: their default). */
-function configValue(experiment: Experiment, vars: Record<string, string>, key: string): string | undefined {
+/**
+ * The value of a configuration key as Chaos Toolkit reads it
+ * (chaoslib/configuration.py load_configuration): --var wins; an
+ * `{"type":"env","key":K,"default":D}` entry is the variable K of env when it
+ * is set (even to ''), else D (nothing without one); any other value is itself.
+ * env is the environment the real `chaos run` inherits.
+ */
+export function configValue(experiment: Experiment, vars: Record<string, string>, key: string, env: Readonly<Record<string, string | undefined>>): string | undefined {
   if (vars[key] !== undefined) return vars[key];
   const c = experiment.configuration?.[key];
   if (typeof c === 'string' || typeof c === 'number') return String(c);
-  if (typeof c === 'object' && c !== null && 'default' in c) return String((c as { default: unknown }).default);
-  return undefined;
+  if (typeof c !== 'object' || c === null) return undefined;
+  const entry = c as { type?: unknown; key?: unknown; default?: unknown };
+  if (entry.type === 'env' && typeof entry.key === 'string') {
+    const value = env[entry.key];
+    if (value !== undefined) return value;
+  }
+  return 'default' in entry && entry.default !== undefined && entry.default !== null ? String(entry.default) : undefined;
 }
 
 const keyValue = (value: string, previous: Record<string, string> = {}): Record<string, string> => {
@@ -231,7 +242,9 @@ async function run(name: string, o: RunOptions): Promise<void> {
     }
   }
 
-  const faulted = (configValue(experiment, vars, 'faulted_flats') ?? '').split(',').filter(Boolean);
+  // eslint-disable-next-line no-restricted-properties -- the environment runChaos passes on: what Chaos Toolkit reads
+  const chaosEnv = process.env;
+  const faulted = (configValue(experiment, vars, 'faulted_flats', chaosEnv) ?? '').split(',').filter(Boolean);
   const stopSampling = sampleFreshness(stateDir, faulted, join(dir, 'timeline.jsonl'));
   const journal = join(dir, 'journal.json');
   const args = ['--no-version-check', '--log-file', join(dir, 'chaostoolkit.log'), 'run', '--rollback-strategy', 'always'];
@@ -263,7 +276,7 @@ async function run(name: string, o: RunOptions): Promise<void> {
   const events = readEvents(stateDir, new Date(started.getTime() - 1000));
   writeFileSync(join(dir, 'events.jsonl'), events.map((e) => `${JSON.stringify(e)}\n`).join(''));
 
-  const maxAge = configValue(experiment, vars, 'max_age_seconds') ?? '20';
+  const maxAge = configValue(experiment, vars, 'max_age_seconds', chaosEnv) ?? '20';
   const verdict = await writeReport(dir, journal, maxAge);
   if (stack !== undefined && !o.keepStack) {
     say('stopping the stack it started…');

@@ -77,7 +77,10 @@ export function nodeCommand(): Command {
   }
   cmd
     .command('restore [node]')
-    .description('bring a node back: SIGCONT a frozen one, restart a drained or crashed one on the same ports and outboxes; a ready node is left alone')
+    .description(
+      'bring a node back: SIGCONT a frozen one, restart a drained or crashed one (and any replica that died while it was frozen) on the same ports and outboxes; a ready node is left alone. ' +
+        'Replicas of a failed node stay down until then: the supervisor restarts only what dies on its own',
+    )
     .option(...STATE_DIR)
     .option('--all', 'every node (the rollback of an experiment)', false)
     .action(async (node: string | undefined, o: { stateDir: string; all: boolean }) => act(o.stateDir, 'restore', node, o.all));

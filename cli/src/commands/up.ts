@@ -4,8 +4,7 @@ import { join, relative } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN } from '../paths.ts';
 import { markerOf, ProcessRecord } from '../stack/leftovers.ts';
-import { DEFAULT_PORTS, LocalStack, type StackPorts } from '../stack/stack.ts';
-import type { ManagedProcess } from '../stack/processes.ts';
+import { DEFAULT_PORTS, FREE_PORTS, LocalStack, type StackPorts } from '../stack/stack.ts';
 
 /** Parses a whole number within [min, max] for commander. */
 export function wholeNumber(min: number, max: number): (value: string) => number {
@@ -31,6 +30,7 @@ interface UpOptions {
   replicas: number;
   nodes: number;
   logLevel: string;
+  freePorts: boolean;
 }
 
 function say(line: string): void {
@@ -40,7 +40,7 @@ function say(line: string): void {
 /** The `up` command. */
 export function upCommand(): Command {
   return new Command('up')
-    .description('start FerretDB, the device simulator, storage, query and the ingestion replicas on this machine; Ctrl-C stops them')
+    .description('start FerretDB, the device simulator, storage, query and the ingestion replicas on this machine, restarting any that dies on its own (with back-off); Ctrl-C stops them')
     .option('--state-dir <dir>', 'folder for the database files, device credentials, outboxes and logs', DEFAULT_STATE_DIR)
     .option('--host <host>', 'address the components listen on', '127.0.0.1')
     .addOption(new Option('--flats <n>', 'flats the simulator serves').default(100).argParser(wholeNumber(1, 100000)))
@@ -51,6 +51,7 @@ export function upCommand(): Command {
         .default(2)
         .argParser(wholeNumber(1, 8)),
     )
+    .option('--free-ports', 'every component on a free port instead of the documented ones (listed in <state-dir>/stack.json): a second stack beside the first', false)
     .addOption(new Option('--log-level <level>', 'log level of every component').default('info').choices(['debug', 'info', 'warn', 'error']))
     .addHelpText(
       'after',
@@ -61,7 +62,7 @@ export function upCommand(): Command {
         '`flatline node drain|crash|freeze|restore <node>` fails a node as a VM would.',
     )
     .action(async (options: UpOptions) => {
-      await up(options, DEFAULT_PORTS);
+      await up(options, options.freePorts ? FREE_PORTS : DEFAULT_PORTS);
     });
 }
 
@@ -70,13 +71,27 @@ async function up(o: UpOptions, ports: StackPorts): Promise<void> {
   const record = new ProcessRecord(o.stateDir);
   const leftovers = await record.stopLeftovers();
   if (leftovers.length > 0) say(`[up] stopped what an earlier run left running: ${leftovers.join(', ')}`);
-  const started: ManagedProcess[] = [];
+  // The stack restarts a process that dies on its own (and says so); only Ctrl-C or a failed start stops it all.
+  const stack = LocalStack.create(
+    {
+      stateDir: o.stateDir,
+      host: o.host,
+      ports,
+      flats: o.flats,
+      intervalMs: o.interval,
+      replicas: o.replicas,
+      nodes: o.nodes,
+      logLevel: o.logLevel,
+      say: (l) => say(`[up] ${l}`),
+    },
+    (name, running) => record.add(running.process.name, running.process.pid, markerOf(name)),
+  );
   let stopping = false;
   const stopAll = async (code: number): Promise<void> => {
     if (stopping) return;
     stopping = true;
     say('[up] stopping…');
-    for (const p of [...started].reverse()) say(`[up]   ${p.name} stopped (${await p.stop()})`);
+    await stack.stop((name, how) => say(`[up]   ${name} stopped (${how})`));
     record.clear();
     process.exit(code);
   };
@@ -86,29 +101,7 @@ async function up(o: UpOptions, ports: StackPorts): Promise<void> {
   process.on('SIGTERM', () => void stopAll(0));
 
   try {
-    const stack = await LocalStack.start(
-      {
-        stateDir: o.stateDir,
-        host: o.host,
-        ports,
-        flats: o.flats,
-        intervalMs: o.interval,
-        replicas: o.replicas,
-        nodes: o.nodes,
-        logLevel: o.logLevel,
-        say: (l) => say(`[up] ${l}`),
-      },
-      (name, running) => {
-        const p = running.process;
-        started.push(p);
-        record.add(p.name, p.pid, markerOf(name));
-        void p.exited.then((code) => {
-          if (stopping || p.expected) return;
-          say(`[up] ${p.name} exited unexpectedly (${code}); its log: ${p.logFile}\n${p.lastLines()}`);
-          void stopAll(1);
-        });
-      },
-    );
+    await stack.run();
     printTable(stack);
   } catch (err) {
     say(`[up] ${(err as Error).message}`);
@@ -146,5 +139,6 @@ function printTable(stack: LocalStack): void {
   say(`  ${grpcurl} -plaintext -d '{}' ${q} flatline.query.v1.QueryService/GetFreshness`);
   if (stack.nodes().length >= 2) say(`  npm run flatline -- node crash ${stack.nodes()[0]!.name}   (then: node restore ${stack.nodes()[0]!.name})`);
   say('');
+  say('A process that dies on its own is restarted with back-off (npm run flatline -- status shows restarts and last exits).');
   say('Ctrl-C stops everything.');
 }

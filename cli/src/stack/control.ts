@@ -2,11 +2,14 @@
  * The stack's control socket (<state>/control.sock): how `flatline node …`,
  * run from another process (a chaos experiment's action), asks the process
  * that supervises the stack to fail or restore a node. Only the supervisor
- * can restart what it started, so the request goes to it. A Unix socket: only
- * this machine's users with access to the state folder can reach it.
+ * can restart what it started, so the request goes to it. A Unix socket in a
+ * folder of its own (<state>/control/): the folder is 0700 before the socket
+ * exists and the socket 0600 after, so whatever the umask only the user who
+ * runs the stack can reach it, at no moment anyone else.
  */
 import { createServer, request, type Server } from 'node:http';
-import { rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { NodeAction, NodeState } from './stack.ts';
 
 /** What the supervisor does on request. */
@@ -17,8 +20,11 @@ export interface NodeControl {
 
 const ACTIONS: readonly NodeAction[] = ['drain', 'crash', 'freeze', 'restore'];
 
-/** Serves control on the Unix socket path until closed. */
+/** Serves control on the Unix socket path until closed; path's folder (its own) is made 0700, the socket 0600. */
 export async function serveControl(path: string, control: NodeControl): Promise<Server> {
+  // bind() gives the socket 0777 minus the umask: the private folder covers the moment before the chmod.
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  chmodSync(dirname(path), 0o700);
   rmSync(path, { force: true });
   const server = createServer((req, res) => {
     const reply = (code: number, body: unknown): void => {
@@ -38,6 +44,7 @@ export async function serveControl(path: string, control: NodeControl): Promise<
     server.once('error', reject);
     server.listen(path, resolve);
   });
+  chmodSync(path, 0o600);
   return server;
 }
 

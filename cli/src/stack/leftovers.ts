@@ -57,9 +57,11 @@ export class ProcessRecord {
     return running.map((e) => `${e.name} (pid ${e.pid})`);
   }
 
-  /** Records a started process. */
+  /** Records a started process; a restarted one replaces its earlier record (the file stays one entry per process name). */
   add(name: string, pid: number | undefined, marker: string): void {
     if (pid === undefined) return;
+    const i = this.entries.findIndex((e) => e.name === name);
+    if (i >= 0) this.entries.splice(i, 1);
     this.entries.push({ name, pid, marker });
     writeFileSync(this.file, JSON.stringify(this.entries));
   }

@@ -41,37 +41,50 @@ export async function freshnessReport(
   }
 }
 
-/** Per device, the seqs missing between its lowest and highest stored seq. */
+/** Per device and epoch, the seqs missing between its lowest and highest stored seq. */
 export interface GapReport {
+  /** Devices (flat, device) with readings. */
   readonly devices: number;
   readonly readings: number;
-  readonly gaps: Array<{ flat: string; device: string; missing: number }>;
+  /** epoch: how often the device's seq went backwards before these readings (a reset meter counts from 1 again). */
+  readonly gaps: Array<{ flat: string; device: string; epoch: number; missing: number }>;
 }
 
 /**
- * Reads every stored reading's (flat, device, seq) — or only those taken at
- * or after since — and finds the holes in each device's range.
+ * Reads every stored reading's (flat, device, epoch, seq) — or only those
+ * taken at or after since — and finds the holes in each device's range,
+ * epoch by epoch: a reset meter starts a new sequence, which is no gap.
  */
 export async function seqGaps(uri: string, since?: Date): Promise<GapReport> {
   const client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
   try {
     const filter = since === undefined ? {} : { taken_at: { $gte: since } };
-    const docs = await client.db().collection('readings').find(filter, { projection: { _id: 0, flat_id: 1, device_id: 1, seq: 1 } }).toArray();
-    const byDevice = new Map<string, number[]>();
+    const docs = await client.db().collection('readings').find(filter, { projection: { _id: 0, flat_id: 1, device_id: 1, epoch: 1, seq: 1 } }).toArray();
+    const byEpoch = new Map<string, { flat: string; device: string; epoch: number; seqs: Set<number> }>();
+    const devices = new Set<string>();
     for (const d of docs) {
-      const key = `${d['flat_id']}/${d['device_id']}`;
-      const list = byDevice.get(key) ?? [];
-      list.push(d['seq'] as number);
-      byDevice.set(key, list);
+      const flat = d['flat_id'] as string;
+      const device = d['device_id'] as string;
+      const epoch = (d['epoch'] as number | undefined) ?? 0;
+      devices.add(`${flat}\u0000${device}`);
+      const key = `${flat}\u0000${device}\u0000${epoch}`;
+      let entry = byEpoch.get(key);
+      if (entry === undefined) byEpoch.set(key, (entry = { flat, device, epoch, seqs: new Set() }));
+      entry.seqs.add(d['seq'] as number);
     }
     const gaps: GapReport['gaps'] = [];
-    for (const [key, seqs] of byDevice) {
-      const distinct = new Set(seqs);
-      const missing = Math.max(...distinct) - Math.min(...distinct) + 1 - distinct.size;
-      const [flat, device] = key.split('/') as [string, string];
-      if (missing > 0) gaps.push({ flat, device, missing });
+    for (const { flat, device, epoch, seqs } of byEpoch.values()) {
+      // A loop, not Math.max(...seqs): a spread of a long history overflows the stack.
+      let min = Infinity;
+      let max = -Infinity;
+      for (const seq of seqs) {
+        if (seq < min) min = seq;
+        if (seq > max) max = seq;
+      }
+      const missing = max - min + 1 - seqs.size;
+      if (missing > 0) gaps.push({ flat, device, epoch, missing });
     }
-    return { devices: byDevice.size, readings: docs.length, gaps };
+    return { devices: devices.size, readings: docs.length, gaps };
   } finally {
     await client.close();
   }

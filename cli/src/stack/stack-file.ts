@@ -1,6 +1,7 @@
 /** The addresses a running `flatline up` wrote to <state>/stack.json, for the other commands. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { SupervisedStatus } from './crash-loop.ts';
 
 /** What stack.json holds. */
 export interface StackFile {
@@ -16,6 +17,8 @@ export interface StackFile {
   readonly replicas?: ReadonlyArray<{ name: string; node: string; pid?: number; grpc: string; metrics: string }>;
   /** Local nodes and where each stands (ready, drained, crashed, frozen). */
   readonly nodes?: Readonly<Record<string, string>>;
+  /** Every supervised process: state, pid, restarts, last exit (absent from an older flatline). */
+  readonly components?: readonly SupervisedStatus[];
   /** The supervisor's control socket (flatline node). */
   readonly control?: string;
   /** Whether every component has started (false while the ingestion replicas still start). */

@@ -8,15 +8,24 @@
  * that fail together, as a VM's pods do) and HAProxy gives storage and query
  * one stable address each, as a Kubernetes Service does. The database and the
  * device simulator stand outside the nodes: the database cluster and the flats.
+ *
+ * The stack supervises its processes as a kubelet does its containers: one
+ * that exits on its own (a crash, a kill -9 from another terminal) is started
+ * again on the same ports and state after a back-off that doubles in a crash
+ * loop (crash-loop.ts), and nothing else stops. What was stopped on purpose
+ * (a node drained or crashed, the stack stopping) stays stopped until
+ * restored.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { writeFaultFile } from '@flatline/mesh/fault-file.js';
 import { join } from 'node:path';
 import { flatIds, loadCredentials, writeCredentials } from '@flatline/platform/credentials.js';
 import { startDatabase, startService, type RunningDatabase, type RunningService } from './components.ts';
 import type { Server } from 'node:http';
 import { serveControl } from './control.ts';
+import { CrashLoop, DEFAULT_RESTART_POLICY, type RestartPolicy, type SupervisedStatus } from './crash-loop.ts';
 import { recordEvent } from './events.ts';
-import { freePort, startHaproxy } from './haproxy.ts';
+import { freePort, startHaproxy, type Frontend } from './haproxy.ts';
 import type { ManagedProcess } from './processes.ts';
 
 /** Ports of the components; 0 picks a free one. */
@@ -70,6 +79,8 @@ export interface StackOptions {
   readonly say?: (line: string) => void;
   /** Every process in its own process group, out of reach of the terminal's Ctrl-C (the caller stops them). */
   readonly detached?: boolean;
+  /** How a process that exits on its own is restarted (default DEFAULT_RESTART_POLICY). */
+  readonly restart?: RestartPolicy;
 }
 
 const at = (host: string, port: number): string => `${host}:${port}`;
@@ -99,23 +110,40 @@ interface Replica {
   running?: RunningService;
 }
 
+/** What onStarted hears of: a component that came up (also after a restart). */
+export type StartedComponent = RunningService | RunningDatabase | { process: ManagedProcess };
+
 /** A running local stack. */
 export class LocalStack {
   db!: RunningDatabase;
   devices!: RunningService;
   haproxy: ManagedProcess | undefined;
-  /** Ingestion replica i (undefined while its node is down). */
+  /** Ingestion replica i (undefined while it is down: its node down, or waiting to be restarted). */
   readonly ingestion: Array<RunningService | undefined> = [];
   private readonly replicas: Replica[] = [];
   private readonly nodeStates = new Map<string, NodeState>();
   private frontends: { storage: string; query: string } | undefined;
+  private balancer: Frontend[] | undefined;
   private dbPort = 0;
+  /** The simulator's ports once it first listened (https, control, metrics): a restart takes the same. */
+  private devicesPorts: { https: number; control: number; metrics: number } | undefined;
   private control: Server | undefined;
   /** Set once every component has started: stack.json says so, and `flatline status` waits for it. */
   private started = false;
-  private onStarted: (name: string, service: RunningService | RunningDatabase | { process: ManagedProcess }) => void = () => {};
+  /** Set by stop(): nothing is restarted any more, and what starts meanwhile is stopped. */
+  private stopping = false;
+  private stopped: Promise<void> | undefined;
+  /** Restart bookkeeping per process name. */
+  private readonly loops = new Map<string, CrashLoop>();
+  /** Restarts waiting out their back-off, per process name. */
+  private readonly pending = new Map<string, NodeJS.Timeout>();
+  /** Starts under way (first starts and restarts), per process name: stop() and node actions wait for them. */
+  private readonly starting = new Map<string, Promise<unknown>>();
 
-  private constructor(readonly options: StackOptions) {}
+  private constructor(
+    readonly options: StackOptions,
+    private readonly onStarted: (name: string, component: StartedComponent) => void,
+  ) {}
 
   /** Folder of logs. */
   get logs(): string {
@@ -134,12 +162,13 @@ export class LocalStack {
 
   /** The stable address of storage (the balancer with nodes, else the one replica). */
   get storageAddress(): string {
-    return this.frontends?.storage ?? this.replicaOf('storage', 0).running!.grpc;
+    // Without a balancer: the one replica's address, the same across its restarts.
+    return this.frontends?.storage ?? at(this.options.host, this.replicaOf('storage', 0).grpcPort);
   }
 
   /** The stable address of query (the balancer with nodes, else the one replica). */
   get queryAddress(): string {
-    return this.frontends?.query ?? this.replicaOf('query', 0).running!.grpc;
+    return this.frontends?.query ?? at(this.options.host, this.replicaOf('query', 0).grpcPort);
   }
 
   /** Running replicas of storage or query. */
@@ -152,9 +181,10 @@ export class LocalStack {
     return [...this.nodeStates].map(([name, state]) => ({ name, state, replicas: this.replicas.filter((r) => r.node === name).map((r) => r.name) }));
   }
 
-  /** Every running process, for supervision (in start order). */
+  /** Every process the stack started and has not replaced, for stopping (in start order: ingestion, behind the balancer, last). */
   processes(): ManagedProcess[] {
-    return [this.db?.process, this.devices?.process, ...this.replicas.map((r) => r.running?.process), this.haproxy].filter((p): p is ManagedProcess => p !== undefined);
+    const of = (ingestion: boolean) => this.replicas.filter((r) => (r.service === 'ingestion') === ingestion).map((r) => r.running?.process);
+    return [this.db?.process, this.devices?.process, ...of(false), this.haproxy, ...of(true)].filter((p): p is ManagedProcess => p !== undefined);
   }
 
   private replicaOf(service: ReplicaService, index: number): Replica {
@@ -165,22 +195,139 @@ export class LocalStack {
 
   /**
    * Starts every component in dependency order; onStarted hears of each as
-   * it comes up (also of replicas restarted when a node is restored). On
-   * failure, stops whatever started and throws.
+   * it comes up (also of each restart: after a crash, or when a node is
+   * restored). On failure, stops whatever started and throws.
    */
-  static async start(
-    options: StackOptions,
-    onStarted: (name: string, service: RunningService | RunningDatabase | { process: ManagedProcess }) => void = () => {},
-  ): Promise<LocalStack> {
-    const stack = new LocalStack(options);
-    stack.onStarted = onStarted;
+  static async start(options: StackOptions, onStarted: (name: string, component: StartedComponent) => void = () => {}): Promise<LocalStack> {
+    const stack = LocalStack.create(options, onStarted);
+    await stack.run();
+    return stack;
+  }
+
+  /**
+   * A stack not started yet: run() starts it. For a caller that must be able
+   * to stop() it while it starts (Ctrl-C during `flatline up`).
+   */
+  static create(options: StackOptions, onStarted: (name: string, component: StartedComponent) => void = () => {}): LocalStack {
+    return new LocalStack(options, onStarted);
+  }
+
+  /** Starts every component (see start()); on failure stops whatever started and throws. */
+  async run(): Promise<void> {
     try {
-      await stack.startAll();
-      return stack;
+      await this.startAll();
     } catch (err) {
-      await stack.stop();
+      await this.stop();
       throw err;
     }
+  }
+
+  /** What the supervisor knows of each process: state, pid, restarts, last exit. */
+  supervised(): SupervisedStatus[] {
+    return [...this.loops.values()].map((l) => l.status());
+  }
+
+  private say(line: string): void {
+    this.options.say?.(line);
+  }
+
+  private loopOf(name: string): CrashLoop {
+    let loop = this.loops.get(name);
+    if (loop === undefined) {
+      loop = new CrashLoop(name, this.options.restart ?? DEFAULT_RESTART_POLICY);
+      this.loops.set(name, loop);
+    }
+    return loop;
+  }
+
+  /**
+   * Runs start (the first start or a restart of the process name) as the
+   * one start of that name under way; once it is up, stops it again if the
+   * stack began stopping meanwhile.
+   */
+  private async track<T extends StartedComponent>(name: string, start: () => Promise<T>): Promise<T> {
+    const attempt = start();
+    this.starting.set(name, attempt);
+    try {
+      const component = await attempt;
+      if (this.stopping) {
+        component.process.expected = true;
+        await component.process.stop();
+        throw new Error(`${name}: the stack is stopping`);
+      }
+      return component;
+    } finally {
+      if (this.starting.get(name) === attempt) this.starting.delete(name);
+    }
+  }
+
+  /**
+   * Watches a process that just became ready: when it exits and nobody meant
+   * it to (not stopped by the stack, nor by a node action), restart runs
+   * after the crash loop's back-off; unless hold() says it must stay down
+   * for now (its node is frozen: the restore starts it).
+   */
+  private supervise(name: string, p: ManagedProcess, restart: () => Promise<unknown>, hold: () => boolean = () => false, onExit: () => void = () => {}): void {
+    const loop = this.loopOf(name);
+    loop.ready(p.pid);
+    void p.exited.then((code) => {
+      onExit();
+      if (this.stopping || p.expected || hold()) {
+        loop.stopped(this.stopping || p.expected ? undefined : code);
+        if (!this.stopping && !p.expected) this.say(`${name} exited (${code}) while its node is down: it starts again when the node is restored`);
+      } else {
+        const delayMs = loop.crashed(code);
+        this.say(`${name} exited unexpectedly (${code}); restarting it in ${(delayMs / 1000).toFixed(1)} s (restart ${loop.status().restarts + 1}); its log: ${p.logFile}`);
+        this.scheduleRestart(name, delayMs, restart, hold);
+      }
+      if (!this.stopping) this.writeStackFile();
+    });
+  }
+
+  /**
+   * Starts name again after delayMs, and again with a longer back-off for as
+   * long as its start fails; not while hold() (its node went down meanwhile).
+   */
+  private scheduleRestart(name: string, delayMs: number, restart: () => Promise<unknown>, hold: () => boolean = () => false): void {
+    clearTimeout(this.pending.get(name));
+    const loop = this.loopOf(name);
+    const timer = setTimeout(() => {
+      this.pending.delete(name);
+      if (this.stopping) return;
+      if (hold()) {
+        loop.stopped();
+        this.writeStackFile();
+        return;
+      }
+      loop.restarting();
+      this.writeStackFile();
+      restart().then(
+        () => this.say(`${name} restarted (pid ${loop.status().pid}, restart ${loop.status().restarts})`),
+        (err: Error) => {
+          if (this.stopping) return;
+          const why = err.message.split('\n')[0];
+          if (hold()) {
+            loop.stopped(`start failed: ${why}`);
+          } else {
+            const next = loop.crashed(`start failed: ${why}`);
+            this.say(`${name} did not start again (${why}); next try in ${(next / 1000).toFixed(1)} s`);
+            this.scheduleRestart(name, next, restart, hold);
+          }
+          this.writeStackFile();
+        },
+      );
+    }, delayMs);
+    this.pending.set(name, timer);
+  }
+
+  /** Cancels a restart waiting out its back-off; returns whether there was one. */
+  private cancelRestart(name: string): boolean {
+    const timer = this.pending.get(name);
+    if (timer === undefined) return false;
+    clearTimeout(timer);
+    this.pending.delete(name);
+    this.loopOf(name).stopped();
+    return true;
   }
 
   private plan(): void {
@@ -212,11 +359,12 @@ export class LocalStack {
     const say = options.say ?? (() => {});
     mkdirSync(this.logs, { recursive: true });
     this.ensureCredentials(say);
+    // The local plane's fault file exists from the start (no fault), so what follows it and what checks it never meet an absent file.
+    if (!existsSync(this.faultsFile)) writeFaultFile(this.faultsFile, []);
     this.plan();
 
     say(`starting ferretdb (state in ${join(options.stateDir, 'ferretdb')})…`);
     await this.startDb(options.ports.db);
-    this.onStarted('ferretdb', this.db);
 
     const front = this.replicas.filter((r) => r.service !== 'ingestion');
     say(`starting the device simulator, ${front.map((r) => r.name).join(', ')}…`);
@@ -228,18 +376,13 @@ export class LocalStack {
       const storage = at(options.host, options.ports.storage || (await freePort(options.host)));
       const query = at(options.host, options.ports.query || (await freePort(options.host)));
       say(`starting haproxy (storage ${storage}, query ${query}) in front of ${this.nodeStates.size} nodes…`);
-      this.haproxy = await startHaproxy({
-        stateDir: options.stateDir,
-        logFile: join(this.logs, 'haproxy.log'),
-        detached: options.detached ?? false,
-        frontends: (['storage', 'query'] as const).map((service) => ({
-          name: service,
-          listen: service === 'storage' ? storage : query,
-          servers: this.replicas.filter((r) => r.service === service).map((r) => ({ name: r.name, address: at(options.host, r.grpcPort) })),
-        })),
-      });
+      this.balancer = (['storage', 'query'] as const).map((service) => ({
+        name: service,
+        listen: service === 'storage' ? storage : query,
+        servers: this.replicas.filter((r) => r.service === service).map((r) => ({ name: r.name, address: at(options.host, r.grpcPort) })),
+      }));
       this.frontends = { storage, query };
-      this.onStarted('haproxy', { process: this.haproxy });
+      await this.startBalancer();
     }
 
     const ingestion = this.replicas.filter((r) => r.service === 'ingestion');
@@ -250,9 +393,9 @@ export class LocalStack {
     this.writeStackFile();
   }
 
-  /** The Unix socket `flatline node` talks to. */
+  /** The Unix socket `flatline node` talks to (in a folder of its own, made private). */
   get controlSocket(): string {
-    return join(this.options.stateDir, 'control.sock');
+    return join(this.options.stateDir, 'control', 'control.sock');
   }
 
   private ensureCredentials(say: (line: string) => void): void {
@@ -270,39 +413,66 @@ export class LocalStack {
     say(`wrote device credentials for ${want.length} flats to ${this.credentialsFile}`);
   }
 
-  /** Starts (or restarts, on the same port) FerretDB. */
+  /** Starts (or restarts, on the same port and files) FerretDB, supervised. */
   async startDb(port = this.dbPort): Promise<void> {
-    this.db = await startDatabase({
-      listen: at(this.options.host, port),
-      stateDir: join(this.options.stateDir, 'ferretdb'),
-      logFile: join(this.logs, 'ferretdb.log'),
-      detached: this.options.detached ?? false,
-    });
-    this.dbPort = portOf(this.db.address);
+    this.cancelRestart('ferretdb');
+    const db = await this.track('ferretdb', () =>
+      startDatabase({
+        listen: at(this.options.host, port),
+        stateDir: join(this.options.stateDir, 'ferretdb'),
+        logFile: join(this.logs, 'ferretdb.log'),
+        detached: this.options.detached ?? false,
+      }),
+    );
+    this.db = db;
+    this.dbPort = portOf(db.address);
+    this.supervise('ferretdb', db.process, () => this.startDb());
+    this.onStarted('ferretdb', db);
+    if (this.started) this.writeStackFile();
+  }
+
+  /** Starts (or restarts, with the same configuration) HAProxy, supervised. */
+  private async startBalancer(): Promise<void> {
+    const frontends = this.balancer!;
+    const started = await this.track('haproxy', async () => ({
+      process: await startHaproxy({ stateDir: this.options.stateDir, logFile: join(this.logs, 'haproxy.log'), detached: this.options.detached ?? false, frontends }),
+    }));
+    this.haproxy = started.process;
+    this.supervise('haproxy', started.process, () => this.startBalancer());
+    this.onStarted('haproxy', started);
+    if (this.started) this.writeStackFile();
   }
 
   private common(): Record<string, string> {
     return { FLATLINE_MONGODB_URI: this.db.uri, FLATLINE_LOG_LEVEL: this.options.logLevel };
   }
 
+  /** Starts (or restarts, on the same ports and state folder) the device simulator, supervised. */
   private async startDevices(): Promise<RunningService> {
-    const { host, ports } = this.options;
-    this.devices = await startService({
-      service: 'devices',
-      env: {
-        FLATLINE_LOG_LEVEL: this.options.logLevel,
-        FLATLINE_DEVICES_LISTEN: at(host, ports.devices),
-        FLATLINE_DEVICES_CONTROL_LISTEN: at('127.0.0.1', ports.devicesControl),
-        FLATLINE_DEVICES_METRICS_LISTEN: at(host, ports.devicesMetrics),
-        FLATLINE_DEVICES_STATE_DIR: join(this.options.stateDir, 'devices'),
-        FLATLINE_DEVICES_CREDENTIALS: this.credentialsFile,
-        ...this.options.env?.devices,
-      },
-      logFile: join(this.logs, 'devices.log'),
-      detached: this.options.detached ?? false,
-    });
-    this.onStarted('devices', this.devices);
-    return this.devices;
+    const { host } = this.options;
+    const ports = this.devicesPorts ?? { https: this.options.ports.devices, control: this.options.ports.devicesControl, metrics: this.options.ports.devicesMetrics };
+    const devices = await this.track('devices', () =>
+      startService({
+        service: 'devices',
+        env: {
+          FLATLINE_LOG_LEVEL: this.options.logLevel,
+          FLATLINE_DEVICES_LISTEN: at(host, ports.https),
+          FLATLINE_DEVICES_CONTROL_LISTEN: at('127.0.0.1', ports.control),
+          FLATLINE_DEVICES_METRICS_LISTEN: at(host, ports.metrics),
+          FLATLINE_DEVICES_STATE_DIR: join(this.options.stateDir, 'devices'),
+          FLATLINE_DEVICES_CREDENTIALS: this.credentialsFile,
+          ...this.options.env?.devices,
+        },
+        logFile: join(this.logs, 'devices.log'),
+        detached: this.options.detached ?? false,
+      }),
+    );
+    this.devices = devices;
+    this.devicesPorts = { https: portOf(devices.addresses['https'] ?? ''), control: portOf(devices.addresses['control'] ?? ''), metrics: portOf(devices.metrics) };
+    this.supervise('devices', devices.process, () => this.startDevices());
+    this.onStarted('devices', devices);
+    if (this.started) this.writeStackFile();
+    return devices;
   }
 
   private envOf(r: Replica): Record<string, string> {
@@ -317,6 +487,8 @@ export class LocalStack {
     return {
       ...own,
       FLATLINE_INGESTION_ID: r.name,
+      // With the ordinal in the name, each replica's fallback share while the lease database is away.
+      FLATLINE_INGESTION_REPLICAS: String(this.options.replicas),
       FLATLINE_INGESTION_STATE_DIR: join(this.options.stateDir, 'ingestion', r.name),
       FLATLINE_DEVICES_URL: `https://${this.devices.addresses['https']}`,
       FLATLINE_DEVICES_CA: join(this.options.stateDir, 'devices', 'ca.pem'),
@@ -329,18 +501,38 @@ export class LocalStack {
     };
   }
 
+  /** Starts (or restarts, on the same ports and outbox) a replica, supervised; env is kept for its restarts. */
   private async startReplica(r: Replica, env: Record<string, string> = {}): Promise<RunningService> {
-    const running = await startService({ service: r.service, name: r.name, env: { ...this.envOf(r), ...env }, logFile: join(this.logs, `${r.name}.log`), detached: this.options.detached ?? false });
+    this.cancelRestart(r.name);
+    const running = await this.track(r.name, () =>
+      startService({ service: r.service, name: r.name, env: { ...this.envOf(r), ...env }, logFile: join(this.logs, `${r.name}.log`), detached: this.options.detached ?? false }),
+    );
     r.running = running;
     r.grpcPort = portOf(running.grpc);
     r.metricsPort = portOf(running.metrics);
     if (r.service === 'ingestion') this.ingestion[r.index] = running;
+    this.supervise(
+      r.name,
+      running.process,
+      () => this.startReplica(r, env),
+      // A replica of a node that is not ready (frozen) stays down with it: the restore starts it.
+      () => this.nodeStates.get(r.node) !== 'ready',
+      () => {
+        if (r.running !== running) return;
+        r.running = undefined;
+        if (r.service === 'ingestion') this.ingestion[r.index] = undefined;
+      },
+    );
     this.onStarted(r.name, running);
     if (this.devices !== undefined && this.replicas.every((x) => x.service === 'ingestion' || x.running !== undefined)) this.writeStackFile();
     return running;
   }
 
-  /** Starts (or restarts, on the same ports and outbox) ingestion replica i, with extra environment. */
+  /**
+   * Starts (or restarts, on the same ports and outbox) ingestion replica i,
+   * with extra environment; one waiting to be restarted starts now. Throws
+   * when it runs already.
+   */
   async startIngestion(i: number, env: Record<string, string> = {}): Promise<RunningService> {
     const { ports } = this.options;
     let r = this.replicas.find((x) => x.service === 'ingestion' && x.index === i);
@@ -349,6 +541,8 @@ export class LocalStack {
       r = { name: `ingestion-${i}`, service: 'ingestion', index: i, node: nodeName(i % this.nodeStates.size), grpcPort: plus(ports.ingestion, i), metricsPort: plus(ports.ingestionMetrics, i) };
       this.replicas.push(r);
     }
+    await this.starting.get(r.name)?.catch(() => {});
+    if (r.running !== undefined) throw new Error(`${r.name} runs already (pid ${r.running.process.pid})`);
     return this.startReplica(r, env);
   }
 
@@ -365,15 +559,26 @@ export class LocalStack {
     if (state === undefined) throw new Error(`no node ${name} (nodes: ${[...this.nodeStates.keys()].join(', ')})`);
     const members = this.replicas.filter((r) => r.node === name);
     if (action === 'restore') {
-      if (state === 'frozen') for (const r of members) r.running?.process.signal('SIGCONT');
-      if (state === 'drained' || state === 'crashed') {
-        for (const r of members.filter((m) => m.service !== 'ingestion')) await this.startReplica(r);
-        for (const r of members.filter((m) => m.service === 'ingestion')) await this.startReplica(r);
+      if (state !== 'ready') {
+        for (const r of members) r.running?.process.signal('SIGCONT');
+        // Whatever is not running (drained, crashed, or died while frozen) starts again: storage and query before ingestion.
+        this.nodeStates.set(name, 'ready');
+        const down = members.filter((m) => m.running === undefined && !this.starting.has(m.name));
+        for (const r of [...down.filter((m) => m.service !== 'ingestion'), ...down.filter((m) => m.service === 'ingestion')]) {
+          await this.startReplica(r).catch((err: Error) => {
+            // Handed to the supervisor: it tries again with back-off, as after a crash.
+            const delayMs = this.loopOf(r.name).crashed(`start failed: ${err.message.split('\n')[0]}`);
+            this.scheduleRestart(r.name, delayMs, () => this.startReplica(r), () => this.nodeStates.get(r.node) !== 'ready');
+          });
+        }
+        recordEvent(this.options.stateDir, 'remove', name, `restored (was ${state})`);
+        this.say(`${name} restored (was ${state})`);
       }
-      this.nodeStates.set(name, 'ready');
-      if (state !== 'ready') recordEvent(this.options.stateDir, 'remove', name, `restored (was ${state})`);
     } else {
       if (state !== 'ready') throw new Error(`${name} is ${state}: restore it first`);
+      // What waits to be restarted stays down with the node; a start under way is let finish, then fails with the rest.
+      for (const r of members) this.cancelRestart(r.name);
+      await Promise.allSettled(members.map((r) => this.starting.get(r.name)));
       if (action === 'freeze') {
         for (const r of members) r.running?.process.signal('SIGSTOP');
         this.nodeStates.set(name, 'frozen');
@@ -388,13 +593,12 @@ export class LocalStack {
               p.signal('SIGKILL');
               await p.exited;
             }
-            r.running = undefined;
-            if (r.service === 'ingestion') this.ingestion[r.index] = undefined;
           }),
         );
         this.nodeStates.set(name, action === 'drain' ? 'drained' : 'crashed');
       }
       recordEvent(this.options.stateDir, 'inject', name, `${action}: ${members.map((r) => r.name).join(', ') || 'no replicas'}`);
+      this.say(`${name} ${action === 'freeze' ? 'frozen' : action === 'drain' ? 'drained' : 'crashed'} on request: its replicas stay down until flatline node restore ${name}`);
     }
     this.writeStackFile();
     return this.nodeStates.get(name)!;
@@ -402,6 +606,7 @@ export class LocalStack {
 
   /** Writes <state>/stack.json: the addresses `flatline status`, `freshness`, `fault` and `node` read. */
   writeStackFile(): void {
+    if (this.db === undefined || this.devices === undefined) return;
     const metricsOf = (service: 'storage' | 'query'): string[] => this.running(service).map((r) => r.metrics);
     const file = {
       query: this.queryAddress,
@@ -409,21 +614,37 @@ export class LocalStack {
       devices: this.devices.addresses['https'],
       devicesControl: this.devices.addresses['control'],
       database: this.db.address,
-      databasePid: this.db.process.pid,
-      ingestion: this.ingestion.map((r) => ({ grpc: r?.grpc, metrics: r?.metrics })),
+      databasePid: this.db.process.running ? this.db.process.pid : undefined,
+      // Array.from: a replica index never started (a hole) is an entry too, not a null.
+      ingestion: Array.from(this.ingestion, (r) => ({ grpc: r?.grpc, metrics: r?.metrics })),
       metrics: { storage: metricsOf('storage')[0], query: metricsOf('query')[0], devices: this.devices.metrics },
       replicas: this.replicas.map((r) => ({ name: r.name, node: r.node, pid: r.running?.process.pid, grpc: at(this.options.host, r.grpcPort), metrics: at(this.options.host, r.metricsPort) })),
       nodes: Object.fromEntries(this.nodeStates),
+      components: this.supervised(),
       control: this.controlSocket,
       started: this.started,
       pid: process.pid,
     };
-    writeFileSync(join(this.options.stateDir, 'stack.json'), JSON.stringify(file, null, 1));
+    // Atomically (rename): it is rewritten on every restart while other commands read it.
+    const path = join(this.options.stateDir, 'stack.json');
+    writeFileSync(`${path}.tmp`, JSON.stringify(file, null, 1));
+    renameSync(`${path}.tmp`, path);
   }
 
-  /** Stops everything, ingestion first (so it drains), the database last. */
-  async stop(onStopped: (name: string, how: number | string) => void = () => {}): Promise<void> {
-    this.control?.close();
-    for (const p of [...this.processes()].reverse()) onStopped(p.name, await p.stop());
+  /**
+   * Stops everything, ingestion first (so it drains), the database last:
+   * no restart from now on; a start under way is let finish and stopped
+   * (so nothing is left running). Calling it again waits for the same stop.
+   */
+  stop(onStopped: (name: string, how: number | string) => void = () => {}): Promise<void> {
+    this.stopped ??= (async () => {
+      this.stopping = true;
+      for (const timer of this.pending.values()) clearTimeout(timer);
+      this.pending.clear();
+      this.control?.close();
+      await Promise.allSettled(this.starting.values());
+      for (const p of [...this.processes()].reverse()) onStopped(p.name, await p.stop());
+    })();
+    return this.stopped;
   }
 }
