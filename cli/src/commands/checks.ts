@@ -8,7 +8,7 @@ import { duration } from './up.ts';
 /** The `gaps` command. */
 export function gapsCommand(): Command {
   return new Command('gaps')
-    .description('count missing sequence numbers in every device\'s stored readings; exit 1 when any is missing')
+    .description('count missing sequence numbers in every device\'s stored readings, epoch by epoch (a reset meter counts from 1 again); exit 1 when any is missing')
     .option('--state-dir <dir>', 'state folder of the local stack', DEFAULT_STATE_DIR)
     .option('--json', 'print as JSON', false)
     .option('--mongodb-uri <uri>', "read this database instead of the local stack's (a cluster's MongoDB, e.g. through kubectl port-forward)")
@@ -34,7 +34,7 @@ export function gapsCommand(): Command {
       if (o.json) process.stdout.write(`${JSON.stringify({ ...report, missing }, null, 2)}\n`);
       else {
         process.stdout.write(`${report.readings} readings of ${report.devices} devices; ${missing} missing in ${report.gaps.length} device(s)\n`);
-        for (const g of report.gaps.slice(0, 20)) process.stdout.write(`  flat ${g.flat} device ${g.device}: ${g.missing} missing\n`);
+        for (const g of report.gaps.slice(0, 20)) process.stdout.write(`  flat ${g.flat} device ${g.device}${g.epoch > 0 ? ` (epoch ${g.epoch}: after ${g.epoch} reset(s))` : ''}: ${g.missing} missing\n`);
       }
       if (missing > 0) process.exitCode = 1;
     });

@@ -1,9 +1,12 @@
 /** `flatline freshness`: how old each flat's last successful fetch is, from the query service. */
-import { credentials, status } from '@grpc/grpc-js';
+import { credentials, InterceptingCall, status, type Interceptor } from '@grpc/grpc-js';
 import { Command, Option } from 'commander';
 import { GetFreshnessResponse, QueryServiceClient, type FreshnessReport } from '@flatline/proto/flatline/query/v1/query.js';
 import { unaryCall } from '@flatline/platform/grpc-client.js';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadCredentials } from '@flatline/platform/credentials.js';
+import { MAX_FLATS_PER_REQUEST } from '@flatline/query/domain/query-args.js';
 import type { Fault } from '@flatline/mesh/fault.js';
 import { readFaultFile } from '@flatline/mesh/fault-file.js';
 import { grpcFaultInterceptor } from '@flatline/mesh/grpc-injector.js';
@@ -15,6 +18,7 @@ import { wholeNumber } from './up.ts';
 
 interface FreshnessOptions {
   query: string | undefined;
+  token: string | undefined;
   stateDir: string;
   exclude: string[];
   flats: string[];
@@ -51,10 +55,25 @@ async function withRetry<T>(call: () => Promise<T>): Promise<T> {
 
 const list = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').filter(Boolean)];
 
-function render(r: FreshnessReport): string {
+/**
+ * The flats a local stack polls (its credentials file), so that a flat never
+ * fetched counts: the query service knows only the flats it has seen
+ * fetched. Undefined with --query (another deployment), without the file, or
+ * beyond what one request may name.
+ */
+function expectedFlats(o: FreshnessOptions): string[] | undefined {
+  if (o.query !== undefined) return undefined;
+  const file = join(o.stateDir, 'devices', 'credentials.json');
+  if (!existsSync(file)) return undefined;
+  const ids = [...loadCredentials(file).keys()];
+  return ids.length <= MAX_FLATS_PER_REQUEST ? ids : undefined;
+}
+
+function render(r: FreshnessReport, knowsEveryFlat: boolean): string {
   const s = (n: number): string => `${n.toFixed(1)} s`;
+  const never = knowsEveryFlat ? `${r.neverFetchedCount} never fetched` : 'never fetched: unknown (the query service knows only fetched flats; name them with --flats)';
   const lines = [
-    `${r.flatCount} flats fetched, ${r.neverFetchedCount} never fetched, as of ${r.asOf?.toISOString() ?? '?'}`,
+    `${r.flatCount} flats fetched, ${never}, as of ${r.asOf?.toISOString() ?? '?'}`,
     `age of the last successful fetch: p50 ${s(r.p50AgeSeconds)}   p99 ${s(r.p99AgeSeconds)}   worst ${s(r.worstAgeSeconds)}`,
   ];
   if (r.stalest.length > 0) {
@@ -65,14 +84,26 @@ function render(r: FreshnessReport): string {
   return lines.join('\n');
 }
 
+/** Sends token as a Bearer token on every call (the cluster's gateway requires one; see the README). */
+function bearer(token: string): Interceptor {
+  return (options, next) =>
+    new InterceptingCall(next(options), {
+      start: (metadata, listener, nextStart) => {
+        metadata.set('authorization', `Bearer ${token}`);
+        nextStart(metadata, listener);
+      },
+    });
+}
+
 /** The `freshness` command. */
 export function freshnessCommand(): Command {
   return new Command('freshness')
     .description('show the worst flats and the freshness percentiles (age of the last successful fetch), from the query service')
     .option('--query <host:port>', 'query service address (default: the running stack\'s, else 127.0.0.1:7102)')
     .option('--state-dir <dir>', 'state folder of the running stack', DEFAULT_STATE_DIR)
+    .addOption(new Option('--token <jwt>', 'a JWT sent as "authorization: Bearer" (query through a cluster\'s gateway requires one)').env('FLATLINE_QUERY_TOKEN'))
     .option('--exclude <ids>', 'leave these flats out (comma-separated, repeatable)', list, [])
-    .option('--flats <ids>', 'only these flats (comma-separated, repeatable)', list, [])
+    .option('--flats <ids>', 'only these flats (comma-separated, repeatable; default: every flat of the local stack, so a flat never fetched counts)', list, [])
     .addOption(new Option('--limit <n>', 'how many of the stalest flats to list').default(10).argParser(wholeNumber(0, 1000)))
     .option('--json', 'print the report as JSON (for scripts)', false)
     .addOption(new Option('--max-age <seconds>', 'exit 1 when the worst age (or a never-fetched flat) exceeds this').argParser(Number))
@@ -87,12 +118,13 @@ export function freshnessCommand(): Command {
         process.stderr.write(`flatline freshness: ignoring the fault file: ${(err as Error).message}\n`);
       }
       const client = new QueryServiceClient(address, credentials.createInsecure(), {
-        interceptors: [grpcFaultInterceptor(new Injector('query', () => faults, undefined))],
+        interceptors: [grpcFaultInterceptor(new Injector('query', () => faults, undefined)), ...(o.token === undefined ? [] : [bearer(o.token)])],
       });
       try {
-        const res = await withRetry(() => unaryCall(client, client.getFreshness, { flatIds: o.flats, excludeFlatIds: o.exclude, limit: o.limit }, ATTEMPT_MS));
+        const flats = o.flats.length > 0 ? o.flats : (expectedFlats(o) ?? []);
+        const res = await withRetry(() => unaryCall(client, client.getFreshness, { flatIds: flats, excludeFlatIds: o.exclude, limit: o.limit }, ATTEMPT_MS));
         const report = res.report!;
-        process.stdout.write(`${o.json ? JSON.stringify((GetFreshnessResponse.toJSON(res) as { report?: unknown }).report ?? {}, null, 2) : render(report)}\n`);
+        process.stdout.write(`${o.json ? JSON.stringify((GetFreshnessResponse.toJSON(res) as { report?: unknown }).report ?? {}, null, 2) : render(report, flats.length > 0)}\n`);
         if (o.maxAge !== undefined && (report.worstAgeSeconds > o.maxAge || report.neverFetchedCount > 0)) process.exitCode = 1;
       } catch (err) {
         process.stderr.write(`flatline freshness: query service at ${address}: ${(err as Error).message}\n`);
