@@ -1,29 +1,22 @@
-/** The `flatline` command. */
+/**
+ * The `flatline` command. A command's module (and what it imports: the
+ * stack, the benchmarks, gRPC clients) is loaded only when that command
+ * runs, so `flatline --help` and the quick commands start fast.
+ */
 import { Command } from 'commander';
-import { benchCommand } from './commands/bench.ts';
-import { chaosCommand } from './commands/chaos.ts';
-import { drainedCommand, gapsCommand } from './commands/checks.ts';
-import { dbCommand } from './commands/db.ts';
-import { deadLettersCommand } from './commands/deadletters.ts';
-import { faultCommand } from './commands/fault.ts';
-import { freshnessCommand } from './commands/freshness.ts';
-import { nodeCommand } from './commands/node.ts';
-import { statusCommand } from './commands/status.ts';
-import { upCommand } from './commands/up.ts';
+import { COMMANDS } from './commands.ts';
 
 const program = new Command('flatline')
   .description('flatline: collects the readings of the meters in flats, and proves with chaos experiments that it keeps doing so')
-  .showHelpAfterError()
-  .addCommand(upCommand())
-  .addCommand(statusCommand())
-  .addCommand(freshnessCommand())
-  .addCommand(faultCommand())
-  .addCommand(dbCommand())
-  .addCommand(nodeCommand())
-  .addCommand(gapsCommand())
-  .addCommand(drainedCommand())
-  .addCommand(deadLettersCommand())
-  .addCommand(chaosCommand())
-  .addCommand(benchCommand());
+  .showHelpAfterError();
+
+// `flatline <command> …` and `flatline help <command>` need that command whole; anything else (--help, a typo) only the list.
+const args = process.argv.slice(2);
+const named = args[0] === 'help' ? args[1] : args[0];
+const entry = COMMANDS.find((c) => c.name === named);
+for (const c of COMMANDS) {
+  if (c === entry) program.addCommand((await c.load()).summary(c.summary));
+  else program.command(c.name).summary(c.summary).description(c.summary);
+}
 
 await program.parseAsync(process.argv);
