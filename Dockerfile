@@ -56,6 +56,8 @@ COPY services/devices/package.json services/devices/
 COPY services/storage/package.json services/storage/
 COPY services/query/package.json services/query/
 COPY services/ingestion/package.json services/ingestion/
+COPY stack/package.json stack/
+COPY bench/package.json bench/
 COPY cli/package.json cli/
 
 # tsx, which runs the services, is a devDependency of the root (so are eslint,
@@ -78,6 +80,7 @@ RUN npm ci \
 # The sources the services run (.dockerignore keeps tests and local state out).
 COPY tsconfig.json ./
 COPY proto/gen proto/gen
+COPY proto/index.ts proto/
 COPY services services
 COPY mesh/src mesh/src
 

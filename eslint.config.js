@@ -13,10 +13,23 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'Read the environment only in src/config.ts.' }],
+      // Each workspace has one entry point (src/index.ts): nothing reaches into another's internals.
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^@flatline/[^/]+/.+',
+              message: "Import a workspace by its name only (its src/index.ts); export what others need from there.",
+            },
+          ],
+        },
+      ],
     },
   },
   {
-    files: ['**/src/config.ts', '**/test/**', 'scripts/**', 'test/**'],
+    // The test harness (FLATLINE_KEEP_TEST_STATE) is test code that lives in @flatline/stack.
+    files: ['**/src/config.ts', '**/test/**', 'scripts/**', 'test/**', 'stack/src/harness.ts'],
     rules: { 'no-restricted-properties': 'off' },
   },
 );

@@ -3,40 +3,11 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
-import { QueryServiceClient, type GetLatestResponse } from '@flatline/proto/flatline/query/v1/query.js';
-import { unaryCall } from '@flatline/platform/grpc-client.js';
-import { decodeLatest, deviceKey, stateBucket } from '@flatline/platform/store-schema.js';
-import { toAppendBatch } from '@flatline/storage/domain/append-batch.js';
-import {
-  GET_FRESHNESS,
-  GET_LATEST,
-  PROTOSET,
-  errorText,
-  getLatestData,
-  ghzArgs,
-  parseGhzReport,
-  queryResult,
-  querySettings,
-  querySuite,
-  startFloor,
-  type GhzSummary,
-  type QueryRun,
-} from '@flatline/cli/bench/query.js';
-import {
-  inParallel,
-  median,
-  readingDocs,
-  runOrder,
-  skipped,
-  stateUpdates,
-  storageResult,
-  storageSettings,
-  storageSuite,
-  workloadBatches,
-  workloadReadings,
-  type StorageRun,
-} from '@flatline/cli/bench/storage.js';
-import { tempDir } from './support/stack.ts';
+import { QueryServiceClient, type GetLatestResponse } from '@flatline/proto';
+import { unaryCall, decodeLatest, deviceKey, stateBucket } from '@flatline/platform';
+import { toAppendBatch } from '@flatline/storage';
+import { GET_FRESHNESS, GET_LATEST, PROTOSET, errorText, getLatestData, ghzArgs, parseGhzReport, queryResult, querySettings, querySuite, startFloor, type GhzSummary, type QueryRun, inParallel, median, readingDocs, runOrder, skipped, stateUpdates, storageResult, storageSettings, storageSuite, workloadBatches, workloadReadings, type StorageRun } from '@flatline/bench';
+import { tempDir } from '@flatline/stack';
 
 const ctx = (quick: boolean) => ({ quick, keep: false, say: () => {} });
 const small = { flats: 7, rounds: 3, fetchesPerAppend: 4, devicesPerFlat: 3, startMs: Date.UTC(2026, 0, 1) };

@@ -2,9 +2,8 @@
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT } from '@flatline/cli/paths.js';
-import { httpFloorFigures, httpFloorPlan, httpFloorSuite, parseWrkSummary, wrkScript } from '@flatline/cli/bench/http-floor.js';
-import { fileSdTargets, instantValue, pollingFigures, pollingPlan, pollingSuite, prometheusConfig, type RepeatResult, type SideResult } from '@flatline/cli/bench/polling.js';
+import { REPO_ROOT } from '@flatline/stack';
+import { httpFloorFigures, httpFloorPlan, httpFloorSuite, parseWrkSummary, wrkScript, fileSdTargets, instantValue, pollingFigures, pollingPlan, pollingSuite, prometheusConfig, type RepeatResult, type SideResult } from '@flatline/bench';
 
 const ctx = (quick: boolean) => ({ quick, keep: false, say: () => {} });
 

@@ -4,7 +4,7 @@
  * the freshness sampler excludes is what the experiment's probes exclude.
  */
 import { expect } from 'chai';
-import { configValue, type Experiment } from '@flatline/cli/commands/chaos.js';
+import { configValue, type Experiment } from '@flatline/cli';
 
 const experiment: Experiment = {
   title: 'configuration as Chaos Toolkit reads it',

@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { REPO_ROOT } from '@flatline/cli/paths.js';
+import { REPO_ROOT } from '@flatline/stack';
 
 const run = promisify(execFile);
 

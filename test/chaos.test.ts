@@ -11,11 +11,7 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { REPO_ROOT, TOOLS_BIN } from '@flatline/cli/paths.js';
-import { readEvents } from '@flatline/cli/stack/events.js';
-import type { LocalStack } from '@flatline/cli/stack/stack.js';
-import { eventually, startTestStack, tempDir } from './support/stack.ts';
-import { freshness, seqGaps } from './support/checks.ts';
+import { REPO_ROOT, TOOLS_BIN, readEvents, type LocalStack, eventually, startTestStack, tempDir, freshness, seqGaps } from '@flatline/stack';
 
 const run = promisify(execFile);
 const CLI = ['--import', 'tsx', join(REPO_ROOT, 'cli', 'src', 'main.ts')];

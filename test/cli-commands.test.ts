@@ -4,8 +4,8 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { REPO_ROOT } from '@flatline/cli/paths.js';
-import { COMMANDS } from '@flatline/cli/commands.js';
+import { REPO_ROOT } from '@flatline/stack';
+import { COMMANDS } from '@flatline/cli';
 
 const run = promisify(execFile);
 

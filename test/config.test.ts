@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { serviceEntry, REPO_ROOT } from '@flatline/cli/paths.js';
-import { EXIT_CONFIG, readEnv, int, hostPort, ConfigError } from '@flatline/platform/config.js';
+import { serviceEntry, REPO_ROOT } from '@flatline/stack';
+import { EXIT_CONFIG, readEnv, int, hostPort, ConfigError } from '@flatline/platform';
 
 function runService(service: string, env: Record<string, string>, args: string[] = []) {
   return spawnSync(process.execPath, ['--import', 'tsx', serviceEntry(service), ...args], {

@@ -3,9 +3,8 @@ import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Outbox } from '@flatline/ingestion/outbox/outbox.js';
-import { REPO_ROOT } from '@flatline/cli/paths.js';
-import { tempDir } from './support/stack.ts';
+import { Outbox } from '@flatline/ingestion';
+import { REPO_ROOT, tempDir } from '@flatline/stack';
 
 const run = promisify(execFile);
 const flatline = (...args: string[]) => run(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'cli', 'src', 'main.ts'), ...args], { cwd: REPO_ROOT });

@@ -3,9 +3,8 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { REPO_ROOT } from '@flatline/cli/paths.js';
-import { planOf } from '@flatline/mesh/istio.js';
-import { tempDir } from './support/stack.ts';
+import { REPO_ROOT, tempDir } from '@flatline/stack';
+import { planOf } from '@flatline/mesh';
 
 const run = promisify(execFile);
 

@@ -8,9 +8,8 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Server, ServerCredentials, type Metadata } from '@grpc/grpc-js';
-import { QueryServiceService, type QueryServiceServer } from '@flatline/proto/flatline/query/v1/query.js';
-import { REPO_ROOT } from '@flatline/cli/paths.js';
-import { tempDir } from './support/stack.ts';
+import { QueryServiceService, type QueryServiceServer } from '@flatline/proto';
+import { REPO_ROOT, tempDir } from '@flatline/stack';
 
 const run = promisify(execFile);
 

@@ -4,8 +4,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { MongoClient } from 'mongodb';
-import { REPO_ROOT } from '@flatline/cli/paths.js';
-import { tempDir, TestDatabase } from './support/stack.ts';
+import { REPO_ROOT, tempDir, TestDatabase } from '@flatline/stack';
 
 const run = promisify(execFile);
 

@@ -2,10 +2,8 @@ import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { TOOLS_BIN } from '@flatline/cli/paths.js';
-import type { RunningService } from '@flatline/cli/stack/components.js';
-import { checkHealth } from '@flatline/platform/grpc-client.js';
-import { eventually, startTestService, tempDir, TestDatabase } from './support/stack.ts';
+import { TOOLS_BIN, type RunningService, eventually, startTestService, tempDir, TestDatabase } from '@flatline/stack';
+import { checkHealth } from '@flatline/platform';
 
 const run = promisify(execFile);
 const grpcurl = join(TOOLS_BIN, 'grpcurl');

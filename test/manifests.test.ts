@@ -22,7 +22,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { REPO_ROOT, TOOLS_BIN } from '@flatline/cli/paths.js';
+import { REPO_ROOT, TOOLS_BIN } from '@flatline/stack';
 
 const istioctl = join(TOOLS_BIN, 'istioctl');
 const kubeconform = join(TOOLS_BIN, 'kubeconform');

@@ -3,11 +3,8 @@ import { execFile } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { REPO_ROOT, TOOLS_BIN } from '@flatline/cli/paths.js';
-import type { LocalStack } from '@flatline/cli/stack/stack.js';
-import { flatIds, loadCredentials } from '@flatline/platform/credentials.js';
-import { freshness, metric, seqGaps } from './support/checks.ts';
-import { eventually, startTestStack, tempDir } from './support/stack.ts';
+import { REPO_ROOT, TOOLS_BIN, type LocalStack, freshness, metric, seqGaps, eventually, startTestStack, tempDir } from '@flatline/stack';
+import { flatIds, loadCredentials } from '@flatline/platform';
 
 const run = promisify(execFile);
 const FLATS = 24;

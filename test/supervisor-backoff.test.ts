@@ -1,6 +1,6 @@
 /** The supervisor's crash loop: back-off that doubles, is capped, and starts over after a healthy run. */
 import { expect } from 'chai';
-import { CrashLoop } from '@flatline/cli/stack/crash-loop.js';
+import { CrashLoop } from '@flatline/stack';
 
 const POLICY = { initialDelayMs: 1000, maxDelayMs: 8000, resetAfterMs: 60_000 };
 

@@ -2,8 +2,7 @@
 import { expect } from 'chai';
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { callControl, serveControl } from '@flatline/cli/stack/control.js';
-import { tempDir } from './support/stack.ts';
+import { callControl, serveControl, tempDir } from '@flatline/stack';
 
 describe('the supervisor control socket', () => {
   const dir = tempDir('supervisor-control');

@@ -11,10 +11,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { REPO_ROOT } from '@flatline/cli/paths.js';
-import { readStackFile, type StackFile } from '@flatline/cli/stack/stack-file.js';
-import { freshness } from './support/checks.ts';
-import { eventually, tempDir } from './support/stack.ts';
+import { REPO_ROOT, readStackFile, type StackFile, freshness, eventually, tempDir } from '@flatline/stack';
 
 const run = promisify(execFile);
 const FLATS = 24;

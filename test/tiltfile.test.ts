@@ -24,9 +24,8 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO_ROOT, TOOLS_BIN } from '@flatline/cli/paths.js';
-import { SCENARIOS } from '@flatline/mesh/scenarios.js';
-import { tempDir } from './support/stack.ts';
+import { REPO_ROOT, TOOLS_BIN, tempDir } from '@flatline/stack';
+import { SCENARIOS } from '@flatline/mesh';
 
 const checker = join(TOOLS_BIN, 'tiltfile-check');
 const tilt = join(TOOLS_BIN, 'tilt');
@@ -160,7 +159,7 @@ function freePort(): Promise<number> {
   });
 }
 
-/** The ports `flatline up` takes by default (cli/src/stack/stack.ts DEFAULT_PORTS; two ingestion replicas). */
+/** The ports `flatline up` takes by default (stack/src/stack.ts DEFAULT_PORTS; two ingestion replicas). */
 const STACK_PORTS = [27117, 7101, 7102, 8443, 8444, 9104, 7110, 7111, 9110, 9111];
 
 interface Recorded {

@@ -6,10 +6,7 @@
  * (flatline-4-mesh-policy): the device path needs it with or without faults.
  */
 import { ApiObject, Chart, type App } from 'cdk8s';
-import type { Fault } from '@flatline/mesh/fault.js';
-import { HOSTS } from '@flatline/mesh/fault.js';
-import { baselineVirtualService, faultVirtualService, type MeshSettings } from '@flatline/mesh/istio.js';
-import { SCENARIOS, type ScenarioOptions } from '@flatline/mesh/scenarios.js';
+import { type Fault, HOSTS, baselineVirtualService, faultVirtualService, type MeshSettings, SCENARIOS, type ScenarioOptions } from '@flatline/mesh';
 
 type Renderable = { toJSON(): unknown; metadata?: { name?: string } | undefined; kind: string };
 

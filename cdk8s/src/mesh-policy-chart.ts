@@ -30,7 +30,7 @@ import { VirtualService } from '@kubernetes-models/istio/networking.istio.io/v1b
 import { AuthorizationPolicy } from '@kubernetes-models/istio/security.istio.io/v1/AuthorizationPolicy';
 import { RequestAuthentication } from '@kubernetes-models/istio/security.istio.io/v1/RequestAuthentication';
 import { PeerAuthentication } from '@kubernetes-models/istio/security.istio.io/v1beta1/PeerAuthentication';
-import { devicesDestinationRule } from '@flatline/mesh/istio.js';
+import { devicesDestinationRule } from '@flatline/mesh';
 import { addModel, addObject, labelsOf, seedMarks, selectorOf, serviceAccount } from './k8s.ts';
 import { isDevJwtIssuer, jwtIssuerOf } from './secrets.ts';
 import { meshOf, PORTS, principalOf, serviceHost, type Settings } from './settings.ts';

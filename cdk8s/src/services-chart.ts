@@ -108,7 +108,7 @@ function serviceContainer(service: Service, s: Settings, extra: Pick<Container, 
     name: service,
     image: imageOf(s),
     imagePullPolicy: s.image.pullPolicy,
-    // How the local stack runs each service (cli/src/stack/components.ts).
+    // How the local stack runs each service (stack/src/components.ts).
     command: ['node', '--import', 'tsx', `services/${service}/src/main.ts`],
     workingDir: PATHS.app,
     resources: s.resources[service],

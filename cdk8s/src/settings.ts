@@ -7,7 +7,7 @@
  * must be given a seed of the operator's own and the JWT issuer of the
  * callers from outside the mesh (withSettings refuses it otherwise).
  */
-import { DEFAULT_MESH, type MeshSettings } from '@flatline/mesh/istio.js';
+import { DEFAULT_MESH, type MeshSettings } from '@flatline/mesh';
 
 /** CPU and memory of one container (Kubernetes quantities). */
 export interface Resources {

@@ -1,7 +1,6 @@
 import { expect } from 'chai';
 import { Testing } from 'cdk8s';
-import { DEFAULT_MESH, planOf } from '@flatline/mesh/istio.js';
-import { SCENARIOS } from '@flatline/mesh/scenarios.js';
+import { DEFAULT_MESH, planOf, SCENARIOS } from '@flatline/mesh';
 import { FaultChart, MeshBaselineChart } from '../src/charts.ts';
 
 describe('cdk8s charts of the mesh', () => {

@@ -11,13 +11,11 @@ import { VirtualService } from '@kubernetes-models/istio/networking.istio.io/v1b
 import { AuthorizationPolicy } from '@kubernetes-models/istio/security.istio.io/v1/AuthorizationPolicy';
 import { RequestAuthentication } from '@kubernetes-models/istio/security.istio.io/v1/RequestAuthentication';
 import { PeerAuthentication } from '@kubernetes-models/istio/security.istio.io/v1beta1/PeerAuthentication';
-import { loadConfig as devicesConfig } from '@flatline/devices/config.js';
-import { ensureTlsMaterial } from '@flatline/devices/state/tls-files.js';
-import { loadConfig as ingestionConfig } from '@flatline/ingestion/config.js';
-import { loadCredentials } from '@flatline/platform/credentials.js';
-import { createMongoClient } from '@flatline/platform/mongo.js';
-import { loadConfig as queryConfig } from '@flatline/query/config.js';
-import { loadConfig as storageConfig } from '@flatline/storage/config.js';
+import { loadConfig as devicesConfig, ensureTlsMaterial } from '@flatline/devices';
+import { loadConfig as ingestionConfig } from '@flatline/ingestion';
+import { loadCredentials, createMongoClient } from '@flatline/platform';
+import { loadConfig as queryConfig } from '@flatline/query';
+import { loadConfig as storageConfig } from '@flatline/storage';
 import { buildApp, SYSTEM_CHARTS } from '../src/app.ts';
 import { devJwtIssuer, devToken, DEV_JWT_ISSUER } from '../src/secrets.ts';
 import { DEV_SETTINGS, PORTS, principalOf, withSettings } from '../src/settings.ts';

@@ -1,5 +1,5 @@
 /**
- * `flatline bench`: every benchmark suite of cli/src/bench/ (or those named
+ * `flatline bench`: every benchmark suite of bench/src/ (or those named
  * with --only), one table of headline figures — flatline next to its peer or
  * floor measured in the same run, the ratio and the goal — then each suite's
  * detail tables and notes; the whole run as JSON (with the machine's cores,
@@ -11,9 +11,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { REPO_ROOT, TOOLS_BIN } from '../paths.ts';
-import { SUITES } from '../bench/suites.ts';
-import { markdownTable, type BenchContext, type Figure, type SuiteResult } from '../bench/suite.ts';
+import { REPO_ROOT, TOOLS_BIN } from '@flatline/stack';
+import { SUITES, markdownTable, type BenchContext, type Figure, type SuiteResult } from '@flatline/bench';
 
 interface BenchOptions {
   only: string[] | undefined;

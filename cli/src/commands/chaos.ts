@@ -11,14 +11,8 @@ import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { readFaultFile, writeFaultFile } from '@flatline/mesh/fault-file.js';
-import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN } from '../paths.ts';
-import { callControl } from '../stack/control.ts';
-import { markerOf, ProcessRecord } from '../stack/leftovers.ts';
-import { readEvents, recordEvent } from '../stack/events.ts';
-import { freshnessReport } from '../stack/probes.ts';
-import { readStackFile, stackRunning, type StackFile } from '../stack/stack-file.ts';
-import { DEFAULT_PORTS, FREE_PORTS, LocalStack } from '../stack/stack.ts';
+import { readFaultFile, writeFaultFile } from '@flatline/mesh';
+import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN, callControl, markerOf, ProcessRecord, readEvents, recordEvent, freshnessReport, readStackFile, stackRunning, type StackFile, DEFAULT_PORTS, FREE_PORTS, LocalStack } from '@flatline/stack';
 import { duration, wholeNumber } from './up.ts';
 
 const CHAOS_DIR = join(REPO_ROOT, 'chaos');

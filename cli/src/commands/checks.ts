@@ -1,8 +1,6 @@
 /** `flatline gaps` and `flatline drained`: the loss checks of the chaos experiments. */
 import { Command, Option } from 'commander';
-import { DEFAULT_STATE_DIR } from '../paths.ts';
-import { metricValue, seqGaps } from '../stack/probes.ts';
-import { requireStack } from '../stack/stack-file.ts';
+import { DEFAULT_STATE_DIR, metricValue, seqGaps, requireStack } from '@flatline/stack';
 import { duration } from './up.ts';
 
 /** The `gaps` command. */

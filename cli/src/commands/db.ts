@@ -1,8 +1,6 @@
 /** `flatline db`: make the local stack's database unreachable and bring it back, as a chaos action. */
 import { Command } from 'commander';
-import { DEFAULT_STATE_DIR } from '../paths.ts';
-import { recordEvent } from '../stack/events.ts';
-import { requireStack } from '../stack/stack-file.ts';
+import { DEFAULT_STATE_DIR, recordEvent, requireStack } from '@flatline/stack';
 
 function signalDatabase(stateDir: string, signal: NodeJS.Signals, what: string): void {
   const stack = requireStack(stateDir);

@@ -7,8 +7,8 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { Outbox, type DeadLetter } from '@flatline/ingestion/outbox/outbox.js';
-import { DEFAULT_STATE_DIR } from '../paths.ts';
+import { Outbox, type DeadLetter } from '@flatline/ingestion';
+import { DEFAULT_STATE_DIR } from '@flatline/stack';
 
 /** The outbox files of the replicas under stateDir, by replica name. */
 function outboxes(stateDir: string): Array<{ replica: string; file: string }> {

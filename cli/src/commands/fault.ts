@@ -6,18 +6,10 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { loadCredentials } from '@flatline/platform/credentials.js';
-import { InvalidFaultError } from '@flatline/mesh/fault.js';
-import { readFaultFile, writeFaultFile } from '@flatline/mesh/fault-file.js';
-import { recordEvent } from '../stack/events.ts';
-import { SCENARIOS, scenario } from '@flatline/mesh/scenarios.js';
-import { stableFraction } from '@flatline/mesh/stable-fraction.js';
-import { baselineVirtualService, DEFAULT_MESH, faultVirtualService, planOf } from '@flatline/mesh/istio.js';
-import { HOSTS, type Fault } from '@flatline/mesh/fault.js';
+import { loadCredentials, stableFraction } from '@flatline/platform';
+import { InvalidFaultError, readFaultFile, writeFaultFile, SCENARIOS, scenario, baselineVirtualService, DEFAULT_MESH, faultVirtualService, planOf, HOSTS, type Fault } from '@flatline/mesh';
+import { recordEvent, DEFAULT_STATE_DIR, scrapeText, sumMetric, readStackFile } from '@flatline/stack';
 import { spawnSync } from 'node:child_process';
-import { DEFAULT_STATE_DIR } from '../paths.ts';
-import { scrapeText, sumMetric } from '../stack/probes.ts';
-import { readStackFile } from '../stack/stack-file.ts';
 import { duration } from './up.ts';
 
 interface OnOptions {

@@ -1,19 +1,13 @@
 /** `flatline freshness`: how old each flat's last successful fetch is, from the query service. */
 import { credentials, InterceptingCall, status, type Interceptor } from '@grpc/grpc-js';
 import { Command, Option } from 'commander';
-import { GetFreshnessResponse, QueryServiceClient, type FreshnessReport } from '@flatline/proto/flatline/query/v1/query.js';
-import { unaryCall } from '@flatline/platform/grpc-client.js';
+import { GetFreshnessResponse, QueryServiceClient, type FreshnessReport } from '@flatline/proto';
+import { unaryCall, loadCredentials } from '@flatline/platform';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadCredentials } from '@flatline/platform/credentials.js';
-import { MAX_FLATS_PER_REQUEST } from '@flatline/query/domain/query-args.js';
-import type { Fault } from '@flatline/mesh/fault.js';
-import { readFaultFile } from '@flatline/mesh/fault-file.js';
-import { grpcFaultInterceptor } from '@flatline/mesh/grpc-injector.js';
-import { Injector } from '@flatline/mesh/injector.js';
-import { DEFAULT_STATE_DIR } from '../paths.ts';
-import { readStackFile } from '../stack/stack-file.ts';
-import { DEFAULT_PORTS } from '../stack/stack.ts';
+import { MAX_FLATS_PER_REQUEST } from '@flatline/query';
+import { type Fault, readFaultFile, grpcFaultInterceptor, Injector } from '@flatline/mesh';
+import { DEFAULT_STATE_DIR, readStackFile, DEFAULT_PORTS } from '@flatline/stack';
 import { wholeNumber } from './up.ts';
 
 interface FreshnessOptions {

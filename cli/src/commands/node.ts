@@ -1,9 +1,7 @@
 /** `flatline node`: fail a local node as a VM fails (drain, crash, freeze) and restore it; the actions of H2. */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { DEFAULT_STATE_DIR } from '../paths.ts';
-import { callControl } from '../stack/control.ts';
-import { requireStack, type StackFile } from '../stack/stack-file.ts';
+import { DEFAULT_STATE_DIR, callControl, requireStack, type StackFile } from '@flatline/stack';
 
 const STATE_DIR: [string, string, string] = ['--state-dir <dir>', 'state folder of the local stack', DEFAULT_STATE_DIR];
 

@@ -5,11 +5,8 @@
  */
 import { Command } from 'commander';
 import { MongoClient } from 'mongodb';
-import { checkHealth } from '@flatline/platform/grpc-client.js';
-import { DEFAULT_STATE_DIR } from '../paths.ts';
-import type { SupervisedStatus } from '../stack/crash-loop.ts';
-import { metricValue } from '../stack/probes.ts';
-import { requireStack } from '../stack/stack-file.ts';
+import { checkHealth } from '@flatline/platform';
+import { DEFAULT_STATE_DIR, type SupervisedStatus, metricValue, requireStack } from '@flatline/stack';
 
 /** One row of the status. */
 export interface StatusRow {

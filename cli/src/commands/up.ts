@@ -2,9 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN } from '../paths.ts';
-import { markerOf, ProcessRecord } from '../stack/leftovers.ts';
-import { DEFAULT_PORTS, FREE_PORTS, LocalStack, type StackPorts } from '../stack/stack.ts';
+import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN, markerOf, ProcessRecord, DEFAULT_PORTS, FREE_PORTS, LocalStack, type StackPorts } from '@flatline/stack';
 
 /** Parses a whole number within [min, max] for commander. */
 export function wholeNumber(min: number, max: number): (value: string) => number {

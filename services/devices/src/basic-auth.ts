@@ -1,6 +1,6 @@
 /** HTTP Basic authentication of a flat's devices against the credentials file. */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { CredentialsMap } from '@flatline/platform/credentials.js';
+import type { CredentialsMap } from '@flatline/platform';
 
 /** The challenge sent with every 401. */
 export const CHALLENGE = 'Basic realm="flatline devices", charset="UTF-8"';

@@ -2,7 +2,7 @@
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, hostPort, int, LOG_LEVEL_ENV, readEnv, text, type Variable } from '@flatline/platform/config.js';
+import { ConfigError, hostPort, int, LOG_LEVEL_ENV, readEnv, text, type Variable } from '@flatline/platform';
 import { isLoopbackAddress } from './http/listen.ts';
 
 /** Upper bound of readings per device in one answer (window / period), so one answer stays small. */

@@ -1,7 +1,5 @@
 /** Device simulator: composition root (config → state → servers → signals). */
-import { helpRequested, printHelp } from '@flatline/platform/help.js';
-import { onShutdownSignal, runMain } from '@flatline/platform/lifecycle.js';
-import { announceListening, createLogger } from '@flatline/platform/logger.js';
+import { helpRequested, printHelp, onShutdownSignal, runMain, announceListening, createLogger } from '@flatline/platform';
 import { DEVICES_ENV, loadConfig } from './config.ts';
 import { startSimulator } from './simulator.ts';
 

@@ -6,11 +6,7 @@
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import { ConfigError } from '@flatline/platform/config.js';
-import { loadCredentials, type CredentialsMap } from '@flatline/platform/credentials.js';
-import type { Logger } from '@flatline/platform/logger.js';
-import { createMetrics, serveMetrics, type MetricsServer } from '@flatline/platform/metrics.js';
-import { withPort } from '@flatline/platform/net.js';
+import { ConfigError, loadCredentials, type CredentialsMap, type Logger, createMetrics, serveMetrics, type MetricsServer, withPort } from '@flatline/platform';
 import { BasicAuth } from './basic-auth.ts';
 import type { DevicesConfig } from './config.ts';
 import { createDevicesMetrics } from './devices-metrics.ts';

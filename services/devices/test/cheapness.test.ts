@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Agent, request } from 'node:https';
-import { splitHostPort } from '@flatline/platform/net.js';
+import { splitHostPort } from '@flatline/platform';
 import { start, stateDir } from './helpers.ts';
 
 const MB = 1024 * 1024;

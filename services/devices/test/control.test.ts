@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { request as httpsRequest } from 'node:https';
-import { splitHostPort } from '@flatline/platform/net.js';
+import { splitHostPort } from '@flatline/platform';
 import { loadConfig } from '../src/config.ts';
 import { startSimulator, type RunningSimulator } from '../src/simulator.ts';
 import { control, get, memoryLogger, sleep, start, stateDir } from './helpers.ts';

@@ -6,9 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { flatIds, writeCredentials, type CredentialsMap } from '@flatline/platform/credentials.js';
-import type { Logger } from '@flatline/platform/logger.js';
-import { splitHostPort } from '@flatline/platform/net.js';
+import { flatIds, writeCredentials, type CredentialsMap, type Logger, splitHostPort } from '@flatline/platform';
 import { loadConfig } from '../src/config.ts';
 import { startSimulator, type RunningSimulator } from '../src/simulator.ts';
 

@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { fileURLToPath } from 'node:url';
-import { splitHostPort } from '@flatline/platform/net.js';
+import { splitHostPort } from '@flatline/platform';
 import { stateDir } from './helpers.ts';
 
 const [flats = 1000, total = 20000, concurrency = 16] = process.argv.slice(2).map(Number);

@@ -1,7 +1,7 @@
 /** Ingestion configuration: the only reader of the environment in this service. */
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { ConfigError, DATABASE_ENV, hostPort, int, LOG_LEVEL_ENV, oneOf, readEnv, SHUTDOWN_ENV, text, type Variable } from '@flatline/platform/config.js';
+import { ConfigError, DATABASE_ENV, hostPort, int, LOG_LEVEL_ENV, oneOf, readEnv, SHUTDOWN_ENV, text, type Variable } from '@flatline/platform';
 import { z } from 'zod';
 
 /**

@@ -1,19 +1,9 @@
 /** Ingestion service: composition root (config → dependencies → server → signals). */
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
-import { StorageServiceClient } from '@flatline/proto/flatline/storage/v1/storage.js';
-import { loadCredentials } from '@flatline/platform/credentials.js';
-import { GrpcHost } from '@flatline/platform/grpc-host.js';
-import { helpRequested, printHelp } from '@flatline/platform/help.js';
-import { onShutdownSignal, runMain } from '@flatline/platform/lifecycle.js';
-import { announceListening, createLogger } from '@flatline/platform/logger.js';
-import { createMetrics, serveMetrics } from '@flatline/platform/metrics.js';
-import { createMongoClient } from '@flatline/platform/mongo.js';
-import { withPort } from '@flatline/platform/net.js';
-import { FaultSource } from '@flatline/mesh/fault-file.js';
-import { grpcFaultInterceptor } from '@flatline/mesh/grpc-injector.js';
-import { httpFaultInterceptor } from '@flatline/mesh/http-injector.js';
-import { createFaultCounter, Injector } from '@flatline/mesh/injector.js';
+import { StorageServiceClient } from '@flatline/proto';
+import { loadCredentials, GrpcHost, helpRequested, printHelp, onShutdownSignal, runMain, announceListening, createLogger, createMetrics, serveMetrics, createMongoClient, withPort } from '@flatline/platform';
+import { FaultSource, grpcFaultInterceptor, httpFaultInterceptor, createFaultCounter, Injector } from '@flatline/mesh';
 import { INGESTION_ENV, loadConfig } from './config.ts';
 import { DeviceClient } from './devices/device-client.ts';
 import { bucketOf } from './domain/flat-schedule.ts';

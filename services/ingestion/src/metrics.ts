@@ -1,6 +1,6 @@
 /** Ingestion's own metrics, in the process registry. */
 import { Counter, Gauge, Histogram } from 'prom-client';
-import type { ServiceMetrics } from '@flatline/platform/metrics.js';
+import type { ServiceMetrics } from '@flatline/platform';
 
 /** Counters and gauges of polling, the outbox, forwarding and leases. */
 export type IngestionMetrics = ReturnType<typeof createIngestionMetrics>;

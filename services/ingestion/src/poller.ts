@@ -18,7 +18,7 @@ import {
   type IBackoff,
 } from 'cockatiel';
 import { Subject, bufferTime, defer, filter, from, interval, mergeMap, takeUntil, EMPTY, catchError, type Subscription } from 'rxjs';
-import type { Logger } from '@flatline/platform/logger.js';
+import type { Logger } from '@flatline/platform';
 import { MalformedAnswerError, parseDeviceAnswer } from './domain/device-answer.ts';
 import { stableFraction } from './domain/flat-schedule.ts';
 import { PollError, type DeviceClient } from './devices/device-client.ts';

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { resolve } from 'node:path';
-import { ConfigError } from '@flatline/platform/config.js';
+import { ConfigError } from '@flatline/platform';
 import { loadConfig } from '../src/config.ts';
 
 describe('ingestion configuration: the device gateway URL', () => {

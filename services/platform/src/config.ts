@@ -117,6 +117,11 @@ export const DATABASE_ENV = {
   FLATLINE_DB_TIMEOUT_MS: int(3000, 100, 60000, 'milliseconds a database call may take before UNAVAILABLE (100 to 60000)'),
 };
 
+/** The health ping of the services whose health follows the database (storage, query). */
+export const DATABASE_PING_ENV = {
+  FLATLINE_DB_PING_MS: int(1000, 100, 60000, 'milliseconds between database health pings (100 to 60000)'),
+};
+
 /** Shutdown grace of every service. */
 export const SHUTDOWN_ENV = {
   FLATLINE_SHUTDOWN_GRACE_MS: int(5000, 0, 60000, 'milliseconds calls in flight may take at shutdown (0 to 60000)'),

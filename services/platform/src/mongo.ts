@@ -36,6 +36,9 @@ class RestartableMongoClient extends MongoClient {
   }
 }
 
+/** MongoDB's error code of a duplicate key (E11000). */
+export const DUPLICATE_KEY = 11000;
+
 /** A client whose every wait is bounded by timeoutMs, and that connects whenever the database can be reached. */
 export function createMongoClient(uri: string, timeoutMs: number): MongoClient {
   return new RestartableMongoClient(uri, {

@@ -17,6 +17,23 @@ export const COLLECTIONS = {
   state: 'flat_state',
 } as const;
 
+/**
+ * The indexes of the readings collection, as the driver's createIndexes
+ * takes them: storage creates them (and a benchmark's raw runs the same):
+ * - a reading is (flat, device, epoch, seq): unique, so a retry never stores
+ *   one twice, and a device whose seq starts again after a reset stores its
+ *   new readings beside the old ones;
+ * - ListMeasurements filters on flat_id and a taken_at range and sorts by
+ *   (taken_at, device_id, seq): the second index serves both without a sort.
+ */
+export const READING_INDEXES = [
+  { key: { flat_id: 1, device_id: 1, epoch: 1, seq: 1 }, name: 'flat_device_epoch_seq', unique: true },
+  { key: { flat_id: 1, taken_at: 1, device_id: 1, seq: 1 }, name: 'flat_taken_at_device_seq' },
+] as const;
+
+/** The unique index of the releases before epochs: it would refuse a new epoch's seq 1. */
+export const LEGACY_READING_INDEX = 'flat_device_seq';
+
 /** Buckets of flat state documents. */
 export const STATE_BUCKETS = 64;
 

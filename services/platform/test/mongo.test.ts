@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { join } from 'node:path';
 import { MongoClient } from 'mongodb';
 import { createMongoClient } from '../src/mongo.ts';
-import { tempDir, TestDatabase } from '../../../test/support/stack.ts';
+import { tempDir, TestDatabase } from '@flatline/stack';
 
 async function tryUpsert(client: MongoClient): Promise<string> {
   try {

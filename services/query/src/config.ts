@@ -1,5 +1,5 @@
 /** Query configuration: the only reader of the environment in this service. */
-import { ConfigError, DATABASE_ENV, hostPort, int, LOG_LEVEL_ENV, readEnv, SHUTDOWN_ENV, text } from '@flatline/platform/config.js';
+import { ConfigError, DATABASE_ENV, DATABASE_PING_ENV, hostPort, int, LOG_LEVEL_ENV, readEnv, SHUTDOWN_ENV, text } from '@flatline/platform';
 import { MIN_PAGE_TOKEN_KEY_LENGTH } from './domain/page-token.ts';
 
 /**
@@ -15,7 +15,7 @@ export const QUERY_ENV = {
   FLATLINE_QUERY_LISTEN: hostPort('127.0.0.1:7102'),
   FLATLINE_QUERY_METRICS_LISTEN: hostPort('127.0.0.1:9102'),
   ...DATABASE_ENV,
-  FLATLINE_DB_PING_MS: int(1000, 100, 60000, 'milliseconds between database health pings (100 to 60000)'),
+  ...DATABASE_PING_ENV,
   FLATLINE_QUERY_SNAPSHOT_MS: int(
     500,
     0,

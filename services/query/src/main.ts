@@ -1,12 +1,6 @@
 /** Query service: composition root (config → dependencies → server → signals). */
-import { QueryServiceService } from '@flatline/proto/flatline/query/v1/query.js';
-import { GrpcHost } from '@flatline/platform/grpc-host.js';
-import { helpRequested, printHelp } from '@flatline/platform/help.js';
-import { onShutdownSignal, runMain } from '@flatline/platform/lifecycle.js';
-import { announceListening, createLogger } from '@flatline/platform/logger.js';
-import { createMetrics, serveMetrics } from '@flatline/platform/metrics.js';
-import { createMongoClient, watchDatabase } from '@flatline/platform/mongo.js';
-import { withPort } from '@flatline/platform/net.js';
+import { QueryServiceService } from '@flatline/proto';
+import { GrpcHost, helpRequested, printHelp, onShutdownSignal, runMain, announceListening, createLogger, createMetrics, serveMetrics, createMongoClient, followDatabase, withPort } from '@flatline/platform';
 import { loadConfig, QUERY_ENV } from './config.ts';
 import { QueryStore } from './mongo/query-store.ts';
 import { pageTokens } from './domain/page-token.ts';
@@ -32,11 +26,7 @@ runMain(NAME, async () => {
     maxStreamsSetting: 'FLATLINE_QUERY_MAX_STREAMS',
   });
 
-  let dbUp = false;
-  const watch = watchDatabase(client.db(), { intervalMs: config.dbPingMs, timeoutMs: config.dbTimeoutMs, logger, uri: config.mongoUri }, (up) => {
-    dbUp = up;
-    host.setServing(up, up ? 'database reachable' : 'database unreachable');
-  });
+  const database = followDatabase(host, client.db(), { intervalMs: config.dbPingMs, timeoutMs: config.dbTimeoutMs, logger, uri: config.mongoUri });
   // A copy older than three reloads (and the ping's timeout) is not used: the database is away or slow.
   const snapshot = new StateSnapshot(
     client.db(),
@@ -50,7 +40,7 @@ runMain(NAME, async () => {
       host,
       store: new QueryStore(client.db(), snapshot),
       dbTimeoutMs: config.dbTimeoutMs,
-      isDatabaseUp: () => dbUp,
+      isDatabaseUp: database.isUp,
       pageTokens: pageTokens(config.pageTokenKey),
     }),
     'flatline.query.v1.QueryService',
@@ -62,7 +52,7 @@ runMain(NAME, async () => {
   onShutdownSignal(logger, async () => {
     await host.shutdown(config.shutdownGraceMs);
     snapshot.stop();
-    watch.unsubscribe();
+    database.stop();
     await metricsServer.close();
     await client.close();
   });

@@ -10,11 +10,8 @@ import type {
   QueryServiceServer,
   WatchFreshnessRequest,
   WatchFreshnessResponse,
-} from '@flatline/proto/flatline/query/v1/query.js';
-import type { GrpcHost } from '@flatline/platform/grpc-host.js';
-import { budgetMs } from '@flatline/platform/deadline.js';
-import { checkFlatId } from '@flatline/platform/ids.js';
-import { NotFoundError, UnavailableError } from '@flatline/platform/status.js';
+} from '@flatline/proto';
+import { type GrpcHost, budgetMs, checkFlatId, NotFoundError, UnavailableError } from '@flatline/platform';
 import { freshnessReport, type FreshnessSelector } from './domain/freshness.ts';
 import type { PageTokens } from './domain/page-token.ts';
 import { toFreshnessSelector, toRangeQuery, toWatch } from './domain/query-args.ts';

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ConfigError } from '@flatline/platform/config.js';
+import { ConfigError } from '@flatline/platform';
 import { DEV_PAGE_TOKEN_KEY, loadConfig } from '../src/config.ts';
 
 describe('query configuration', () => {

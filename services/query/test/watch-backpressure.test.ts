@@ -12,15 +12,9 @@ import { connect as connectHttp2, constants as h2, type ClientHttp2Session, type
 import { connect as connectTcp, type Socket } from 'node:net';
 import { expect } from 'chai';
 import { credentials, status, type ServiceError } from '@grpc/grpc-js';
-import { StorageServiceClient } from '@flatline/proto/flatline/storage/v1/storage.js';
-import {
-  QueryServiceClient,
-  WatchFreshnessRequest,
-  WatchFreshnessResponse,
-} from '@flatline/proto/flatline/query/v1/query.js';
-import { checkHealth, unaryCall } from '@flatline/platform/grpc-client.js';
-import type { RunningService } from '@flatline/cli/stack/components.js';
-import { eventually, startTestService, tempDir, TestDatabase } from '../../../test/support/stack.ts';
+import { StorageServiceClient, QueryServiceClient, WatchFreshnessRequest, WatchFreshnessResponse } from '@flatline/proto';
+import { checkHealth, unaryCall } from '@flatline/platform';
+import { type RunningService, eventually, startTestService, tempDir, TestDatabase } from '@flatline/stack';
 
 const FLATS = 1000;
 const MAX_STREAMS = 8;

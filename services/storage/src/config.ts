@@ -1,5 +1,5 @@
 /** Storage configuration: the only reader of the environment in this service. */
-import { DATABASE_ENV, hostPort, int, LOG_LEVEL_ENV, readEnv, SHUTDOWN_ENV } from '@flatline/platform/config.js';
+import { DATABASE_ENV, DATABASE_PING_ENV, hostPort, int, LOG_LEVEL_ENV, readEnv, SHUTDOWN_ENV } from '@flatline/platform';
 
 /** How far ahead of storage's clock a fetch time may be, by default (milliseconds). */
 export const DEFAULT_MAX_CLOCK_SKEW_MS = 5000;
@@ -9,7 +9,7 @@ export const STORAGE_ENV = {
   FLATLINE_STORAGE_LISTEN: hostPort('127.0.0.1:7101'),
   FLATLINE_STORAGE_METRICS_LISTEN: hostPort('127.0.0.1:9101'),
   ...DATABASE_ENV,
-  FLATLINE_DB_PING_MS: int(1000, 100, 60000, 'milliseconds between database health pings (100 to 60000)'),
+  ...DATABASE_PING_ENV,
   FLATLINE_MAX_CLOCK_SKEW_MS: int(
     DEFAULT_MAX_CLOCK_SKEW_MS,
     100,

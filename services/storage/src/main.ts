@@ -1,12 +1,6 @@
 /** Storage service: composition root (config → dependencies → server → signals). */
-import { StorageServiceService } from '@flatline/proto/flatline/storage/v1/storage.js';
-import { GrpcHost } from '@flatline/platform/grpc-host.js';
-import { onShutdownSignal, runMain } from '@flatline/platform/lifecycle.js';
-import { announceListening, createLogger } from '@flatline/platform/logger.js';
-import { createMetrics, serveMetrics } from '@flatline/platform/metrics.js';
-import { createMongoClient, watchDatabase } from '@flatline/platform/mongo.js';
-import { withPort } from '@flatline/platform/net.js';
-import { helpRequested, printHelp } from '@flatline/platform/help.js';
+import { StorageServiceService } from '@flatline/proto';
+import { GrpcHost, onShutdownSignal, runMain, announceListening, createLogger, createMetrics, serveMetrics, createMongoClient, followDatabase, withPort, helpRequested, printHelp } from '@flatline/platform';
 import { loadConfig, STORAGE_ENV } from './config.ts';
 import { ReadingStore } from './mongo/reading-store.ts';
 import { startStatePruning } from './mongo/prune-schedule.ts';
@@ -29,19 +23,9 @@ runMain(NAME, async () => {
   });
   const host = new GrpcHost({ logger, metrics, reflect: ['flatline.storage.v1.StorageService'] });
 
-  let indexed = false;
-  let dbUp = false;
-  const watch = watchDatabase(client.db(), { intervalMs: config.dbPingMs, timeoutMs: config.dbTimeoutMs, logger, uri: config.mongoUri }, async (up) => {
-    dbUp = up;
-    if (up && !indexed) {
-      try {
-        await store.ensureIndexes(config.dbTimeoutMs);
-        indexed = true;
-      } catch (err) {
-        logger.error({ err }, 'cannot create indexes yet; retrying at the next ping');
-      }
-    }
-    host.setServing(up && indexed, up ? (indexed ? 'database reachable' : 'indexes not ready') : 'database unreachable');
+  const database = followDatabase(host, client.db(), { intervalMs: config.dbPingMs, timeoutMs: config.dbTimeoutMs, logger, uri: config.mongoUri }, {
+    what: 'indexes',
+    run: () => store.ensureIndexes(config.dbTimeoutMs),
   });
   host.addService(
     StorageServiceService,
@@ -52,11 +36,8 @@ runMain(NAME, async () => {
       maxClockSkewMs: config.maxClockSkewMs,
       registry: metrics.registry,
       logger: logger.child({ component: 'append' }),
-      isDatabaseUp: () => dbUp && indexed,
-      onUnavailable: () => {
-        dbUp = false;
-        host.setServing(false, 'database unreachable');
-      },
+      isDatabaseUp: database.isUp,
+      onUnavailable: database.markDown,
     }),
     'flatline.storage.v1.StorageService',
   );
@@ -66,7 +47,7 @@ runMain(NAME, async () => {
 
   onShutdownSignal(logger, async () => {
     await host.shutdown(config.shutdownGraceMs);
-    watch.unsubscribe();
+    database.stop();
     pruning.unsubscribe();
     await metricsServer.close();
     await client.close();

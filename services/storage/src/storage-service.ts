@@ -1,10 +1,7 @@
 /** The gRPC adapter of StorageService. */
 import { Counter, type Registry } from 'prom-client';
-import type { AppendRequest, AppendResponse, StorageServiceServer } from '@flatline/proto/flatline/storage/v1/storage.js';
-import type { GrpcHost } from '@flatline/platform/grpc-host.js';
-import type { Logger } from '@flatline/platform/logger.js';
-import { budgetMs } from '@flatline/platform/deadline.js';
-import { UnavailableError } from '@flatline/platform/status.js';
+import type { AppendRequest, AppendResponse, StorageServiceServer } from '@flatline/proto';
+import { type GrpcHost, type Logger, budgetMs, UnavailableError } from '@flatline/platform';
 import { toAppendBatch, type FutureFetch } from './domain/append-batch.ts';
 import type { ReadingStore } from './mongo/reading-store.ts';
 

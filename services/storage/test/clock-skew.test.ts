@@ -4,16 +4,12 @@ import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import { MongoClient } from 'mongodb';
 import { Registry } from 'prom-client';
-import { StorageServiceClient, type AppendRequest, type AppendResponse } from '@flatline/proto/flatline/storage/v1/storage.js';
-import { QueryServiceClient } from '@flatline/proto/flatline/query/v1/query.js';
-import { checkHealth, unaryCall } from '@flatline/platform/grpc-client.js';
-import type { RunningService } from '@flatline/cli/stack/components.js';
-import type { GrpcHost, UnaryHandler } from '@flatline/platform/grpc-host.js';
-import type { Logger } from '@flatline/platform/logger.js';
+import { StorageServiceClient, type AppendRequest, type AppendResponse, QueryServiceClient } from '@flatline/proto';
+import { checkHealth, unaryCall, type GrpcHost, type UnaryHandler, type Logger } from '@flatline/platform';
+import { type RunningService, eventually, startTestService, tempDir, TestDatabase } from '@flatline/stack';
 import { loadConfig } from '../src/config.ts';
 import type { ReadingStore } from '../src/mongo/reading-store.ts';
 import { storageService } from '../src/storage-service.ts';
-import { eventually, startTestService, tempDir, TestDatabase } from '../../../test/support/stack.ts';
 
 const HOUR_MS = 3600000;
 

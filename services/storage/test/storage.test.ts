@@ -1,11 +1,9 @@
 import { expect } from 'chai';
 import { credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { MongoClient } from 'mongodb';
-import { StorageServiceClient, type AppendRequest } from '@flatline/proto/flatline/storage/v1/storage.js';
-import { QueryServiceClient } from '@flatline/proto/flatline/query/v1/query.js';
-import { checkHealth, unaryCall } from '@flatline/platform/grpc-client.js';
-import type { RunningService } from '@flatline/cli/stack/components.js';
-import { eventually, startTestService, tempDir, TestDatabase } from '../../../test/support/stack.ts';
+import { StorageServiceClient, type AppendRequest, QueryServiceClient } from '@flatline/proto';
+import { checkHealth, unaryCall } from '@flatline/platform';
+import { type RunningService, eventually, startTestService, tempDir, TestDatabase } from '@flatline/stack';
 
 const T0 = new Date('2026-11-29T08:00:00Z');
 const at = (s: number): Date => new Date(T0.getTime() + s * 1000);

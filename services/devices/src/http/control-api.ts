@@ -12,7 +12,7 @@
  * Bad input is a 400 whose "error" names the field; an unknown flat is a 404.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from '@flatline/platform/logger.js';
+import type { Logger } from '@flatline/platform';
 import { BadInputError, behaviourJson, parseBehaviour, parseBulkBehaviour, type BehaviourTable } from '../domain/behaviours.ts';
 import { BodyTooLargeError, readBody, sendJson } from './respond.ts';
 

@@ -10,7 +10,7 @@
  * flatline parses.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from '@flatline/platform/logger.js';
+import type { Logger } from '@flatline/platform';
 import { CHALLENGE, type BasicAuth } from '../basic-auth.ts';
 import type { Behaviour, BehaviourTable } from '../domain/behaviours.ts';
 import { EXPOSITION_CONTENT_TYPE, expositionOf, latestReadings } from '../domain/exposition.ts';

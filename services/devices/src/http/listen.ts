@@ -4,7 +4,7 @@ import type { Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 
 type Server = HttpServer | HttpsServer;
-export { listen } from '@flatline/platform/net.js';
+export { listen } from '@flatline/platform';
 
 /** Whether host (as in a host:port, brackets allowed) names only this machine's loopback interface. */
 export function isLoopbackAddress(host: string): boolean {

@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Agent, errors, request, type Dispatcher } from 'undici';
-import type { CredentialsMap } from '@flatline/platform/credentials.js';
+import type { CredentialsMap } from '@flatline/platform';
 
 /** Why a poll failed, as counted in metrics. */
 export type FailureKind = 'timeout' | 'http_error' | 'auth_failed' | 'not_found' | 'malformed' | 'network_error';

@@ -1,5 +1,5 @@
 /** Where a flat's first poll falls in the interval, so that polls of many flats spread evenly. */
-import { stableFraction } from '@flatline/mesh/stable-fraction.js';
+import { stableFraction } from '@flatline/platform';
 
 export { stableFraction };
 

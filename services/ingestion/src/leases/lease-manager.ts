@@ -25,7 +25,7 @@
  */
 import { hostname } from 'node:os';
 import { MongoServerError, type Db } from 'mongodb';
-import type { Logger } from '@flatline/platform/logger.js';
+import { DUPLICATE_KEY, type Logger } from '@flatline/platform';
 
 interface MemberDoc {
   _id: string;
@@ -39,7 +39,6 @@ interface LeaseDoc {
   expires_at: Date;
 }
 
-const DUPLICATE_KEY = 11000;
 
 /** Lease settings. */
 export interface LeaseSettings {

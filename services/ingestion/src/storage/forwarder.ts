@@ -13,10 +13,8 @@
  */
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
-import { StorageServiceClient, type AppendRequest } from '@flatline/proto/flatline/storage/v1/storage.js';
-import { unaryCall } from '@flatline/platform/grpc-client.js';
-import { REFUSED_FETCH_TRAILER } from '@flatline/platform/status.js';
-import type { Logger } from '@flatline/platform/logger.js';
+import { StorageServiceClient, type AppendRequest } from '@flatline/proto';
+import { unaryCall, REFUSED_FETCH_TRAILER, type Logger } from '@flatline/platform';
 import type { IngestionMetrics } from '../metrics.ts';
 import type { Outbox, OutboxFetch } from '../outbox/outbox.ts';
 

@@ -6,7 +6,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureTlsMaterial } from '@flatline/devices/state/tls-files.js';
+import { ensureTlsMaterial } from '@flatline/devices';
 import type { Dispatcher } from 'undici';
 import { DeviceClient, PollError } from '../../src/devices/device-client.ts';
 

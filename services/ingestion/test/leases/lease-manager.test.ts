@@ -1,11 +1,10 @@
 import { expect } from 'chai';
 import { join } from 'node:path';
 import type { MongoClient } from 'mongodb';
-import { createLogger } from '@flatline/platform/logger.js';
-import { createMongoClient } from '@flatline/platform/mongo.js';
+import { createLogger, createMongoClient } from '@flatline/platform';
 import { ordinalOf } from '../../src/config.ts';
 import { fallbackShare, LeaseManager } from '../../src/leases/lease-manager.ts';
-import { eventually, tempDir, TestDatabase } from '../../../../test/support/stack.ts';
+import { eventually, tempDir, TestDatabase } from '@flatline/stack';
 
 const SETTINGS = { buckets: 8, ttlMs: 1000, renewMs: 200, dbTimeoutMs: 2000 };
 

@@ -1,11 +1,11 @@
 import { expect } from 'chai';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { AppendRequest as StorageAppendRequest } from '@flatline/proto/flatline/storage/v1/storage.js';
+import { AppendRequest as StorageAppendRequest } from '@flatline/proto';
 import { MAX_ROW_READINGS, Outbox, OutboxFullError } from '../../src/outbox/outbox.ts';
 import { toAppendRequest } from '../../src/storage/forwarder.ts';
 import type { DeviceReading } from '../../src/domain/device-answer.ts';
-import { tempDir } from '../../../../test/support/stack.ts';
+import { tempDir } from '@flatline/stack';
 
 const r = (deviceId: string, seq: number): DeviceReading => ({ deviceId, seq, takenAtMs: 1_700_000_000_000 + seq * 1000, quantity: 'temperature', unit: 'Cel', value: seq });
 

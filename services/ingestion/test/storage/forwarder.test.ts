@@ -6,15 +6,13 @@ import { expect } from 'chai';
 import { join } from 'node:path';
 import { credentials, InterceptingCall, Metadata, status, type Interceptor } from '@grpc/grpc-js';
 import { MongoClient } from 'mongodb';
-import { StorageServiceClient } from '@flatline/proto/flatline/storage/v1/storage.js';
-import { createLogger } from '@flatline/platform/logger.js';
-import { createMetrics } from '@flatline/platform/metrics.js';
-import type { RunningService } from '@flatline/cli/stack/components.js';
+import { StorageServiceClient } from '@flatline/proto';
+import { createLogger, createMetrics } from '@flatline/platform';
+import { type RunningService, eventually, startTestService, tempDir, TestDatabase } from '@flatline/stack';
 import type { DeviceReading } from '../../src/domain/device-answer.ts';
 import { createIngestionMetrics } from '../../src/metrics.ts';
 import { Outbox } from '../../src/outbox/outbox.ts';
 import { Forwarder } from '../../src/storage/forwarder.ts';
-import { eventually, startTestService, tempDir, TestDatabase } from '../../../../test/support/stack.ts';
 
 const T0 = Date.parse('2026-11-29T08:00:00Z');
 

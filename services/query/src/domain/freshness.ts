@@ -1,5 +1,5 @@
 /** Freshness: the age of each flat's last successful fetch, and percentiles over flats. */
-import type { FreshnessReport } from '@flatline/proto/flatline/query/v1/query.js';
+import type { FreshnessReport } from '@flatline/proto';
 
 /** Last successful fetch of one flat. */
 export interface LastFetch {

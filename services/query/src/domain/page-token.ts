@@ -8,7 +8,7 @@
  * deployment must share the key, or a token from one is refused by another.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { InvalidArgumentError } from '@flatline/platform/status.js';
+import { InvalidArgumentError } from '@flatline/platform';
 
 /** Where the next page starts: strictly after this (taken_at, device_id, seq). */
 export interface Cursor {

@@ -3,9 +3,8 @@ import type {
   GetFreshnessRequest,
   ListMeasurementsRequest,
   WatchFreshnessRequest,
-} from '@flatline/proto/flatline/query/v1/query.js';
-import { checkDeviceId, checkFlatId } from '@flatline/platform/ids.js';
-import { InvalidArgumentError } from '@flatline/platform/status.js';
+} from '@flatline/proto';
+import { checkDeviceId, checkFlatId, InvalidArgumentError } from '@flatline/platform';
 import type { FreshnessSelector } from './freshness.ts';
 import type { Cursor, PageTokens, QueryKey } from './page-token.ts';
 

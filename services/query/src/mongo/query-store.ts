@@ -1,8 +1,7 @@
 /** Reads of the collections that storage writes. */
 import type { Db, Filter } from 'mongodb';
-import type { Reading } from '@flatline/proto/flatline/reading/v1/reading.js';
-import { guard } from '@flatline/platform/mongo.js';
-import { COLLECTIONS, decodeLatest, deviceIdOf, stateBucket, type ReadingDoc, type StateDoc } from '@flatline/platform/store-schema.js';
+import type { Reading } from '@flatline/proto';
+import { guard, COLLECTIONS, decodeLatest, deviceIdOf, stateBucket, type ReadingDoc, type StateDoc } from '@flatline/platform';
 import type { LastFetch } from '../domain/freshness.ts';
 import type { Cursor } from '../domain/page-token.ts';
 import type { RangeQuery } from '../domain/query-args.ts';

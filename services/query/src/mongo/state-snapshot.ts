@@ -10,8 +10,7 @@
  * not used: the store reads the database then, and fails as it always did.
  */
 import type { Db } from 'mongodb';
-import type { Logger } from '@flatline/platform/logger.js';
-import { COLLECTIONS, stateBucket, type StateDoc } from '@flatline/platform/store-schema.js';
+import { type Logger, COLLECTIONS, stateBucket, type StateDoc } from '@flatline/platform';
 
 /** The snapshot's settings. */
 export interface SnapshotSettings {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { expect } from 'chai';
-import { InvalidArgumentError } from '@flatline/platform/status.js';
+import { InvalidArgumentError } from '@flatline/platform';
 import { DEV_PAGE_TOKEN_KEY } from '../../src/config.ts';
 import { pageTokens } from '../../src/domain/page-token.ts';
 

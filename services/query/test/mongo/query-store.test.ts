@@ -17,11 +17,11 @@
 import { expect } from 'chai';
 import { credentials } from '@grpc/grpc-js';
 import { MongoClient, type Document } from 'mongodb';
-import { StorageServiceClient } from '@flatline/proto/flatline/storage/v1/storage.js';
-import { checkHealth, unaryCall } from '@flatline/platform/grpc-client.js';
+import { StorageServiceClient } from '@flatline/proto';
+import { checkHealth, unaryCall } from '@flatline/platform';
 import { QueryStore } from '../../src/mongo/query-store.ts';
 import type { RangeQuery } from '../../src/domain/query-args.ts';
-import { eventually, startTestService, tempDir, TestDatabase } from '../../../../test/support/stack.ts';
+import { eventually, startTestService, tempDir, TestDatabase } from '@flatline/stack';
 
 /** The index a page must follow: equality on flat_id, then the page order (taken_at, device_id, seq), all ascending. */
 const WANTED_INDEX = { flat_id: 1, taken_at: 1, device_id: 1, seq: 1 };

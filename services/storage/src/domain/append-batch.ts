@@ -1,7 +1,6 @@
 /** Validation of an Append request into a batch the store can write. */
-import type { AppendRequest } from '@flatline/proto/flatline/storage/v1/storage.js';
-import { checkDeviceId, checkFlatId } from '@flatline/platform/ids.js';
-import { InvalidArgumentError, REFUSED_FETCH_TRAILER } from '@flatline/platform/status.js';
+import type { AppendRequest } from '@flatline/proto';
+import { checkDeviceId, checkFlatId, InvalidArgumentError, REFUSED_FETCH_TRAILER } from '@flatline/platform';
 
 /** Limits of one Append (documented in storage.proto). */
 export const MAX_FETCHES = 1000;

@@ -6,7 +6,7 @@
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { exhaustMap, from, catchError, of, timer, type Subscription } from 'rxjs';
-import type { Logger } from '@flatline/platform/logger.js';
+import type { Logger } from '@flatline/platform';
 import { MAX_DOCUMENT_BYTES, type PruneOutcome, type StatePruner } from './state-pruner.ts';
 
 /** Options of startStatePruning. */

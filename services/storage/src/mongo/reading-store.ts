@@ -1,12 +1,9 @@
 /** Writes validated batches to MongoDB; returns only what the database acknowledged. */
 import { MongoBulkWriteError, MongoServerError, type Db } from 'mongodb';
-import { guard, isUnreachable } from '@flatline/platform/mongo.js';
-import { UnavailableError } from '@flatline/platform/status.js';
-import { COLLECTIONS, type ReadingDoc } from '@flatline/platform/store-schema.js';
+import { guard, isUnreachable, UnavailableError, COLLECTIONS, LEGACY_READING_INDEX, READING_INDEXES, type ReadingDoc, DUPLICATE_KEY } from '@flatline/platform';
 import type { AppendBatch, ValidReading } from '../domain/append-batch.ts';
 import { StateWriter, type StateUpdate } from './state-writer.ts';
 
-const DUPLICATE_KEY = 11000;
 const INDEX_NOT_FOUND = 27;
 const NAMESPACE_NOT_FOUND = 26;
 
@@ -67,19 +64,13 @@ export class ReadingStore {
   async ensureIndexes(timeoutMS: number): Promise<void> {
     await guard('create indexes', async () => {
       const readings = this.db.collection<ReadingDoc>(COLLECTIONS.readings);
-      // A reading is (flat, device, epoch, seq): a device whose seq starts
-      // again after a reset stores its new readings beside the old ones.
       // Readings of releases before epochs get epoch 0 first: an absent field
       // is NULL to FerretDB's SQLite unique index, and NULLs never collide.
       await readings.updateMany({ epoch: { $exists: false } }, { $set: { epoch: 0 } }, { timeoutMS: Math.max(timeoutMS, 60000) });
-      await readings.createIndex({ flat_id: 1, device_id: 1, epoch: 1, seq: 1 }, { unique: true, name: 'flat_device_epoch_seq', timeoutMS });
-      // The index of the releases before epochs would refuse a new epoch's seq 1.
-      await readings.dropIndex('flat_device_seq', { timeoutMS }).catch((err: unknown) => {
+      await readings.createIndexes([...READING_INDEXES], { timeoutMS });
+      await readings.dropIndex(LEGACY_READING_INDEX, { timeoutMS }).catch((err: unknown) => {
         if (!(err instanceof MongoServerError && (err.code === INDEX_NOT_FOUND || err.code === NAMESPACE_NOT_FOUND))) throw err;
       });
-      // ListMeasurements filters on flat_id and a taken_at range and sorts by
-      // (taken_at, device_id, seq): this index serves both without a sort.
-      await readings.createIndex({ flat_id: 1, taken_at: 1, device_id: 1, seq: 1 }, { name: 'flat_taken_at_device_seq', timeoutMS });
     });
   }
 

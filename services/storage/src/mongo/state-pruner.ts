@@ -9,8 +9,7 @@
  * (log, metric, health) long before a write fails.
  */
 import { BSON, type Db, type Filter } from 'mongodb';
-import { guard } from '@flatline/platform/mongo.js';
-import { COLLECTIONS, decodeLatest, type StateDoc } from '@flatline/platform/store-schema.js';
+import { guard, COLLECTIONS, decodeLatest, type StateDoc } from '@flatline/platform';
 
 /** MongoDB's document limit. */
 export const MAX_DOCUMENT_BYTES = 16 * 1024 * 1024;

@@ -6,9 +6,7 @@
  * of flats. An Append is answered only once its state is written.
  */
 import type { Db } from 'mongodb';
-import { guard } from '@flatline/platform/mongo.js';
-import { UnavailableError } from '@flatline/platform/status.js';
-import { COLLECTIONS, deviceKey, encodeLatest, stateBucket, type LatestValue, type StateDoc } from '@flatline/platform/store-schema.js';
+import { guard, UnavailableError, COLLECTIONS, deviceKey, encodeLatest, stateBucket, type LatestValue, type StateDoc } from '@flatline/platform';
 
 /** What one Append contributes. */
 export interface StateUpdate {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { AppendRequest } from '@flatline/proto/flatline/storage/v1/storage.js';
+import type { AppendRequest } from '@flatline/proto';
 import { toAppendBatch } from '../../src/domain/append-batch.ts';
 
 const NOW = new Date('2026-11-30T10:00:00Z');

@@ -4,12 +4,10 @@
  */
 import { expect } from 'chai';
 import { MongoBulkWriteError, MongoClient } from 'mongodb';
-import { createMongoClient } from '@flatline/platform/mongo.js';
-import { UnavailableError } from '@flatline/platform/status.js';
-import { COLLECTIONS } from '@flatline/platform/store-schema.js';
+import { createMongoClient, UnavailableError, COLLECTIONS } from '@flatline/platform';
 import type { AppendBatch, ValidReading } from '../../src/domain/append-batch.ts';
 import { ReadingStore } from '../../src/mongo/reading-store.ts';
-import { tempDir, TestDatabase } from '../../../../test/support/stack.ts';
+import { tempDir, TestDatabase } from '@flatline/stack';
 
 const T0 = Date.parse('2026-11-29T08:00:00Z');
 

@@ -4,11 +4,10 @@
  */
 import { expect } from 'chai';
 import type { MongoClient } from 'mongodb';
-import { createMongoClient } from '@flatline/platform/mongo.js';
-import { COLLECTIONS, decodeLatest, deviceKey, stateBucket, type StateDoc } from '@flatline/platform/store-schema.js';
+import { createMongoClient, COLLECTIONS, decodeLatest, deviceKey, stateBucket, type StateDoc } from '@flatline/platform';
 import { StatePruner } from '../../src/mongo/state-pruner.ts';
 import { StateWriter, type StateUpdate } from '../../src/mongo/state-writer.ts';
-import { tempDir, TestDatabase } from '../../../../test/support/stack.ts';
+import { tempDir, TestDatabase } from '@flatline/stack';
 
 const NOW = Date.parse('2026-11-29T08:00:00Z');
 const HOUR = 3600_000;

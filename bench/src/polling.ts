@@ -19,13 +19,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadCredentials } from '@flatline/platform/credentials.js';
-import { cpuSeconds, rssBytes } from '../stack/proc-stats.ts';
-import { freshnessReport, sumMetric } from '../stack/probes.ts';
-import { freePort } from '../stack/haproxy.ts';
-import { spawnReady, type ManagedProcess } from '../stack/processes.ts';
-import { FREE_PORTS, LocalStack } from '../stack/stack.ts';
-import { ensureTool, mb, ms, toolVersionLine } from './bench-tools.ts';
+import { loadCredentials } from '@flatline/platform';
+import { cpuSeconds, rssBytes, freshnessReport, sumMetric, freePort, spawnReady, type ManagedProcess, FREE_PORTS, LocalStack } from '@flatline/stack';
+import { ensureTool, mb, showSecondsAsMs, toolVersionLine } from './bench-tools.ts';
 import { sleep, type BenchContext, type BenchSuite, type DetailTable, type Figure, type SuiteResult } from './suite.ts';
 
 /** What a run of the suite does. */
@@ -403,7 +399,7 @@ function ratio(a: number, b: number): number | undefined {
 /** CPU per poll as text; a poller that burnt CPU and completed nothing says so rather than n/a. */
 function cpuText(perPollS: number, side: SideResult | undefined, cpuS = side?.cpuS ?? Number.NaN): string {
   if (side !== undefined && side.completed === 0) return `${cpuS.toFixed(1)} s CPU, no poll completed`;
-  return ms(perPollS);
+  return showSecondsAsMs(perPollS);
 }
 
 /** The headline figures: per flat count and repeat, flatline next to Prometheus. */
@@ -467,11 +463,11 @@ export function pollingDetails(results: readonly RepeatResult[], intervalMs: num
         name,
         Number.isFinite(s.completed) ? `${perInterval(s, intervalMs).toFixed(0)} (${((perInterval(s, intervalMs) / r.flats) * 100).toFixed(1)} %)` : `n/a: ${s.problem ?? 'not counted'}`,
         Number.isFinite(s.attempts) ? String(s.attempts - s.completed) : 'n/a',
-        ms(perPoll(s.cpuS, s)),
-        s.stackCpuS === undefined ? '' : ms(perPoll(s.stackCpuS, s)),
+        showSecondsAsMs(perPoll(s.cpuS, s)),
+        s.stackCpuS === undefined ? '' : showSecondsAsMs(perPoll(s.stackCpuS, s)),
         mb(s.rssMaxBytes),
-        ms(s.meanDurationS, 1),
-        ms(perPoll(s.devicesCpuS, s)),
+        showSecondsAsMs(s.meanDurationS, 1),
+        showSecondsAsMs(perPoll(s.devicesCpuS, s)),
         bytes === undefined ? 'n/a' : String(bytes),
         `${s.windowS.toFixed(1)} s`,
       ]);

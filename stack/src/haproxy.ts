@@ -9,7 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { TOOLS_BIN } from '../paths.ts';
+import { TOOLS_BIN } from './paths.ts';
 import { spawnReady, type ManagedProcess } from './processes.ts';
 
 /** One balanced service: its stable address and its replicas. */

@@ -1,6 +1,6 @@
 /** The components of the local stack: FerretDB and the flatline services. */
 import { join } from 'node:path';
-import { serviceEntry, TOOLS_BIN } from '../paths.ts';
+import { serviceEntry, TOOLS_BIN } from './paths.ts';
 import { spawnReady, type ManagedProcess } from './processes.ts';
 
 /** A running FerretDB. */

@@ -1,8 +1,8 @@
 /** Checks on a running stack: gaps in stored sequences, metric values, freshness. */
-import type { FreshnessReport } from '@flatline/proto/flatline/query/v1/query.js';
-import { freshnessReport } from '@flatline/cli/stack/probes.js';
+import type { FreshnessReport } from '@flatline/proto';
+import { freshnessReport } from './probes.ts';
 
-export { metricValue as metric, freshnessReport, seqGaps } from '@flatline/cli/stack/probes.js';
+export { metricValue as metric, freshnessReport, seqGaps } from './probes.ts';
 
 /** The freshness report over every flat (at most 1000 listed), or as selected. */
 export function freshness(queryAddress: string, request: { flatIds?: string[]; excludeFlatIds?: string[] } = {}): Promise<FreshnessReport> {

@@ -1,4 +1,4 @@
-/** A stable pseudo-random fraction per key, for choosing "a share of flats" reproducibly. */
+/** A stable pseudo-random fraction per key: lease buckets, poll offsets, any "share of flats" chosen reproducibly. */
 import { createHash } from 'node:crypto';
 
 /** A stable fraction in [0, 1) for key. */

@@ -8,11 +8,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeFaultFile } from '@flatline/mesh/fault-file.js';
-import { scenario } from '@flatline/mesh/scenarios.js';
-import { flatIds } from '@flatline/platform/credentials.js';
-import { freshnessReport, scrapeText, sumMetric } from '../stack/probes.ts';
-import { FREE_PORTS, LocalStack } from '../stack/stack.ts';
+import { writeFaultFile, scenario } from '@flatline/mesh';
+import { flatIds } from '@flatline/platform';
+import { freshnessReport, scrapeText, sumMetric, FREE_PORTS, LocalStack } from '@flatline/stack';
 import { percentile, sleep, type BenchContext, type BenchSuite, type Figure, type SuiteResult } from './suite.ts';
 
 interface Settings {

@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT, TOOLS_BIN } from '../paths.ts';
+import { REPO_ROOT, TOOLS_BIN } from '@flatline/stack';
 
 /** A tool's path, or why it cannot be had. */
 export type ToolLookup = { readonly path: string } | { readonly skipped: string };
@@ -32,8 +32,8 @@ export function toolVersionLine(path: string, flag = '--version'): string {
   return `${run.stdout ?? ''}${run.stderr ?? ''}`.trim().split('\n')[0] ?? '';
 }
 
-/** Milliseconds as a short text with its unit, e.g. "0.412 ms". */
-export function ms(seconds: number, digits = 3): string {
+/** Seconds shown as milliseconds with the unit, e.g. 0.000412 → "0.412 ms". */
+export function showSecondsAsMs(seconds: number, digits = 3): string {
   return Number.isFinite(seconds) ? `${(seconds * 1000).toFixed(digits)} ms` : 'n/a';
 }
 

@@ -2,8 +2,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDatabase, startService, type RunningDatabase, type RunningService } from '@flatline/cli/stack/components.js';
-import { FREE_PORTS, LocalStack, type StackOptions } from '@flatline/cli/stack/stack.js';
+import { startDatabase, startService, type RunningDatabase, type RunningService } from './components.ts';
+import { FREE_PORTS, LocalStack, type StackOptions } from './stack.ts';
 
 /** A temporary folder removed by cleanup(), unless FLATLINE_KEEP_TEST_STATE is set (to read the logs). */
 export function tempDir(prefix: string): { path: string; cleanup: () => void } {

@@ -1,8 +1,8 @@
 /** Small reads of a running stack shared by commands: a metric's value, the freshness report. */
 import { credentials } from '@grpc/grpc-js';
 import { MongoClient } from 'mongodb';
-import { QueryServiceClient, type FreshnessReport } from '@flatline/proto/flatline/query/v1/query.js';
-import { unaryCall } from '@flatline/platform/grpc-client.js';
+import { QueryServiceClient, type FreshnessReport } from '@flatline/proto';
+import { unaryCall } from '@flatline/platform';
 
 /** The Prometheus text of a /metrics address. */
 export async function scrapeText(address: string): Promise<string> {

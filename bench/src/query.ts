@@ -18,11 +18,9 @@ import { availableParallelism } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { credentials } from '@grpc/grpc-js';
-import { GetLatestResponse, QueryServiceClient } from '@flatline/proto/flatline/query/v1/query.js';
-import { unaryCall } from '@flatline/platform/grpc-client.js';
-import { REPO_ROOT, TOOLS_BIN } from '../paths.ts';
-import { spawnReady, type ManagedProcess } from '../stack/processes.ts';
-import { cpuSeconds } from '../stack/proc-stats.ts';
+import { GetLatestResponse, QueryServiceClient } from '@flatline/proto';
+import { unaryCall } from '@flatline/platform';
+import { REPO_ROOT, TOOLS_BIN, spawnReady, type ManagedProcess, cpuSeconds } from '@flatline/stack';
 import { ensureTool, toolVersionLine } from './bench-tools.ts';
 import { BenchDatabase, appendAll, ferretdbVersion, median, packageVersion, skipped, whole, workloadBatches, workloadReadings, type Workload } from './storage.ts';
 import type { BenchSuite, DetailTable, Figure, SuiteResult } from './suite.ts';
@@ -160,9 +158,9 @@ export function errorText(s: GhzSummary): string {
 }
 
 /** Milliseconds with a precision that suits them. */
-export function ms(value: number): string {
-  if (!Number.isFinite(value)) return '–';
-  return `${value < 10 ? value.toFixed(2) : value.toFixed(1)} ms`;
+export function showMs(milliseconds: number): string {
+  if (!Number.isFinite(milliseconds)) return '–';
+  return `${milliseconds < 10 ? milliseconds.toFixed(2) : milliseconds.toFixed(1)} ms`;
 }
 
 /** CPU seconds spread over requests, in ms per request. */
@@ -189,7 +187,7 @@ export async function runGhz(r: GhzRun): Promise<GhzSummary> {
  */
 export const FLOOR_SCRIPT = `
 import { Server, ServerCredentials } from '@grpc/grpc-js';
-import { GetLatestResponse, QueryServiceService } from '@flatline/proto/flatline/query/v1/query.js';
+import { GetLatestResponse, QueryServiceService } from '@flatline/proto';
 const answer = GetLatestResponse.fromJSON(JSON.parse(process.argv[1]));
 const server = new Server();
 server.addService(QueryServiceService, { getLatest: (_call, callback) => callback(null, answer) });
@@ -300,7 +298,7 @@ export function queryResult(runs: readonly QueryRun[], settings: QuerySettings):
   const fig = (name: string, run: QueryRun | undefined, versus: QueryRun | undefined, pick: (s: GhzSummary) => number): Figure => {
     const a = run === undefined ? Number.NaN : pick(run.summary);
     const b = versus === undefined ? Number.NaN : pick(versus.summary);
-    return { name: `${name}${erring(run)}`, flatline: ms(a), versus: versus === undefined ? '' : `${ms(b)} (floor)`, ratio: Number.isFinite(a / b) ? a / b : undefined };
+    return { name: `${name}${erring(run)}`, flatline: showMs(a), versus: versus === undefined ? '' : `${showMs(b)} (floor)`, ratio: Number.isFinite(a / b) ? a / b : undefined };
   };
   const maxRatio = median(ratios);
   const allMax = [...maxRuns('query'), ...maxRuns('floor')];
@@ -331,10 +329,10 @@ export function queryResult(runs: readonly QueryRun[], settings: QuerySettings):
     String(r.repeat),
     whole(r.summary.count),
     whole(r.summary.okRps),
-    ms(r.summary.p50Ms),
-    ms(r.summary.p99Ms),
-    ms(r.summary.averageMs),
-    ms(r.summary.slowestMs),
+    showMs(r.summary.p50Ms),
+    showMs(r.summary.p99Ms),
+    showMs(r.summary.averageMs),
+    showMs(r.summary.slowestMs),
     errorText(r.summary) || '0',
     perRequest(r.serverCpuSeconds, r.summary.count),
     perRequest(r.dbCpuSeconds, r.summary.count),
@@ -464,7 +462,7 @@ export const querySuite: BenchSuite = {
         const seconds = mode === 'fixed' ? settings.fixedSeconds : settings.singleSeconds;
         ctx.say(`query: ${target} ${call} ${mode === 'fixed' ? `at ${settings.rps} rps` : 'one caller'} for ${seconds} s…`);
         const r = await measure(target, call, mode, 1, seconds);
-        ctx.say(`query:   p50 ${ms(r.summary.p50Ms)}, p99 ${ms(r.summary.p99Ms)}, ${whole(r.summary.okRps)} OK/s${r.summary.errors > 0 ? `, ${errorText(r.summary)}` : ''}`);
+        ctx.say(`query:   p50 ${showMs(r.summary.p50Ms)}, p99 ${showMs(r.summary.p99Ms)}, ${whole(r.summary.okRps)} OK/s${r.summary.errors > 0 ? `, ${errorText(r.summary)}` : ''}`);
         runs.push(r);
       }
       for (let repeat = 1; repeat <= settings.repeats; repeat++) {

@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { serviceEntry, TOOLS_BIN } from '../paths.ts';
+import { serviceEntry, TOOLS_BIN } from './paths.ts';
 
 interface Entry {
   readonly name: string;

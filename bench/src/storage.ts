@@ -6,8 +6,8 @@
  * Every run starts from an empty database of its own (one per run, same
  * FerretDB), so no run pays for the index pages another one grew, and the
  * storage service is started fresh against that database (it creates its
- * indexes itself; the raw runs get the very same indexes from storage's own
- * ReadingStore.ensureIndexes). The kinds of run alternate their order from
+ * indexes itself; the raw runs create the very same ones, READING_INDEXES
+ * of the store schema, with the driver). The kinds of run alternate their order from
  * repeat to repeat so that a neighbour's burst of CPU or a warming SQLite
  * page cache does not always favour the same side.
  */
@@ -16,14 +16,9 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import type { Db, MongoClient } from 'mongodb';
-import { StorageServiceClient, type FetchResult } from '@flatline/proto/flatline/storage/v1/storage.js';
-import { checkHealth, unaryCall } from '@flatline/platform/grpc-client.js';
-import { createMongoClient } from '@flatline/platform/mongo.js';
-import { COLLECTIONS, deviceKey, encodeLatest, stateBucket, type ReadingDoc, type StateDoc } from '@flatline/platform/store-schema.js';
-import { ReadingStore } from '@flatline/storage/mongo/reading-store.js';
-import { REPO_ROOT, TOOLS_BIN } from '../paths.ts';
-import { startDatabase, startService, type RunningDatabase, type RunningService } from '../stack/components.ts';
-import { cpuSeconds } from '../stack/proc-stats.ts';
+import { StorageServiceClient, type FetchResult } from '@flatline/proto';
+import { checkHealth, unaryCall, createMongoClient, COLLECTIONS, deviceKey, encodeLatest, stateBucket, type ReadingDoc, type StateDoc, READING_INDEXES, DUPLICATE_KEY } from '@flatline/platform';
+import { REPO_ROOT, TOOLS_BIN, startDatabase, startService, type RunningDatabase, type RunningService, cpuSeconds } from '@flatline/stack';
 import { sleep, type BenchContext, type BenchSuite, type DetailTable, type Figure, type SuiteResult } from './suite.ts';
 
 /** The kinds of meter a flat has, as the device simulator names them (heat-1, power-1, water-1). */
@@ -302,7 +297,6 @@ export async function appendAll(address: string, batches: readonly FetchResult[]
   return inserted;
 }
 
-const DUPLICATE_KEY = 11000;
 
 /** The raw driver side: insertMany (and optionally the state updates) of every batch with `callers` concurrent callers. */
 async function rawAll(db: Db, batches: readonly ReadingDoc[][], state: ReadonlyArray<StateUpsert[]> | undefined, callers: number): Promise<number> {
@@ -383,7 +377,7 @@ async function timedRun(kind: StorageRunKind, repeat: number, bench: BenchDataba
     }
   }
   const db = client.db(database);
-  await new ReadingStore(db, 30000).ensureIndexes(30000);
+  await db.collection(COLLECTIONS.readings).createIndexes([...READING_INDEXES], { timeoutMS: 30000 });
   const withState = kind === 'raw+state';
   await rawAll(db, p.warmupDocs, withState ? p.warmupState : undefined, callers);
   const cpu0 = cpuOf(dbPid);

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readSync, fstatSync } from 'node:fs';
 import { once } from 'node:events';
 import { dirname } from 'node:path';
-import { REPO_ROOT } from '../paths.ts';
+import { REPO_ROOT } from './paths.ts';
 
 /** The last maxBytes of a file as lines (for error messages). */
 function tailOf(path: string, maxLines = 20, maxBytes = 8192): string {

@@ -10,10 +10,9 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { flatIds, writeCredentials } from '@flatline/platform/credentials.js';
-import { startService, type RunningService } from '../stack/components.ts';
-import { cpuSeconds } from '../stack/proc-stats.ts';
-import { ensureTool, ms, toolVersionLine } from './bench-tools.ts';
+import { flatIds, writeCredentials } from '@flatline/platform';
+import { startService, type RunningService, cpuSeconds } from '@flatline/stack';
+import { ensureTool, showSecondsAsMs, toolVersionLine } from './bench-tools.ts';
 import type { BenchContext, BenchSuite, DetailTable, Figure, SuiteResult } from './suite.ts';
 
 /** What a run does. */
@@ -157,11 +156,11 @@ function details(loads: readonly LoadResult[], plan: HttpFloorPlan): DetailTable
         l.path,
         String(s.requests),
         rps(s).toFixed(0),
-        ms(s.p50Us / 1e6, 2),
-        ms(s.p99Us / 1e6, 2),
-        ms(s.maxUs / 1e6, 1),
+        showSecondsAsMs(s.p50Us / 1e6, 2),
+        showSecondsAsMs(s.p99Us / 1e6, 2),
+        showSecondsAsMs(s.maxUs / 1e6, 1),
         `${e.connect}/${e.read}/${e.write}/${e.status}/${e.timeout}`,
-        ms(s.requests > 0 ? l.simulatorCpuS / s.requests : Number.NaN),
+        showSecondsAsMs(s.requests > 0 ? l.simulatorCpuS / s.requests : Number.NaN),
         `${((l.simulatorCpuS / (s.durationUs / 1e6)) * 100).toFixed(0)} % of a core`,
       ];
     }),

@@ -10,7 +10,7 @@
 import { createServer, request, type Server } from 'node:http';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { NodeAction, NodeState } from './stack.ts';
+import type { NodeAction, NodeState } from './nodes.ts';
 
 /** What the supervisor does on request. */
 export interface NodeControl {

@@ -17,12 +17,13 @@
  * restored.
  */
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { writeFaultFile } from '@flatline/mesh/fault-file.js';
+import { writeFaultFile } from '@flatline/mesh';
 import { join } from 'node:path';
-import { flatIds, loadCredentials, writeCredentials } from '@flatline/platform/credentials.js';
+import { flatIds, loadCredentials, writeCredentials } from '@flatline/platform';
 import { startDatabase, startService, type RunningDatabase, type RunningService } from './components.ts';
 import type { Server } from 'node:http';
 import { serveControl } from './control.ts';
+import type { NodeAction, NodeState } from './nodes.ts';
 import { CrashLoop, DEFAULT_RESTART_POLICY, type RestartPolicy, type SupervisedStatus } from './crash-loop.ts';
 import { recordEvent } from './events.ts';
 import { freePort, startHaproxy, type Frontend } from './haproxy.ts';
@@ -92,10 +93,6 @@ export function nodeName(i: number): string {
   return `node-${String.fromCharCode(97 + i)}`;
 }
 
-/** What a node can go through, as a VM would. */
-export type NodeAction = 'drain' | 'crash' | 'freeze' | 'restore';
-/** Where a node stands. */
-export type NodeState = 'ready' | 'drained' | 'crashed' | 'frozen';
 
 type ReplicaService = 'storage' | 'query' | 'ingestion';
 
