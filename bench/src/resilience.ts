@@ -24,8 +24,8 @@ function settings(ctx: BenchContext): Settings {
   return ctx.quick ? { flats: 100, intervalMs: 5000, windowMs: 15000, outageMs: 15000 } : { flats: 1000, intervalMs: 5000, windowMs: 40000, outageMs: 60000 };
 }
 
-/** The p99 of the healthy flats' age, sampled once a second over windowMs. */
-async function healthyP99(stack: LocalStack, exclude: string[], windowMs: number, say: (l: string) => void, label: string): Promise<{ p99: number; samples: number[] }> {
+/** The healthy flats' p99 age, sampled once a second over windowMs, and the median of those samples. */
+async function healthyP99Samples(stack: LocalStack, exclude: string[], windowMs: number, say: (l: string) => void, label: string): Promise<{ medianP99: number; samples: number[] }> {
   const samples: number[] = [];
   const end = Date.now() + windowMs;
   while (Date.now() < end) {
@@ -34,7 +34,7 @@ async function healthyP99(stack: LocalStack, exclude: string[], windowMs: number
     say(`resilience: ${label}, ${Math.ceil((end - Date.now()) / 1000)} s left (p99 ${r?.p99AgeSeconds.toFixed(2) ?? '?'} s)`);
     await sleep(1000);
   }
-  return { p99: percentile(samples, 50), samples };
+  return { medianP99: percentile(samples, 50), samples };
 }
 
 async function counters(stack: LocalStack): Promise<{ fetched: number; forwarded: number; outbox: number }> {
@@ -70,11 +70,11 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
     }
     // 1. Freshness of the healthy flats with and without 10 % of the flats 30 s late.
     const slow = flatIds(s.flats).filter((_, i) => i % 10 === 0);
-    const without = await healthyP99(stack, slow, s.windowMs, ctx.say, 'no fault');
+    const without = await healthyP99Samples(stack, slow, s.windowMs, ctx.say, 'no fault');
     const fault = scenario('devices-slow')!.build({ flats: slow, delayMs: 30000 });
     writeFaultFile(stack.faultsFile, [fault]);
     await sleep(2 * s.intervalMs);
-    const withFault = await healthyP99(stack, slow, s.windowMs, ctx.say, `${slow.length} flats 30 s late`);
+    const withFault = await healthyP99Samples(stack, slow, s.windowMs, ctx.say, `${slow.length} flats 30 s late`);
     writeFaultFile(stack.faultsFile, []);
     await sleep(2 * s.intervalMs);
 
@@ -115,12 +115,12 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
       await sleep(100);
     }
     const drainRate = drainedMs === undefined || drainStartMs === undefined ? undefined : drainForwarded / Math.max(0.1, (drainedMs - drainStartMs) / 1000);
-    const ratio = without.p99 > 0 ? withFault.p99 / without.p99 : undefined;
+    const ratio = without.medianP99 > 0 ? withFault.medianP99 / without.medianP99 : undefined;
     const figures: Figure[] = [
       {
-        name: `healthy-flat freshness p99, 10 % of ${s.flats} flats 30 s late ÷ no fault`,
-        flatline: `${withFault.p99.toFixed(2)} s`,
-        versus: `${without.p99.toFixed(2)} s`,
+        name: `healthy-flat freshness p99 (median of 1 s samples), 10 % of ${s.flats} flats 30 s late ÷ no fault`,
+        flatline: `${withFault.medianP99.toFixed(2)} s`,
+        versus: `${without.medianP99.toFixed(2)} s`,
         ...(ratio !== undefined ? { ratio, met: ratio <= 1.05 } : {}),
         goal: '≤ 1.05×',
       },
@@ -147,7 +147,7 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
           head: ['measure', 'value'],
           rows: [
             ['flats / slow flats', `${s.flats} / ${slow.length}`],
-            ['healthy p99 (median of 1 s samples) without / with the fault', `${without.p99.toFixed(2)} s / ${withFault.p99.toFixed(2)} s`],
+            ['healthy p99 (median of 1 s samples) without / with the fault', `${without.medianP99.toFixed(2)} s / ${withFault.medianP99.toFixed(2)} s`],
             ['outbox at the end of the outage (steady state before: at most)', `${atThaw.outbox} (${steadyOutbox}) fetch results`],
             ['fresh again after', recoveredMs === undefined ? '-' : `${(recoveredMs / 1000).toFixed(1)} s`],
             ['storage acknowledged again after', drainStartMs === undefined ? '-' : `${(drainStartMs / 1000).toFixed(1)} s`],

@@ -72,11 +72,11 @@ export function markdownTable(head: readonly string[], rows: ReadonlyArray<reado
   return [fmt(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(fmt)].join('\n');
 }
 
-/** The value of a percentile (0–100) of values (nearest rank); NaN when empty. */
-export function percentile(values: readonly number[], p: number): number {
+/** The value at a percentage (0–100) of values, nearest rank; NaN when empty. */
+export function percentile(values: readonly number[], percent: number): number {
   if (values.length === 0) return Number.NaN;
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((percent / 100) * sorted.length) - 1))]!;
 }
 
 /** Sleeps ms milliseconds. */

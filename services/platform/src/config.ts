@@ -81,11 +81,40 @@ export function text(fallback: string, describe = 'non-empty text'): Variable<st
 type Spec = Record<string, Variable<unknown>>;
 type Parsed<S extends Spec> = { [K in keyof S]: S[K] extends Variable<infer T> ? T : never };
 
+/** Edit distance (Levenshtein) of a and b. */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next.push(Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    row = next;
+  }
+  return row[b.length]!;
+}
+
+/**
+ * FLATLINE_* variables set in env that spec does not read but that are
+ * within two edits of one it does: a misspelling, which would otherwise be
+ * ignored without a word. (Variables of other services are far from these.)
+ */
+export function misspelledVariables(spec: Spec, env: Env): Array<{ name: string; meant: string }> {
+  const known = Object.keys(spec);
+  const out: Array<{ name: string; meant: string }> = [];
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith('FLATLINE_') || name in spec) continue;
+    const meant = known.find((k) => distance(name, k) <= 2);
+    if (meant !== undefined) out.push({ name, meant });
+  }
+  return out;
+}
+
 /**
  * Reads every variable of spec from env (an unset or empty variable takes its
- * default) and throws a ConfigError naming the first bad one.
+ * default) and throws a ConfigError naming the first bad one. A variable that
+ * looks like a misspelling of one of spec's is named on stderr (warn).
  */
-export function readEnv<S extends Spec>(spec: S, env: Env): Parsed<S> {
+export function readEnv<S extends Spec>(spec: S, env: Env, warn: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): Parsed<S> {
+  for (const { name, meant } of misspelledVariables(spec, env)) warn(`warning: ${name} is not a variable this program reads (ignored); did you mean ${meant}?`);
   const out: Record<string, unknown> = {};
   for (const [name, variable] of Object.entries(spec)) {
     const raw = env[name];

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ConfigError, mongoUri, readEnv } from '../src/config.ts';
+import { ConfigError, misspelledVariables, mongoUri, readEnv } from '../src/config.ts';
 import { redactUrl } from '../src/logger.ts';
 
 describe('platform config: secrets in refusals', () => {
@@ -31,5 +31,19 @@ describe('platform config: secrets in refusals', () => {
   it('redacts user and password of a URL for logs, and leaves one without them alone', () => {
     expect(redactUrl('mongodb://u:p@h:1/db?w=majority')).to.equal('mongodb://[redacted]@h:1/db?w=majority');
     expect(redactUrl('mongodb://h:1/db')).to.equal('mongodb://h:1/db');
+  });
+});
+
+describe('platform config: misspelled variables', () => {
+  const spec = { FLATLINE_POLL_INTERVAL_MS: mongoUri('mongodb://127.0.0.1:27017/flatline'), FLATLINE_STORAGE_LISTEN: mongoUri('mongodb://127.0.0.1:27017/flatline') };
+
+  it('names a FLATLINE_ variable within two edits of a known one, with the one meant', () => {
+    const warnings: string[] = [];
+    readEnv(spec, { FLATLINE_POLL_INTERVL_MS: '100', FLATLINE_QUERY_LISTEN: 'x', PATH: '/bin' }, (l) => warnings.push(l));
+    expect(warnings).to.deep.equal(['warning: FLATLINE_POLL_INTERVL_MS is not a variable this program reads (ignored); did you mean FLATLINE_POLL_INTERVAL_MS?']);
+  });
+
+  it('says nothing about the variables it reads, nor about far ones (another service\'s)', () => {
+    expect(misspelledVariables(spec, { FLATLINE_POLL_INTERVAL_MS: '1', FLATLINE_DEVICES_WINDOW_MS: '5', HOME: '/' })).to.deep.equal([]);
   });
 });

@@ -15,10 +15,10 @@ export interface FreshnessSelector {
   readonly limit: number;
 }
 
-/** Nearest-rank percentile q (0..1] of ascending values; 0 for none. */
-export function percentile(ascending: readonly number[], q: number): number {
+/** Nearest-rank quantile (a fraction in (0, 1]) of ascending values; 0 for none. */
+export function quantile(ascending: readonly number[], fraction: number): number {
   if (ascending.length === 0) return 0;
-  const rank = Math.max(1, Math.ceil(q * ascending.length));
+  const rank = Math.max(1, Math.ceil(fraction * ascending.length));
   return ascending[rank - 1] ?? 0;
 }
 
@@ -38,8 +38,8 @@ export function freshnessReport(fetches: readonly LastFetch[], selector: Freshne
     asOf: now,
     flatCount: fetched.length,
     worstAgeSeconds: ages.at(-1) ?? 0,
-    p50AgeSeconds: percentile(ages, 0.5),
-    p99AgeSeconds: percentile(ages, 0.99),
+    p50AgeSeconds: quantile(ages, 0.5),
+    p99AgeSeconds: quantile(ages, 0.99),
     stalest: stalest.slice(0, selector.limit),
     neverFetchedFlatIds: never.slice(0, selector.limit),
     neverFetchedCount: never.length,

@@ -1,13 +1,13 @@
 import { expect } from 'chai';
-import { freshnessReport, percentile } from '../../src/domain/freshness.ts';
+import { freshnessReport, quantile } from '../../src/domain/freshness.ts';
 
 describe('freshness', () => {
-  it('percentile uses the nearest rank', () => {
+  it('quantile uses the nearest rank', () => {
     const v = Array.from({ length: 100 }, (_, i) => i + 1);
-    expect(percentile(v, 0.5)).to.equal(50);
-    expect(percentile(v, 0.99)).to.equal(99);
-    expect(percentile([7], 0.99)).to.equal(7);
-    expect(percentile([], 0.5)).to.equal(0);
+    expect(quantile(v, 0.5)).to.equal(50);
+    expect(quantile(v, 0.99)).to.equal(99);
+    expect(quantile([7], 0.99)).to.equal(7);
+    expect(quantile([], 0.5)).to.equal(0);
   });
 
   it('ranks flats stalest first and leaves excluded ones out of every figure', () => {
