@@ -12,6 +12,7 @@
 # It prints "ferretdb ready <host:port>" on stdout once it accepts connections.
 #
 # summary: FerretDB v1.24 (MongoDB wire protocol on SQLite), built from tools/ferretdb
+# cold: ~75 s
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,4 +34,4 @@ build_ferretdb() {
   )
 }
 
-tools_install ferretdb "$version" "ferretdb-$version-$hash" ferretdb build_ferretdb "1-2 min" 1.24
+tools_install ferretdb "$version" "ferretdb-$version-$hash" ferretdb build_ferretdb 1.24

@@ -8,6 +8,7 @@
 # Only `flatline bench` (suite "query") needs it, which installs it on demand.
 #
 # summary: ghz v0.121.0 (gRPC load generator for the query benchmark), go install
+# cold: ~90 s
 # default: no
 set -euo pipefail
 
@@ -23,4 +24,4 @@ build_ghz() {
   tools_go_install "$1" "github.com/bojand/ghz/cmd/ghz@$version" "-X main.version=$version"
 }
 
-tools_install ghz "$version" "ghz-$version" ghz build_ghz "2 min"
+tools_install ghz "$version" "ghz-$version" ghz build_ghz

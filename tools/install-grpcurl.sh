@@ -7,6 +7,7 @@
 # and links it to .tools/bin/grpcurl. Idempotent; FLATLINE_TOOLS_REBUILD=1 forces a rebuild.
 #
 # summary: grpcurl v1.9.3 (command-line gRPC client), go install
+# cold: ~1 min
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,4 +22,4 @@ build_grpcurl() {
   tools_go_install "$1" "github.com/fullstorydev/grpcurl/cmd/grpcurl@$version" "-X main.version=$version"
 }
 
-tools_install grpcurl "$version" "grpcurl-$version" grpcurl build_grpcurl "1 min"
+tools_install grpcurl "$version" "grpcurl-$version" grpcurl build_grpcurl

@@ -11,6 +11,7 @@
 # Idempotent; FLATLINE_TOOLS_REBUILD=1 forces a reinstall.
 #
 # summary: HAProxy 2.6 (the local nodes' load balancer), Debian package unpacked into the cache
+# cold: ~5 s
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,4 +27,4 @@ build_haproxy() {
   "$1/haproxy" -v | head -1 >&2
 }
 
-tools_install haproxy "$version" "haproxy-$version-$(tools_hash "${BASH_SOURCE[0]}" "$here/lib.sh")" haproxy build_haproxy "20 s" none
+tools_install haproxy "$version" "haproxy-$version-$(tools_hash_of "$(declare -f build_haproxy tools_debian_unpack tools_debian_wrapper)")" haproxy build_haproxy none

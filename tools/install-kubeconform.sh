@@ -20,12 +20,14 @@
 #     module proxy, the same release-1.30 commit as istioctl), the way
 #     kubeconform's openapi2jsonschema.py does: additionalProperties: false
 #     wherever properties are listed (strict), int-or-string expanded.
-# <hash> covers this script and the generator, so changing either regenerates.
+# <hash> covers the build function, the versions and the generator (not the
+# comments), so changing any of them regenerates.
 #
 # Run: .tools/bin/kubeconform -strict -summary \
 #        -schema-location '.tools/kubeconform-schemas/{{.ResourceKind}}-{{.Group}}-{{.ResourceAPIVersion}}.json' FILES…
 #
 # summary: kubeconform v0.7.0 + offline JSON schemas (Kubernetes 1.33, Istio 1.30 CRDs), go install
+# cold: ~15 s
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -38,8 +40,6 @@ version="v0.7.0"
 k8s_validate_version="1.37.0"
 k8s_version="1.33"
 istio_module_version="v0.0.0-20260826214018-9739e10eb9d7"
-hash="$(tools_hash "$here/install-kubeconform.sh" "$here/kubeconform-schemas.py")"
-key="kubeconform-$version-$hash"
 
 build_kubeconform() {
   local out="$1"
@@ -76,7 +76,9 @@ build_kubeconform() {
   rm -rf -- "$work"
 }
 
-tools_install kubeconform "$version" "$key" kubeconform build_kubeconform "1 min"
+# The key follows what builds the entry (the function, the versions, the generator), not the comments.
+key="kubeconform-$version-$(tools_hash_of "$(declare -f build_kubeconform)" "$k8s_validate_version $k8s_version $istio_module_version" "$(cat "$here/kubeconform-schemas.py")")"
+tools_install kubeconform "$version" "$key" kubeconform build_kubeconform
 
 # The schemas sit next to the binary in the cache entry; link the folder too.
 schemas="$FLATLINE_CACHE_ROOT/$key/schemas"

@@ -15,6 +15,7 @@
 # Only `flatline bench` (the polling suite) uses it.
 #
 # summary: Prometheus 2.42 (the polling benchmark's peer), Debian package unpacked into the cache
+# cold: ~5 s
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,7 +24,6 @@ source "$here/lib.sh"
 tools_args "${BASH_SOURCE[0]}" "$@"
 
 version="2.42"
-key="prometheus-$version-$(tools_hash "${BASH_SOURCE[0]}" "$here/lib.sh")"
 
 build_prometheus() {
   tools_debian_unpack prometheus "$1" prometheus
@@ -31,7 +31,9 @@ build_prometheus() {
   tools_debian_wrapper prometheus "$1" promtool usr/bin/promtool
   "$1/prometheus" --version 2>&1 | head -1 >&2
 }
+# The key follows what builds the entry, not the comments.
+key="prometheus-$version-$(tools_hash_of "$(declare -f build_prometheus tools_debian_unpack tools_debian_wrapper)")"
 
-tools_install prometheus "$version" "$key" prometheus build_prometheus "20 s" none
+tools_install prometheus "$version" "$key" prometheus build_prometheus none
 # promtool comes with it (the tests check exposition text with it where it is installed).
 tools_link "$FLATLINE_CACHE_ROOT/$key/bin/promtool" promtool

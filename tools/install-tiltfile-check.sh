@@ -19,6 +19,7 @@
 # Run: .tools/bin/tiltfile-check [--out FILE] Tiltfile [-- --local]
 #
 # summary: tiltfile-check (Tiltfile loader on go.starlark.net, stands in for Tilt), built from tools/tiltfile-check
+# cold: ~5 s
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -38,4 +39,4 @@ build_tiltfile_check() {
   )
 }
 
-tools_install tiltfile-check "$hash" "tiltfile-check-$hash" tiltfile-check build_tiltfile_check "20 s"
+tools_install tiltfile-check "$hash" "tiltfile-check-$hash" tiltfile-check build_tiltfile_check

@@ -13,6 +13,7 @@
 # Only `flatline bench` (the http-floor suite) uses it.
 #
 # summary: wrk 4.1 (the HTTP floor benchmark), Debian package unpacked into the cache
+# cold: ~5 s
 # default: no
 set -euo pipefail
 
@@ -29,4 +30,4 @@ build_wrk() {
   "$1/wrk" --version 2>&1 | head -1 >&2 || true
 }
 
-tools_install wrk "$version" "wrk-$version-$(tools_hash "${BASH_SOURCE[0]}" "$here/lib.sh")" wrk build_wrk "20 s" none
+tools_install wrk "$version" "wrk-$version-$(tools_hash_of "$(declare -f build_wrk tools_debian_unpack tools_debian_wrapper)")" wrk build_wrk none

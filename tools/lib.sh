@@ -13,15 +13,21 @@
 # temporary directory next to the cache entry that is renamed into place only
 # when complete, so a killed build never leaves a half-written binary behind.
 #
+# A build prints one progress line, "[tools] TOOL VERSION: building (~ETA)…
+# done in N s", with ETA from the installer's "# cold: ~N min" header; the
+# build's own output goes to a log (kept as BUILD-LOG in the entry, and shown,
+# its last lines, when the build fails).
+#
 # Environment:
 #   FLATLINE_TOOLS_REBUILD=1  rebuild even if the cache entry exists
 #   FLATLINE_TOOLS_COPY=1     copy binaries into .tools/bin instead of symlinking
+#   FLATLINE_TOOLS_CHECK=1    (tools/install.sh) link what is cached, silently; exit 3 if a build is needed
 #   XDG_CACHE_HOME            cache root (default: ~/.cache)
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   case "${1:-}" in
     -h | --help)
-      sed -n '4,19p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '4,25p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -42,6 +48,26 @@ FLATLINE_CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/flatline"
 # tools_log MESSAGE...: one progress line on stderr, prefixed with [tools].
 tools_log() {
   printf '[tools] %s\n' "$*" >&2
+}
+
+# tools_cold_eta FILE: the rough cold build time from FILE's "# cold: ~N min"
+# (or "~N s") header, e.g. "~1 min"; "?" when the header is missing.
+tools_cold_eta() {
+  local line
+  line="$(grep -m1 '^# cold: ' "$1" 2>/dev/null || true)"
+  line="${line#\# cold: }"
+  printf '%s' "${line:-?}"
+}
+
+# tools_check_mode: true under FLATLINE_TOOLS_CHECK=1 (tools/install.sh's
+# first pass: link what is cached without a word, exit 3 when a build is needed).
+tools_check_mode() {
+  [[ "${FLATLINE_TOOLS_CHECK:-}" == "1" ]]
+}
+
+# tools_cached_log TOOL: the warm line, except in check mode.
+tools_cached_log() {
+  tools_check_mode || tools_log "$1: ok (cached)"
 }
 
 # tools_die MESSAGE...: log and exit 1.
@@ -87,6 +113,13 @@ tools_hash() {
   done | sha256sum | cut -c1-12
 }
 
+# tools_hash_of TEXT...: short hash of the given strings; for a cache key that
+# changes with what builds the tool and not with its comments, e.g.
+#   tools_hash_of "$(declare -f build_haproxy tools_debian_unpack)" "$version"
+tools_hash_of() {
+  printf '%s\n' "$@" | sha256sum | cut -c1-12
+}
+
 # tools_link SRC NAME: put SRC at .tools/bin/NAME (symlink, or copy with
 # FLATLINE_TOOLS_COPY=1 or where symlinks fail), replaced atomically.
 tools_link() {
@@ -122,19 +155,24 @@ _tools_cleanup() {
   fi
 }
 
-# tools_install TOOL VERSION KEY NAME BUILD_FN ETA [GO_MIN]
+# tools_install TOOL VERSION KEY NAME BUILD_FN [GO_MIN]
 #
 #   TOOL      short name for messages (ferretdb)
 #   VERSION   version for messages (v1.24.2)
 #   KEY       cache entry name (ferretdb-v1.24.2-0123abcd4567)
 #   NAME      binary name under bin/ and .tools/bin/
-#   BUILD_FN  function called as `BUILD_FN OUTDIR`; must leave OUTDIR/NAME
-#   ETA       rough cold build time for the progress line (~3 min)
+#   BUILD_FN  function called as `BUILD_FN OUTDIR` in a subshell, its output
+#             going to the build log; must leave OUTDIR/NAME
 #   GO_MIN    minimal Go version (default 1.22; "none" for a tool that needs no Go)
 #
-# Prints nothing but "[tools] TOOL: ok (cached)" when the cache entry exists.
+# The rough cold time in the progress line is the calling installer's
+# "# cold: ~N min" header. Cached: links, prints "[tools] TOOL: ok (cached)"
+# (nothing in check mode) and returns. Not cached in check mode: exit 3.
 tools_install() {
-  local tool="$1" version="$2" key="$3" name="$4" build_fn="$5" eta="$6" go_min="${7:-1.22}"
+  # An installer written for the older signature passes ETA before GO_MIN: the
+  # time now comes from its "# cold:" header, so that argument is dropped.
+  (($# == 7)) && set -- "${@:1:5}" "$7"
+  local tool="$1" version="$2" key="$3" name="$4" build_fn="$5" go_min="${6:-1.22}"
   local entry="$FLATLINE_CACHE_ROOT/$key"
   local bin="$entry/bin/$name"
   local rebuild="${FLATLINE_TOOLS_REBUILD:-}"
@@ -142,11 +180,12 @@ tools_install() {
 
   if [[ -z "$rebuild" && -x "$bin" ]]; then
     tools_link "$bin" "$name"
-    tools_log "$tool: ok (cached)"
+    tools_cached_log "$tool"
     return 0
   fi
+  tools_check_mode && exit 3
 
-  mkdir -p "$FLATLINE_CACHE_ROOT/.locks"
+  mkdir -p "$FLATLINE_CACHE_ROOT/.locks" "$FLATLINE_CACHE_ROOT/.logs"
   local lock="$FLATLINE_CACHE_ROOT/.locks/$key.lock"
   local lock_fd
   exec {lock_fd}>"$lock"
@@ -180,20 +219,28 @@ tools_install() {
   _tools_tmp="$(mktemp -d "$FLATLINE_CACHE_ROOT/.tmp-$key.XXXXXX")"
   chmod 755 "$_tools_tmp" # mktemp -d makes it 0700
   trap _tools_cleanup EXIT
-  trap '_tools_cleanup; exit 130' INT
-  trap '_tools_cleanup; exit 143' TERM
+  # The progress line is open (no newline yet): close it before leaving.
+  trap '_tools_cleanup; printf " interrupted\n" >&2; exit 130' INT
+  trap '_tools_cleanup; printf " terminated\n" >&2; exit 143' TERM
   mkdir -p "$_tools_tmp/bin"
 
-  if [[ -n "$rebuild" ]]; then
-    tools_log "$tool: rebuilding $version (FLATLINE_TOOLS_REBUILD=1, ~$eta)…"
-  else
-    tools_log "$tool: building $version (first time, ~$eta)…"
+  local log="$FLATLINE_CACHE_ROOT/.logs/$key.log" eta what="building"
+  eta="$(tools_cold_eta "$0")"
+  [[ -n "$rebuild" ]] && what="rebuilding (FLATLINE_TOOLS_REBUILD=1)"
+  printf '[tools] %s %s: %s (%s)…' "$tool" "$version" "$what" "$eta" >&2
+  local start=$SECONDS rc=0
+  # A subshell: a tools_die inside BUILD_FN ends only the build, and its
+  # message lands in the log shown below.
+  ("$build_fn" "$_tools_tmp/bin") >"$log" 2>&1 </dev/null || rc=$?
+  if ((rc == 0)) && [[ ! -x "$_tools_tmp/bin/$name" ]]; then
+    echo "the build did not produce bin/$name" >>"$log"
+    rc=1
   fi
-  local start=$SECONDS
-  if ! "$build_fn" "$_tools_tmp/bin"; then
-    tools_die "$tool: build of $version failed (see the go output above)"
+  if ((rc != 0)); then
+    printf ' failed after %d s (exit %d); the end of its log, %s:\n' "$((SECONDS - start))" "$rc" "$log" >&2
+    tail -n 25 -- "$log" | sed 's/^/    /' >&2
+    exit 1
   fi
-  [[ -x "$_tools_tmp/bin/$name" ]] || tools_die "$tool: build did not produce bin/$name"
   {
     echo "tool=$tool"
     echo "version=$version"
@@ -202,6 +249,7 @@ tools_install() {
     echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "seconds=$((SECONDS - start))"
   } >"$_tools_tmp/BUILD-INFO"
+  mv -f -- "$log" "$_tools_tmp/BUILD-LOG"
 
   # Rename into place: readers see either the old complete entry or the new one.
   if [[ -e "$entry" ]]; then
@@ -218,7 +266,7 @@ tools_install() {
   exec {lock_fd}>&-
 
   tools_link "$bin" "$name"
-  tools_log "$tool: built $version in $((SECONDS - start))s → $entry"
+  printf ' done in %d s\n' "$((SECONDS - start))" >&2
 }
 
 # tools_usage_from_header FILE: print the leading comment block of FILE (after

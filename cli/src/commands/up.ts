@@ -1,8 +1,9 @@
 /** `flatline up`: the whole local stack in the foreground, until Ctrl-C. */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN, markerOf, ProcessRecord, DEFAULT_PORTS, FREE_PORTS, LocalStack, type StackPorts } from '@flatline/stack';
+import { ensureTools, TOOLS_FOR, ToolsError } from '../../../scripts/ensure-tools.mjs';
 
 /** Parses a whole number within [min, max] for commander. */
 export function wholeNumber(min: number, max: number): (value: string) => number {
@@ -65,6 +66,15 @@ export function upCommand(): Command {
 }
 
 async function up(o: UpOptions, ports: StackPorts): Promise<void> {
+  // Run directly (not through npm start): build what the stack runs if it is missing.
+  try {
+    ensureTools(TOOLS_FOR.up, { quiet: true });
+  } catch (err) {
+    if (!(err instanceof ToolsError)) throw err;
+    process.stderr.write(`flatline up: ${err.message}\n`);
+    process.exitCode = 1;
+    return;
+  }
   mkdirSync(o.stateDir, { recursive: true });
   const record = new ProcessRecord(o.stateDir);
   const leftovers = await record.stopLeftovers();
@@ -132,6 +142,8 @@ function printTable(stack: LocalStack): void {
   say('');
   say('try:');
   say('  npm run flatline -- freshness');
+  // npm start does not build grpcurl (the stack never runs it): say how to get it.
+  if (!existsSync(join(TOOLS_BIN, 'grpcurl'))) say('  bash tools/install.sh grpcurl   (then the grpcurl calls below)');
   say(`  ${grpcurl} -plaintext ${q} list`);
   say(`  ${grpcurl} -plaintext -d '{"flat_id":"17"}' ${q} flatline.query.v1.QueryService/GetLatest`);
   say(`  ${grpcurl} -plaintext -d '{}' ${q} flatline.query.v1.QueryService/GetFreshness`);
