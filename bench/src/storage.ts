@@ -377,7 +377,7 @@ async function timedRun(kind: StorageRunKind, repeat: number, bench: BenchDataba
     }
   }
   const db = client.db(database);
-  await db.collection(COLLECTIONS.readings).createIndexes([...READING_INDEXES], { timeoutMS: 30000 });
+  for (const { key, ...options } of READING_INDEXES) await db.collection(COLLECTIONS.readings).createIndex(key, { ...options, timeoutMS: 30000 });
   const withState = kind === 'raw+state';
   await rawAll(db, p.warmupDocs, withState ? p.warmupState : undefined, callers);
   const cpu0 = cpuOf(dbPid);

@@ -67,7 +67,10 @@ export class ReadingStore {
       // Readings of releases before epochs get epoch 0 first: an absent field
       // is NULL to FerretDB's SQLite unique index, and NULLs never collide.
       await readings.updateMany({ epoch: { $exists: false } }, { $set: { epoch: 0 } }, { timeoutMS: Math.max(timeoutMS, 60000) });
-      await readings.createIndexes([...READING_INDEXES], { timeoutMS });
+      // One at a time: FerretDB v1.24 panics (and drops the connection) on a
+      // createIndexes of several indexes when some already exist — what every
+      // replica but the first finds.
+      for (const { key, ...options } of READING_INDEXES) await readings.createIndex(key, { ...options, timeoutMS });
       await readings.dropIndex(LEGACY_READING_INDEX, { timeoutMS }).catch((err: unknown) => {
         if (!(err instanceof MongoServerError && (err.code === INDEX_NOT_FOUND || err.code === NAMESPACE_NOT_FOUND))) throw err;
       });

@@ -115,6 +115,13 @@ describe('ReadingStore (real FerretDB, in-process)', function () {
     expect(await store.append(reset, 5000)).to.deep.equal({ inserted: 1, duplicates: 0 });
   });
 
+  it('creates its indexes again when they exist (every replica but the first does; FerretDB panicked on a createIndexes of both)', async () => {
+    await store.ensureIndexes(5000);
+    await new ReadingStore(client.db(), 10000).ensureIndexes(5000);
+    const names = (await client.db().collection(COLLECTIONS.readings).indexes()).map((i) => i.name);
+    expect(names).to.include.members(['flat_device_epoch_seq', 'flat_taken_at_device_seq']);
+  });
+
   it('the driver really wraps a network failure in a MongoBulkWriteError with no write errors (why the check must be strict)', async () => {
     // Documents the driver's behaviour the fix relies on: if this ever stops
     // holding, the test above still guards the outcome.
