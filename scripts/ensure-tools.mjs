@@ -26,8 +26,8 @@ export const TOOLS_FOR = Object.freeze({
   bench: Object.freeze(['ferretdb', 'haproxy', 'prometheus', 'wrk', 'ghz']),
   /** `synth --validate` and test/manifests.test.ts. */
   manifests: Object.freeze(['istioctl', 'kubeconform']),
-  /** test/tiltfile.test.ts: the real Tilt, and the checker of the cluster mode. */
-  tiltfile: Object.freeze(['tilt', 'tiltfile-check']),
+  /** test/tiltfile.test.ts: the real Tilt (it loads both modes, cluster mode too, without a cluster). */
+  tiltfile: Object.freeze(['tilt']),
 });
 
 /** Raised when tools cannot be installed; the message says which and why. */
