@@ -121,7 +121,7 @@ function freePort(): Promise<number> {
 }
 
 /** The ports `flatline up` takes by default (stack/src/stack.ts DEFAULT_PORTS; two ingestion replicas). */
-const STACK_PORTS = [27117, 7101, 7102, 8443, 8444, 9104, 7110, 7111, 9110, 9111];
+const STACK_PORTS = [7100, 27117, 7101, 7102, 8443, 8444, 9104, 7110, 7111, 9110, 9111];
 
 interface Recorded {
   name: string;

@@ -12,7 +12,8 @@ export interface StackFile {
   readonly database: string;
   readonly databasePid?: number;
   readonly ingestion: ReadonlyArray<{ grpc?: string; metrics?: string }>;
-  readonly metrics: Readonly<Record<string, string>>;
+  /** Metrics addresses of storage, query (one running replica's; absent while none runs) and devices. */
+  readonly metrics: Readonly<Record<string, string | undefined>>;
   /** Replicas of storage, query and ingestion, with their node (pid absent while the node is down). */
   readonly replicas?: ReadonlyArray<{ name: string; node: string; pid?: number; grpc: string; metrics: string }>;
   /** Local nodes and where each stands (ready, drained, crashed, frozen). */
@@ -21,6 +22,8 @@ export interface StackFile {
   readonly components?: readonly SupervisedStatus[];
   /** The supervisor's control socket (flatline node). */
   readonly control?: string;
+  /** The supervisor's read-only probes over HTTP, http://127.0.0.1:<port> (absent from an older flatline). */
+  readonly supervisor?: string;
   /** Whether every component has started (false while the ingestion replicas still start). */
   readonly started?: boolean;
   readonly pid: number;
@@ -43,6 +46,22 @@ export function stackRunning(file: StackFile): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The supervisor URL of the running stack of stateDir, or undefined after
+ * telling the user why there is none (exit code 2): no stack runs, or one
+ * started by an older flatline that had no probe server.
+ */
+export function requireSupervisor(stateDir: string): { file: StackFile; url: string } | undefined {
+  const file = requireStack(stateDir);
+  if (file === undefined) return undefined;
+  if (file.supervisor === undefined) {
+    process.stderr.write(`the stack in ${stateDir} (pid ${file.pid}) was started by an older flatline, without the supervisor's probes: stop it and start it again\n`);
+    process.exitCode = 2;
+    return undefined;
+  }
+  return { file, url: file.supervisor };
 }
 
 /** The running stack of stateDir, or undefined after telling the user how to start one (exit code 2). */

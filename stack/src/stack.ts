@@ -23,6 +23,11 @@ import { flatIds, loadCredentials, writeCredentials } from '@flatline/platform';
 import { startDatabase, startService, type RunningDatabase, type RunningService } from './components.ts';
 import type { Server } from 'node:http';
 import { serveControl } from './control.ts';
+import { expectedFlats, queryFaultInterceptor, queryFreshness } from './freshness-probe.ts';
+import { metricValue, seqGaps } from './probes.ts';
+import type { StackFile } from './stack-file.ts';
+import { stackStatus } from './status.ts';
+import { serveProbes, type ProbeServer, type SupervisorProbes } from './supervisor-http.ts';
 import type { NodeAction, NodeState } from './nodes.ts';
 import { CrashLoop, DEFAULT_RESTART_POLICY, type RestartPolicy, type SupervisedStatus } from './crash-loop.ts';
 import { recordEvent } from './events.ts';
@@ -43,6 +48,8 @@ export interface StackPorts {
   readonly queryMetrics: number;
   readonly devicesMetrics: number;
   readonly ingestionMetrics: number;
+  /** The supervisor's read-only probes over HTTP (always on 127.0.0.1, whatever the host). */
+  readonly supervisor: number;
 }
 
 /** The documented default ports of `flatline up`. */
@@ -57,6 +64,7 @@ export const DEFAULT_PORTS: StackPorts = {
   queryMetrics: 9102,
   devicesMetrics: 9104,
   ingestionMetrics: 9110,
+  supervisor: 7100,
 };
 
 /** Every port 0: for tests. */
@@ -125,6 +133,7 @@ export class LocalStack {
   /** The simulator's ports once it first listened (https, control, metrics): a restart takes the same. */
   private devicesPorts: { https: number; control: number; metrics: number } | undefined;
   private control: Server | undefined;
+  private probeServer: ProbeServer | undefined;
   /** Set once every component has started: stack.json says so, and `flatline status` waits for it. */
   private started = false;
   /** Set by stop(): nothing is restarted any more, and what starts meanwhile is stopped. */
@@ -355,6 +364,9 @@ export class LocalStack {
     const options = this.options;
     const say = options.say ?? (() => {});
     mkdirSync(this.logs, { recursive: true });
+    // First, so that its address is in stack.json from the first write (status answers while the stack starts) and a taken port fails before anything starts.
+    this.probeServer = await serveProbes(this.probes(), options.ports.supervisor);
+    say(`supervisor probes on ${this.probeServer.url} (GET /freshness, /gaps, /drained, /status)`);
     this.ensureCredentials(say);
     // The local plane's fault file exists from the start (no fault), so what follows it and what checks it never meet an absent file.
     if (!existsSync(this.faultsFile)) writeFaultFile(this.faultsFile, []);
@@ -388,6 +400,42 @@ export class LocalStack {
     this.control = await serveControl(this.controlSocket, this);
     this.started = true;
     this.writeStackFile();
+  }
+
+  /** The supervisor's read-only probes (http://127.0.0.1:<port>), once it serves them. */
+  get supervisorUrl(): string | undefined {
+    return this.probeServer?.url;
+  }
+
+  /** What the probe server asks: this stack's query, database, outboxes and components. */
+  private probes(): SupervisorProbes {
+    return {
+      freshness: (request) => {
+        // Every flat the stack polls when none is named, so a flat never fetched counts (the credentials file, read now: it may have changed).
+        const flatIds = request.flatIds.length > 0 ? request.flatIds : (expectedFlats(this.credentialsFile) ?? []);
+        // The supervisor is a client of query here: the local plane applies query faults (query-slow) to it, as a sidecar would.
+        return queryFreshness(this.queryAddress, { ...request, flatIds }, [queryFaultInterceptor(this.faultsFile)]);
+      },
+      gaps: (since) => {
+        if (this.db === undefined) return Promise.reject(new Error('the database has not started yet'));
+        // A database that hangs mid-read (frozen) ends the read after 30 s instead of holding it for ever.
+        return seqGaps(`${this.db.uri}?connectTimeoutMS=5000&socketTimeoutMS=30000`, since);
+      },
+      outbox: async () => {
+        // A replica that is down (its node, or waiting to restart) is not asked; one that runs but does not answer may hold anything.
+        const replicas = this.replicas.filter((r) => r.service === 'ingestion' && r.running !== undefined);
+        const sizes = await Promise.all(replicas.map((r) => metricValue(r.running!.metrics, 'flatline_ingestion_outbox_fetches').catch(() => undefined)));
+        return {
+          waiting: sizes.reduce((a: number, b) => a + (b ?? 0), 0),
+          unanswered: replicas.filter((_, i) => sizes[i] === undefined).map((r) => r.name),
+        };
+      },
+      status: async () => {
+        const file = this.stackFile();
+        if (file === undefined) throw new Error('the stack is still starting: no database or simulator yet');
+        return { rows: await stackStatus(file), started: this.started };
+      },
+    };
   }
 
   /** The Unix socket `flatline node` talks to (in a folder of its own, made private). */
@@ -601,15 +649,16 @@ export class LocalStack {
     return this.nodeStates.get(name)!;
   }
 
-  /** Writes <state>/stack.json: the addresses `flatline status`, `freshness`, `fault` and `node` read. */
-  writeStackFile(): void {
-    if (this.db === undefined || this.devices === undefined) return;
+  /** What stack.json says of the stack now; undefined before the database and the simulator have started. */
+  stackFile(): StackFile | undefined {
+    if (this.db === undefined || this.devices === undefined) return undefined;
     const metricsOf = (service: 'storage' | 'query'): string[] => this.running(service).map((r) => r.metrics);
-    const file = {
+    return {
       query: this.queryAddress,
       storage: this.storageAddress,
-      devices: this.devices.addresses['https'],
-      devicesControl: this.devices.addresses['control'],
+      // The simulator's ready line names both (startService's convention: '' for an address not named).
+      devices: this.devices.addresses['https'] ?? '',
+      devicesControl: this.devices.addresses['control'] ?? '',
       database: this.db.address,
       databasePid: this.db.process.running ? this.db.process.pid : undefined,
       // Array.from: a replica index never started (a hole) is an entry too, not a null.
@@ -619,9 +668,16 @@ export class LocalStack {
       nodes: Object.fromEntries(this.nodeStates),
       components: this.supervised(),
       control: this.controlSocket,
+      supervisor: this.probeServer?.url,
       started: this.started,
       pid: process.pid,
     };
+  }
+
+  /** Writes <state>/stack.json: the addresses `flatline status`, `freshness`, `fault` and `node` read. */
+  writeStackFile(): void {
+    const file = this.stackFile();
+    if (file === undefined) return;
     // Atomically (rename): it is rewritten on every restart while other commands read it.
     const path = join(this.options.stateDir, 'stack.json');
     writeFileSync(`${path}.tmp`, JSON.stringify(file, null, 1));
@@ -639,6 +695,7 @@ export class LocalStack {
       for (const timer of this.pending.values()) clearTimeout(timer);
       this.pending.clear();
       this.control?.close();
+      await this.probeServer?.close();
       await Promise.allSettled(this.starting.values());
       for (const p of [...this.processes()].reverse()) onStopped(p.name, await p.stop());
     })();

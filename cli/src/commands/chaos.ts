@@ -197,7 +197,7 @@ async function run(name: string, o: RunOptions): Promise<void> {
   const stateDir = resolve(o.stateDir);
   const started = new Date();
   // since: experiments check gaps only in readings taken during the run.
-  const vars = { since: started.toISOString(), ...o.var, state_dir: stateDir };
+  const vars: Record<string, string> = { since: started.toISOString(), ...o.var, state_dir: stateDir };
   const dir = resolve(o.reports, `${timestamp(started)}-${experimentName}`);
   mkdirSync(dir, { recursive: true });
 
@@ -235,6 +235,15 @@ async function run(name: string, o: RunOptions): Promise<void> {
       await new Promise((r) => setTimeout(r, 500));
     }
   }
+
+  // The experiments' probes ask the supervisor of this stack over HTTP (configuration supervisor_url).
+  const supervisorUrl = stack?.supervisorUrl ?? readStackFile(stateDir)?.supervisor;
+  if (supervisorUrl === undefined) {
+    say(`the stack in ${stateDir} serves no supervisor probes (an older flatline started it): stop it and run again`);
+    process.exitCode = 2;
+    return;
+  }
+  vars.supervisor_url = supervisorUrl;
 
   // eslint-disable-next-line no-restricted-properties -- the environment runChaos passes on: what Chaos Toolkit reads
   const chaosEnv = process.env;

@@ -1,7 +1,17 @@
-/** `flatline gaps` and `flatline drained`: the loss checks of the chaos experiments. */
+/**
+ * `flatline gaps` and `flatline drained`: the loss checks of the chaos
+ * experiments. On a local stack they ask the supervisor (GET /gaps, GET
+ * /drained), as the experiments do; `gaps --mongodb-uri` reads a database
+ * directly (a cluster's).
+ */
 import { Command, Option } from 'commander';
-import { DEFAULT_STATE_DIR, metricValue, seqGaps, requireStack } from '@flatline/stack';
+import { DEFAULT_STATE_DIR, PROBE_DEADLINES_MS, callSupervisor, seqGaps, requireSupervisor, type GapReport } from '@flatline/stack';
 import { duration } from './up.ts';
+
+/** The body of an answer the supervisor could not give (anything but the expected codes). */
+function refusal(status: number, body: unknown): Error {
+  return new Error((body as { error?: string } | null)?.error ?? `answered ${status}`);
+}
 
 /** The `gaps` command. */
 export function gapsCommand(): Command {
@@ -21,13 +31,22 @@ export function gapsCommand(): Command {
         process.exitCode = 2;
         return;
       }
-      let uri = o.mongodbUri;
-      if (uri === undefined) {
-        const stack = requireStack(o.stateDir);
+      let report: GapReport & { missing?: number };
+      if (o.mongodbUri !== undefined) {
+        report = await seqGaps(o.mongodbUri, since);
+      } else {
+        const stack = requireSupervisor(o.stateDir);
         if (stack === undefined) return;
-        uri = `mongodb://${stack.database}/flatline`;
+        try {
+          const { status, body } = await callSupervisor(stack.url, '/gaps', { since: since?.toISOString() }, PROBE_DEADLINES_MS.gaps + 10000);
+          if (status !== 200 && status !== 409) throw refusal(status, body);
+          report = body as GapReport & { missing: number };
+        } catch (err) {
+          process.stderr.write(`flatline gaps: the supervisor at ${stack.url}: ${(err as Error).message}\n`);
+          process.exitCode = 2;
+          return;
+        }
       }
-      const report = await seqGaps(uri, since);
       const missing = report.gaps.reduce((n, g) => n + g.missing, 0);
       if (o.json) process.stdout.write(`${JSON.stringify({ ...report, missing }, null, 2)}\n`);
       else {
@@ -45,22 +64,32 @@ export function drainedCommand(): Command {
     .option('--state-dir <dir>', 'state folder of the local stack', DEFAULT_STATE_DIR)
     .addOption(new Option('--timeout <duration>', 'how long to wait').default(60000, '60s').argParser(duration))
     .action(async (o: { stateDir: string; timeout: number }) => {
-      const stack = requireStack(o.stateDir);
+      const stack = requireSupervisor(o.stateDir);
       if (stack === undefined) return;
       const end = Date.now() + o.timeout;
+      // Asks once a second (timeout=0: no wait on the supervisor's side), to say how it goes meanwhile.
       for (;;) {
-        const sizes = await Promise.all(stack.ingestion.map((r) => (r.metrics ? metricValue(r.metrics, 'flatline_ingestion_outbox_fetches').catch(() => 0) : Promise.resolve(0))));
-        const total = sizes.reduce((a, b) => a + b, 0);
-        if (total === 0) {
+        let answer: { empty: boolean; waiting: number; unanswered: string[] };
+        try {
+          const { status, body } = await callSupervisor(stack.url, '/drained', { timeout: '0s' });
+          if (status !== 200 && status !== 409) throw refusal(status, body);
+          answer = body as typeof answer;
+        } catch (err) {
+          process.stderr.write(`flatline drained: the supervisor at ${stack.url}: ${(err as Error).message}\n`);
+          process.exitCode = 2;
+          return;
+        }
+        if (answer.empty) {
           process.stdout.write('every outbox is empty\n');
           return;
         }
+        const silent = answer.unanswered.length > 0 ? ` (no answer from ${answer.unanswered.join(', ')})` : '';
         if (Date.now() > end) {
-          process.stdout.write(`${total} fetch result(s) still waiting after ${o.timeout / 1000} s\n`);
+          process.stdout.write(`${answer.waiting} fetch result(s) still waiting after ${o.timeout / 1000} s${silent}\n`);
           process.exitCode = 1;
           return;
         }
-        process.stderr.write(`waiting: ${total} fetch result(s) in the outboxes\n`);
+        process.stderr.write(`waiting: ${answer.waiting} fetch result(s) in the outboxes${silent}\n`);
         await new Promise((r) => setTimeout(r, 1000));
       }
     });

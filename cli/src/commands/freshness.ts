@@ -1,13 +1,24 @@
-/** `flatline freshness`: how old each flat's last successful fetch is, from the query service. */
-import { credentials, InterceptingCall, status, type Interceptor } from '@grpc/grpc-js';
-import { Command, Option } from 'commander';
-import { GetFreshnessResponse, QueryServiceClient, type FreshnessReport } from '@flatline/proto';
-import { unaryCall, loadCredentials } from '@flatline/platform';
-import { existsSync } from 'node:fs';
+/**
+ * `flatline freshness`: how old each flat's last successful fetch is, from
+ * the query service: through the supervisor's GET /freshness when a local
+ * stack runs (the same answer the chaos experiments probe), else (--query: a
+ * cluster, or no local stack) from the query service directly.
+ */
+import { InterceptingCall, type Interceptor } from '@grpc/grpc-js';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { FreshnessReport } from '@flatline/proto';
 import { join } from 'node:path';
-import { MAX_FLATS_PER_REQUEST } from '@flatline/query';
-import { type Fault, readFaultFile, grpcFaultInterceptor, Injector } from '@flatline/mesh';
-import { DEFAULT_STATE_DIR, readStackFile, DEFAULT_PORTS } from '@flatline/stack';
+import {
+  DEFAULT_STATE_DIR,
+  DEFAULT_PORTS,
+  callSupervisor,
+  expectedFlats,
+  freshEnough,
+  queryFaultInterceptor,
+  queryFreshness,
+  readStackFile,
+  stackRunning,
+} from '@flatline/stack';
 import { wholeNumber } from './up.ts';
 
 interface FreshnessOptions {
@@ -26,41 +37,18 @@ export function queryAddress(explicit: string | undefined, stateDir: string): st
   return explicit ?? readStackFile(stateDir)?.query ?? `127.0.0.1:${DEFAULT_PORTS.query}`;
 }
 
-const ATTEMPT_MS = 2500;
-const ATTEMPTS = 3;
-
-/**
- * Calls again (GetFreshness is a read) when an attempt met UNAVAILABLE or its
- * own deadline: a replica that hangs (a frozen node) holds one attempt until
- * the balancer's health check takes it out, as a gRPC client with a retry
- * policy would ride out. Three attempts of 2.5 s keep the worst under 8 s.
- */
-async function withRetry<T>(call: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await call();
-    } catch (err) {
-      const code = (err as { code?: number }).code;
-      if (attempt >= ATTEMPTS || (code !== status.UNAVAILABLE && code !== status.DEADLINE_EXCEEDED)) throw err;
-      await new Promise((r) => setTimeout(r, 100 * attempt));
-    }
-  }
+/** A number of seconds ≥ 0 (a typo must not pass as "no maximum"). */
+function seconds(value: string): number {
+  if (!/^\d+(\.\d+)?$/.test(value)) throw new InvalidArgumentError('expected a number of seconds such as 20 or 2.5');
+  return Number(value);
 }
 
 const list = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').filter(Boolean)];
 
-/**
- * The flats a local stack polls (its credentials file), so that a flat never
- * fetched counts: the query service knows only the flats it has seen
- * fetched. Undefined with --query (another deployment), without the file, or
- * beyond what one request may name.
- */
-function expectedFlats(o: FreshnessOptions): string[] | undefined {
-  if (o.query !== undefined) return undefined;
-  const file = join(o.stateDir, 'devices', 'credentials.json');
-  if (!existsSync(file)) return undefined;
-  const ids = [...loadCredentials(file).keys()];
-  return ids.length <= MAX_FLATS_PER_REQUEST ? ids : undefined;
+/** The supervisor of the local stack running in stateDir, if one runs and serves probes. */
+function localSupervisor(stateDir: string): string | undefined {
+  const file = readStackFile(stateDir);
+  return file !== undefined && stackRunning(file) ? file.supervisor : undefined;
 }
 
 function render(r: FreshnessReport, knowsEveryFlat: boolean): string {
@@ -100,31 +88,40 @@ export function freshnessCommand(): Command {
     .option('--flats <ids>', 'only these flats (comma-separated, repeatable; default: every flat of the local stack, so a flat never fetched counts)', list, [])
     .addOption(new Option('--limit <n>', 'how many of the stalest flats to list').default(10).argParser(wholeNumber(0, 1000)))
     .option('--json', 'print the report as JSON (for scripts)', false)
-    .addOption(new Option('--max-age <seconds>', 'exit 1 when the worst age (or a never-fetched flat) exceeds this').argParser(Number))
+    .addOption(new Option('--max-age <seconds>', 'exit 1 when the worst age (or a never-fetched flat) exceeds this').argParser(seconds))
     .action(async (o: FreshnessOptions) => {
+      const supervisor = o.query === undefined ? localSupervisor(o.stateDir) : undefined;
+      // Without --flats, a local stack's every flat is named (by the supervisor, or below), so that a flat never fetched counts.
+      const localFlats = (): string[] | undefined => (o.query === undefined ? expectedFlats(join(o.stateDir, 'devices', 'credentials.json')) : undefined);
+      let knowsEveryFlat = o.flats.length > 0;
+      const print = (report: FreshnessReport): void => {
+        process.stdout.write(`${o.json ? JSON.stringify(FreshnessReport.toJSON(report), null, 2) : render(report, knowsEveryFlat)}\n`);
+        if (!freshEnough(report, o.maxAge)) process.exitCode = 1;
+      };
+      if (supervisor !== undefined) {
+        const params = { flats: o.flats.join(','), exclude: o.exclude.join(','), limit: String(o.limit), max_age: o.maxAge === undefined ? undefined : String(o.maxAge) };
+        try {
+          const { status, body } = await callSupervisor(supervisor, '/freshness', params);
+          if (status !== 200 && status !== 409) throw new Error((body as { error?: string }).error ?? `answered ${status}`);
+          knowsEveryFlat ||= localFlats() !== undefined;
+          print(FreshnessReport.fromJSON(body));
+        } catch (err) {
+          process.stderr.write(`flatline freshness: the supervisor at ${supervisor}: ${(err as Error).message}\n`);
+          process.exitCode = 2;
+        }
+        return;
+      }
       const address = queryAddress(o.query, o.stateDir);
       // This command is a client of query: the local plane applies query faults
       // (query-slow) here, as a client sidecar would on a cluster.
-      let faults: Fault[] = [];
+      const faults = queryFaultInterceptor(join(o.stateDir, 'faults.json'), (err) => process.stderr.write(`flatline freshness: ignoring the fault file: ${err.message}\n`));
       try {
-        faults = readFaultFile(join(o.stateDir, 'faults.json'));
-      } catch (err) {
-        process.stderr.write(`flatline freshness: ignoring the fault file: ${(err as Error).message}\n`);
-      }
-      const client = new QueryServiceClient(address, credentials.createInsecure(), {
-        interceptors: [grpcFaultInterceptor(new Injector('query', () => faults, undefined)), ...(o.token === undefined ? [] : [bearer(o.token)])],
-      });
-      try {
-        const flats = o.flats.length > 0 ? o.flats : (expectedFlats(o) ?? []);
-        const res = await withRetry(() => unaryCall(client, client.getFreshness, { flatIds: flats, excludeFlatIds: o.exclude, limit: o.limit }, ATTEMPT_MS));
-        const report = res.report!;
-        process.stdout.write(`${o.json ? JSON.stringify((GetFreshnessResponse.toJSON(res) as { report?: unknown }).report ?? {}, null, 2) : render(report, flats.length > 0)}\n`);
-        if (o.maxAge !== undefined && (report.worstAgeSeconds > o.maxAge || report.neverFetchedCount > 0)) process.exitCode = 1;
+        const flats = o.flats.length > 0 ? o.flats : (localFlats() ?? []);
+        knowsEveryFlat = flats.length > 0;
+        print(await queryFreshness(address, { flatIds: flats, excludeFlatIds: o.exclude, limit: o.limit }, [faults, ...(o.token === undefined ? [] : [bearer(o.token)])]));
       } catch (err) {
         process.stderr.write(`flatline freshness: query service at ${address}: ${(err as Error).message}\n`);
         process.exitCode = 2;
-      } finally {
-        client.close();
       }
     });
 }
