@@ -1,0 +1,37 @@
+/** The chaos experiments deviate on deliberately weakened systems: an experiment that cannot fail proves nothing. */
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from '@flatline/stack';
+import { chaosRun, expectReport, H3_STACK } from './support/chaos-run.ts';
+
+describe('chaos experiments deviate on a weakened system (negative controls)', function () {
+  this.timeout(300000);
+  const dir = tempDir('chaos-weak');
+  const reports = join(dir.path, 'reports');
+  after(() => dir.cleanup());
+
+  const cases: Array<[string, string, Record<string, string>, string[]]> = [
+    [
+      'H1 with a poll timeout (40 s) longer than the delay and one poll at a time (no per-flat isolation)',
+      'new-measurements',
+      { fault_seconds: '30' },
+      ['--env', 'ingestion:FLATLINE_POLL_TIMEOUT_MS=40000', '--env', 'ingestion:FLATLINE_POLL_CONCURRENCY=1'],
+    ],
+    ['H2 with a single replica of each service (node-a holds them all)', 'the-system-stays-reachable', { failure: 'crash', fault_seconds: '30' }, ['--replicas', '1']],
+    ['H3 with the outbox bypassed (a failed Append is dropped)', 'no-measurement-is-lost-while-the-database', { outage_seconds: '12' }, [...H3_STACK, '--env', 'ingestion:FLATLINE_FORWARD_ON_FAILURE=drop']],
+  ];
+  for (const [title, experiment, vars, extra] of cases) {
+    it(`${title}: deviates, and still leaves nothing behind`, async () => {
+      const stateDir = join(dir.path, experiment);
+      const o = await chaosRun(reports, stateDir, experiment, vars, [...extra, '--interval', '1s']);
+      expect(o.code, o.stdout.slice(-3000)).to.equal(1);
+      expect(o.verdict.verdict, o.verdict.reason).to.equal('deviated');
+      expect(o.verdict.steady_state_failures).to.be.at.least(1);
+      expectReport(o, 'deviated');
+      expect(JSON.parse(readFileSync(join(o.dir, 'sweep.json'), 'utf8'))).to.deep.equal({ found: [] });
+      // The stack writes its fault file (no fault) when it starts, so it exists whether or not the experiment toggled a mesh fault.
+      expect(JSON.parse(readFileSync(join(stateDir, 'faults.json'), 'utf8')), 'no fault left on').to.deep.equal({ version: 1, faults: [] });
+    });
+  }
+});
