@@ -1,6 +1,7 @@
 /** The addresses a running `flatline up` wrote to <state>/stack.json, for the other commands. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { z } from 'zod';
 import type { SupervisedStatus } from './crash-loop.ts';
 
 /** What stack.json holds. */
@@ -29,13 +30,54 @@ export interface StackFile {
   readonly pid: number;
 }
 
-/** Reads stack.json of stateDir; undefined when no stack wrote one. */
+const address = z.string().min(1);
+
+/** The shape stack.json must have to be used (what StackFile says; nested records loosely, as they grow). */
+export const STACK_FILE_SCHEMA = z.object({
+  query: address,
+  storage: address,
+  devices: address,
+  devicesControl: address,
+  database: address,
+  databasePid: z.number().int().positive().optional(),
+  ingestion: z.array(z.object({ grpc: address.optional(), metrics: address.optional() })),
+  metrics: z.record(z.string(), address.optional()),
+  replicas: z.array(z.object({ name: z.string(), node: z.string(), pid: z.number().int().optional(), grpc: address, metrics: address })).optional(),
+  nodes: z.record(z.string(), z.string()).optional(),
+  components: z.array(z.looseObject({ name: z.string(), state: z.string(), restarts: z.number().int() })).optional(),
+  control: z.string().optional(),
+  supervisor: z.string().url().optional(),
+  started: z.boolean().optional(),
+  pid: z.number().int().positive(),
+});
+
+/** stack.json of stateDir that does not have the shape of one: what is wrong with it. */
+export class StackFileError extends Error {
+  override name = 'StackFileError';
+}
+
+/**
+ * Reads stack.json of stateDir; undefined when no stack wrote one. A file
+ * that is no stack.json (another version's, a partial copy) is refused with
+ * a StackFileError naming the first field that is wrong, not half-read.
+ */
 export function readStackFile(stateDir: string): StackFile | undefined {
+  const path = join(stateDir, 'stack.json');
+  let raw: unknown;
   try {
-    return JSON.parse(readFileSync(join(stateDir, 'stack.json'), 'utf8')) as StackFile;
+    raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch {
     return undefined;
   }
+  const parsed = STACK_FILE_SCHEMA.safeParse(raw);
+  if (!parsed.success) {
+    // Left by a stack that is gone (another version's, say): as good as none.
+    const pid = (raw as { pid?: unknown } | null)?.pid;
+    if (typeof pid !== 'number' || !stackRunning({ pid } as StackFile)) return undefined;
+    const issue = parsed.error.issues[0];
+    throw new StackFileError(`${path} is not a stack file of this flatline: ${issue?.path.join('.') || '(top)'}: ${issue?.message ?? 'invalid'}`);
+  }
+  return parsed.data as StackFile;
 }
 
 /** Whether the `flatline up` that wrote the file still runs. */
