@@ -2,6 +2,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { credentials } from '@grpc/grpc-js';
+import { MongoClient } from 'mongodb';
+import { checkHealth } from '@flatline/platform';
+import { QueryServiceClient, StorageServiceClient } from '@flatline/proto';
 import { startDatabase, startService, type RunningDatabase, type RunningService } from './components.ts';
 import { FREE_PORTS, LocalStack, type StackOptions } from './stack.ts';
 
@@ -116,4 +120,56 @@ export async function eventually(...args: [string, () => Promise<boolean>, numbe
 /** The local stack as the whole-system tests run it: free ports, a 1 s poll interval, two replicas, env per component. */
 export function startTestStack(stateDir: string, flats: number, env: NonNullable<StackOptions['env']>, nodes = 1): Promise<LocalStack> {
   return LocalStack.start({ stateDir, host: '127.0.0.1', ports: FREE_PORTS, flats, intervalMs: 1000, replicas: 2, nodes, logLevel: 'info', env });
+}
+
+/** Extra environment per service of a ServicesFixture. */
+export interface ServicesEnv {
+  readonly storage?: Record<string, string>;
+  readonly query?: Record<string, string>;
+}
+
+/**
+ * The fixture service tests share: a real FerretDB with a real storage and
+ * a real query process on free ports in a temporary folder, their gRPC
+ * clients and a driver client; start() waits until storage is SERVING.
+ */
+export class ServicesFixture {
+  readonly dir: { path: string; cleanup: () => void };
+  readonly db: TestDatabase;
+  storage!: RunningService;
+  query!: RunningService;
+  storageClient!: StorageServiceClient;
+  queryClient!: QueryServiceClient;
+  mongo!: MongoClient;
+
+  constructor(
+    prefix: string,
+    private readonly env: ServicesEnv = {},
+  ) {
+    this.dir = tempDir(prefix);
+    this.db = new TestDatabase(join(this.dir.path, 'ferretdb'));
+  }
+
+  /** Starts the database, then both services; resolves once storage answers SERVING. */
+  async start(): Promise<void> {
+    await this.db.start();
+    [this.storage, this.query] = await Promise.all([
+      startTestService('storage', this.db.uri, this.dir.path, this.env.storage),
+      startTestService('query', this.db.uri, this.dir.path, this.env.query),
+    ]);
+    this.storageClient = new StorageServiceClient(this.storage.grpc, credentials.createInsecure());
+    this.queryClient = new QueryServiceClient(this.query.grpc, credentials.createInsecure());
+    this.mongo = new MongoClient(this.db.uri, { serverSelectionTimeoutMS: 3000 });
+    await eventually('storage to answer SERVING', async () => (await checkHealth(this.storage.grpc)) === 'SERVING', 10000);
+  }
+
+  /** Stops everything it started and removes the folder. */
+  async stop(): Promise<void> {
+    this.storageClient?.close();
+    this.queryClient?.close();
+    await this.mongo?.close();
+    await Promise.all([this.storage?.process.stop(), this.query?.process.stop()]);
+    await this.db.stop();
+    this.dir.cleanup();
+  }
 }

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { expect } from 'chai';
-import { credentials, status, type ServiceError } from '@grpc/grpc-js';
-import { StorageServiceClient, QueryServiceClient, type GetFreshnessRequest, type ListMeasurementsRequest, type WatchFreshnessResponse, type Reading } from '@flatline/proto';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { type StorageServiceClient, type QueryServiceClient, type GetFreshnessRequest, type ListMeasurementsRequest, type WatchFreshnessResponse, type Reading } from '@flatline/proto';
 import { checkHealth, unaryCall } from '@flatline/platform';
-import { type RunningService, eventually, startTestService, tempDir, TestDatabase } from '@flatline/stack';
+import { type RunningService, eventually, ServicesFixture } from '@flatline/stack';
 
 const T0 = new Date('2026-11-29T08:00:00Z');
 const at = (s: number): Date => new Date(T0.getTime() + s * 1000);
@@ -33,9 +33,8 @@ async function rejection(p: Promise<unknown>): Promise<ServiceError | undefined>
 
 describe('query service (real FerretDB, real processes)', function () {
   this.timeout(60000);
-  const dir = tempDir('query');
-  const db = new TestDatabase(`${dir.path}/ferretdb`);
-  let storage: RunningService;
+  const services = new ServicesFixture('query', { query: { FLATLINE_QUERY_PAGE_TOKEN_KEY: 'a-test-deployment-page-token-key' } });
+  const db = services.db;
   let query: RunningService;
   let client: QueryServiceClient;
   let storageClient: StorageServiceClient;
@@ -47,11 +46,8 @@ describe('query service (real FerretDB, real processes)', function () {
     unaryCall(client, client.getFreshness, { flatIds: [], excludeFlatIds: [], limit: 0, ...req }, 5000);
 
   before(async () => {
-    await db.start();
-    [storage, query] = await Promise.all([startTestService('storage', db.uri, dir.path), startTestService('query', db.uri, dir.path, { FLATLINE_QUERY_PAGE_TOKEN_KEY: 'a-test-deployment-page-token-key' })]);
-    client = new QueryServiceClient(query.grpc, credentials.createInsecure());
-    storageClient = new StorageServiceClient(storage.grpc, credentials.createInsecure());
-    expect(await eventually(async () => (await checkHealth(storage.grpc)) === 'SERVING', 10000)).to.equal(true);
+    await services.start();
+    ({ query, queryClient: client, storageClient } = services);
     // Flat "range": two devices, five readings each, sharing timestamps in pairs
     // so that paging has to break ties on device and seq.
     const readings = [1, 2, 3, 4, 5].flatMap((seq) => [reading('range', 'a', seq, Math.ceil(seq / 2)), reading('range', 'b', seq, Math.ceil(seq / 2))]);
@@ -68,13 +64,7 @@ describe('query service (real FerretDB, real processes)', function () {
     expect(await eventually(async () => (await freshness({})).report?.flatCount === 4, 5000)).to.equal(true);
   });
 
-  after(async () => {
-    client?.close();
-    storageClient?.close();
-    await Promise.all([storage?.process.stop(), query?.process.stop()]);
-    await db.stop();
-    dir.cleanup();
-  });
+  after(() => services.stop());
 
   it('GetLatest returns the latest reading of each device and the last fetch', async () => {
     const res = await unaryCall(client, client.getLatest, { flatId: 'range' }, 5000);

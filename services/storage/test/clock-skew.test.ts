@@ -1,12 +1,11 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { credentials } from '@grpc/grpc-js';
-import { MongoClient } from 'mongodb';
+import type { MongoClient } from 'mongodb';
 import { Registry } from 'prom-client';
-import { StorageServiceClient, type AppendRequest, type AppendResponse, QueryServiceClient } from '@flatline/proto';
-import { checkHealth, unaryCall, type GrpcHost, type UnaryHandler, type Logger } from '@flatline/platform';
-import { type RunningService, eventually, startTestService, tempDir, TestDatabase } from '@flatline/stack';
+import type { StorageServiceClient, AppendRequest, AppendResponse, QueryServiceClient } from '@flatline/proto';
+import { unaryCall, type GrpcHost, type UnaryHandler, type Logger } from '@flatline/platform';
+import { type RunningService, ServicesFixture } from '@flatline/stack';
 import { loadConfig } from '../src/config.ts';
 import type { ReadingStore } from '../src/mongo/reading-store.ts';
 import { storageService } from '../src/storage-service.ts';
@@ -19,34 +18,19 @@ function reading(flatId: string, seq: number, takenAt: Date) {
 
 describe('storage: a fetch time ahead of its clock (a replica with a fast clock; real FerretDB, real processes)', function () {
   this.timeout(60000);
-  const dir = tempDir('clock-skew');
-  const db = new TestDatabase(`${dir.path}/ferretdb`);
+  const services = new ServicesFixture('clock-skew', { storage: { FLATLINE_MAX_CLOCK_SKEW_MS: '5000' }, query: { FLATLINE_QUERY_SNAPSHOT_MS: '0' } });
   let storage: RunningService;
-  let query: RunningService;
   let client: StorageServiceClient;
   let queryClient: QueryServiceClient;
   let mongo: MongoClient;
+  let dir: { path: string };
 
   before(async () => {
-    await db.start();
-    [storage, query] = await Promise.all([
-      startTestService('storage', db.uri, dir.path, { FLATLINE_MAX_CLOCK_SKEW_MS: '5000' }),
-      startTestService('query', db.uri, dir.path, { FLATLINE_QUERY_SNAPSHOT_MS: '0' }),
-    ]);
-    client = new StorageServiceClient(storage.grpc, credentials.createInsecure());
-    queryClient = new QueryServiceClient(query.grpc, credentials.createInsecure());
-    mongo = new MongoClient(db.uri, { serverSelectionTimeoutMS: 3000 });
-    expect(await eventually(async () => (await checkHealth(storage.grpc)) === 'SERVING', 10000), 'storage SERVING').to.equal(true);
+    await services.start();
+    ({ storage, storageClient: client, queryClient, mongo, dir } = services);
   });
 
-  after(async () => {
-    client?.close();
-    queryClient?.close();
-    await mongo?.close();
-    await Promise.all([storage?.process.stop(), query?.process.stop()]);
-    await db.stop();
-    dir.cleanup();
-  });
+  after(() => services.stop());
 
   it('stores the readings of a fetch 1 h ahead, but does not take its time as the last fetch, and counts it', async () => {
     const now = Date.now();

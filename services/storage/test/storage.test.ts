@@ -1,9 +1,9 @@
 import { expect } from 'chai';
-import { credentials, status, type ServiceError } from '@grpc/grpc-js';
-import { MongoClient } from 'mongodb';
-import { StorageServiceClient, type AppendRequest, QueryServiceClient } from '@flatline/proto';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import type { MongoClient } from 'mongodb';
+import type { StorageServiceClient, AppendRequest, QueryServiceClient } from '@flatline/proto';
 import { checkHealth, unaryCall } from '@flatline/platform';
-import { type RunningService, eventually, startTestService, tempDir, TestDatabase } from '@flatline/stack';
+import { type RunningService, eventually, ServicesFixture } from '@flatline/stack';
 
 const T0 = new Date('2026-11-29T08:00:00Z');
 const at = (s: number): Date => new Date(T0.getTime() + s * 1000);
@@ -14,33 +14,21 @@ function reading(flatId: string, deviceId: string, seq: number, value = seq) {
 
 describe('storage service (real FerretDB, real process)', function () {
   this.timeout(60000);
-  const dir = tempDir('storage');
-  const db = new TestDatabase(`${dir.path}/ferretdb`);
+  const services = new ServicesFixture('storage', { query: { FLATLINE_QUERY_SNAPSHOT_MS: '0' } });
+  const db = services.db;
   let storage: RunningService;
   let client: StorageServiceClient;
-  let query: RunningService;
   let queryClient: QueryServiceClient;
   let mongo: MongoClient;
 
   const append = (req: AppendRequest, deadlineMs = 10000) => unaryCall(client, client.append, req, deadlineMs);
 
   before(async () => {
-    await db.start();
-    [storage, query] = await Promise.all([startTestService('storage', db.uri, dir.path), startTestService('query', db.uri, dir.path, { FLATLINE_QUERY_SNAPSHOT_MS: '0' })]);
-    client = new StorageServiceClient(storage.grpc, credentials.createInsecure());
-    queryClient = new QueryServiceClient(query.grpc, credentials.createInsecure());
-    mongo = new MongoClient(db.uri, { serverSelectionTimeoutMS: 3000 });
-    expect(await eventually(async () => (await checkHealth(storage.grpc)) === 'SERVING', 10000)).to.equal(true);
+    await services.start();
+    ({ storage, storageClient: client, queryClient, mongo } = services);
   });
 
-  after(async () => {
-    client?.close();
-    queryClient?.close();
-    await mongo?.close();
-    await Promise.all([storage?.process.stop(), query?.process.stop()]);
-    await db.stop();
-    dir.cleanup();
-  });
+  after(() => services.stop());
 
   it('stores one copy when the same batch is appended twice, and counts the duplicates', async () => {
     const batch: AppendRequest = { fetches: [{ flatId: 'dup-1', fetchedAt: at(10), readings: [reading('dup-1', 'heat', 1), reading('dup-1', 'heat', 2), reading('dup-1', 'power', 1)] }] };
