@@ -1,5 +1,5 @@
 /** Test harness: real FerretDB and real service processes on free ports, in a temporary folder. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
@@ -33,9 +33,27 @@ export class TestDatabase {
     this.port = Number(this.current.address.split(':')[1]);
   }
 
-  /** Freezes (SIGSTOP) or thaws (SIGCONT) FerretDB: connections stay open but nothing answers, like a hung VM. */
-  freeze(frozen: boolean): void {
-    this.current?.process.signal(frozen ? 'SIGSTOP' : 'SIGCONT');
+  /**
+   * Freezes (SIGSTOP) or thaws (SIGCONT) FerretDB: connections stay open but
+   * nothing answers, like a hung VM. Resolves once the kernel shows the
+   * process stopped (or running again): on a loaded machine the signal can
+   * land after a call the test meant to send to a frozen database.
+   */
+  async freeze(frozen: boolean): Promise<void> {
+    const p = this.current?.process;
+    if (p === undefined) return;
+    p.signal(frozen ? 'SIGSTOP' : 'SIGCONT');
+    const pid = p.pid;
+    for (let i = 0; pid !== undefined && i < 200; i++) {
+      let state: string;
+      try {
+        state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] ?? '';
+      } catch {
+        return; // gone
+      }
+      if ((state === 'T') === frozen) return;
+      await new Promise((r) => setTimeout(r, 10));
+    }
   }
 
   /** Stops FerretDB (SIGTERM). */

@@ -120,7 +120,7 @@ describe('storage service (real FerretDB, real process)', function () {
   it('answers UNAVAILABLE rather than hang while FerretDB is frozen (SIGSTOP), and recovers when it thaws', async () => {
     // Warm the connection pool so that the frozen server holds open sockets.
     await append({ fetches: [{ flatId: 'frozen-1', fetchedAt: at(50), readings: [] }] });
-    db.freeze(true);
+    await db.freeze(true);
     try {
       const batch: AppendRequest = { fetches: [{ flatId: 'frozen-1', fetchedAt: at(51), readings: [reading('frozen-1', 'heat', 1)] }] };
       // A frozen database refuses nothing: only the service's own bound (1.5 s)

@@ -59,7 +59,7 @@ describe('ReadingStore (real FerretDB, in-process)', function () {
   it('fails (UNAVAILABLE) an append whose insert timed out while the database was frozen, even when the state write succeeds after the thaw', async () => {
     await store.append(batchOf('frozen-1', [1]), 5000); // a warm pool: the frozen server holds open sockets
     const seqs = Array.from({ length: 200 }, (_, i) => i + 2);
-    db.freeze(true);
+    await db.freeze(true);
     const thaw = setTimeout(() => db.freeze(false), 3000);
     const started = Date.now();
     try {
@@ -128,7 +128,7 @@ describe('ReadingStore (real FerretDB, in-process)', function () {
     const probe = createMongoClient(db.uri, 800);
     try {
       await probe.db().collection('probe').insertOne({ warm: true });
-      db.freeze(true);
+      await db.freeze(true);
       const err = await outcomeOf(probe.db().collection('probe').insertMany([{ a: 1 }, { a: 2 }], { ordered: false, timeoutMS: 500 }));
       expect(err).to.be.instanceOf(MongoBulkWriteError);
       expect((err as MongoBulkWriteError).writeErrors).to.have.length(0);
