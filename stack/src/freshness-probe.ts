@@ -4,7 +4,7 @@
  * steady-state verdict (the worst age at most maxAgeSeconds, no flat never
  * fetched).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { credentials, status, type Interceptor } from '@grpc/grpc-js';
 import { QueryServiceClient, type FreshnessReport } from '@flatline/proto';
 import { loadCredentials, unaryCall } from '@flatline/platform';
@@ -76,9 +76,13 @@ export function queryFaultInterceptor(faultsFile: string, onError: (err: Error) 
  */
 export function expectedFlats(credentialsFile: string): string[] | undefined {
   if (!existsSync(credentialsFile)) return undefined;
-  const ids = [...loadCredentials(credentialsFile).keys()];
-  return ids.length <= MAX_FLATS_PER_REQUEST ? ids : undefined;
+  // Probed once a second or more: parse the file again only when it changed.
+  const mtimeMs = statSync(credentialsFile).mtimeMs;
+  if (known?.file !== credentialsFile || known.mtimeMs !== mtimeMs) known = { file: credentialsFile, mtimeMs, ids: [...loadCredentials(credentialsFile).keys()] };
+  return known.ids.length <= MAX_FLATS_PER_REQUEST ? known.ids : undefined;
 }
+
+let known: { file: string; mtimeMs: number; ids: string[] } | undefined;
 
 /** Whether report holds the steady state: no flat staler than maxAgeSeconds, none never fetched (always, without a maximum). */
 export function freshEnough(report: FreshnessReport, maxAgeSeconds: number | undefined): boolean {

@@ -59,32 +59,40 @@ export async function seqGaps(uri: string, since?: Date): Promise<GapReport> {
   const client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
   try {
     const filter = since === undefined ? {} : { taken_at: { $gte: since } };
-    const docs = await client.db().collection('readings').find(filter, { projection: { _id: 0, flat_id: 1, device_id: 1, epoch: 1, seq: 1 } }).toArray();
-    const byEpoch = new Map<string, { flat: string; device: string; epoch: number; seqs: Set<number> }>();
-    const devices = new Set<string>();
-    for (const d of docs) {
+    // Streamed in the order of the unique index, so one device and epoch at a
+    // time: memory stays that of one cursor batch however long the history
+    // (it held every reading before, inside the supervisor), and a
+    // duplicate, were the index ever to miss one, is adjacent and not counted.
+    const cursor = client
+      .db()
+      .collection('readings')
+      .find(filter, { projection: { _id: 0, flat_id: 1, device_id: 1, epoch: 1, seq: 1 } })
+      .sort({ flat_id: 1, device_id: 1, epoch: 1, seq: 1 });
+    const gaps: GapReport['gaps'] = [];
+    let devices = 0;
+    let readings = 0;
+    let run: { flat: string; device: string; epoch: number; min: number; last: number; distinct: number } | undefined;
+    const close = (): void => {
+      const missing = run === undefined ? 0 : run.last - run.min + 1 - run.distinct;
+      if (run !== undefined && missing > 0) gaps.push({ flat: run.flat, device: run.device, epoch: run.epoch, missing });
+    };
+    for await (const d of cursor) {
+      readings += 1;
       const flat = d['flat_id'] as string;
       const device = d['device_id'] as string;
       const epoch = (d['epoch'] as number | undefined) ?? 0;
-      devices.add(`${flat}\u0000${device}`);
-      const key = `${flat}\u0000${device}\u0000${epoch}`;
-      let entry = byEpoch.get(key);
-      if (entry === undefined) byEpoch.set(key, (entry = { flat, device, epoch, seqs: new Set() }));
-      entry.seqs.add(d['seq'] as number);
-    }
-    const gaps: GapReport['gaps'] = [];
-    for (const { flat, device, epoch, seqs } of byEpoch.values()) {
-      // A loop, not Math.max(...seqs): a spread of a long history overflows the stack.
-      let min = Infinity;
-      let max = -Infinity;
-      for (const seq of seqs) {
-        if (seq < min) min = seq;
-        if (seq > max) max = seq;
+      const seq = d['seq'] as number;
+      if (run === undefined || run.flat !== flat || run.device !== device || run.epoch !== epoch) {
+        if (run === undefined || run.flat !== flat || run.device !== device) devices += 1;
+        close();
+        run = { flat, device, epoch, min: seq, last: seq, distinct: 1 };
+      } else if (seq !== run.last) {
+        run.last = seq;
+        run.distinct += 1;
       }
-      const missing = max - min + 1 - seqs.size;
-      if (missing > 0) gaps.push({ flat, device, epoch, missing });
     }
-    return { devices: devices.size, readings: docs.length, gaps };
+    close();
+    return { devices, readings, gaps };
   } finally {
     await client.close();
   }
