@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT, readEvents, type LocalStack, eventually, startTestStack, tempDir, freshness } from '@flatline/stack';
+import { REPO_ROOT, readEvents, type LocalStack, eventually, holdFor, startTestStack, tempDir, freshness } from '@flatline/stack';
 import { chaosRun, CLI, expectNothingLeft, expectReport, expectZeroGaps } from './support/chaos-run.ts';
 
 describe('chaos experiments: flatline chaos run under the real Chaos Toolkit', function () {
@@ -77,7 +77,7 @@ describe('chaos experiments: flatline chaos run under the real Chaos Toolkit', f
       const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: 'ignore' });
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       await eventually(`${experiment} to inject its fault on ${injected}`, async () => readEvents(stack.options.stateDir, since).some((e) => e.action === 'inject' && e.target === injected), 60000, 200);
-      await new Promise((r) => setTimeout(r, 1500));
+      await holdFor(1500, 'the experiment runs with its fault on before Ctrl-C');
       child.kill('SIGINT');
       expect(await exited, `${experiment}: exit code after Ctrl-C`).to.equal(130);
       expectNothingLeft(stack);

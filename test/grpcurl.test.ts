@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { TOOLS_BIN, type RunningService, eventually, startTestService, tempDir, TestDatabase } from '@flatline/stack';
+import { TOOLS_BIN, type StartedServer, eventually, startInProcessService, tempDir, TestDatabase } from '@flatline/stack';
 import { checkHealth } from '@flatline/platform';
 
 const run = promisify(execFile);
@@ -23,14 +23,14 @@ describe('grpcurl against the query service, with no .proto files (reflection)',
   this.timeout(60000);
   const dir = tempDir('grpcurl');
   const db = new TestDatabase(`${dir.path}/ferretdb`);
-  let storage: RunningService;
-  let query: RunningService;
+  let storage: StartedServer;
+  let query: StartedServer;
 
   before(async () => {
     await db.start();
-    [storage, query] = await Promise.all([startTestService('storage', db.uri, dir.path), startTestService('query', db.uri, dir.path)]);
-    expect(await eventually(async () => (await checkHealth(query.grpc)) === 'SERVING', 10000)).to.equal(true);
-    expect(await eventually(async () => (await checkHealth(storage.grpc)) === 'SERVING', 10000)).to.equal(true);
+    [storage, query] = await Promise.all([startInProcessService('storage', db.uri, dir.path), startInProcessService('query', db.uri, dir.path)]);
+    await eventually('query to answer SERVING', async () => (await checkHealth(query.grpc)) === 'SERVING', 10000);
+    await eventually('storage to answer SERVING', async () => (await checkHealth(storage.grpc)) === 'SERVING', 10000);
     const append = {
       fetches: [{ flat_id: '17', fetched_at: new Date().toISOString(), readings: [{ flat_id: '17', device_id: 'heat-1', seq: 1, taken_at: '2026-11-29T08:00:00Z', quantity: 'temperature', unit: 'Cel', value: 21.5 }] }],
     };
@@ -38,11 +38,11 @@ describe('grpcurl against the query service, with no .proto files (reflection)',
     expect(res.code, res.out).to.equal(0);
     // query answers from a copy of the flat state reloaded every 500 ms: wait for the reading to show.
     const shown = async (): Promise<boolean> => (await rpc(['-plaintext', '-d', '{"flat_id":"17"}', query.grpc, 'flatline.query.v1.QueryService/GetLatest'])).out.includes('heat-1');
-    expect(await eventually(shown, 5000, 200)).to.equal(true);
+    await eventually('GetLatest (through grpcurl) to show heat-1 of flat 17', shown, 5000, 200);
   });
 
   after(async () => {
-    await Promise.all([storage?.process.stop(), query?.process.stop()]);
+    await Promise.all([storage?.stop(), query?.stop()]);
     await db.stop();
     dir.cleanup();
   });

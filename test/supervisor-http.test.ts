@@ -11,7 +11,7 @@ import { execFile } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { REPO_ROOT, callSupervisor, eventually, readStackFile, serveProbes, startTestStack, tempDir, type LocalStack, type SupervisorProbes } from '@flatline/stack';
+import { REPO_ROOT, callSupervisor, eventually, holdFor, readStackFile, serveProbes, startTestStack, tempDir, type LocalStack, type SupervisorProbes } from '@flatline/stack';
 
 const run = promisify(execFile);
 const FLATS = 12;
@@ -196,7 +196,7 @@ describe('the probe server stays bounded whatever its probes do', function () {
     }
     const slow = await serveProbes(hanging, 0, { ...deadlines, status: 60000 });
     const underWay = Array.from({ length: 16 }, () => callSupervisor(slow.url, '/status'));
-    await new Promise((r) => setTimeout(r, 300));
+    await holdFor(300, 'the 16 calls to reach the server');
     const refused = await callSupervisor(slow.url, '/status');
     expect(refused.status).to.equal(429);
     const closing = Date.now();

@@ -11,7 +11,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { REPO_ROOT, readStackFile, type StackFile, freshness, eventually, tempDir } from '@flatline/stack';
+import { REPO_ROOT, readStackFile, type StackFile, freshness, eventually, holdFor, tempDir } from '@flatline/stack';
 
 const run = promisify(execFile);
 const FLATS = 24;
@@ -212,7 +212,7 @@ describe('flatline up restarts a process that dies, and keeps the rest running',
     const crash = await flatline('node', 'crash', 'node-b');
     expect(crash.stdout + crash.stderr).to.include('node-b: crashed');
     // Longer than several first back-offs: a supervisor that restarted them would have by now.
-    await new Promise((r) => setTimeout(r, 5000));
+    await holdFor(5000, 'node-b stays down: no restart');
     const down = await flatline('node', 'down', 'node-b');
     expect(down.code, down.stdout).to.equal(0);
     const rows = await status();

@@ -4,10 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import { MongoClient } from 'mongodb';
-import { checkHealth } from '@flatline/platform';
+import { checkHealth, createLogger, type StartedServer } from '@flatline/platform';
 import { QueryServiceClient, StorageServiceClient } from '@flatline/proto';
 import { startDatabase, startService, type RunningDatabase, type RunningService } from './components.ts';
 import { FREE_PORTS, LocalStack, type StackOptions } from './stack.ts';
+
+export type { StartedServer };
 
 /** A temporary folder removed by cleanup(), unless FLATLINE_KEEP_TEST_STATE is set (to read the logs). */
 export function tempDir(prefix: string): { path: string; cleanup: () => void } {
@@ -69,22 +71,45 @@ export class TestDatabase {
   }
 }
 
-/** Starts a service on free ports against uri, with short database bounds so tests see outages quickly. */
-export function startTestService(service: 'storage' | 'query', uri: string, logDir: string, extraEnv: Record<string, string> = {}): Promise<RunningService> {
+/** The environment of a test's storage or query: free ports, uri, short database bounds so tests see outages quickly. */
+function testServiceEnv(service: 'storage' | 'query', uri: string, extraEnv: Record<string, string>): Record<string, string> {
   const upper = service.toUpperCase();
-  return startService({
-    service,
-    env: {
-      [`FLATLINE_${upper}_LISTEN`]: '127.0.0.1:0',
-      [`FLATLINE_${upper}_METRICS_LISTEN`]: '127.0.0.1:0',
-      FLATLINE_MONGODB_URI: uri,
-      FLATLINE_DB_TIMEOUT_MS: '1500',
-      FLATLINE_DB_PING_MS: '200',
-      FLATLINE_LOG_LEVEL: 'debug',
-      ...extraEnv,
-    },
-    logFile: join(logDir, `${service}.log`),
-  });
+  return {
+    [`FLATLINE_${upper}_LISTEN`]: '127.0.0.1:0',
+    [`FLATLINE_${upper}_METRICS_LISTEN`]: '127.0.0.1:0',
+    FLATLINE_MONGODB_URI: uri,
+    FLATLINE_DB_TIMEOUT_MS: '1500',
+    FLATLINE_DB_PING_MS: '200',
+    FLATLINE_LOG_LEVEL: 'debug',
+    ...extraEnv,
+  };
+}
+
+/**
+ * Starts a service as its own process (main.ts), for tests that kill it,
+ * measure its memory or watch its exit; the others run it in-process
+ * (startInProcessService).
+ */
+export function startTestService(service: 'storage' | 'query', uri: string, logDir: string, extraEnv: Record<string, string> = {}): Promise<RunningService> {
+  return startService({ service, env: testServiceEnv(service, uri, extraEnv), logFile: join(logDir, `${service}.log`) });
+}
+
+/**
+ * Starts storage or query in this process, on free ports, with the same
+ * configuration a test process would get and its log in logDir; loaded on
+ * demand so the stack's entry point does not load every service.
+ */
+export async function startInProcessService(service: 'storage' | 'query', uri: string, logDir: string, extraEnv: Record<string, string> = {}): Promise<StartedServer> {
+  const env = testServiceEnv(service, uri, extraEnv);
+  const logFile = join(logDir, `${service}.log`);
+  if (service === 'storage') {
+    const { loadConfig, startStorage } = await import('@flatline/storage');
+    const config = loadConfig(env);
+    return startStorage(config, createLogger('flatline-storage', config.logLevel, logFile));
+  }
+  const { loadConfig, startQuery } = await import('@flatline/query');
+  const config = loadConfig(env);
+  return startQuery(config, createLogger('flatline-query', config.logLevel, logFile));
 }
 
 /** What eventually throws when time runs out: what it waited for, how long, and what the check last said. */
@@ -97,15 +122,7 @@ export class EventuallyTimeout extends Error {}
  * (or that it kept answering false, or that its last attempt was still
  * running: a hung check does not hang the wait).
  */
-export async function eventually(what: string, check: () => Promise<boolean>, timeoutMs: number, everyMs?: number): Promise<void>;
-/**
- * The old form, without a description: resolves true, or throws like the
- * named form on timeout (it no longer answers false).
- * @deprecated name what it waits for: eventually(what, check, timeoutMs)
- */
-export async function eventually(check: () => Promise<boolean>, timeoutMs: number, everyMs?: number): Promise<true>;
-export async function eventually(...args: [string, () => Promise<boolean>, number, number?] | [() => Promise<boolean>, number, number?]): Promise<true | void> {
-  const [what, check, timeoutMs, everyMs = 100] = typeof args[0] === 'string' ? (args as [string, () => Promise<boolean>, number, number?]) : ['a condition (the caller gave no description)', ...(args as [() => Promise<boolean>, number, number?])];
+export async function eventually(what: string, check: () => Promise<boolean>, timeoutMs: number, everyMs = 100): Promise<void> {
   const started = Date.now();
   const end = started + timeoutMs;
   let attempts = 0;
@@ -125,7 +142,7 @@ export async function eventually(...args: [string, () => Promise<boolean>, numbe
       deadline,
     ]);
     clearTimeout(timer);
-    if (outcome === 'held') return typeof args[0] === 'string' ? undefined : true;
+    if (outcome === 'held') return;
     if (outcome === 'false') last = 'its last attempt answered false';
     if (outcome === 'deadline') last = `its last attempt was still running (${last})`;
     if (outcome === 'deadline' || Date.now() >= end) {
@@ -148,14 +165,15 @@ export interface ServicesEnv {
 
 /**
  * The fixture service tests share: a real FerretDB with a real storage and
- * a real query process on free ports in a temporary folder, their gRPC
- * clients and a driver client; start() waits until storage is SERVING.
+ * a real query on free ports in a temporary folder (in-process, as STYLE.md
+ * asks; FerretDB is its own process), their gRPC clients and a driver
+ * client; start() waits until storage is SERVING.
  */
 export class ServicesFixture {
   readonly dir: { path: string; cleanup: () => void };
   readonly db: TestDatabase;
-  storage!: RunningService;
-  query!: RunningService;
+  storage!: StartedServer;
+  query!: StartedServer;
   storageClient!: StorageServiceClient;
   queryClient!: QueryServiceClient;
   mongo!: MongoClient;
@@ -172,8 +190,8 @@ export class ServicesFixture {
   async start(): Promise<void> {
     await this.db.start();
     [this.storage, this.query] = await Promise.all([
-      startTestService('storage', this.db.uri, this.dir.path, this.env.storage),
-      startTestService('query', this.db.uri, this.dir.path, this.env.query),
+      startInProcessService('storage', this.db.uri, this.dir.path, this.env.storage),
+      startInProcessService('query', this.db.uri, this.dir.path, this.env.query),
     ]);
     this.storageClient = new StorageServiceClient(this.storage.grpc, credentials.createInsecure());
     this.queryClient = new QueryServiceClient(this.query.grpc, credentials.createInsecure());
@@ -186,8 +204,18 @@ export class ServicesFixture {
     this.storageClient?.close();
     this.queryClient?.close();
     await this.mongo?.close();
-    await Promise.all([this.storage?.process.stop(), this.query?.process.stop()]);
+    await Promise.all([this.storage?.stop(), this.query?.stop()]);
     await this.db.stop();
     this.dir.cleanup();
   }
+}
+
+/**
+ * Holds for ms on purpose: the length of a fault (an outage), or a window
+ * that shows something does not happen. A wait for a condition is
+ * eventually(); what names the hold for the reader.
+ */
+export function holdFor(ms: number, what: string): Promise<void> {
+  void what;
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

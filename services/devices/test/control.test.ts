@@ -3,7 +3,8 @@ import { request as httpsRequest } from 'node:https';
 import { splitHostPort } from '@flatline/platform';
 import { loadConfig } from '../src/config.ts';
 import { startSimulator, type RunningSimulator } from '../src/simulator.ts';
-import { control, get, memoryLogger, sleep, start, stateDir } from './helpers.ts';
+import { eventually } from '@flatline/stack';
+import { control, get, memoryLogger, start, stateDir } from './helpers.ts';
 
 describe('control API: devices that answer like a broken third party', function () {
   this.timeout(20000);
@@ -19,7 +20,10 @@ describe('control API: devices that answer like a broken third party', function 
 
   before(async () => {
     sim = await start(dir.path, { FLATLINE_DEVICES_PERIOD_MS: '100', FLATLINE_DEVICES_WINDOW_MS: '1000' });
-    await sleep(300);
+    await eventually('a reading of every device of flat 1', async () => {
+      const doc = JSON.parse((await poll()).body) as { devices: Array<{ readings: unknown[] }> };
+      return doc.devices.every((d) => d.readings.length > 0);
+    }, 10000, 50);
   });
   afterEach(async () => {
     expect((await control(sim.control, 'DELETE', '/behaviours')).status).to.equal(200);

@@ -106,4 +106,3 @@ export function control(address: string, method: string, path: string, body?: un
 }
 
 /** Resolves after ms. */
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -5,7 +5,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config.ts';
 import type { RunningSimulator } from '../src/simulator.ts';
-import { get, memoryLogger, sleep, start, stateDir } from './helpers.ts';
+import { eventually } from '@flatline/stack';
+import { get, memoryLogger, start, stateDir } from './helpers.ts';
 
 const SHARED = { user: 'prometheus', password: 'scrape-secret-0123' };
 const PROMTOOL = join(import.meta.dirname, '..', '..', '..', '.tools', 'bin', 'promtool');
@@ -47,7 +48,10 @@ describe('device API: GET /flat/<ID>/metrics (Prometheus text format)', function
     const env = { FLATLINE_DEVICES_PERIOD_MS: '100', FLATLINE_DEVICES_WINDOW_MS: '2000' };
     sim = await start(dir.path, { ...env, FLATLINE_DEVICES_SCRAPE_CREDENTIAL: `${SHARED.user}:${SHARED.password}` }, log.logger);
     plain = await start(dir.path, { ...env, FLATLINE_DEVICES_LISTEN: '127.0.0.1:0' });
-    await sleep(300);
+    await eventually('a reading of every device of flat 1', async () => {
+      const doc = JSON.parse((await get(sim.https, '/flat/1/measurements/', { ca: sim.caPem, ...own('1') })).body) as { devices: Array<{ readings: unknown[] }> };
+      return doc.devices.every((d) => d.readings.length > 0);
+    }, 10000, 50);
   });
 
   after(async () => {

@@ -5,7 +5,8 @@ import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import type { RunningSimulator } from '../src/simulator.ts';
 import { ensureTlsMaterial } from '../src/state/tls-files.ts';
-import { get, sleep, start, stateDir, type Answer } from './helpers.ts';
+import { eventually } from '@flatline/stack';
+import { get, start, stateDir, type Answer } from './helpers.ts';
 
 interface Doc {
   flat_id: string;
@@ -34,7 +35,11 @@ describe('device API over HTTPS', function () {
   before(async () => {
     sim = await start(dir.path, { FLATLINE_DEVICES_PERIOD_MS: '100', FLATLINE_DEVICES_WINDOW_MS: '2000' });
     ca = sim.caPem;
-    await sleep(1200);
+    // The tests below read a window with at least 10 readings per device (100 ms apart).
+    await eventually('each device of flat 2 to have 10 readings in its window', async () => {
+      const doc = JSON.parse((await poll('2')).body) as Doc;
+      return doc.devices.every((d) => d.readings.length >= 10);
+    }, 10000, 100);
   });
 
   after(async () => {
@@ -253,12 +258,18 @@ describe('state folder', function () {
   it('carries seq on across a restart: the second poll overlaps the first, reading for reading', async () => {
     const env = { FLATLINE_DEVICES_PERIOD_MS: '100', FLATLINE_DEVICES_WINDOW_MS: '3000' };
     let sim = await start(dir.path, env);
-    await sleep(700);
-    const first = await poll(sim);
+    let first!: Doc;
+    await eventually('5 readings of each device before the restart', async () => {
+      first = await poll(sim);
+      return first.devices.every((d) => d.readings.length >= 5);
+    }, 10000, 100);
     await sim.close();
     sim = await start(dir.path, env);
-    await sleep(300);
-    const second = await poll(sim);
+    let second!: Doc;
+    await eventually('a reading newer than the first answer after the restart', async () => {
+      second = await poll(sim);
+      return first.devices.every((d) => readingsOf(second, d.device_id).at(-1)!.seq > d.readings.at(-1)!.seq);
+    }, 10000, 100);
     await sim.close();
     for (const device of ['heat-1', 'power-1', 'water-1']) {
       const a = readingsOf(first, device);
@@ -272,12 +283,19 @@ describe('state folder', function () {
 
   it('carries seq on without a gap or a repeat when restarted with another period', async () => {
     let sim = await start(dir.path, { FLATLINE_DEVICES_PERIOD_MS: '100', FLATLINE_DEVICES_WINDOW_MS: '5000' });
-    await sleep(600);
-    const first = await poll(sim);
+    let first!: Doc;
+    await eventually('5 readings of each device at 100 ms', async () => {
+      first = await poll(sim);
+      return first.devices.every((d) => d.readings.length >= 5);
+    }, 10000, 100);
     await sim.close();
     sim = await start(dir.path, { FLATLINE_DEVICES_PERIOD_MS: '250', FLATLINE_DEVICES_WINDOW_MS: '5000' });
-    await sleep(800);
-    const second = await poll(sim);
+    let second!: Doc;
+    const steps = (doc: Doc, device: string): number[] => readingsOf(doc, device).slice(1).map((r, i) => Date.parse(r.taken_at) - Date.parse(readingsOf(doc, device)[i]!.taken_at));
+    await eventually('a 250 ms step after the restart, on every device', async () => {
+      second = await poll(sim);
+      return first.devices.every((d) => steps(second, d.device_id).includes(250));
+    }, 10000, 100);
     await sim.close();
     const epoch = JSON.parse(readFileSync(join(dir.path, 'epoch.json'), 'utf8')) as { segments: Array<{ period_ms: number }> };
     expect(epoch.segments.map((s) => s.period_ms)).to.deep.equal([100, 250]);

@@ -45,3 +45,13 @@ export function onShutdownSignal(logger: Logger, stop: () => Promise<void>): voi
   process.on('SIGTERM', handle);
   process.on('SIGINT', handle);
 }
+
+/** A service started by its start function (main.ts, or a test in-process): where it listens and how to stop it. */
+export interface StartedServer {
+  /** host:port of its gRPC server. */
+  readonly grpc: string;
+  /** host:port of its /metrics endpoint. */
+  readonly metrics: string;
+  /** Stops serving (bounded by the configured grace period) and closes its database client. */
+  stop(): Promise<void>;
+}

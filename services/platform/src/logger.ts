@@ -15,15 +15,19 @@ const REDACT = [
   '*.credentials',
 ];
 
-/** Creates the process logger (JSON lines on stdout). */
-export function createLogger(service: string, level: string): Logger {
-  return pino({
+/**
+ * Creates the process logger: JSON lines on stdout, or appended to file (a
+ * service started in-process by a test logs to its own file).
+ */
+export function createLogger(service: string, level: string, file?: string): Logger {
+  const options = {
     name: service,
     level,
     base: { service, pid: process.pid },
     redact: { paths: REDACT, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
-  });
+  };
+  return file === undefined ? pino(options) : pino(options, pino.destination({ dest: file, append: true, sync: true }));
 }
 
 /**

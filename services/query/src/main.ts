@@ -1,11 +1,7 @@
-/** Query service: composition root (config → dependencies → server → signals). */
-import { QueryServiceService } from '@flatline/proto';
-import { GrpcHost, helpRequested, printHelp, onShutdownSignal, runMain, announceListening, createLogger, createMetrics, serveMetrics, createMongoClient, followDatabase, withPort } from '@flatline/platform';
+/** Query service's process: help, configuration, start, signals. */
+import { helpRequested, printHelp, onShutdownSignal, runMain, createLogger } from '@flatline/platform';
 import { loadConfig, QUERY_ENV } from './config.ts';
-import { QueryStore } from './mongo/query-store.ts';
-import { pageTokens } from './domain/page-token.ts';
-import { StateSnapshot } from './mongo/state-snapshot.ts';
-import { queryService } from './query-service.ts';
+import { startQuery } from './server.ts';
 
 const NAME = 'flatline-query';
 
@@ -13,47 +9,6 @@ runMain(NAME, async () => {
   if (helpRequested()) return printHelp(NAME, 'Answers latest readings, ranges and freshness over gRPC (QueryService, with reflection and health).', QUERY_ENV);
   const config = loadConfig();
   const logger = createLogger(NAME, config.logLevel);
-  if (config.pageTokenKeyIsDev) {
-    logger.warn('FLATLINE_QUERY_PAGE_TOKEN_KEY is not set: page tokens are signed with the public dev key, so anyone can forge them; set a secret (the same on every replica) outside a local run');
-  }
-  const metrics = createMetrics('query');
-  const client = createMongoClient(config.mongoUri, config.dbTimeoutMs);
-  const host = new GrpcHost({
-    logger,
-    metrics,
-    reflect: ['flatline.query.v1.QueryService'],
-    maxStreams: config.maxStreams,
-    maxStreamsSetting: 'FLATLINE_QUERY_MAX_STREAMS',
-  });
-
-  const database = followDatabase(host, client.db(), { intervalMs: config.dbPingMs, timeoutMs: config.dbTimeoutMs, logger, uri: config.mongoUri });
-  // A copy older than three reloads (and the ping's timeout) is not used: the database is away or slow.
-  const snapshot = new StateSnapshot(
-    client.db(),
-    { refreshMs: config.snapshotMs, maxAgeMs: 3 * config.snapshotMs + config.dbTimeoutMs, timeoutMs: config.dbTimeoutMs },
-    logger.child({ component: 'snapshot' }),
-  );
-  snapshot.start();
-  host.addService(
-    QueryServiceService,
-    queryService({
-      host,
-      store: new QueryStore(client.db(), snapshot),
-      dbTimeoutMs: config.dbTimeoutMs,
-      isDatabaseUp: database.isUp,
-      pageTokens: pageTokens(config.pageTokenKey),
-    }),
-    'flatline.query.v1.QueryService',
-  );
-  const port = await host.listen(config.listen);
-  const metricsServer = await serveMetrics(config.metricsListen, metrics.registry, logger);
-  announceListening(logger, { grpc: withPort(config.listen, port), metrics: withPort(config.metricsListen, metricsServer.port) });
-
-  onShutdownSignal(logger, async () => {
-    await host.shutdown(config.shutdownGraceMs);
-    snapshot.stop();
-    database.stop();
-    await metricsServer.close();
-    await client.close();
-  });
+  const server = await startQuery(config, logger);
+  onShutdownSignal(logger, server.stop);
 });

@@ -14,7 +14,7 @@ import { expect } from 'chai';
 import { credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { StorageServiceClient, QueryServiceClient, WatchFreshnessRequest, WatchFreshnessResponse } from '@flatline/proto';
 import { checkHealth, unaryCall } from '@flatline/platform';
-import { type RunningService, eventually, startTestService, tempDir, TestDatabase } from '@flatline/stack';
+import { type RunningService, eventually, holdFor, startTestService, tempDir, TestDatabase } from '@flatline/stack';
 
 const FLATS = 1000;
 const MAX_STREAMS = 8;
@@ -27,7 +27,6 @@ function rssBytes(pid: number): number {
   return Number(m[1]) * 1024;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A WatchFreshness call over a plain HTTP/2 connection whose reads the test controls. */
 interface RawWatch {
@@ -105,7 +104,7 @@ describe('WatchFreshness with clients that do not read (real query process)', fu
     const storage = await startTestService('storage', db.uri, dir.path);
     const storageClient = new StorageServiceClient(storage.grpc, credentials.createInsecure());
     try {
-      expect(await eventually(async () => (await checkHealth(storage.grpc)) === 'SERVING', 10000), 'storage serving').to.equal(true);
+      await eventually('storage to answer SERVING', async () => (await checkHealth(storage.grpc)) === 'SERVING', 10000);
       const now = Date.now();
       await unaryCall(storageClient, storageClient.append, { fetches: flatIds.map((flatId, i) => ({ flatId, fetchedAt: new Date(now - i * 10), readings: [] })) }, 20000);
     } finally {
@@ -115,7 +114,7 @@ describe('WatchFreshness with clients that do not read (real query process)', fu
     query = await startTestService('query', db.uri, dir.path, { FLATLINE_QUERY_MAX_STREAMS: String(MAX_STREAMS) });
     client = new QueryServiceClient(query.grpc, credentials.createInsecure());
     const count = async (): Promise<boolean> => (await unaryCall(client, client.getFreshness, { flatIds: [], excludeFlatIds: [], limit: 1 }, 5000)).report?.flatCount === FLATS;
-    expect(await eventually(count, 10000), `query sees the ${FLATS} flats`).to.equal(true);
+    await eventually(`query to see the ${FLATS} flats`, count, 10000);
   });
 
   afterEach(() => {
@@ -141,7 +140,7 @@ describe('WatchFreshness with clients that do not read (real query process)', fu
     });
     reader.on('error', () => undefined);
     try {
-      await sleep(1000);
+      await eventually('the reading client to receive reports', async () => readBytes > 0, 10000, 50);
       const baseline = rssBytes(pid);
       for (let i = 0; i < 5; i++) raws.push(rawWatch(query.grpc, bigWatch));
       const boundBytes = 24 * MiB;
@@ -149,7 +148,7 @@ describe('WatchFreshness with clients that do not read (real query process)', fu
       const end = Date.now() + 10000;
       // Sampled every 250 ms for 10 s; stops early once over the bound (the old code grows without end).
       while (Date.now() < end) {
-        await sleep(250);
+        await holdFor(250, 'the sampling interval of the resident memory');
         worst = Math.max(worst, rssBytes(pid) - baseline);
         if (worst > boundBytes) break;
       }
@@ -169,10 +168,10 @@ describe('WatchFreshness with clients that do not read (real query process)', fu
   it('gives a client that resumes reading the newest report, not the queue of old ones', async () => {
     const raw = rawWatch(query.grpc, bigWatch);
     raws.push(raw);
-    await sleep(3000);
+    await holdFor(3000, 'the client reads nothing while thirty reports are made');
     const resumedAt = Date.now();
     raw.resume();
-    expect(await eventually(async () => raw.responses.some((r) => (r.report?.asOf?.getTime() ?? 0) >= resumedAt - 500), 5000, 50), 'a fresh report arrives').to.equal(true);
+    await eventually('a fresh report after the reader resumed', async () => raw.responses.some((r) => (r.report?.asOf?.getTime() ?? 0) >= resumedAt - 500), 5000, 50);
     const firstFresh = raw.responses.findIndex((r) => (r.report?.asOf?.getTime() ?? 0) >= resumedAt - 500);
     console.log(`      after 3 s unread: ${firstFresh} older report(s) before the first fresh one, ${raw.responses.length} received`);
     // Thirty reports were made while it did not read; only what its window held (two or three) and the newest may come first.
@@ -192,13 +191,13 @@ describe('WatchFreshness with clients that do not read (real query process)', fu
         });
         call.on('error', (err: ServiceError) => resolve(err));
       });
-    await sleep(500);
+    await holdFor(500, 'the service to admit the streams opened above');
     const refused = await outcome();
     expect(refused, 'the stream beyond the cap').to.not.equal('report');
     const err = refused as ServiceError;
     expect(err.code, err.message).to.equal(status.RESOURCE_EXHAUSTED);
     expect(err.details).to.match(/at most 8 .*streams/);
     raws.pop()!.close();
-    expect(await eventually(async () => (await outcome()) === 'report', 5000, 200), 'a stream is admitted once another ended').to.equal(true);
+    await eventually('a stream to be admitted once another ended', async () => (await outcome()) === 'report', 5000, 200);
   });
 });

@@ -5,7 +5,7 @@ import type { MongoClient } from 'mongodb';
 import { Registry } from 'prom-client';
 import type { StorageServiceClient, AppendRequest, AppendResponse, QueryServiceClient } from '@flatline/proto';
 import { unaryCall, type GrpcHost, type UnaryHandler, type Logger } from '@flatline/platform';
-import { type RunningService, ServicesFixture } from '@flatline/stack';
+import { type StartedServer, ServicesFixture } from '@flatline/stack';
 import { loadConfig } from '../src/config.ts';
 import type { ReadingStore } from '../src/mongo/reading-store.ts';
 import { storageService } from '../src/storage-service.ts';
@@ -16,10 +16,10 @@ function reading(flatId: string, seq: number, takenAt: Date) {
   return { flatId, deviceId: 'heat', seq: String(seq), takenAt, quantity: 'temperature', unit: 'Cel', value: 20 + seq, epoch: 0 };
 }
 
-describe('storage: a fetch time ahead of its clock (a replica with a fast clock; real FerretDB, real processes)', function () {
+describe('storage: a fetch time ahead of its clock (a replica with a fast clock; real FerretDB, storage and query in-process)', function () {
   this.timeout(60000);
   const services = new ServicesFixture('clock-skew', { storage: { FLATLINE_MAX_CLOCK_SKEW_MS: '5000' }, query: { FLATLINE_QUERY_SNAPSHOT_MS: '0' } });
-  let storage: RunningService;
+  let storage: StartedServer;
   let client: StorageServiceClient;
   let queryClient: QueryServiceClient;
   let mongo: MongoClient;

@@ -3,7 +3,7 @@ import { status, type ServiceError } from '@grpc/grpc-js';
 import type { MongoClient } from 'mongodb';
 import type { StorageServiceClient, AppendRequest, QueryServiceClient } from '@flatline/proto';
 import { checkHealth, unaryCall } from '@flatline/platform';
-import { type RunningService, eventually, ServicesFixture } from '@flatline/stack';
+import { type StartedServer, eventually, ServicesFixture } from '@flatline/stack';
 
 const T0 = new Date('2026-11-29T08:00:00Z');
 const at = (s: number): Date => new Date(T0.getTime() + s * 1000);
@@ -12,11 +12,11 @@ function reading(flatId: string, deviceId: string, seq: number, value = seq) {
   return { flatId, deviceId, seq: String(seq), takenAt: at(seq), quantity: 'temperature', unit: 'Cel', value, epoch: 0 };
 }
 
-describe('storage service (real FerretDB, real process)', function () {
+describe('storage service (real FerretDB, storage in-process)', function () {
   this.timeout(60000);
   const services = new ServicesFixture('storage', { query: { FLATLINE_QUERY_SNAPSHOT_MS: '0' } });
   const db = services.db;
-  let storage: RunningService;
+  let storage: StartedServer;
   let client: StorageServiceClient;
   let queryClient: QueryServiceClient;
   let mongo: MongoClient;
@@ -109,11 +109,11 @@ describe('storage service (real FerretDB, real process)', function () {
     // a service that hung would end in DEADLINE_EXCEEDED, not UNAVAILABLE.
     const err = (await append(batch, 10000).then(() => undefined, (e: unknown) => e)) as ServiceError | undefined;
     expect(err?.code, err?.message).to.equal(status.UNAVAILABLE);
-    expect(await eventually(async () => (await checkHealth(storage.grpc)) === 'NOT_SERVING', 10000)).to.equal(true);
+    await eventually('storage to answer NOT_SERVING', async () => (await checkHealth(storage.grpc)) === 'NOT_SERVING', 10000);
     expect(await checkHealth(storage.grpc, 'flatline.storage.v1.StorageService')).to.equal('NOT_SERVING');
 
     await db.start();
-    expect(await eventually(async () => (await checkHealth(storage.grpc)) === 'SERVING', 15000)).to.equal(true);
+    await eventually('storage to answer SERVING again', async () => (await checkHealth(storage.grpc)) === 'SERVING', 15000);
     expect(await append(batch)).to.deep.equal({ inserted: 1, duplicates: 0, fetches: 1 });
   });
 
@@ -127,11 +127,11 @@ describe('storage service (real FerretDB, real process)', function () {
       // can end the call before the client's deadline (10 s).
       const err = (await append(batch, 10000).then(() => undefined, (e: unknown) => e)) as ServiceError | undefined;
       expect(err?.code, err?.message).to.equal(status.UNAVAILABLE);
-      expect(await eventually(async () => (await checkHealth(storage.grpc)) === 'NOT_SERVING', 10000)).to.equal(true);
+      await eventually('storage to answer NOT_SERVING', async () => (await checkHealth(storage.grpc)) === 'NOT_SERVING', 10000);
     } finally {
       db.freeze(false);
     }
-    expect(await eventually(async () => (await checkHealth(storage.grpc)) === 'SERVING', 15000)).to.equal(true);
+    await eventually('storage to answer SERVING again', async () => (await checkHealth(storage.grpc)) === 'SERVING', 15000);
     const res = await append({ fetches: [{ flatId: 'frozen-1', fetchedAt: at(52), readings: [reading('frozen-1', 'heat', 1)] }] });
     expect(res.inserted + res.duplicates).to.equal(1);
   });

@@ -4,7 +4,7 @@ import type { MongoClient } from 'mongodb';
 import { createLogger, createMongoClient } from '@flatline/platform';
 import { ordinalOf } from '../../src/config.ts';
 import { fallbackShare, LeaseManager } from '../../src/leases/lease-manager.ts';
-import { eventually, tempDir, TestDatabase } from '@flatline/stack';
+import { eventually, holdFor, tempDir, TestDatabase } from '@flatline/stack';
 
 const SETTINGS = { buckets: 8, ttlMs: 1000, renewMs: 200, dbTimeoutMs: 2000 };
 
@@ -39,8 +39,8 @@ describe('lease manager (real FerretDB)', function () {
     managers.push(replica);
     try {
       replica.start();
-      expect(await eventually(async () => held.size === SETTINGS.buckets / 2, 5000), 'its fair share first').to.equal(true);
-      expect(await eventually(async () => held.size === SETTINGS.buckets, 10000, 100), `all ${SETTINGS.buckets} buckets within a few TTLs, held ${held.size}`).to.equal(true);
+      await eventually('its fair share of buckets first', async () => held.size === SETTINGS.buckets / 2, 5000);
+      await eventually(`all ${SETTINGS.buckets} buckets within a few TTLs`, async () => held.size === SETTINGS.buckets, 10000, 100);
     } finally {
       clearInterval(ghost);
     }
@@ -57,7 +57,7 @@ describe('lease manager (real FerretDB)', function () {
       const overlap = [...heldA].filter((x) => heldB.has(x));
       return heldA.size + heldB.size === SETTINGS.buckets && overlap.length === 0 && heldB.size >= SETTINGS.buckets / 2 - 1;
     };
-    expect(await eventually(split, 15000, 100), `a ${heldA.size}, b ${heldB.size}`).to.equal(true);
+    await eventually('the buckets to split between the two replicas without overlap', split, 15000, 100);
   });
 });
 
@@ -86,14 +86,14 @@ describe('lease manager during a database outage (real FerretDB)', function () {
     replica.start();
     try {
       // Before the fix it polled nothing until a lease round succeeded.
-      expect(await eventually(async () => polled.size > 0, 5000), 'polls something while the database is down').to.equal(true);
+      await eventually('the replica to poll its fallback share while the database is down', async () => polled.size > 0, 5000);
       expect([...polled].sort()).to.deep.equal([1, 3, 5, 7]);
       await db.start();
       // Alone, it leases every bucket; the fallback alone no longer counts.
-      expect(await eventually(async () => polled.size === SETTINGS.buckets && replica.buckets().size === SETTINGS.buckets, 15000), `polls ${[...polled]}`).to.equal(true);
+      await eventually('the lone replica to lease and poll every bucket once the database is back', async () => polled.size === SETTINGS.buckets && replica.buckets().size === SETTINGS.buckets, 15000);
       await db.stop();
       // Down again: it keeps what it holds (all) — nothing dropped.
-      await new Promise((r) => setTimeout(r, 1500));
+      await holdFor(1500, 'several failed lease rounds');
       expect(polled.size).to.equal(SETTINGS.buckets);
     } finally {
       await replica.stop();

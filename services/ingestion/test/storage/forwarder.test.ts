@@ -8,7 +8,7 @@ import { credentials, InterceptingCall, Metadata, status, type Interceptor } fro
 import { MongoClient } from 'mongodb';
 import { StorageServiceClient } from '@flatline/proto';
 import { createLogger, createMetrics } from '@flatline/platform';
-import { type RunningService, eventually, startTestService, tempDir, TestDatabase } from '@flatline/stack';
+import { type StartedServer, eventually, startInProcessService, tempDir, TestDatabase } from '@flatline/stack';
 import type { DeviceReading } from '../../src/domain/device-answer.ts';
 import { createIngestionMetrics } from '../../src/metrics.ts';
 import { Outbox } from '../../src/outbox/outbox.ts';
@@ -16,17 +16,17 @@ import { Forwarder } from '../../src/storage/forwarder.ts';
 
 const T0 = Date.parse('2026-11-29T08:00:00Z');
 
-describe('forwarder → storage (real processes, real FerretDB)', function () {
+describe('forwarder → storage (real storage in-process, real FerretDB)', function () {
   this.timeout(120000);
   const dir = tempDir('forwarder');
   const db = new TestDatabase(`${dir.path}/ferretdb`);
-  let storage: RunningService;
+  let storage: StartedServer;
   let client: StorageServiceClient;
   let mongo: MongoClient;
 
   before(async () => {
     await db.start();
-    storage = await startTestService('storage', db.uri, dir.path);
+    storage = await startInProcessService('storage', db.uri, dir.path);
     client = new StorageServiceClient(storage.grpc, credentials.createInsecure());
     mongo = new MongoClient(db.uri, { serverSelectionTimeoutMS: 3000 });
   });
@@ -34,7 +34,7 @@ describe('forwarder → storage (real processes, real FerretDB)', function () {
   after(async () => {
     client?.close();
     await mongo?.close();
-    await storage?.process.stop();
+    await storage?.stop();
     await db.stop();
     dir.cleanup();
   });
@@ -46,7 +46,7 @@ describe('forwarder → storage (real processes, real FerretDB)', function () {
     const forwarder = new Forwarder(box, via, { batch: 500, timeoutMs: 10000, warnRows: 100000, onFailure: 'retry' }, metrics, createLogger('test', 'silent'));
     forwarder.start();
     try {
-      await eventually(async () => box.size().fetches === 0, timeoutMs);
+      await eventually('the outbox to drain into storage', async () => box.size().fetches === 0, timeoutMs);
     } finally {
       await forwarder.stop();
     }
@@ -146,7 +146,7 @@ describe('forwarder → storage (real processes, real FerretDB)', function () {
     const forwarder = new Forwarder(box, nowhere, { batch: 500, timeoutMs: 500, warnRows: 100000, onFailure: 'retry' }, createIngestionMetrics(base), createLogger('test', 'silent'), (f) => fills.push(f));
     forwarder.start();
     try {
-      expect(await eventually(async () => fills.length > 0, 5000)).to.equal(true);
+      await eventually('the forwarder to report how full the outbox is', async () => fills.length > 0, 5000);
     } finally {
       await forwarder.stop();
       nowhere.close();

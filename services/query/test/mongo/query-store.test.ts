@@ -68,7 +68,7 @@ describe('ListMeasurements: the find, the index, and the plan (real storage inde
     const storageClient = new StorageServiceClient(storage.grpc, credentials.createInsecure());
     try {
       // Storage creates its indexes before it answers SERVING.
-      expect(await eventually(async () => (await checkHealth(storage.grpc)) === 'SERVING', 10000), 'storage serving').to.equal(true);
+      await eventually('storage to answer SERVING (its indexes created)', async () => (await checkHealth(storage.grpc)) === 'SERVING', 10000);
       const t0 = Date.parse('2026-11-29T08:00:00Z');
       const readings = [1, 2, 3].flatMap((seq) =>
         ['a', 'b'].map((deviceId) => ({ flatId: 'p', deviceId, seq: String(seq), takenAt: new Date(t0 + seq * 1000), quantity: 'heat', unit: 'kWh', value: seq, epoch: 0 })),

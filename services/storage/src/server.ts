@@ -1,0 +1,59 @@
+/** Storage service: the composition root (config → dependencies → server), started by main.ts or in-process by a test. */
+import { StorageServiceService } from '@flatline/proto';
+import { GrpcHost, announceListening, createMetrics, serveMetrics, createMongoClient, followDatabase, withPort, type Logger, type StartedServer } from '@flatline/platform';
+import type { loadConfig } from './config.ts';
+import { ReadingStore } from './mongo/reading-store.ts';
+import { startStatePruning } from './mongo/prune-schedule.ts';
+import { StatePruner } from './mongo/state-pruner.ts';
+import { storageService } from './storage-service.ts';
+
+export type StorageConfig = ReturnType<typeof loadConfig>;
+
+/** Starts storage's gRPC and metrics servers; resolves once both listen. */
+export async function startStorage(config: StorageConfig, logger: Logger): Promise<StartedServer> {
+  const metrics = createMetrics('storage');
+  const client = createMongoClient(config.mongoUri, config.dbTimeoutMs);
+  const store = new ReadingStore(client.db(), config.dbTimeoutMs);
+  const pruning = startStatePruning(new StatePruner(client.db(), { deviceTtlMs: config.stateDeviceTtlMs, timeoutMs: config.dbTimeoutMs }), {
+    everyMs: config.statePruneMs,
+    logger: logger.child({ component: 'state-pruner' }),
+    registry: metrics.registry,
+  });
+  const host = new GrpcHost({ logger, metrics, reflect: ['flatline.storage.v1.StorageService'] });
+
+  const database = followDatabase(host, client.db(), { intervalMs: config.dbPingMs, timeoutMs: config.dbTimeoutMs, logger, uri: config.mongoUri }, {
+    what: 'indexes',
+    run: () => store.ensureIndexes(config.dbTimeoutMs),
+  });
+  host.addService(
+    StorageServiceService,
+    storageService({
+      host,
+      store,
+      dbTimeoutMs: config.dbTimeoutMs,
+      maxClockSkewMs: config.maxClockSkewMs,
+      registry: metrics.registry,
+      logger: logger.child({ component: 'append' }),
+      isDatabaseUp: database.isUp,
+      onUnavailable: database.markDown,
+    }),
+    'flatline.storage.v1.StorageService',
+  );
+  const port = await host.listen(config.listen);
+  const metricsServer = await serveMetrics(config.metricsListen, metrics.registry, logger);
+  const grpc = withPort(config.listen, port);
+  const metricsAddress = withPort(config.metricsListen, metricsServer.port);
+  announceListening(logger, { grpc, metrics: metricsAddress });
+
+  return {
+    grpc,
+    metrics: metricsAddress,
+    stop: async () => {
+      await host.shutdown(config.shutdownGraceMs);
+      database.stop();
+      pruning.unsubscribe();
+      await metricsServer.close();
+      await client.close();
+    },
+  };
+}
