@@ -33,9 +33,11 @@ function sources(dir: string): string[] {
 const IMPORT = /^(?:import|export)\s[^'"]*?from\s+'([^']+)';/gm;
 // A file another workspace serves (proto's descriptor sets) is a dependency too.
 const RESOLVE = /import\.meta\.resolve\([`'](@flatline\/[\w-]+)/g;
+/** import('…') loaded on demand (the harness loads a service only when a test starts it in-process). */
+const DYNAMIC = /\bimport\('(@flatline\/[\w-]+)'\)/g;
 const importsOf = (file: string): string[] => {
   const text = readFileSync(file, 'utf8');
-  return [...text.matchAll(IMPORT), ...text.matchAll(RESOLVE)].map((m) => m[1]!);
+  return [...text.matchAll(IMPORT), ...text.matchAll(RESOLVE), ...text.matchAll(DYNAMIC)].map((m) => m[1]!);
 };
 
 describe('workspaces', function () {
