@@ -15,7 +15,12 @@ import { createHash } from 'node:crypto';
 export const COLLECTIONS = {
   readings: 'readings',
   state: 'flat_state',
+  /** One document per one-off migration done (its _id names it): a replica's start skips what is done. */
+  migrations: 'migrations',
 } as const;
+
+/** The migration that gave readings stored before epochs epoch 0 (a scan of every reading: once, not at every start). */
+export const EPOCH_BACKFILL = 'readings-epoch-0';
 
 /**
  * The indexes of the readings collection, as the driver's createIndexes

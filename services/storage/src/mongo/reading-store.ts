@@ -1,6 +1,6 @@
 /** Writes validated batches to MongoDB; returns only what the database acknowledged. */
 import { MongoBulkWriteError, MongoServerError, type Db } from 'mongodb';
-import { guard, isUnreachable, UnavailableError, COLLECTIONS, LEGACY_READING_INDEX, READING_INDEXES, type ReadingDoc, DUPLICATE_KEY } from '@flatline/platform';
+import { guard, isUnreachable, UnavailableError, COLLECTIONS, EPOCH_BACKFILL, LEGACY_READING_INDEX, READING_INDEXES, type ReadingDoc, DUPLICATE_KEY } from '@flatline/platform';
 import type { AppendBatch, ValidReading } from '../domain/append-batch.ts';
 import { StateWriter, type StateUpdate } from './state-writer.ts';
 
@@ -64,9 +64,15 @@ export class ReadingStore {
   async ensureIndexes(timeoutMS: number): Promise<void> {
     await guard('create indexes', async () => {
       const readings = this.db.collection<ReadingDoc>(COLLECTIONS.readings);
+      const migrations = this.db.collection<{ _id: string; done_at: Date }>(COLLECTIONS.migrations);
       // Readings of releases before epochs get epoch 0 first: an absent field
       // is NULL to FerretDB's SQLite unique index, and NULLs never collide.
-      await readings.updateMany({ epoch: { $exists: false } }, { $set: { epoch: 0 } }, { timeoutMS: Math.max(timeoutMS, 60000) });
+      // It scans every reading (FerretDB uses no index for it), so it runs
+      // until it is recorded done, not at every start (a day of history is
+      // tens of millions of readings). A rolling upgrade from a release
+      // before epochs finishes before this one's replicas start.
+      const backfilled = (await migrations.findOne({ _id: EPOCH_BACKFILL }, { timeoutMS })) !== null;
+      if (!backfilled) await readings.updateMany({ epoch: { $exists: false } }, { $set: { epoch: 0 } }, { timeoutMS: Math.max(timeoutMS, 60000) });
       // One at a time: FerretDB v1.24 panics (and drops the connection) on a
       // createIndexes of several indexes when some already exist — what every
       // replica but the first finds.
@@ -74,6 +80,7 @@ export class ReadingStore {
       await readings.dropIndex(LEGACY_READING_INDEX, { timeoutMS }).catch((err: unknown) => {
         if (!(err instanceof MongoServerError && (err.code === INDEX_NOT_FOUND || err.code === NAMESPACE_NOT_FOUND))) throw err;
       });
+      if (!backfilled) await migrations.updateOne({ _id: EPOCH_BACKFILL }, { $setOnInsert: { done_at: new Date() } }, { upsert: true, timeoutMS });
     });
   }
 

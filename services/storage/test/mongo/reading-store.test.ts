@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { MongoBulkWriteError, MongoClient } from 'mongodb';
-import { createMongoClient, UnavailableError, COLLECTIONS } from '@flatline/platform';
+import { createMongoClient, UnavailableError, COLLECTIONS, EPOCH_BACKFILL } from '@flatline/platform';
 import type { AppendBatch, ValidReading } from '../../src/domain/append-batch.ts';
 import { ReadingStore } from '../../src/mongo/reading-store.ts';
 import { tempDir, TestDatabase } from '@flatline/stack';
@@ -113,6 +113,22 @@ describe('ReadingStore (real FerretDB, in-process)', function () {
     await store.append(first, 5000);
     const reset: AppendBatch = { ...first, readings: first.readings.map((r) => ({ ...r, epoch: 1 })) };
     expect(await store.append(reset, 5000)).to.deep.equal({ inserted: 1, duplicates: 0 });
+  });
+
+  it('gives readings stored before epochs epoch 0 once, then records it and skips the scan at later starts', async () => {
+    const readings = client.db().collection(COLLECTIONS.readings);
+    const migrations = client.db().collection(COLLECTIONS.migrations);
+    const legacy = (seq: number) => ({ flat_id: 'pre-epoch-1', device_id: 'heat', seq, taken_at: new Date(), quantity: 'temperature', unit: 'Cel', value: 1, stored_at: new Date() });
+    await migrations.deleteOne({ _id: EPOCH_BACKFILL as never });
+    await readings.insertOne(legacy(1));
+    await store.ensureIndexes(5000);
+    expect((await readings.findOne({ flat_id: 'pre-epoch-1', seq: 1 }))?.['epoch'], 'backfilled at the first start').to.equal(0);
+    expect(await migrations.findOne({ _id: EPOCH_BACKFILL as never }), 'recorded done').to.not.equal(null);
+    // A later start does not scan again: a reading without epoch written now stays as it is.
+    await readings.insertOne(legacy(2));
+    await store.ensureIndexes(5000);
+    expect((await readings.findOne({ flat_id: 'pre-epoch-1', seq: 2 }))?.['epoch'], 'no scan at a later start').to.equal(undefined);
+    await readings.deleteMany({ flat_id: 'pre-epoch-1' });
   });
 
   it('creates its indexes again when they exist (every replica but the first does; FerretDB panicked on a createIndexes of both)', async () => {
