@@ -17,3 +17,4 @@ export * from './stack-file.ts';
 export * from './stack.ts';
 export * from './status.ts';
 export * from './supervisor-http.ts';
+export * from './toxiproxy.ts';
