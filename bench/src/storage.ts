@@ -17,7 +17,7 @@ import { join, relative } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import type { Db, MongoClient } from 'mongodb';
 import { StorageServiceClient, type FetchResult } from '@flatline/proto';
-import { checkHealth, unaryCall, createMongoClient, COLLECTIONS, deviceKey, encodeLatest, stateBucket, type ReadingDoc, type StateDoc, READING_INDEXES, DUPLICATE_KEY } from '@flatline/platform';
+import { checkHealth, deadline, unaryCall, createMongoClient, COLLECTIONS, deviceKey, encodeLatest, stateBucket, type ReadingDoc, type StateDoc, READING_INDEXES, DUPLICATE_KEY } from '@flatline/platform';
 import { REPO_ROOT, TOOLS_BIN, startDatabase, startService, type RunningDatabase, type RunningService, cpuSeconds } from '@flatline/stack';
 import { sleep, type BenchContext, type BenchSuite, type DetailTable, type Figure, type SuiteResult } from './suite.ts';
 
@@ -377,7 +377,7 @@ async function timedRun(kind: StorageRunKind, repeat: number, bench: BenchDataba
     }
   }
   const db = client.db(database);
-  for (const { key, ...options } of READING_INDEXES) await db.collection(COLLECTIONS.readings).createIndex(key, { ...options, timeoutMS: 30000 });
+  for (const { key, ...options } of READING_INDEXES) await db.collection(COLLECTIONS.readings).createIndex(key, deadline(30000, options));
   const withState = kind === 'raw+state';
   await rawAll(db, p.warmupDocs, withState ? p.warmupState : undefined, callers);
   const cpu0 = cpuOf(dbPid);

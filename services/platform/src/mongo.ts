@@ -54,9 +54,22 @@ export function createMongoClient(uri: string, timeoutMs: number): MongoClient {
 }
 
 /**
- * Whether err means the database cannot be reached (as opposed to a bad
- * request). Bulk writes wrap the network error they met, so causes are
- * followed.
+ * options with a deadline: the driver aborts the operation once timeoutMs
+ * passes, wherever it waits (server selection, a pooled connection, the
+ * server's answer), and closes the connection it used. The only per-operation
+ * bound there is: mongodb 7.8+ ignores timeoutMS ("has no effect", NODE-7974),
+ * so an operation given only timeoutMS waits for as long as the server takes
+ * (stack/test/toxiproxy.test.ts pins that). Writes honour the signal too,
+ * though their option types do not declare it.
+ */
+export function deadline<T extends object = object>(timeoutMs: number, options?: T): T {
+  return { ...options, signal: AbortSignal.timeout(timeoutMs) } as T;
+}
+
+/**
+ * Whether err means the database cannot be reached in time (as opposed to a
+ * bad request): a network failure, or a deadline() that passed. Bulk writes
+ * wrap the error they met, so causes are followed.
  */
 export function isUnreachable(err: unknown, depth = 0): boolean {
   if (depth > 5 || !(err instanceof Error)) return false;
@@ -68,7 +81,11 @@ export function isUnreachable(err: unknown, depth = 0): boolean {
     err instanceof MongoOperationTimeoutError ||
     err instanceof MongoTopologyClosedError ||
     err instanceof MongoNotConnectedError ||
-    err.name === 'MongoPoolClearedError'
+    // no connection of the pool came free before the deadline (the driver does not export its class)
+    err.name === 'MongoWaitQueueTimeoutError' ||
+    err.name === 'MongoPoolClearedError' ||
+    // deadline()'s signal, thrown as it is when it fires before the driver sends anything
+    err.name === 'TimeoutError'
   );
 }
 
@@ -103,7 +120,7 @@ export function watchDatabase(db: Db, options: WatchOptions, onPing: (up: boolea
   return timer(0, options.intervalMs)
     .pipe(
       exhaustMap(() =>
-        from(db.command({ ping: 1 }, { timeoutMS: options.timeoutMs })).pipe(
+        from(db.command({ ping: 1 }, deadline(options.timeoutMs))).pipe(
           map(() => true),
           catchError((err: unknown) => {
             log.debug({ err }, 'ping failed');

@@ -2,15 +2,16 @@
 import { expect } from 'chai';
 import { join } from 'node:path';
 import { MongoClient } from 'mongodb';
-import { createMongoClient } from '../src/mongo.ts';
-import { tempDir, TestDatabase } from '@flatline/stack';
+import { createMongoClient, deadline, guard, isUnreachable } from '../src/mongo.ts';
+import { UnavailableError } from '../src/status.ts';
+import { startToxiproxy, tempDir, TestDatabase, type RunningToxiproxy } from '@flatline/stack';
 
 async function tryUpsert(client: MongoClient): Promise<string> {
   try {
-    await client.db().collection<{ _id: number; a: number }>('probe').updateOne({ _id: 1 }, { $set: { a: 1 } }, { upsert: true, timeoutMS: 500 });
+    await client.db().collection<{ _id: number; a: number }>('probe').updateOne({ _id: 1 }, { $set: { a: 1 } }, deadline(500, { upsert: true }));
     return 'ok';
   } catch (err) {
-    return (err as Error).name;
+    return isUnreachable(err) ? 'unreachable' : (err as Error).name;
   }
 }
 
@@ -29,7 +30,7 @@ describe('createMongoClient (real FerretDB)', function () {
     await db.stop();
     const client = createMongoClient(db.uri, 500);
     try {
-      expect(await tryUpsert(client)).to.equal('MongoServerSelectionError');
+      expect(await tryUpsert(client)).to.equal('unreachable');
       expect(await tryUpsert(client)).to.not.equal('ok');
       await db.start();
       // mongodb 7.9 on its own answers MongoTopologyClosedError here for ever
@@ -43,5 +44,73 @@ describe('createMongoClient (real FerretDB)', function () {
     } finally {
       await client.close();
     }
+  });
+});
+
+describe('deadline(): the bound of one database operation (real FerretDB behind a Toxiproxy black hole)', function () {
+  this.timeout(90000);
+  const dir = tempDir('platform-deadline');
+  const db = new TestDatabase(join(dir.path, 'db'));
+  let toxiproxy: RunningToxiproxy;
+  let client: MongoClient;
+
+  /** Settles p within waitMs: its outcome (an error's class, or 'ok') and when, or 'pending'. */
+  async function outcomeWithin(p: Promise<unknown>, waitMs: number): Promise<{ outcome: string; ms: number }> {
+    const started = Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      p.then(
+        () => 'ok',
+        (err: unknown) => (err instanceof UnavailableError ? 'UnavailableError' : `${(err as Error).name}: ${(err as Error).message}`),
+      ),
+      new Promise<string>((resolve) => (timer = setTimeout(() => resolve('pending'), waitMs))),
+    ]);
+    clearTimeout(timer);
+    return { outcome, ms: Date.now() - started };
+  }
+
+  before(async () => {
+    await db.start();
+    toxiproxy = await startToxiproxy({ logFile: join(dir.path, 'toxiproxy.log') });
+    const proxy = await toxiproxy.client.createProxy({ name: 'db', upstream: new URL(db.uri).host });
+    // A client whose own detection is slow (20 s to connect, to select a
+    // server): whatever ends an operation within a few seconds is its deadline.
+    client = createMongoClient(`mongodb://${proxy.listen}/flatline`, 20000);
+    await client.db().collection('deadline').insertOne({ _id: 'seed' as never, n: 0 });
+  });
+
+  after(async () => {
+    await client?.close();
+    await toxiproxy?.process.stop();
+    await db.stop();
+    dir.cleanup();
+  });
+
+  afterEach(async () => {
+    await toxiproxy.client.reset();
+  });
+
+  const items = () => client.db().collection<{ _id: string; n: number }>('deadline');
+  const ops: Record<string, (timeoutMs: number | undefined) => Promise<unknown>> = {
+    'ping (command)': (ms) => client.db().command({ ping: 1 }, ms === undefined ? {} : deadline(ms)),
+    findOne: (ms) => items().findOne({ _id: 'seed' }, ms === undefined ? {} : deadline(ms)),
+    'find().toArray()': (ms) => items().find({}, ms === undefined ? {} : deadline(ms)).toArray(),
+    insertMany: (ms) => items().insertMany([{ _id: `m-${Date.now()}`, n: 1 }], deadline(ms ?? 0, { ordered: false })),
+    'updateOne (upsert)': (ms) => items().updateOne({ _id: 'seed' }, { $inc: { n: 1 } }, deadline(ms ?? 0, { upsert: true })),
+  };
+
+  for (const [name, op] of Object.entries(ops)) {
+    it(`${name}: ends UNAVAILABLE at its deadline while the database answers nothing, instead of hanging`, async () => {
+      expect((await outcomeWithin(guard(name, () => op(1000)), 10000)).outcome, 'without the fault').to.equal('ok');
+      await toxiproxy.client.addToxic('db', { type: 'timeout', name: 'black-hole', attributes: { timeout: 0 } });
+      const bounded = await outcomeWithin(guard(name, () => op(500)), 6000);
+      expect(bounded.outcome, `after ${bounded.ms} ms`).to.equal('UnavailableError');
+    });
+  }
+
+  it('the negative control: without a deadline (timeoutMS alone, a no-op) the same read is still waiting at 5 s', async () => {
+    await toxiproxy.client.addToxic('db', { type: 'timeout', name: 'black-hole', attributes: { timeout: 0 } });
+    const unbounded = await outcomeWithin(items().findOne({ _id: 'seed' }, { timeoutMS: 500 }), 5000);
+    expect(unbounded.outcome).to.equal('pending');
   });
 });

@@ -25,7 +25,7 @@
  */
 import { hostname } from 'node:os';
 import { MongoServerError, type Db } from 'mongodb';
-import { DUPLICATE_KEY, type Logger } from '@flatline/platform';
+import { deadline, DUPLICATE_KEY, type Logger } from '@flatline/platform';
 
 interface MemberDoc {
   _id: string;
@@ -102,8 +102,8 @@ export class LeaseManager {
     await this.round;
     const timeoutMS = this.settings.dbTimeoutMs;
     try {
-      await this.db.collection<LeaseDoc>('ingestion_leases').updateMany({ owner: this.id }, { $set: { owner: null, expires_at: new Date(0) } }, { timeoutMS });
-      await this.db.collection<MemberDoc>('ingestion_members').deleteOne({ _id: this.id }, { timeoutMS });
+      await this.db.collection<LeaseDoc>('ingestion_leases').updateMany({ owner: this.id }, { $set: { owner: null, expires_at: new Date(0) } }, deadline(timeoutMS));
+      await this.db.collection<MemberDoc>('ingestion_members').deleteOne({ _id: this.id }, deadline(timeoutMS));
       this.logger.info({ buckets: this.held.size }, 'leases released');
     } catch (err) {
       this.logger.warn({ err }, 'cannot release leases; they expire by themselves');
@@ -118,20 +118,20 @@ export class LeaseManager {
     const members = this.db.collection<MemberDoc>('ingestion_members');
     const leases = this.db.collection<LeaseDoc>('ingestion_leases');
     try {
-      await members.updateOne({ _id: this.id }, { $set: { seen_at: new Date(now), host: hostname() } }, { upsert: true, timeoutMS });
-      const live = await members.countDocuments({ seen_at: { $gt: new Date(now - this.settings.ttlMs) } }, { timeoutMS });
+      await members.updateOne({ _id: this.id }, { $set: { seen_at: new Date(now), host: hostname() } }, deadline(timeoutMS, { upsert: true }));
+      const live = await members.countDocuments({ seen_at: { $gt: new Date(now - this.settings.ttlMs) } }, deadline(timeoutMS));
       const fair = Math.ceil(this.settings.buckets / Math.max(1, live));
-      await leases.updateMany({ owner: this.id }, { $set: { expires_at: expires } }, { timeoutMS });
-      const docs = await leases.find({}, { timeoutMS }).toArray();
+      await leases.updateMany({ owner: this.id }, { $set: { expires_at: expires } }, deadline(timeoutMS));
+      const docs = await leases.find({}, deadline(timeoutMS)).toArray();
       const mine = new Set(docs.filter((d) => d.owner === this.id && d.expires_at.getTime() > now).map((d) => d._id));
       // Give back what is over the fair share when another live member holds
       // less than its share (a replica joined): it takes them on its next round.
-      const liveIds = (await members.find({ seen_at: { $gt: new Date(now - this.settings.ttlMs) } }, { timeoutMS, projection: { _id: 1 } }).toArray()).map((m) => m._id);
+      const liveIds = (await members.find({ seen_at: { $gt: new Date(now - this.settings.ttlMs) } }, deadline(timeoutMS, { projection: { _id: 1 } })).toArray()).map((m) => m._id);
       const held = (owner: string): number => docs.filter((d) => d.owner === owner && d.expires_at.getTime() > now).length;
       if (liveIds.some((m) => m !== this.id && held(m) < fair)) {
         for (const bucket of [...mine].slice(fair)) {
           // Freed now (not at the epoch): it counts as orphaned only a TTL from now.
-          await leases.updateOne({ _id: bucket, owner: this.id }, { $set: { owner: null, expires_at: new Date(now) } }, { timeoutMS });
+          await leases.updateOne({ _id: bucket, owner: this.id }, { $set: { owner: null, expires_at: new Date(now) } }, deadline(timeoutMS));
           mine.delete(bucket);
         }
       }
@@ -148,7 +148,7 @@ export class LeaseManager {
         if (mine.size >= fair && !orphaned) {
           // A bucket nobody ever took gets a free lease document, so that
           // "free since when" is known and it can be rescued a TTL later.
-          if (doc === undefined) await leases.insertOne({ _id: bucket, owner: null, expires_at: new Date(now) }, { timeoutMS }).catch(() => undefined);
+          if (doc === undefined) await leases.insertOne({ _id: bucket, owner: null, expires_at: new Date(now) }, deadline(timeoutMS)).catch(() => undefined);
           continue;
         }
         if (await this.claim(bucket, doc, expires)) mine.add(bucket);
@@ -169,7 +169,7 @@ export class LeaseManager {
     const timeoutMS = this.settings.dbTimeoutMs;
     if (doc === undefined) {
       try {
-        await leases.insertOne({ _id: bucket, owner: this.id, expires_at: expires }, { timeoutMS });
+        await leases.insertOne({ _id: bucket, owner: this.id, expires_at: expires }, deadline(timeoutMS));
         return true;
       } catch (err) {
         if (err instanceof MongoServerError && err.code === DUPLICATE_KEY) return false;
@@ -177,7 +177,7 @@ export class LeaseManager {
       }
     }
     // Compare-and-set on what we saw, so two replicas cannot both take it.
-    const res = await leases.updateOne({ _id: bucket, owner: doc.owner, expires_at: doc.expires_at }, { $set: { owner: this.id, expires_at: expires } }, { timeoutMS });
+    const res = await leases.updateOne({ _id: bucket, owner: doc.owner, expires_at: doc.expires_at }, { $set: { owner: this.id, expires_at: expires } }, deadline(timeoutMS));
     return res.modifiedCount === 1;
   }
 

@@ -1,7 +1,7 @@
 /** Reads of the collections that storage writes. */
 import type { Db, Filter } from 'mongodb';
 import type { Reading } from '@flatline/proto';
-import { guard, COLLECTIONS, decodeLatest, deviceIdOf, stateBucket, type ReadingDoc, type StateDoc } from '@flatline/platform';
+import { deadline, guard, COLLECTIONS, decodeLatest, deviceIdOf, stateBucket, type ReadingDoc, type StateDoc } from '@flatline/platform';
 import type { LastFetch } from '../domain/freshness.ts';
 import type { Cursor } from '../domain/page-token.ts';
 import type { RangeQuery } from '../domain/query-args.ts';
@@ -69,7 +69,7 @@ export class QueryStore {
       : await guard('read latest', () =>
           this.db
             .collection<StateDoc>(COLLECTIONS.state)
-            .findOne({ _id: stateBucket(flatId) }, { projection: { [`at.${flatId}`]: 1, [`latest.${flatId}`]: 1 }, timeoutMS }),
+            .findOne({ _id: stateBucket(flatId) }, deadline(timeoutMS, { projection: { [`at.${flatId}`]: 1, [`latest.${flatId}`]: 1 } })),
         );
     const readings = Object.entries(doc?.latest?.[flatId] ?? {})
       .flatMap(([key, text]): Reading[] => {
@@ -88,7 +88,7 @@ export class QueryStore {
     const docs = await guard('read range', () =>
       this.db
         .collection<ReadingDoc>(COLLECTIONS.readings)
-        .find(filter, { timeoutMS })
+        .find(filter, deadline(timeoutMS))
         .sort(sort)
         .limit(q.pageSize + 1)
         .toArray(),
@@ -107,7 +107,7 @@ export class QueryStore {
     const filter: Filter<StateDoc> = flatIds === undefined ? {} : { _id: { $in: [...new Set(flatIds.map(stateBucket))] } };
     const docs = this.snapshot?.usable()
       ? this.snapshot.all()
-      : await guard('read fetches', () => this.db.collection<StateDoc>(COLLECTIONS.state).find(filter, { projection: { at: 1 }, timeoutMS }).toArray());
+      : await guard('read fetches', () => this.db.collection<StateDoc>(COLLECTIONS.state).find(filter, deadline(timeoutMS, { projection: { at: 1 } })).toArray());
     const wanted = flatIds === undefined ? undefined : new Set(flatIds);
     return docs.flatMap((d) =>
       Object.entries(d.at ?? {})

@@ -10,7 +10,7 @@
  * not used: the store reads the database then, and fails as it always did.
  */
 import type { Db } from 'mongodb';
-import { type Logger, COLLECTIONS, stateBucket, type StateDoc } from '@flatline/platform';
+import { deadline, type Logger, COLLECTIONS, stateBucket, type StateDoc } from '@flatline/platform';
 
 /** The snapshot's settings. */
 export interface SnapshotSettings {
@@ -56,7 +56,7 @@ export class StateSnapshot {
   async load(): Promise<void> {
     const started = this.now();
     try {
-      const docs = await this.db.collection<StateDoc>(COLLECTIONS.state).find({}, { timeoutMS: this.settings.timeoutMs }).toArray();
+      const docs = await this.db.collection<StateDoc>(COLLECTIONS.state).find({}, deadline(this.settings.timeoutMs)).toArray();
       this.docs = new Map(docs.map((d) => [d._id, d]));
       this.loadedAt = started;
       if (this.failing) this.logger.info('state snapshot reloads again');

@@ -1,6 +1,6 @@
 /** Writes validated batches to MongoDB; returns only what the database acknowledged. */
 import { MongoBulkWriteError, MongoServerError, type Db } from 'mongodb';
-import { guard, isUnreachable, UnavailableError, COLLECTIONS, EPOCH_BACKFILL, LEGACY_READING_INDEX, READING_INDEXES, type ReadingDoc, DUPLICATE_KEY } from '@flatline/platform';
+import { deadline, guard, isUnreachable, UnavailableError, COLLECTIONS, EPOCH_BACKFILL, LEGACY_READING_INDEX, READING_INDEXES, type ReadingDoc, DUPLICATE_KEY } from '@flatline/platform';
 import type { AppendBatch, ValidReading } from '../domain/append-batch.ts';
 import { StateWriter, type StateUpdate } from './state-writer.ts';
 
@@ -71,16 +71,16 @@ export class ReadingStore {
       // until it is recorded done, not at every start (a day of history is
       // tens of millions of readings). A rolling upgrade from a release
       // before epochs finishes before this one's replicas start.
-      const backfilled = (await migrations.findOne({ _id: EPOCH_BACKFILL }, { timeoutMS })) !== null;
-      if (!backfilled) await readings.updateMany({ epoch: { $exists: false } }, { $set: { epoch: 0 } }, { timeoutMS: Math.max(timeoutMS, 60000) });
+      const backfilled = (await migrations.findOne({ _id: EPOCH_BACKFILL }, deadline(timeoutMS))) !== null;
+      if (!backfilled) await readings.updateMany({ epoch: { $exists: false } }, { $set: { epoch: 0 } }, deadline(Math.max(timeoutMS, 60000)));
       // One at a time: FerretDB v1.24 panics (and drops the connection) on a
       // createIndexes of several indexes when some already exist — what every
       // replica but the first finds.
-      for (const { key, ...options } of READING_INDEXES) await readings.createIndex(key, { ...options, timeoutMS });
-      await readings.dropIndex(LEGACY_READING_INDEX, { timeoutMS }).catch((err: unknown) => {
+      for (const { key, ...options } of READING_INDEXES) await readings.createIndex(key, deadline(timeoutMS, options));
+      await readings.dropIndex(LEGACY_READING_INDEX, deadline(timeoutMS)).catch((err: unknown) => {
         if (!(err instanceof MongoServerError && (err.code === INDEX_NOT_FOUND || err.code === NAMESPACE_NOT_FOUND))) throw err;
       });
-      if (!backfilled) await migrations.updateOne({ _id: EPOCH_BACKFILL }, { $setOnInsert: { done_at: new Date() } }, { upsert: true, timeoutMS });
+      if (!backfilled) await migrations.updateOne({ _id: EPOCH_BACKFILL }, { $setOnInsert: { done_at: new Date() } }, deadline(timeoutMS, { upsert: true }));
     });
   }
 
@@ -107,7 +107,7 @@ export class ReadingStore {
       }));
       outcome = await guard('insert readings', async () => {
         try {
-          const res = await this.db.collection<ReadingDoc>(COLLECTIONS.readings).insertMany(docs, { ordered: false, timeoutMS });
+          const res = await this.db.collection<ReadingDoc>(COLLECTIONS.readings).insertMany(docs, deadline(timeoutMS, { ordered: false }));
           return { inserted: res.insertedCount, duplicates: 0 };
         } catch (err) {
           return storedDespite(err, docs.length);

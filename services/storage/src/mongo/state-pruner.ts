@@ -9,7 +9,7 @@
  * (log, metric, health) long before a write fails.
  */
 import { BSON, type Db, type Filter } from 'mongodb';
-import { guard, COLLECTIONS, decodeLatest, type StateDoc } from '@flatline/platform';
+import { deadline, guard, COLLECTIONS, decodeLatest, type StateDoc } from '@flatline/platform';
 
 /** MongoDB's document limit. */
 export const MAX_DOCUMENT_BYTES = 16 * 1024 * 1024;
@@ -63,7 +63,7 @@ export class StatePruner {
 
   /** Reads every bucket and finds the stale device entries. */
   async plan(nowMs: number): Promise<PrunePlan> {
-    const docs = await guard('read flat state', () => this.state().find({}, { timeoutMS: this.settings.timeoutMs }).toArray());
+    const docs = await guard('read flat state', () => this.state().find({}, deadline(this.settings.timeoutMs)).toArray());
     const oldestMs = nowMs - this.settings.deviceTtlMs;
     return { buckets: docs.map((doc) => ({ id: doc._id, bytes: BSON.calculateObjectSize(doc), stale: staleFields(doc, oldestMs) })) };
   }
@@ -83,10 +83,10 @@ export class StatePruner {
       if (bucket.stale.size > 0) {
         const filter = { _id: bucket.id, ...Object.fromEntries(bucket.stale) } as Filter<StateDoc>;
         const unset = Object.fromEntries([...bucket.stale.keys()].map((f) => [f, '' as const]));
-        const res = await guard('prune flat state', () => this.state().updateOne(filter, { $unset: unset }, { timeoutMS }));
+        const res = await guard('prune flat state', () => this.state().updateOne(filter, { $unset: unset }, deadline(timeoutMS)));
         if (res.modifiedCount === 1) {
           removed += bucket.stale.size;
-          const after = await guard('read flat state', () => this.state().findOne({ _id: bucket.id }, { timeoutMS }));
+          const after = await guard('read flat state', () => this.state().findOne({ _id: bucket.id }, deadline(timeoutMS)));
           bytes = after === null ? 0 : BSON.calculateObjectSize(after);
         } else {
           raced += bucket.stale.size;

@@ -6,7 +6,7 @@
  * of flats. An Append is answered only once its state is written.
  */
 import type { Db } from 'mongodb';
-import { guard, UnavailableError, COLLECTIONS, deviceKey, encodeLatest, stateBucket, type LatestValue, type StateDoc } from '@flatline/platform';
+import { deadline, guard, UnavailableError, COLLECTIONS, deviceKey, encodeLatest, stateBucket, type LatestValue, type StateDoc } from '@flatline/platform';
 
 /** What one Append contributes. */
 export interface StateUpdate {
@@ -84,7 +84,7 @@ export class StateWriter {
         }
         try {
           await guard('write flat state', () =>
-            state.updateOne({ _id: bucket }, { $max: Object.fromEntries(fields) }, { upsert: true, timeoutMS: this.timeoutMs }),
+            state.updateOne({ _id: bucket }, { $max: Object.fromEntries(fields) }, deadline(this.timeoutMs, { upsert: true })),
           );
         } catch (err) {
           failed.set(bucket, err);
