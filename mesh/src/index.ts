@@ -6,3 +6,4 @@ export * from './http-injector.ts';
 export * from './injector.ts';
 export * from './istio.ts';
 export * from './scenarios.ts';
+export * from './tcp-fault.ts';
