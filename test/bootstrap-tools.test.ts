@@ -71,22 +71,21 @@ function snapshot(dir: string): string[] {
 
 describe('bootstrap: what each command installs', function () {
   describe('the per-command tool sets', () => {
-    it('flatline up (npm start) installs exactly what the local stack spawns: ferretdb and haproxy, not grpcurl', async () => {
+    it('flatline up (npm start) installs exactly what the local stack spawns: ferretdb, haproxy and toxiproxy, not grpcurl', async () => {
       const { TOOLS_FOR } = await tools();
       const stackSpawns = spawnedTools([join(ROOT, 'stack', 'src'), join(ROOT, 'cli', 'src', 'stack')]);
-      stackSpawns.delete('toxiproxy'); // started by stack/test/toxiproxy.test.ts only, until [R2] puts it on the stack's links
       expect(sorted(TOOLS_FOR.up)).to.deep.equal(sorted(stackSpawns));
-      expect(sorted(TOOLS_FOR.up)).to.deep.equal(['ferretdb', 'haproxy']);
+      expect(sorted(TOOLS_FOR.up)).to.deep.equal(['ferretdb', 'haproxy', 'toxiproxy']);
     });
 
     it('chaos adds Chaos Toolkit to the stack it may start; bench adds what its suites spawn', async () => {
       const { TOOLS_FOR } = await tools();
       const chaos = spawnedTools([join(ROOT, 'cli', 'src', 'commands', 'chaos.ts')]);
       expect(sorted(TOOLS_FOR.chaos)).to.deep.equal(sorted([...TOOLS_FOR.up, ...chaos]));
-      expect(sorted(TOOLS_FOR.chaos)).to.deep.equal(['chaostoolkit', 'ferretdb', 'haproxy']);
+      expect(sorted(TOOLS_FOR.chaos)).to.deep.equal(['chaostoolkit', 'ferretdb', 'haproxy', 'toxiproxy']);
       const bench = spawnedTools([join(ROOT, 'bench', 'src'), join(ROOT, 'cli', 'src', 'bench'), join(ROOT, 'cli', 'src', 'commands', 'bench.ts')]);
       expect(sorted(TOOLS_FOR.bench)).to.deep.equal(sorted([...TOOLS_FOR.up, ...bench]));
-      expect(sorted(TOOLS_FOR.bench)).to.deep.equal(['ferretdb', 'ghz', 'haproxy', 'prometheus', 'wrk']);
+      expect(sorted(TOOLS_FOR.bench)).to.deep.equal(['ferretdb', 'ghz', 'haproxy', 'prometheus', 'toxiproxy', 'wrk']);
     });
 
     it('the manifest and Tiltfile checks name the tools their tests spawn', async () => {

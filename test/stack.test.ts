@@ -181,6 +181,47 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
     await eventually('every flat fresher than 20 s once FerretDB is back', async () => (await freshness(stack.queryAddress)).worstAgeSeconds < 20, 30000, 500);
   });
 
+  it('puts Toxiproxy on every link: each service reaches the database, ingestion the devices and storage, through its proxy', async () => {
+    const file = JSON.parse(readFileSync(join(dir.path, 'stack.json'), 'utf8')) as { toxiproxy?: { api: string; links: Record<string, string> }; database: string; devices: string; storage: string };
+    expect(Object.keys(file.toxiproxy?.links ?? {}).sort()).to.deep.equal(['ingestion-db', 'ingestion-devices', 'ingestion-storage', 'query-db', 'storage-db']);
+    const proxies = (await (await fetch(`${file.toxiproxy!.api}/proxies`)).json()) as Record<string, { upstream: string; listen: string }>;
+    expect(proxies['storage-db']?.upstream).to.equal(file.database);
+    expect(proxies['ingestion-devices']?.upstream).to.equal(file.devices);
+    expect(proxies['ingestion-storage']?.upstream).to.equal(file.storage);
+    // The services were given the proxies' addresses, not the servers' (their logs name the database they follow).
+    const storageLog = readFileSync(join(dir.path, 'logs', 'storage.log'), 'utf8');
+    expect(storageLog).to.include(file.toxiproxy!.links['storage-db']!);
+  });
+
+  it('loses nothing while every database connection is reset (db-reset, TCP RST through Toxiproxy), and the fault acted', async () => {
+    const appendFailures = async (): Promise<number> => {
+      let total = 0;
+      for (const r of stack.ingestion) if (r?.process.running) total += await metric(r.metrics, 'flatline_ingestion_forward_errors_total').catch(() => 0);
+      return total;
+    };
+    const failedBefore = await appendFailures();
+    const on = await flatline('fault', 'on', 'db-reset');
+    expect(on.stdout).to.contain('db-reset-storage-db on (link storage-db): reset_peer');
+    try {
+      const status = JSON.parse((await flatline('fault', 'status', '--json')).stdout) as Array<{ name: string; link?: string }>;
+      expect(status.filter((r) => r.link !== undefined).map((r) => r.link).sort()).to.deep.equal(['ingestion-db', 'query-db', 'storage-db']);
+      // The fault acted: storage cannot store, so the outboxes hold readings and Appends fail.
+      await eventually('the outboxes to hold readings while every database connection is reset', async () => (await outboxTotal(stack)) > 0, 20000, 250);
+      await holdFor(5000, 'db-reset stays on');
+      expect(await appendFailures(), 'Appends failed while the links reset').to.be.greaterThan(failedBefore);
+    } finally {
+      const off = await flatline('fault', 'off', 'db-reset');
+      expect(off.stdout).to.contain('db-reset off (3 toxic(s) removed)');
+    }
+    await eventually('the outboxes to drain once db-reset is off', async () => (await outboxTotal(stack)) === 0, 60000, 500);
+    const report = await seqGaps(stack.db.uri);
+    // What ingestion says of its side, to tell a loss apart from readings set aside or never fetched.
+    const sums = async (name: string): Promise<number[]> => Promise.all(stack.ingestion.map((r) => (r ? metric(r.metrics, name).catch(() => -1) : -1)));
+    const side = `dead letters ${await sums('flatline_ingestion_dead_letters_total')}, missed ${await sums('flatline_ingestion_readings_missed_total')}, dropped ${await sums('flatline_ingestion_dropped_readings_total')}`;
+    expect(report.gaps, side).to.deep.equal([]);
+    await eventually('every flat fresher than 20 s once db-reset is off', async () => (await freshness(stack.queryAddress)).worstAgeSeconds < 20, 30000, 500);
+  });
+
   // After the zero-gap checks: a flat held off longer than the devices' window loses readings, by design.
   it('flatline fault on devices-slow makes one flat stale while the others stay fresh; off --all brings it back', async () => {
     const on = await flatline('fault', 'on', 'devices-slow', '--flats', '7', '--delay', '30s');

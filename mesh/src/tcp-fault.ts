@@ -22,7 +22,7 @@ export const LINKS = [
   'storage-db',
   /** query → MongoDB/FerretDB: the reads behind latest, ranges and freshness. */
   'query-db',
-  /** ingestion → MongoDB/FerretDB: the outbox of polled readings waiting to be appended. */
+  /** ingestion → MongoDB/FerretDB: the lease rounds that share the flats between the replicas (the outbox is a local file). */
   'ingestion-db',
   /** ingestion → device simulator: the HTTPS (Basic auth) polls of each flat's meters. */
   'ingestion-devices',

@@ -25,6 +25,8 @@ export interface StackFile {
   readonly control?: string;
   /** The supervisor's read-only probes over HTTP, http://127.0.0.1:<port> (absent from an older flatline). */
   readonly supervisor?: string;
+  /** Toxiproxy's API (http://127.0.0.1:<port>) and where each link's proxy listens (absent without Toxiproxy, or from an older flatline). */
+  readonly toxiproxy?: { readonly api: string; readonly links: Readonly<Record<string, string>> };
   /** Whether every component has started (false while the ingestion replicas still start). */
   readonly started?: boolean;
   readonly pid: number;
@@ -47,6 +49,7 @@ export const STACK_FILE_SCHEMA = z.object({
   components: z.array(z.looseObject({ name: z.string(), state: z.string(), restarts: z.number().int() })).optional(),
   control: z.string().optional(),
   supervisor: z.string().url().optional(),
+  toxiproxy: z.object({ api: z.string().url(), links: z.record(z.string(), address) }).optional(),
   started: z.boolean().optional(),
   pid: z.number().int().positive(),
 });

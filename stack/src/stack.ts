@@ -17,7 +17,7 @@
  * restored.
  */
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { writeFaultFile } from '@flatline/mesh';
+import { DB_LINKS, writeFaultFile, type Link } from '@flatline/mesh';
 import { join } from 'node:path';
 import { flatIds, loadCredentials, writeCredentials } from '@flatline/platform';
 import { startDatabase, startService, type RunningDatabase, type RunningService } from './components.ts';
@@ -33,6 +33,7 @@ import { CrashLoop, DEFAULT_RESTART_POLICY, type RestartPolicy, type SupervisedS
 import { recordEvent } from './events.ts';
 import { freePort, startHaproxy, type Frontend } from './haproxy.ts';
 import type { ManagedProcess } from './processes.ts';
+import { startToxiproxy, type RunningToxiproxy } from './toxiproxy.ts';
 
 /** Ports of the components; 0 picks a free one. */
 export interface StackPorts {
@@ -50,6 +51,8 @@ export interface StackPorts {
   readonly ingestionMetrics: number;
   /** The supervisor's read-only probes over HTTP (always on 127.0.0.1, whatever the host). */
   readonly supervisor: number;
+  /** Toxiproxy's HTTP API (always on 127.0.0.1); its proxies, one per link, take free ports. */
+  readonly toxiproxy: number;
 }
 
 /** The documented default ports of `flatline up`. */
@@ -65,6 +68,7 @@ export const DEFAULT_PORTS: StackPorts = {
   devicesMetrics: 9104,
   ingestionMetrics: 9110,
   supervisor: 7100,
+  toxiproxy: 8474,
 };
 
 /** Every port 0: for tests. */
@@ -90,6 +94,12 @@ export interface StackOptions {
   readonly detached?: boolean;
   /** How a process that exits on its own is restarted (default DEFAULT_RESTART_POLICY). */
   readonly restart?: RestartPolicy;
+  /**
+   * Toxiproxy on every link a TCP fault may cut (each service's link to the
+   * database, ingestion's to the devices and to storage), default true;
+   * false connects them directly.
+   */
+  readonly links?: boolean;
 }
 
 const at = (host: string, port: number): string => `${host}:${port}`;
@@ -123,6 +133,11 @@ export class LocalStack {
   db!: RunningDatabase;
   devices!: RunningService;
   haproxy: ManagedProcess | undefined;
+  /** Toxiproxy, in front of every link (undefined with links: false). */
+  toxiproxy: RunningToxiproxy | undefined;
+  /** Where each link's proxy listens, fixed at its first start: a restarted Toxiproxy listens there again, so the clients' addresses stay right. */
+  private readonly linkListen = new Map<Link, string>();
+  private toxiproxyPort = 0;
   /** Ingestion replica i (undefined while it is down: its node down, or waiting to be restarted). */
   readonly ingestion: Array<RunningService | undefined> = [];
   private readonly replicas: Replica[] = [];
@@ -190,7 +205,7 @@ export class LocalStack {
   /** Every process the stack started and has not replaced, for stopping (in start order: ingestion, behind the balancer, last). */
   processes(): ManagedProcess[] {
     const of = (ingestion: boolean) => this.replicas.filter((r) => (r.service === 'ingestion') === ingestion).map((r) => r.running?.process);
-    return [this.db?.process, this.devices?.process, ...of(false), this.haproxy, ...of(true)].filter((p): p is ManagedProcess => p !== undefined);
+    return [this.db?.process, this.toxiproxy?.process, this.devices?.process, ...of(false), this.haproxy, ...of(true)].filter((p): p is ManagedProcess => p !== undefined);
   }
 
   private replicaOf(service: ReplicaService, index: number): Replica {
@@ -374,6 +389,10 @@ export class LocalStack {
 
     say(`starting ferretdb (state in ${join(options.stateDir, 'ferretdb')})…`);
     await this.startDb(options.ports.db);
+    if (options.links ?? true) {
+      say('starting toxiproxy in front of every service\'s database link…');
+      await this.startLinks();
+    }
 
     const front = this.replicas.filter((r) => r.service !== 'ingestion');
     say(`starting the device simulator, ${front.map((r) => r.name).join(', ')}…`);
@@ -394,6 +413,10 @@ export class LocalStack {
       await this.startBalancer();
     }
 
+    if (this.toxiproxy !== undefined) {
+      say('adding the links ingestion → devices and ingestion → storage to toxiproxy…');
+      await this.populateLinks();
+    }
     const ingestion = this.replicas.filter((r) => r.service === 'ingestion');
     say(`starting ${ingestion.length} ingestion replica(s)…`);
     for (const r of ingestion) await this.startReplica(r);
@@ -488,8 +511,52 @@ export class LocalStack {
     if (this.started) this.writeStackFile();
   }
 
-  private common(): Record<string, string> {
-    return { FLATLINE_MONGODB_URI: this.db.uri, FLATLINE_LOG_LEVEL: this.options.logLevel };
+  /**
+   * Starts (or restarts, on the same API port) Toxiproxy, supervised, and
+   * creates its proxies again: a restart loses them, and with them any TCP
+   * fault that was on.
+   */
+  private async startLinks(): Promise<void> {
+    const started = await this.track('toxiproxy', async () => {
+      const running = await startToxiproxy({
+        logFile: join(this.logs, 'toxiproxy.log'),
+        port: this.toxiproxyPort || this.options.ports.toxiproxy,
+        detached: this.options.detached ?? false,
+      });
+      return running;
+    });
+    this.toxiproxy = started;
+    this.toxiproxyPort = portOf(started.address);
+    this.supervise('toxiproxy', started.process, () => this.startLinks());
+    await this.populateLinks();
+    this.onStarted('toxiproxy', started);
+    if (this.started) this.writeStackFile();
+  }
+
+  /** The upstream of each link whose server has started (the database first; the simulator and storage once they run). */
+  private linkUpstreams(): Array<[Link, string]> {
+    const out: Array<[Link, string]> = DB_LINKS.map((l) => [l, this.db.address]);
+    if (this.devices !== undefined) out.push(['ingestion-devices', this.devices.addresses['https'] ?? '']);
+    if (this.replicas.some((r) => r.service === 'storage' && r.grpcPort !== 0)) out.push(['ingestion-storage', this.storageAddress]);
+    return out;
+  }
+
+  /** Creates the proxy of every link that has an upstream (again, on the same ports, after a restart). */
+  private async populateLinks(): Promise<void> {
+    const toxiproxy = this.toxiproxy!;
+    const specs = this.linkUpstreams().map(([name, upstream]) => ({ name, upstream, listen: this.linkListen.get(name) ?? '127.0.0.1:0' }));
+    const proxies = await toxiproxy.client.populate(specs);
+    for (const p of proxies) this.linkListen.set(p.name as Link, p.listen);
+  }
+
+  /** Where a client of link connects: its proxy, or the server itself without Toxiproxy. */
+  private viaLink(link: Link, direct: string): string {
+    return this.linkListen.get(link) ?? direct;
+  }
+
+  private common(service: ReplicaService): Record<string, string> {
+    const database = this.viaLink(`${service}-db`, this.db.address);
+    return { FLATLINE_MONGODB_URI: `mongodb://${database}/flatline`, FLATLINE_LOG_LEVEL: this.options.logLevel };
   }
 
   /** Starts (or restarts, on the same ports and state folder) the device simulator, supervised. */
@@ -524,7 +591,7 @@ export class LocalStack {
     const { host } = this.options;
     const upper = r.service.toUpperCase();
     const own = {
-      ...this.common(),
+      ...this.common(r.service),
       [`FLATLINE_${upper}_LISTEN`]: at(host, r.grpcPort),
       [`FLATLINE_${upper}_METRICS_LISTEN`]: at(host, r.metricsPort),
     };
@@ -535,10 +602,10 @@ export class LocalStack {
       // With the ordinal in the name, each replica's fallback share while the lease database is away.
       FLATLINE_INGESTION_REPLICAS: String(this.options.replicas),
       FLATLINE_INGESTION_STATE_DIR: join(this.options.stateDir, 'ingestion', r.name),
-      FLATLINE_DEVICES_URL: `https://${this.devices.addresses['https']}`,
+      FLATLINE_DEVICES_URL: `https://${this.viaLink('ingestion-devices', this.devices.addresses['https'] ?? '')}`,
       FLATLINE_DEVICES_CA: join(this.options.stateDir, 'devices', 'ca.pem'),
       FLATLINE_DEVICES_CREDENTIALS: this.credentialsFile,
-      FLATLINE_STORAGE_ADDR: this.storageAddress,
+      FLATLINE_STORAGE_ADDR: this.viaLink('ingestion-storage', this.storageAddress),
       FLATLINE_FAULTS_FILE: this.faultsFile,
       FLATLINE_POLL_INTERVAL_MS: String(this.options.intervalMs),
       FLATLINE_POLL_TIMEOUT_MS: String(Math.min(2000, Math.floor(this.options.intervalMs * 0.6))),
@@ -669,6 +736,7 @@ export class LocalStack {
       components: this.supervised(),
       control: this.controlSocket,
       supervisor: this.probeServer?.url,
+      toxiproxy: this.toxiproxy === undefined ? undefined : { api: `http://${this.toxiproxy.address}`, links: Object.fromEntries(this.linkListen) },
       started: this.started,
       pid: process.pid,
     };

@@ -9,6 +9,7 @@ import { checkHealth } from '@flatline/platform';
 import type { SupervisedStatus } from './crash-loop.ts';
 import { metricValue } from './probes.ts';
 import type { StackFile } from './stack-file.ts';
+import { ToxiproxyClient } from './toxiproxy.ts';
 
 /** One row of the status. */
 export interface StatusRow {
@@ -74,6 +75,9 @@ export async function stackStatus(file: StackFile): Promise<StatusRow[]> {
     withSupervision('ferretdb', file.database, () => pingDatabase(file.database)),
     withSupervision('devices', file.devices, () => checkDevices(file.devicesControl)),
     ...(supervised.has('haproxy') ? [withSupervision('haproxy', `storage ${file.storage}`, async () => 'SERVING')] : []),
+    ...(file.toxiproxy !== undefined
+      ? [withSupervision('toxiproxy', file.toxiproxy.api, async () => (await new ToxiproxyClient(file.toxiproxy!.api, 2000).version().then(() => 'SERVING', () => 'NOT_SERVING')))]
+      : []),
     withSupervision('storage', file.storage, () => checkHealth(file.storage)),
     withSupervision('query', file.query, () => checkHealth(file.query)),
     ...balanced.map((r) => withSupervision(r.name, r.grpc, () => checkHealth(r.grpc))),

@@ -7,10 +7,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadCredentials, stableFraction } from '@flatline/platform';
-import { InvalidFaultError, readFaultFile, writeFaultFile, SCENARIOS, scenario, baselineVirtualService, DEFAULT_MESH, faultVirtualService, planOf, HOSTS, type Fault } from '@flatline/mesh';
+import { InvalidFaultError, readFaultFile, writeFaultFile, SCENARIOS, TCP_SCENARIOS, scenario, tcpScenario, baselineVirtualService, DEFAULT_MESH, faultVirtualService, planOf, HOSTS, type Fault } from '@flatline/mesh';
 import { recordEvent, DEFAULT_STATE_DIR, scrapeText, sumMetric, readStackFile } from '@flatline/stack';
 import { spawnSync } from 'node:child_process';
 import { duration } from './up.ts';
+import { linksOf, tcpFaultOff, tcpFaultOn, tcpFaultStatus } from './tcp-fault.ts';
 
 interface OnOptions {
   stateDir: string;
@@ -72,6 +73,33 @@ function fail(message: string): void {
   process.exitCode = 2;
 }
 
+/** `fault on` of a TCP scenario: its toxics on the stack's Toxiproxy links. */
+async function tcpOn(name: string, o: OnOptions): Promise<void> {
+  if (o.kube) return fail(`${name} is a TCP fault: on a cluster it needs the chart's Toxiproxy, which flatline does not deploy yet`);
+  try {
+    const lines = await tcpFaultOn(linksOf(o.stateDir), name, {
+      ...(o.flats.length > 0 ? { flats: o.flats } : {}),
+      ...(o.percent !== undefined ? { percent: o.percent } : {}),
+      ...(o.delay !== undefined ? { delayMs: o.delay } : {}),
+    });
+    for (const line of lines) process.stdout.write(`${line}\n`);
+    recordEvent(o.stateDir, 'inject', name, lines.join('; '));
+  } catch (err) {
+    fail(err instanceof InvalidFaultError ? `invalid fault: ${err.message}` : (err as Error).message);
+  }
+}
+
+/** `fault off` of a TCP scenario. */
+async function tcpOff(name: string, stateDir: string): Promise<void> {
+  try {
+    const removed = await tcpFaultOff(linksOf(stateDir), name);
+    process.stdout.write(removed > 0 ? `${name} off (${removed} toxic(s) removed)\n` : `${name} was not on\n`);
+    if (removed > 0) recordEvent(stateDir, 'remove', name, 'off');
+  } catch (err) {
+    fail((err as Error).message);
+  }
+}
+
 /** The `fault` command and its subcommands. */
 export function faultCommand(): Command {
   const cmd = new Command('fault').description('turn the fault scenarios of mesh/ on and off on the local stack, and see what they touched');
@@ -87,6 +115,7 @@ export function faultCommand(): Command {
     .description('list the fault scenarios')
     .action(() => {
       for (const s of SCENARIOS) process.stdout.write(`${s.name.padEnd(22)} ${s.description}\n`);
+      for (const s of TCP_SCENARIOS) process.stdout.write(`${s.name.padEnd(22)} (TCP, Toxiproxy) ${s.description}\n`);
     });
 
   stateDir(
@@ -98,7 +127,8 @@ export function faultCommand(): Command {
       .addOption(new Option('--percent <percent>', 'share of requests affected (default 100)').argParser(percent))
       .addOption(new Option('--delay <duration>', 'delay, e.g. 30s or 300ms').argParser(duration))
       .option('--status <code>', 'HTTP status (device scenarios) or gRPC status name (storage scenarios)'),
-  ).action((name: string, o: OnOptions) => {
+  ).action(async (name: string, o: OnOptions) => {
+    if (tcpScenario(name) !== undefined) return tcpOn(name, o);
     const s = scenario(name);
     if (s === undefined) return fail(`no scenario ${JSON.stringify(name)}; see: flatline fault list`);
     try {
@@ -131,7 +161,8 @@ export function faultCommand(): Command {
       .command('off [scenario]')
       .description('turn a scenario off, or every one with --all')
       .option('--all', 'turn every fault off', false),
-  ).action((name: string | undefined, o: { stateDir: string; all: boolean; kube: boolean; namespace: string; kubectl: string }) => {
+  ).action(async (name: string | undefined, o: { stateDir: string; all: boolean; kube: boolean; namespace: string; kubectl: string }) => {
+    if (!o.kube && name !== undefined && tcpScenario(name) !== undefined) return tcpOff(name, o.stateDir);
     if (o.kube) {
       try {
         const settings = { ...DEFAULT_MESH, namespace: o.namespace };
@@ -153,6 +184,14 @@ export function faultCommand(): Command {
     if (o.all) {
       // Written whatever the file held, even a corrupt one: off --all always restores.
       writeFaultFile(file, []);
+      // And every TCP fault, when the stack runs Toxiproxy (a stack without it has none to remove).
+      if (readStackFile(o.stateDir)?.toxiproxy !== undefined) {
+        try {
+          await linksOf(o.stateDir).reset();
+        } catch (err) {
+          return fail(`the fault file is reset, but the TCP faults may still be on: ${(err as Error).message}`);
+        }
+      }
       process.stdout.write('every fault off\n');
       recordEvent(o.stateDir, 'remove', '*', 'every fault off');
       return;
@@ -203,8 +242,10 @@ export function faultCommand(): Command {
         delayedLastMinute: texts.reduce((n, t) => n + sumMetric(t, 'flatline_fault_requests_last_minute', `fault="${f.name}",action="delayed"`), 0),
         abortedLastMinute: texts.reduce((n, t) => n + sumMetric(t, 'flatline_fault_requests_last_minute', `fault="${f.name}",action="aborted"`), 0),
       }));
-      if (o.json) return void process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
-      if (rows.length === 0) return void process.stdout.write('no fault is on\n');
+      const tcp = readStackFile(o.stateDir)?.toxiproxy !== undefined ? await tcpFaultStatus(linksOf(o.stateDir)).catch((err: Error) => fail(`cannot read the TCP faults: ${err.message}`) ?? []) : [];
+      if (o.json) return void process.stdout.write(`${JSON.stringify(tcp.length > 0 ? [...rows, ...tcp.map((t) => ({ name: t.toxic.name, link: t.link, toxic: t.toxic }))] : rows, null, 2)}\n`);
+      for (const t of tcp) process.stdout.write(`TCP ${t.toxic.name.padEnd(40)} link ${t.link.padEnd(18)} ${t.toxic.type} ${t.toxic.stream} toxicity ${t.toxic.toxicity} ${JSON.stringify(t.toxic.attributes)}\n`);
+      if (rows.length === 0) return void process.stdout.write(tcp.length === 0 ? 'no fault is on\n' : '');
       process.stdout.write(`${'fault'.padEnd(22)} ${'host'.padEnd(8)} ${'delayed/min'.padEnd(12)} ${'aborted/min'.padEnd(12)} declaration\n`);
       for (const r of rows) {
         process.stdout.write(`${r.name.padEnd(22)} ${r.host.padEnd(8)} ${String(r.delayedLastMinute).padEnd(12)} ${String(r.abortedLastMinute).padEnd(12)} ${JSON.stringify(r.fault)}${r.matches > 0 ? ` on ${r.matches} match(es)` : ''}\n`);

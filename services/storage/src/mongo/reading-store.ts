@@ -49,6 +49,13 @@ function latestPerDevice(readings: readonly ValidReading[]): StateUpdate['latest
   }));
 }
 
+/**
+ * Readings per insertMany: each chunk has the whole database bound
+ * (FLATLINE_DB_TIMEOUT_MS) to itself. A chunk that fails fails the Append;
+ * the chunks before it are stored, and the retry counts them as duplicates.
+ */
+export const INSERT_CHUNK = 1000;
+
 /** The storage service's MongoDB repository. */
 export class ReadingStore {
   private readonly state: StateWriter;
@@ -85,7 +92,8 @@ export class ReadingStore {
   }
 
   /**
-   * Stores a batch: readings first (duplicates on (flat, device, epoch, seq) are
+   * Stores a batch: readings first, INSERT_CHUNK at a time, each insert
+   * bounded by timeoutMS (duplicates on (flat, device, epoch, seq) are
    * counted, not errors), then the flat state (last fetch per flat, latest
    * reading per device) through the group-commit writer. A failure part-way
    * leaves nothing the retry cannot redo.
@@ -105,14 +113,21 @@ export class ReadingStore {
         value: r.value,
         stored_at: storedAt,
       }));
-      outcome = await guard('insert readings', async () => {
-        try {
-          const res = await this.db.collection<ReadingDoc>(COLLECTIONS.readings).insertMany(docs, deadline(timeoutMS, { ordered: false }));
-          return { inserted: res.insertedCount, duplicates: 0 };
-        } catch (err) {
-          return storedDespite(err, docs.length);
-        }
-      });
+      // In chunks, each with its own deadline: a batch of 10,000 readings that
+      // one bound cannot cover (a loaded database) still goes in, where one
+      // insertMany would be cut at its deadline on every retry, for ever.
+      for (let i = 0; i < docs.length; i += INSERT_CHUNK) {
+        const chunk = docs.slice(i, i + INSERT_CHUNK);
+        const part = await guard('insert readings', async () => {
+          try {
+            const res = await this.db.collection<ReadingDoc>(COLLECTIONS.readings).insertMany(chunk, deadline(timeoutMS, { ordered: false }));
+            return { inserted: res.insertedCount, duplicates: 0 };
+          } catch (err) {
+            return storedDespite(err, chunk.length);
+          }
+        });
+        outcome = { inserted: outcome.inserted + part.inserted, duplicates: outcome.duplicates + part.duplicates };
+      }
     }
     await this.state.write({ fetches: batch.fetches, latest: latestPerDevice(batch.readings) });
     return outcome;

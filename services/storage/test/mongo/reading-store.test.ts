@@ -4,10 +4,10 @@
  */
 import { expect } from 'chai';
 import { MongoBulkWriteError, MongoClient } from 'mongodb';
-import { createMongoClient, UnavailableError, COLLECTIONS, EPOCH_BACKFILL } from '@flatline/platform';
+import { createMongoClient, deadline, UnavailableError, COLLECTIONS, EPOCH_BACKFILL } from '@flatline/platform';
 import type { AppendBatch, ValidReading } from '../../src/domain/append-batch.ts';
-import { ReadingStore } from '../../src/mongo/reading-store.ts';
-import { tempDir, TestDatabase } from '@flatline/stack';
+import { INSERT_CHUNK, ReadingStore } from '../../src/mongo/reading-store.ts';
+import { startToxiproxy, tempDir, TestDatabase, type RunningToxiproxy } from '@flatline/stack';
 
 const T0 = Date.parse('2026-11-29T08:00:00Z');
 
@@ -153,5 +153,47 @@ describe('ReadingStore (real FerretDB, in-process)', function () {
       db.freeze(false);
       await probe.close();
     }
+  });
+});
+
+describe('ReadingStore: a batch larger than one bound can cover (real FerretDB behind a Toxiproxy bandwidth limit)', function () {
+  this.timeout(90000);
+  const dir = tempDir('reading-store-chunks');
+  const db = new TestDatabase(`${dir.path}/ferretdb`);
+  let toxiproxy: RunningToxiproxy;
+  let client: MongoClient;
+  let store: ReadingStore;
+
+  before(async () => {
+    await db.start();
+    await new ReadingStore(createMongoClient(db.uri, 5000).db(), 5000).ensureIndexes(5000);
+    toxiproxy = await startToxiproxy({ logFile: `${dir.path}/toxiproxy.log` });
+    const proxy = await toxiproxy.client.createProxy({ name: 'db', upstream: new URL(db.uri).host });
+    client = createMongoClient(`mongodb://${proxy.listen}/flatline`, 20000);
+    store = new ReadingStore(client.db(), 20000);
+    await store.append(batchOf('warm-1', [1]), 5000);
+  });
+
+  after(async () => {
+    await client?.close();
+    await toxiproxy?.process.stop();
+    await db.stop();
+    dir.cleanup();
+  });
+
+  it(`stores 5,000 readings, ${INSERT_CHUNK} per insert each within the bound, where one insertMany of them all is cut at its deadline`, async () => {
+    const seqs = Array.from({ length: 5000 }, (_, i) => i + 1);
+    const batch = batchOf('chunked-1', seqs);
+    // About 150 bytes a reading: 200 KB/s takes ~0.75 s a chunk and ~3.8 s for all of them, against a 2 s bound.
+    await toxiproxy.client.addToxic('db', { type: 'bandwidth', stream: 'upstream', attributes: { rate: 200 } });
+    // The control: the same documents in one insertMany, with the same bound, do not go in.
+    const docs = batch.readings.map((r) => ({ flat_id: 'whole-1', device_id: r.deviceId, epoch: 0, seq: r.seq, taken_at: r.takenAt, quantity: r.quantity, unit: r.unit, value: r.value, stored_at: new Date() }));
+    const whole = await outcomeOf(client.db().collection(COLLECTIONS.readings).insertMany(docs, deadline(2000, { ordered: false })));
+    expect(whole, 'one insertMany of 5,000 readings within 2 s at 200 KB/s').to.be.instanceOf(Error);
+
+    const outcome = await outcomeOf(store.append(batch, 2000));
+    expect(outcome, outcome instanceof Error ? outcome.message : '').to.deep.equal({ inserted: seqs.length, duplicates: 0 });
+    await toxiproxy.client.reset();
+    expect(await client.db().collection(COLLECTIONS.readings).countDocuments({ flat_id: 'chunked-1' })).to.equal(seqs.length);
   });
 });
