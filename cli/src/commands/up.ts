@@ -125,6 +125,7 @@ function printTable(stack: LocalStack): void {
     ['devices', `https://${stack.devices.addresses['https']}`, `http://${stack.devices.metrics}/metrics`],
     ['  control', `http://${stack.devices.addresses['control']}`, ''],
     ...(stack.haproxy === undefined ? [] : [['haproxy', `storage ${stack.storageAddress}`, ''], ['', `query ${stack.queryAddress}`, '']]),
+    ...(stack.toxiproxy === undefined ? [] : [['toxiproxy', `http://${stack.toxiproxy.address}`, '(TCP faults on every link)']]),
     ...stack.nodes().flatMap((n) => [
       [n.name, '', ''],
       ...n.replicas.map((name) => {
