@@ -24,7 +24,9 @@ function alive(entry: Entry): boolean {
 
 /** The piece of a stack process's command line that identifies it: its binary or its service's main. */
 export function markerOf(name: string): string {
-  return name === 'ferretdb' || name === 'haproxy' ? join(TOOLS_BIN, name) : serviceEntry(name.replace(/-\d+$/, ''));
+  if (name === 'ferretdb' || name === 'haproxy') return join(TOOLS_BIN, name);
+  if (name === 'toxiproxy') return join(TOOLS_BIN, 'toxiproxy-server');
+  return serviceEntry(name.replace(/-\d+$/, ''));
 }
 
 /** The record of one stack's processes. */

@@ -1,0 +1,31 @@
+/** What a killed `flatline up` left running is stopped by the next one: every kind of process the stack starts. */
+import { expect } from 'chai';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { markerOf, ProcessRecord } from '../src/leftovers.ts';
+import { startToxiproxy } from '../src/toxiproxy.ts';
+import { tempDir } from '../src/harness.ts';
+
+describe('leftovers: the processes an earlier run recorded', function () {
+  this.timeout(30000);
+  const dir = tempDir('leftovers');
+  after(() => dir.cleanup());
+
+  it('has a marker for every process the stack starts that is a file there is (its binary or its main)', () => {
+    for (const name of ['ferretdb', 'haproxy', 'toxiproxy', 'devices', 'storage', 'storage-1', 'query', 'query-0', 'ingestion-0', 'ingestion-12']) {
+      expect(existsSync(markerOf(name)), `${name}: ${markerOf(name)}`).to.equal(true);
+    }
+  });
+
+  it('stops a Toxiproxy left running by a killed run, found by its marker', async () => {
+    const left = await startToxiproxy({ logFile: join(dir.path, 'toxiproxy.log'), detached: true });
+    try {
+      new ProcessRecord(dir.path).add('toxiproxy', left.process.pid, markerOf('toxiproxy'));
+      const stopped = await new ProcessRecord(dir.path).stopLeftovers(3000);
+      expect(stopped).to.deep.equal([`toxiproxy (pid ${left.process.pid})`]);
+      expect(await left.process.exited).to.not.equal(undefined);
+    } finally {
+      await left.process.stop();
+    }
+  });
+});
