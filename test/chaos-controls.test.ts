@@ -20,6 +20,7 @@ describe('chaos experiments deviate on a weakened system (negative controls)', f
     ],
     ['H2 with a single replica of each service (node-a holds them all)', 'the-system-stays-reachable', { failure: 'crash', fault_seconds: '30' }, ['--replicas', '1']],
     ['H3 with the outbox bypassed (a failed Append is dropped)', 'no-measurement-is-lost-while-the-database', { outage_seconds: '12' }, [...H3_STACK, '--env', 'ingestion:FLATLINE_FORWARD_ON_FAILURE=drop']],
+    ['database connections reset with the outbox bypassed (a failed Append is dropped)', 'database-connections-reset', { fault_seconds: '8' }, ['--env', 'ingestion:FLATLINE_FORWARD_ON_FAILURE=drop']],
   ];
   for (const [title, experiment, vars, extra] of cases) {
     it(`${title}: deviates, and still leaves nothing behind`, async () => {

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, readEvents, type LocalStack, eventually, holdFor, startTestStack, tempDir, freshness } from '@flatline/stack';
-import { chaosRun, CLI, expectNothingLeft, expectReport, expectZeroGaps } from './support/chaos-run.ts';
+import { chaosRun, CLI, expectNoToxicLeft, expectNothingLeft, expectReport, expectZeroGaps } from './support/chaos-run.ts';
 
 describe('chaos experiments: flatline chaos run under the real Chaos Toolkit', function () {
   this.timeout(300000);
@@ -51,6 +51,21 @@ describe('chaos experiments: flatline chaos run under the real Chaos Toolkit', f
     expect(o.code, o.stdout.slice(-3000)).to.equal(0);
     expectReport(o, 'passed');
     expectNothingLeft(stack);
+    await expectZeroGaps(stack);
+  });
+
+  it('database connections reset (db-reset through Toxiproxy): nothing is lost, the resets took effect, the outboxes drain after', async () => {
+    const o = await chaosRun(reports, stack.options.stateDir, 'database-connections-reset', { fault_seconds: '8' });
+    expect(o.code, o.stdout.slice(-3000)).to.equal(0);
+    expectReport(o, 'passed');
+    // The proof, as the journal has it: the toxic on each database link, and bytes that met it.
+    const journal = JSON.parse(readFileSync(join(o.dir, 'journal.json'), 'utf8')) as { run: Array<{ activity: { name: string }; output?: { stdout?: string } }> };
+    const proof = journal.run.find((r) => r.activity.name === 'the-resets-took-effect')?.output?.stdout ?? '';
+    for (const link of ['storage-db', 'query-db', 'ingestion-db']) {
+      expect(proof, 'the proof').to.match(new RegExp(`db-reset ${link}: db-reset-${link}-reset_peer-downstream; [1-9]\\d* bytes received since it went on`));
+    }
+    expectNothingLeft(stack);
+    await expectNoToxicLeft(stack);
     await expectZeroGaps(stack);
   });
 

@@ -281,6 +281,23 @@ export class ToxiproxyClient {
     return (await this.json('GET', `${ToxiproxyClient.proxyPath(proxy)}/toxics`, z.array(TOXIC_SCHEMA))) as Toxic[];
   }
 
+  /**
+   * Bytes each proxy has received from its clients so far (Toxiproxy's
+   * toxiproxy_proxy_received_bytes_total, served with -proxy-metrics, which
+   * startToxiproxy passes), by proxy name.
+   */
+  async receivedBytes(): Promise<Record<string, number>> {
+    const text = await this.send('GET', '/metrics');
+    const out: Record<string, number> = {};
+    for (const line of text.split('\n')) {
+      if (!line.startsWith('toxiproxy_proxy_received_bytes_total{')) continue;
+      const proxy = /proxy="([^"]*)"/.exec(line)?.[1];
+      if (proxy === undefined) continue;
+      out[proxy] = (out[proxy] ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+    return out;
+  }
+
   /** Removes every toxic of every proxy and enables every proxy (POST /reset); the proxies themselves stay. */
   async reset(): Promise<void> {
     await this.send('POST', '/reset');
@@ -347,7 +364,8 @@ async function startOn(host: string, port: number, options: ToxiproxyOptions): P
       name: 'toxiproxy',
       detached: options.detached ?? false,
       command: join(TOOLS_BIN, 'toxiproxy-server'),
-      args: ['-host', host, '-port', String(port)],
+      // -proxy-metrics: bytes per proxy at /metrics, the proof that data went through a link while a toxic was on.
+      args: ['-host', host, '-port', String(port), '-proxy-metrics'],
       logFile: options.logFile,
       // Logged just before it binds: the API answering is the real sign, polled below.
       ready: (line) => (line.includes('Starting HTTP server on endpoint') ? 'starting' : undefined),

@@ -311,4 +311,14 @@ describe('Toxiproxy (real toxiproxy-server, FerretDB and mongodb driver)', funct
     expect(again).to.include({ listen: a!.listen });
     expect(again!.toxics.map((t) => t.name), 'unchanged: kept with its toxics').to.deep.equal(['kept']);
   });
+
+  it('counts the bytes each proxy received from its clients (the proof that data met a toxic)', async () => {
+    const { server, address } = await httpServer('counted');
+    servers.push(server);
+    const proxy = await api.createProxy({ name: 'counted', upstream: address });
+    const before = (await api.receivedBytes())['counted'] ?? 0;
+    await rawGet(proxy.listen);
+    const after = (await api.receivedBytes())['counted'] ?? 0;
+    expect(after - before, 'the request line and headers').to.be.greaterThan(20);
+  });
 });

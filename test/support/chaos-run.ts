@@ -70,6 +70,13 @@ export function expectNothingLeft(stack: LocalStack): void {
   }
 }
 
+/** No TCP fault left on any of the stack's Toxiproxy links. */
+export async function expectNoToxicLeft(stack: LocalStack): Promise<void> {
+  if (stack.toxiproxy === undefined) return;
+  const left = Object.values(await stack.toxiproxy.client.listProxies()).flatMap((p) => p.toxics.map((t) => `${t.name} on ${p.name}`));
+  expect(left, 'TCP faults left on').to.deep.equal([]);
+}
+
 /** Every reading fetched is stored: outboxes drained (flatline drained), then no gap in any device's sequence. */
 export async function expectZeroGaps(stack: LocalStack): Promise<void> {
   await run(process.execPath, [...CLI, 'drained', '--timeout', '60s', '--state-dir', stack.options.stateDir], { cwd: REPO_ROOT });

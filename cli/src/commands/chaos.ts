@@ -12,7 +12,7 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, write
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { readFaultFile, writeFaultFile } from '@flatline/mesh';
-import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN, callControl, markerOf, ProcessRecord, readEvents, recordEvent, freshnessReport, readStackFile, stackRunning, type StackFile, DEFAULT_PORTS, FREE_PORTS, LocalStack } from '@flatline/stack';
+import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN, callControl, markerOf, ProcessRecord, readEvents, recordEvent, freshnessReport, readStackFile, stackRunning, type StackFile, DEFAULT_PORTS, FREE_PORTS, LocalStack, ToxiproxyClient } from '@flatline/stack';
 import { duration, wholeNumber } from './up.ts';
 
 const CHAOS_DIR = join(REPO_ROOT, 'chaos');
@@ -153,6 +153,20 @@ export async function sweep(stateDir: string): Promise<string[]> {
     found.push('database frozen');
     process.kill(stack.databasePid!, 'SIGCONT');
     recordEvent(stateDir, 'remove', 'database', 'thawed by flatline chaos run');
+  }
+  if (stack.toxiproxy !== undefined) {
+    // TCP faults: toxics left on a link (a rollback that did not run, or failed).
+    const links = new ToxiproxyClient(stack.toxiproxy.api, 5000);
+    try {
+      const left = Object.values(await links.listProxies()).flatMap((p) => p.toxics.map((t) => `${t.name} on ${p.name}`));
+      if (left.length > 0) {
+        found.push(`TCP faults still on: ${left.join(', ')}`);
+        await links.reset();
+        recordEvent(stateDir, 'remove', '*', 'TCP faults swept by flatline chaos run');
+      }
+    } catch (err) {
+      found.push(`TCP faults unknown: Toxiproxy did not answer (${(err as Error).message})`);
+    }
   }
   const down = Object.entries(stack.nodes ?? {}).filter(([, state]) => state !== 'ready');
   for (const [node, state] of down) {

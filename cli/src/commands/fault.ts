@@ -11,7 +11,7 @@ import { InvalidFaultError, readFaultFile, writeFaultFile, SCENARIOS, TCP_SCENAR
 import { recordEvent, DEFAULT_STATE_DIR, scrapeText, sumMetric, readStackFile } from '@flatline/stack';
 import { spawnSync } from 'node:child_process';
 import { duration } from './up.ts';
-import { linksOf, tcpFaultOff, tcpFaultOn, tcpFaultStatus } from './tcp-fault.ts';
+import { linksOf, tcpFaultOff, tcpFaultOn, tcpFaultStatus, tcpFaultTouched } from './tcp-fault.ts';
 
 interface OnOptions {
   stateDir: string;
@@ -77,7 +77,7 @@ function fail(message: string): void {
 async function tcpOn(name: string, o: OnOptions): Promise<void> {
   if (o.kube) return fail(`${name} is a TCP fault: on a cluster it needs the chart's Toxiproxy, which flatline does not deploy yet`);
   try {
-    const lines = await tcpFaultOn(linksOf(o.stateDir), name, {
+    const lines = await tcpFaultOn(linksOf(o.stateDir), o.stateDir, name, {
       ...(o.flats.length > 0 ? { flats: o.flats } : {}),
       ...(o.percent !== undefined ? { percent: o.percent } : {}),
       ...(o.delay !== undefined ? { delayMs: o.delay } : {}),
@@ -209,9 +209,19 @@ export function faultCommand(): Command {
 
   cmd
     .command('touched <scenario>')
-    .description('print how many requests a fault delayed or aborted in the last minute; exit 1 when none (proof a fault took effect)')
+    .description('print how many requests a fault delayed or aborted in the last minute (a TCP fault: its toxics and the bytes its links received since it went on); exit 1 when none (proof a fault took effect)')
     .option('--state-dir <dir>', 'state folder of the local stack', DEFAULT_STATE_DIR)
     .action(async (name: string, o: { stateDir: string }) => {
+      if (tcpScenario(name) !== undefined) {
+        try {
+          const { acted, lines } = await tcpFaultTouched(linksOf(o.stateDir), o.stateDir, name);
+          for (const line of lines) process.stdout.write(`${name} ${line}\n`);
+          if (!acted) process.exitCode = 1;
+        } catch (err) {
+          fail((err as Error).message);
+        }
+        return;
+      }
       const texts = await injectorMetrics(o.stateDir);
       const n = texts.reduce((sum, t) => sum + sumMetric(t, 'flatline_fault_requests_last_minute', `fault="${name}"`), 0);
       process.stdout.write(`${name}: ${n} request(s) touched in the last minute\n`);
