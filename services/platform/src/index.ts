@@ -15,3 +15,4 @@ export * from './status.ts';
 export * from './store-schema.ts';
 export * from './stable-hash.ts';
 export * from './database-health.ts';
+export * from './serve.ts';

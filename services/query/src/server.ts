@@ -1,6 +1,6 @@
 /** Query service: the composition root (config → dependencies → server), started by main.ts or in-process by a test. */
 import { QueryServiceService } from '@flatline/proto';
-import { GrpcHost, announceListening, createMetrics, serveMetrics, createMongoClient, followDatabase, withPort, type Logger, type StartedServer } from '@flatline/platform';
+import { GrpcHost, createMetrics, createMongoClient, followDatabase, serveService, type Logger, type StartedServer } from '@flatline/platform';
 import type { loadConfig } from './config.ts';
 import { QueryStore } from './mongo/query-store.ts';
 import { pageTokens } from './domain/page-token.ts';
@@ -43,21 +43,9 @@ export async function startQuery(config: QueryConfig, logger: Logger): Promise<S
     }),
     'flatline.query.v1.QueryService',
   );
-  const port = await host.listen(config.listen);
-  const metricsServer = await serveMetrics(config.metricsListen, metrics.registry, logger);
-  const grpc = withPort(config.listen, port);
-  const metricsAddress = withPort(config.metricsListen, metricsServer.port);
-  announceListening(logger, { grpc, metrics: metricsAddress });
-
-  return {
-    grpc,
-    metrics: metricsAddress,
-    stop: async () => {
-      await host.shutdown(config.shutdownGraceMs);
-      snapshot.stop();
-      database.stop();
-      await metricsServer.close();
-      await client.close();
-    },
-  };
+  return serveService(host, metrics, { ...config, logger }, async () => {
+    snapshot.stop();
+    database.stop();
+    await client.close();
+  });
 }

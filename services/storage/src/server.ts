@@ -1,6 +1,6 @@
 /** Storage service: the composition root (config → dependencies → server), started by main.ts or in-process by a test. */
 import { StorageServiceService } from '@flatline/proto';
-import { GrpcHost, announceListening, createMetrics, serveMetrics, createMongoClient, followDatabase, withPort, type Logger, type StartedServer } from '@flatline/platform';
+import { GrpcHost, createMetrics, createMongoClient, followDatabase, serveService, type Logger, type StartedServer } from '@flatline/platform';
 import type { loadConfig } from './config.ts';
 import { ReadingStore } from './mongo/reading-store.ts';
 import { startStatePruning } from './mongo/prune-schedule.ts';
@@ -39,21 +39,9 @@ export async function startStorage(config: StorageConfig, logger: Logger): Promi
     }),
     'flatline.storage.v1.StorageService',
   );
-  const port = await host.listen(config.listen);
-  const metricsServer = await serveMetrics(config.metricsListen, metrics.registry, logger);
-  const grpc = withPort(config.listen, port);
-  const metricsAddress = withPort(config.metricsListen, metricsServer.port);
-  announceListening(logger, { grpc, metrics: metricsAddress });
-
-  return {
-    grpc,
-    metrics: metricsAddress,
-    stop: async () => {
-      await host.shutdown(config.shutdownGraceMs);
-      database.stop();
-      pruning.unsubscribe();
-      await metricsServer.close();
-      await client.close();
-    },
-  };
+  return serveService(host, metrics, { ...config, logger }, async () => {
+    database.stop();
+    pruning.unsubscribe();
+    await client.close();
+  });
 }
