@@ -240,6 +240,33 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
     await eventually('flat 7 fresher than 5 s again', async () => (await freshness(stack.queryAddress, { flatIds: ['7'] })).worstAgeSeconds < 5, 30000, 500);
   });
 
+  it('devices-tcp-slow with each flat its own latency (7: 3 s, 13: 1 s) through proxies of their own: those flats go stale, the others stay fresh; off puts them back on the gateway', async () => {
+    // Both longer than the poll timeout (600 ms here). Toxiproxy counts a connection's bytes once they are through,
+    // so a latency longer than the test would show none yet: touched's proof needs connections that end.
+    const on = await flatline('fault', 'on', 'devices-tcp-slow', '--per-flat', '7=3s,13=1s');
+    expect(on.stdout).to.match(/devices-tcp-slow on \(flat 7, its own link 127\.0\.0\.1:\d+\): latency downstream toxicity 1 \{"latency":3000,"jitter":0\}/);
+    expect(on.stdout).to.match(/devices-tcp-slow on \(flat 13, its own link 127\.0\.0\.1:\d+\): latency downstream toxicity 1 \{"latency":1000,"jitter":0\}/);
+    const links = JSON.parse(readFileSync(join(dir.path, 'device-links.json'), 'utf8')) as { flats: Record<string, string> };
+    expect(Object.keys(links.flats).sort()).to.deep.equal(['13', '7']);
+    try {
+      // Both flats time out, nobody else does.
+      await eventually('flats 7 and 13 to be at least 5 s stale', async () => (await freshness(stack.queryAddress, { flatIds: ['7', '13'] })).worstAgeSeconds >= 5 && (await freshness(stack.queryAddress, { flatIds: ['13'] })).worstAgeSeconds >= 5, 30000, 250);
+      const others = await freshness(stack.queryAddress, { excludeFlatIds: ['7', '13'] });
+      expect(others.flatCount).to.equal(FLATS - 2);
+      expect(others.worstAgeSeconds, 'the other flats stay fresh').to.be.below(5);
+      const touched = await flatline('fault', 'touched', 'devices-tcp-slow');
+      expect(touched.stdout).to.match(/ingestion-devices-flat-7: devices-tcp-slow-latency-downstream; [1-9]\d* bytes received since it went on/);
+      expect(touched.stdout).to.match(/ingestion-devices-flat-13: devices-tcp-slow-latency-downstream; [1-9]\d* bytes received since it went on/);
+    } finally {
+      const off = await flatline('fault', 'off', 'devices-tcp-slow');
+      expect(off.stdout).to.contain('devices-tcp-slow off (2 toxic(s) removed)');
+    }
+    expect(JSON.parse(readFileSync(join(dir.path, 'device-links.json'), 'utf8'))).to.deep.equal({ version: 1, flats: {} });
+    await eventually('flats 7 and 13 fresher than 5 s again', async () => (await freshness(stack.queryAddress, { flatIds: ['7', '13'] })).worstAgeSeconds < 5, 30000, 500);
+    const proxies = Object.keys((await (await fetch(`${stack.toxiproxy!.client.baseUrl}/proxies`)).json()) as Record<string, unknown>);
+    expect(proxies.filter((p) => p.startsWith('ingestion-devices-flat-')), 'the per-flat proxies are gone').to.deep.equal([]);
+  });
+
   it('fault off --all restores a fault file left corrupt by a crashed toggle', async () => {
     writeFileSync(join(dir.path, 'faults.json'), '{"version":1,"faults":[{"name":"devices-sl');
     const refused = await flatline('fault', 'off', 'devices-slow').catch((e: { code: number; stderr: string }) => e);

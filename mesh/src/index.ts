@@ -7,3 +7,4 @@ export * from './injector.ts';
 export * from './istio.ts';
 export * from './scenarios.ts';
 export * from './tcp-fault.ts';
+export * from './device-links.ts';

@@ -17,7 +17,7 @@
  * restored.
  */
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { DB_LINKS, writeFaultFile, type Link } from '@flatline/mesh';
+import { DB_LINKS, writeDeviceLinks, writeFaultFile, type Link } from '@flatline/mesh';
 import { join } from 'node:path';
 import { flatIds, loadCredentials, writeCredentials } from '@flatline/platform';
 import { startDatabase, startService, type RunningDatabase, type RunningService } from './components.ts';
@@ -174,6 +174,11 @@ export class LocalStack {
   /** The local plane's fault file (flatline fault on/off writes it). */
   get faultsFile(): string {
     return join(this.options.stateDir, 'faults.json');
+  }
+
+  /** The local plane's per-flat device links (flatline fault on <TCP scenario> --flats writes it). */
+  get deviceLinksFile(): string {
+    return join(this.options.stateDir, 'device-links.json');
   }
 
   /** The credentials file the simulator and ingestion share. */
@@ -385,6 +390,8 @@ export class LocalStack {
     this.ensureCredentials(say);
     // The local plane's fault file exists from the start (no fault), so what follows it and what checks it never meet an absent file.
     if (!existsSync(this.faultsFile)) writeFaultFile(this.faultsFile, []);
+    // Per-flat proxies live in Toxiproxy, which starts afresh: no flat keeps a link to a proxy that is gone.
+    writeDeviceLinks(this.deviceLinksFile, {});
     this.plan();
 
     say(`starting ferretdb (state in ${join(options.stateDir, 'ferretdb')})…`);
@@ -529,6 +536,8 @@ export class LocalStack {
     this.toxiproxyPort = portOf(started.address);
     this.supervise('toxiproxy', started.process, () => this.startLinks());
     await this.populateLinks();
+    // A restarted Toxiproxy has no per-flat proxies: their flats go back to the gateway's link.
+    if (this.started) writeDeviceLinks(this.deviceLinksFile, {});
     this.onStarted('toxiproxy', started);
     if (this.started) this.writeStackFile();
   }
@@ -607,6 +616,7 @@ export class LocalStack {
       FLATLINE_DEVICES_CREDENTIALS: this.credentialsFile,
       FLATLINE_STORAGE_ADDR: this.viaLink('ingestion-storage', this.storageAddress),
       FLATLINE_FAULTS_FILE: this.faultsFile,
+      FLATLINE_DEVICE_LINKS_FILE: this.deviceLinksFile,
       FLATLINE_POLL_INTERVAL_MS: String(this.options.intervalMs),
       FLATLINE_POLL_TIMEOUT_MS: String(Math.min(2000, Math.floor(this.options.intervalMs * 0.6))),
       ...this.options.env?.ingestion,

@@ -14,6 +14,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { readFaultFile, writeFaultFile } from '@flatline/mesh';
 import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN, callControl, markerOf, ProcessRecord, readEvents, recordEvent, freshnessReport, readStackFile, stackRunning, type StackFile, DEFAULT_PORTS, FREE_PORTS, LocalStack, ToxiproxyClient } from '@flatline/stack';
 import { duration, wholeNumber } from './up.ts';
+import { tcpFaultsAllOff } from './tcp-fault.ts';
 
 const CHAOS_DIR = join(REPO_ROOT, 'chaos');
 const SERVICES = ['storage', 'query', 'devices', 'ingestion'] as const;
@@ -161,7 +162,7 @@ export async function sweep(stateDir: string): Promise<string[]> {
       const left = Object.values(await links.listProxies()).flatMap((p) => p.toxics.map((t) => `${t.name} on ${p.name}`));
       if (left.length > 0) {
         found.push(`TCP faults still on: ${left.join(', ')}`);
-        await links.reset();
+        await tcpFaultsAllOff(links, stateDir);
         recordEvent(stateDir, 'remove', '*', 'TCP faults swept by flatline chaos run');
       }
     } catch (err) {

@@ -11,7 +11,7 @@ import { InvalidFaultError, readFaultFile, writeFaultFile, SCENARIOS, TCP_SCENAR
 import { recordEvent, DEFAULT_STATE_DIR, scrapeText, sumMetric, readStackFile } from '@flatline/stack';
 import { spawnSync } from 'node:child_process';
 import { duration } from './up.ts';
-import { linksOf, tcpFaultOff, tcpFaultOn, tcpFaultStatus, tcpFaultTouched } from './tcp-fault.ts';
+import { linksOf, tcpFaultOff, tcpFaultOn, tcpFaultsAllOff, tcpFaultStatus, tcpFaultTouched } from './tcp-fault.ts';
 
 interface OnOptions {
   stateDir: string;
@@ -23,6 +23,7 @@ interface OnOptions {
   percent: number | undefined;
   delay: number | undefined;
   status: string | undefined;
+  perFlat: Record<string, number> | undefined;
 }
 
 const list = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').filter(Boolean)];
@@ -39,6 +40,17 @@ function shareOfFlats(stateDir: string, share: number): string[] {
   if (!existsSync(file)) throw new Error(`--share needs the flat list of a stack: ${file} does not exist (start one with npm start)`);
   const ids = [...loadCredentials(file).keys()].sort((a, b) => stableFraction(`share:${a}`) - stableFraction(`share:${b}`));
   return ids.slice(0, Math.max(1, Math.round((ids.length * share) / 100)));
+}
+
+/** --per-flat 7=30s,13=5s: each flat's delay in ms. */
+function perFlat(value: string, previous: Record<string, number> = {}): Record<string, number> {
+  const out = { ...previous };
+  for (const item of value.split(',').filter(Boolean)) {
+    const m = /^([A-Za-z0-9_-]{1,64})=(.+)$/.exec(item);
+    if (m === null) throw new InvalidArgumentError(`expected <flat>=<duration>, e.g. 7=30s, got ${JSON.stringify(item)}`);
+    out[m[1]!] = duration(m[2]!);
+  }
+  return out;
 }
 
 const faultFile = (stateDir: string): string => join(stateDir, 'faults.json');
@@ -81,6 +93,7 @@ async function tcpOn(name: string, o: OnOptions): Promise<void> {
       ...(o.flats.length > 0 ? { flats: o.flats } : {}),
       ...(o.percent !== undefined ? { percent: o.percent } : {}),
       ...(o.delay !== undefined ? { delayMs: o.delay } : {}),
+      ...(o.perFlat !== undefined ? { perFlat: o.perFlat } : {}),
     });
     for (const line of lines) process.stdout.write(`${line}\n`);
     recordEvent(o.stateDir, 'inject', name, lines.join('; '));
@@ -92,7 +105,7 @@ async function tcpOn(name: string, o: OnOptions): Promise<void> {
 /** `fault off` of a TCP scenario. */
 async function tcpOff(name: string, stateDir: string): Promise<void> {
   try {
-    const removed = await tcpFaultOff(linksOf(stateDir), name);
+    const removed = await tcpFaultOff(linksOf(stateDir), stateDir, name);
     process.stdout.write(removed > 0 ? `${name} off (${removed} toxic(s) removed)\n` : `${name} was not on\n`);
     if (removed > 0) recordEvent(stateDir, 'remove', name, 'off');
   } catch (err) {
@@ -126,7 +139,8 @@ export function faultCommand(): Command {
       .addOption(new Option('--share <percent>', 'target this share of the flats, chosen by a stable hash (device scenarios)').argParser(percent))
       .addOption(new Option('--percent <percent>', 'share of requests affected (default 100)').argParser(percent))
       .addOption(new Option('--delay <duration>', 'delay, e.g. 30s or 300ms').argParser(duration))
-      .option('--status <code>', 'HTTP status (device scenarios) or gRPC status name (storage scenarios)'),
+      .option('--status <code>', 'HTTP status (device scenarios) or gRPC status name (storage scenarios)')
+      .addOption(new Option('--per-flat <flat=duration,...>', 'each flat its own delay, e.g. 7=30s,13=5s,21=12s (TCP device scenarios: devices-tcp-slow, devices-dribble)').argParser(perFlat)),
   ).action(async (name: string, o: OnOptions) => {
     if (tcpScenario(name) !== undefined) return tcpOn(name, o);
     const s = scenario(name);
@@ -187,7 +201,7 @@ export function faultCommand(): Command {
       // And every TCP fault, when the stack runs Toxiproxy (a stack without it has none to remove).
       if (readStackFile(o.stateDir)?.toxiproxy !== undefined) {
         try {
-          await linksOf(o.stateDir).reset();
+          await tcpFaultsAllOff(linksOf(o.stateDir), o.stateDir);
         } catch (err) {
           return fail(`the fault file is reset, but the TCP faults may still be on: ${(err as Error).message}`);
         }

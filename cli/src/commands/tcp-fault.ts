@@ -5,7 +5,7 @@
  */
 import { readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { tcpScenario, toxicName, type TcpFault, type TcpScenarioOptions } from '@flatline/mesh';
+import { readDeviceLinks, tcpScenario, tcpToxicsFor, toxicName, writeDeviceLinks, type TcpFault, type TcpScenarioOptions, type TcpToxic } from '@flatline/mesh';
 import { readStackFile, ToxiproxyClient, ToxiproxyError, type Toxic } from '@flatline/stack';
 
 /** The Toxiproxy of the stack in stateDir; throws, saying how to get one, when it runs none. */
@@ -16,34 +16,99 @@ export function linksOf(stateDir: string): ToxiproxyClient {
   return new ToxiproxyClient(file.toxiproxy.api);
 }
 
+/** The proxy of one flat's own device link. */
+export const flatProxy = (flatId: string): string => `ingestion-devices-flat-${flatId}`;
+
+const deviceLinksFile = (stateDir: string): string => join(stateDir, 'device-links.json');
+
+/** Adds toxics to proxy, each replacing one of the same name. */
+async function addToxics(client: ToxiproxyClient, proxy: string, fault: TcpFault, toxics: readonly TcpToxic[]): Promise<void> {
+  for (const t of toxics) {
+    const toxic = { name: toxicName(fault, t), type: t.type, stream: t.stream, toxicity: t.toxicity, attributes: t.attributes } as Parameters<ToxiproxyClient['addToxic']>[1];
+    await client.removeToxic(proxy, toxic.name!).catch((err: unknown) => {
+      if (!(err instanceof ToxiproxyError && err.status === 404)) throw err;
+    });
+    await client.addToxic(proxy, toxic);
+  }
+}
+
+const describe = (toxics: readonly TcpToxic[]): string => toxics.map((t) => `${t.type} ${t.stream} toxicity ${t.toxicity} ${JSON.stringify(t.attributes)}`).join('; ');
+
 /**
  * Turns the TCP scenario name on: its toxics replace any of the same name.
- * Returns one line per declaration. A declaration with per-flat toxics is
- * refused: the local stack has one proxy per link, not one per flat.
+ * A declaration with per-flat toxics (the device link) gives each flat a
+ * proxy of its own in front of the gateway, with that flat's toxics, and
+ * only then points ingestion at it (device-links.json). Returns one line per
+ * link or flat.
  */
 export async function tcpFaultOn(client: ToxiproxyClient, stateDir: string, name: string, options: TcpScenarioOptions): Promise<string[]> {
   const s = tcpScenario(name);
   if (s === undefined) throw new Error(`no TCP scenario ${JSON.stringify(name)}`);
   const faults: readonly TcpFault[] = s.build(options);
-  const perFlat = faults.find((f) => f.flats !== undefined);
-  if (perFlat !== undefined) {
-    throw new Error(`${name} with --flats needs a proxy per flat, and the local stack has one per link: leave --flats out to fault the whole ${perFlat.link} link`);
-  }
   const lines: string[] = [];
   // What each link had received when the fault went on: touched compares with it.
   const bytes = await client.receivedBytes();
+  const baseline: Record<string, number> = {};
   for (const fault of faults) {
-    for (const t of fault.toxics) {
-      const toxic = { name: toxicName(fault, t), type: t.type, stream: t.stream, toxicity: t.toxicity, attributes: t.attributes } as Parameters<ToxiproxyClient['addToxic']>[1];
-      await client.removeToxic(fault.link, toxic.name!).catch((err: unknown) => {
-        if (!(err instanceof ToxiproxyError && err.status === 404)) throw err;
-      });
-      await client.addToxic(fault.link, toxic);
+    if (fault.flats === undefined) {
+      await addToxics(client, fault.link, fault, fault.toxics);
+      baseline[fault.link] = bytes[fault.link] ?? 0;
+      lines.push(`${fault.name} on (link ${fault.link}): ${describe(fault.toxics)}`);
+      continue;
     }
-    lines.push(`${fault.name} on (link ${fault.link}): ${fault.toxics.map((t) => `${t.type} ${t.stream} toxicity ${t.toxicity} ${JSON.stringify(t.attributes)}`).join('; ')}`);
+    const gateway = readStackFile(stateDir)?.devices;
+    if (gateway === undefined) throw new Error(`no local stack runs in ${stateDir}: a per-flat device link needs the gateway's address`);
+    const links = { ...readDeviceLinks(deviceLinksFile(stateDir)) };
+    for (const flatId of Object.keys(fault.flats)) {
+      const proxyName = flatProxy(flatId);
+      const existing = (await client.listProxies())[proxyName];
+      const proxy = existing ?? (await client.createProxy({ name: proxyName, upstream: gateway }));
+      await addToxics(client, proxyName, fault, tcpToxicsFor(fault, flatId));
+      links[flatId] = proxy.listen;
+      baseline[proxyName] = bytes[proxyName] ?? 0;
+      lines.push(`${fault.name} on (flat ${flatId}, its own link ${proxy.listen}): ${describe(tcpToxicsFor(fault, flatId))}`);
+    }
+    writeDeviceLinks(deviceLinksFile(stateDir), links);
   }
-  new Baselines(stateDir).set(name, Object.fromEntries(faults.map((f) => [f.link, bytes[f.link] ?? 0])));
+  new Baselines(stateDir).set(name, baseline);
   return lines;
+}
+
+/**
+ * Removes the toxics of TCP scenario name (every toxic whose name starts
+ * with it); a flat's own proxy left without toxics is removed, its flat
+ * pointed back at the gateway first. Returns how many toxics it removed.
+ */
+export async function tcpFaultOff(client: ToxiproxyClient, stateDir: string, name: string): Promise<number> {
+  let removed = 0;
+  const proxies = Object.values(await client.listProxies());
+  const emptied: string[] = [];
+  for (const proxy of proxies) {
+    const mine = proxy.toxics.filter((t) => t.name.startsWith(`${name}-`));
+    if (mine.length > 0 && mine.length === proxy.toxics.length && proxy.name.startsWith(flatProxy(''))) emptied.push(proxy.name);
+  }
+  if (emptied.length > 0) {
+    const links = { ...readDeviceLinks(deviceLinksFile(stateDir)) };
+    for (const p of emptied) delete links[p.slice(flatProxy('').length)];
+    writeDeviceLinks(deviceLinksFile(stateDir), links);
+  }
+  for (const proxy of proxies) {
+    for (const t of proxy.toxics) {
+      if (!t.name.startsWith(`${name}-`)) continue;
+      await client.removeToxic(proxy.name, t.name);
+      removed++;
+    }
+  }
+  // Ingestion follows the links file within 200 ms; a poll already on its way to the proxy may still fail once.
+  for (const p of emptied) await client.deleteProxy(p);
+  return removed;
+}
+
+/** Every TCP fault off: the links file emptied, every per-flat proxy deleted, every toxic removed. */
+export async function tcpFaultsAllOff(client: ToxiproxyClient, stateDir: string): Promise<void> {
+  writeDeviceLinks(deviceLinksFile(stateDir), {});
+  for (const proxy of Object.keys(await client.listProxies())) if (proxy.startsWith(flatProxy(''))) await client.deleteProxy(proxy);
+  await client.reset();
 }
 
 /** Bytes each link had received when a TCP scenario went on, kept in the state folder (tcp-faults.json) for touched. */
@@ -73,6 +138,9 @@ class Baselines {
  * Whether TCP scenario name acted, link by link: its toxics are on the
  * link, and the link received bytes since the fault went on (data met the
  * toxic). One line per link; acted is false when any link shows neither.
+ * Toxiproxy counts a connection's bytes once they are through: a link whose
+ * every connection is still held (a latency longer than the poll, the client
+ * not yet gone) shows none until one ends.
  */
 export async function tcpFaultTouched(client: ToxiproxyClient, stateDir: string, name: string): Promise<{ acted: boolean; lines: string[] }> {
   const s = tcpScenario(name);
@@ -82,27 +150,15 @@ export async function tcpFaultTouched(client: ToxiproxyClient, stateDir: string,
   const bytes = await client.receivedBytes();
   const lines: string[] = [];
   let acted = true;
-  for (const fault of s.build({})) {
-    const on = (proxies[fault.link]?.toxics ?? []).filter((t) => t.name.startsWith(`${name}-`));
-    const received = since === undefined ? undefined : (bytes[fault.link] ?? 0) - (since[fault.link] ?? 0);
-    const ok = on.length > 0 && received !== undefined && received > 0;
-    if (!ok) acted = false;
-    lines.push(`${fault.link}: ${on.length > 0 ? on.map((t) => t.name).join(', ') : 'no toxic of it'}; ${received === undefined ? 'never turned on here' : `${received} bytes received since it went on`}`);
+  const names = since === undefined ? [] : Object.keys(since);
+  if (names.length === 0) return { acted: false, lines: [`${name} was never turned on here`] };
+  for (const proxyName of names) {
+    const on = (proxies[proxyName]?.toxics ?? []).filter((t) => t.name.startsWith(`${name}-`));
+    const received = (bytes[proxyName] ?? 0) - (since![proxyName] ?? 0);
+    if (!(on.length > 0 && received > 0)) acted = false;
+    lines.push(`${proxyName}: ${on.length > 0 ? on.map((t) => t.name).join(', ') : 'no toxic of it'}; ${received} bytes received since it went on`);
   }
   return { acted, lines };
-}
-
-/** Removes the toxics of TCP scenario name (every toxic whose name starts with it); returns how many. */
-export async function tcpFaultOff(client: ToxiproxyClient, name: string): Promise<number> {
-  let removed = 0;
-  for (const proxy of Object.values(await client.listProxies())) {
-    for (const t of proxy.toxics) {
-      if (!t.name.startsWith(`${name}-`)) continue;
-      await client.removeToxic(proxy.name, t.name);
-      removed++;
-    }
-  }
-  return removed;
 }
 
 /** Every toxic on every link, as flatline fault status shows it. */

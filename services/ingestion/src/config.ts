@@ -35,6 +35,7 @@ export const INGESTION_ENV = {
   FLATLINE_DEVICES_CREDENTIALS: text('.state/devices/credentials.json', 'the flats\' credentials file (which flats exist, and how to log in)'),
   FLATLINE_STORAGE_ADDR: hostPort('127.0.0.1:7101'),
   FLATLINE_FAULTS_FILE: text('.state/faults.json', 'the local fault file (flatline fault on/off writes it; absent means no fault)'),
+  FLATLINE_DEVICE_LINKS_FILE: text('.state/device-links.json', 'the local plane\'s per-flat device links: flats polled through a proxy of their own (flatline fault on with --flats and a TCP scenario writes it; absent means none)'),
   FLATLINE_MONGODB_URI: DATABASE_ENV.FLATLINE_MONGODB_URI,
   FLATLINE_POLL_INTERVAL_MS: int(5000, 100, 3600000, 'milliseconds between two polls of a flat (100 to 3600000)'),
   FLATLINE_POLL_TIMEOUT_MS: int(2000, 50, 600000, 'milliseconds one poll may take (50 to 600000); keep it shorter than the interval (a longer one is accepted with a warning: a slow flat then misses polls and, with little concurrency, holds up the others)'),
@@ -95,6 +96,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     credentialsFile: resolve(e.FLATLINE_DEVICES_CREDENTIALS),
     storageAddr: e.FLATLINE_STORAGE_ADDR,
     faultsFile: resolve(e.FLATLINE_FAULTS_FILE),
+    deviceLinksFile: resolve(e.FLATLINE_DEVICE_LINKS_FILE),
     mongoUri: e.FLATLINE_MONGODB_URI,
     poll: {
       intervalMs: e.FLATLINE_POLL_INTERVAL_MS,

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import { StorageServiceClient } from '@flatline/proto';
 import { loadCredentials, GrpcHost, helpRequested, printHelp, onShutdownSignal, runMain, announceListening, createLogger, createMetrics, serveMetrics, createMongoClient, withPort } from '@flatline/platform';
-import { FaultSource, grpcFaultInterceptor, httpFaultInterceptor, createFaultCounter, Injector } from '@flatline/mesh';
+import { DeviceLinkSource, FaultSource, grpcFaultInterceptor, httpFaultInterceptor, createFaultCounter, Injector } from '@flatline/mesh';
 import { INGESTION_ENV, loadConfig } from './config.ts';
 import { DeviceClient } from './devices/device-client.ts';
 import { bucketOf } from './domain/flat-schedule.ts';
@@ -42,12 +42,19 @@ runMain(NAME, async () => {
     (active) => logger.info({ faults: active.map((f) => f.name) }, 'faults in force'),
   );
   const faultCounter = createFaultCounter(base.registry);
+  // The local plane's per-flat TCP faults: a flat listed there is polled through its own proxy.
+  const links = new DeviceLinkSource(
+    config.deviceLinksFile,
+    (err) => logger.error({ err: err.message }, 'device-links file refused; keeping the previous links'),
+    (flats) => logger.info({ flats: Object.keys(flats) }, 'per-flat device links in force'),
+  );
   const devices = new DeviceClient({
     baseUrl: config.devicesUrl,
     caFile: config.devicesCa,
     credentials: flats,
     connections: config.poll.concurrency,
     compose: (agent) => agent.compose(httpFaultInterceptor(new Injector('devices', () => faults.active(), faultCounter))),
+    linkOf: (flatId) => links.linkOf(flatId),
   });
   const poller = new Poller(config.poll, devices, outbox, metrics, logger.child({ component: 'poller' }));
   const storage = new StorageServiceClient(config.storageAddr, credentials.createInsecure(), {
@@ -100,6 +107,7 @@ runMain(NAME, async () => {
     await forwarder.stop(config.shutdownGraceMs / 2);
     outbox.close();
     faults.close();
+    links.close();
     await devices.close();
     storage.close();
     await mongo.close();

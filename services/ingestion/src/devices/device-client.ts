@@ -39,6 +39,8 @@ export interface DeviceClientOptions {
   readonly maxBodyBytes?: number;
   /** Extra dispatcher wrapping (the local fault injector hooks in here). */
   readonly compose?: (dispatcher: Dispatcher) => Dispatcher;
+  /** host:port a flat is polled at instead of baseUrl's (the local plane's per-flat TCP faults); undefined: baseUrl. */
+  readonly linkOf?: (flatId: string) => string | undefined;
 }
 
 /** Fetches one flat's answer body. */
@@ -48,11 +50,13 @@ export class DeviceClient {
   private readonly authorization = new Map<string, string>();
   /** Largest answer body accepted, in bytes. */
   readonly maxBodyBytes: number;
+  private readonly scheme: string;
 
   constructor(private readonly options: DeviceClientOptions) {
     this.maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     if (!Number.isSafeInteger(this.maxBodyBytes) || this.maxBodyBytes < 1) throw new Error(`maxBodyBytes must be a whole number of bytes of at least 1, got ${this.maxBodyBytes}`);
     const scheme = new URL(options.baseUrl).protocol;
+    this.scheme = scheme;
     if (scheme !== 'https:' && scheme !== 'http:') throw new Error(`device gateway URL must be http:// or https://, got ${options.baseUrl}`);
     if (scheme === 'https:' && options.caFile === undefined) throw new Error('an https:// device gateway needs the CA file that signed its certificate');
     this.agent = new Agent({
@@ -72,7 +76,9 @@ export class DeviceClient {
   async fetch(flatId: string, signal: AbortSignal): Promise<string> {
     const authorization = this.authorization.get(flatId);
     if (authorization === undefined) throw new PollError('auth_failed', `no credentials for flat ${flatId}`);
-    const url = `${this.options.baseUrl}/flat/${encodeURIComponent(flatId)}/measurements/`;
+    const link = this.options.linkOf?.(flatId);
+    const base = link === undefined ? this.options.baseUrl : `${this.scheme}//${link}`;
+    const url = `${base}/flat/${encodeURIComponent(flatId)}/measurements/`;
     try {
       const res = await request(url, { method: 'GET', headers: { authorization, accept: 'application/json' }, signal, dispatcher: this.dispatcher });
       if (res.statusCode !== 200) {

@@ -1,0 +1,94 @@
+/**
+ * The local plane's per-flat device links: which flats ingestion reaches
+ * through a proxy of their own (a Toxiproxy proxy carrying that flat's TCP
+ * fault) instead of the device gateway's address. One JSON file in the state
+ * folder, written atomically like the fault file and followed by ingestion;
+ * a flat not in it is polled at the gateway's address. A file that is not
+ * one keeps the previous links and is reported.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { z } from 'zod';
+
+const FILE_SCHEMA = z.object({
+  version: z.literal(1),
+  /** flat id → host:port of its own proxy. */
+  flats: z.record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), z.string().regex(/^[^\s:/]+:\d{1,5}$/, 'must be host:port')),
+});
+
+/** Reads the device-links file: flat id → host:port; a missing file means none. Throws naming what is wrong. */
+export function readDeviceLinks(file: string): Record<string, string> {
+  if (!existsSync(file)) return {};
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    throw new Error(`device-links file ${file} is not JSON`);
+  }
+  const parsed = FILE_SCHEMA.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new Error(`device-links file ${file}: ${issue?.path.join('.') || '(top)'}: ${issue?.message ?? 'invalid'} (expected {"version":1,"flats":{"<flat>":"host:port"}})`);
+  }
+  return parsed.data.flats;
+}
+
+/** Writes the device links atomically (readers see the old or the new file, never half of one). */
+export function writeDeviceLinks(file: string, flats: Readonly<Record<string, string>>): void {
+  mkdirSync(dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify({ version: 1, flats }, null, 1)}\n`);
+  renameSync(tmp, file);
+}
+
+function signature(file: string): string {
+  try {
+    const s = statSync(file);
+    return `${s.ino}:${s.size}:${s.mtimeMs}`;
+  } catch {
+    return 'absent';
+  }
+}
+
+/** The device links in force for one process, following the file (polled every pollMs). */
+export class DeviceLinkSource {
+  private links: Record<string, string> = {};
+  private seen: string;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly file: string,
+    private readonly onError: (err: Error) => void,
+    private readonly onChange: (links: Readonly<Record<string, string>>) => void = () => {},
+    pollMs = 200,
+  ) {
+    this.seen = signature(file);
+    this.reload();
+    this.timer = setInterval(() => {
+      const now = signature(file);
+      if (now === this.seen) return;
+      this.seen = now;
+      this.reload();
+    }, pollMs);
+    this.timer.unref();
+  }
+
+  /** host:port of flatId's own link, or undefined: the gateway's address. */
+  linkOf(flatId: string): string | undefined {
+    return Object.hasOwn(this.links, flatId) ? this.links[flatId] : undefined;
+  }
+
+  /** Stops following the file. */
+  close(): void {
+    clearInterval(this.timer);
+  }
+
+  private reload(): void {
+    try {
+      this.links = readDeviceLinks(this.file);
+      this.onChange(this.links);
+    } catch (err) {
+      this.onError(err as Error);
+    }
+  }
+}
