@@ -135,7 +135,7 @@ describe('the supervisor answers probes over loopback HTTP', function () {
     expect([future.status, (future.body as { readings: number }).readings]).to.deep.equal([200, 0]);
     const cli = await flatline('gaps', '--json');
     expect(cli.code).to.equal(0);
-    expect(JSON.parse(cli.stdout)).to.have.keys(['devices', 'readings', 'gaps', 'missing']);
+    expect(JSON.parse(cli.stdout)).to.have.keys(['devices', 'readings', 'gaps', 'missing', 'held']);
   });
 
   it('GET /drained: 409 while storage refuses (the outboxes hold readings), 200 once they drained, waiting up to its timeout', async () => {

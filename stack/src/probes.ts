@@ -48,14 +48,27 @@ export interface GapReport {
   readonly readings: number;
   /** epoch: how often the device's seq went backwards before these readings (a reset meter counts from 1 again). */
   readonly gaps: Array<{ flat: string; device: string; epoch: number; missing: number }>;
+  /** Seqs missing from storage that an outbox still holds (fetched, on their way): not gaps. */
+  readonly held?: number;
+}
+
+/** Whether a reading (flat, device, epoch, seq) is waiting in an outbox. */
+export type Held = (flat: string, device: string, epoch: number, seq: number) => boolean;
+
+/** Held over a list of readings that outboxes hold. */
+export function heldIn(readings: ReadonlyArray<{ flatId: string; deviceId: string; epoch: number; seq: number }>): Held {
+  const keys = new Set(readings.map((r) => `${r.flatId}\u0000${r.deviceId}\u0000${r.epoch}\u0000${r.seq}`));
+  return (flat, device, epoch, seq) => keys.has(`${flat}\u0000${device}\u0000${epoch}\u0000${seq}`);
 }
 
 /**
  * Reads every stored reading's (flat, device, epoch, seq) — or only those
  * taken at or after since — and finds the holes in each device's range,
- * epoch by epoch: a reset meter starts a new sequence, which is no gap.
+ * epoch by epoch: a reset meter starts a new sequence, which is no gap. A
+ * seq that held says an outbox still holds is on its way, not missing
+ * (outboxes drain newest first, so storage has holes while a backlog drains).
  */
-export async function seqGaps(uri: string, since?: Date): Promise<GapReport> {
+export async function seqGaps(uri: string, since?: Date, held?: Held): Promise<GapReport> {
   const client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
   try {
     const filter = since === undefined ? {} : { taken_at: { $gte: since } };
@@ -71,10 +84,22 @@ export async function seqGaps(uri: string, since?: Date): Promise<GapReport> {
     const gaps: GapReport['gaps'] = [];
     let devices = 0;
     let readings = 0;
-    let run: { flat: string; device: string; epoch: number; min: number; last: number; distinct: number } | undefined;
+    let run: { flat: string; device: string; epoch: number; last: number; missing: number } | undefined;
+    let waiting = 0;
     const close = (): void => {
-      const missing = run === undefined ? 0 : run.last - run.min + 1 - run.distinct;
-      if (run !== undefined && missing > 0) gaps.push({ flat: run.flat, device: run.device, epoch: run.epoch, missing });
+      if (run !== undefined && run.missing > 0) gaps.push({ flat: run.flat, device: run.device, epoch: run.epoch, missing: run.missing });
+    };
+    /** The seqs after r.last and before seq: missing, unless an outbox holds them. */
+    const hole = (r: NonNullable<typeof run>, seq: number): void => {
+      const size = seq - r.last - 1;
+      if (held === undefined || size > 1_000_000) {
+        r.missing += size;
+        return;
+      }
+      for (let s = r.last + 1; s < seq; s++) {
+        if (held(r.flat, r.device, r.epoch, s)) waiting += 1;
+        else r.missing += 1;
+      }
     };
     for await (const d of cursor) {
       readings += 1;
@@ -85,14 +110,14 @@ export async function seqGaps(uri: string, since?: Date): Promise<GapReport> {
       if (run === undefined || run.flat !== flat || run.device !== device || run.epoch !== epoch) {
         if (run === undefined || run.flat !== flat || run.device !== device) devices += 1;
         close();
-        run = { flat, device, epoch, min: seq, last: seq, distinct: 1 };
+        run = { flat, device, epoch, last: seq, missing: 0 };
       } else if (seq !== run.last) {
+        hole(run, seq);
         run.last = seq;
-        run.distinct += 1;
       }
     }
     close();
-    return { devices, readings, gaps };
+    return { devices, readings, gaps, held: waiting };
   } finally {
     await client.close();
   }

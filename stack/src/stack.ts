@@ -24,7 +24,8 @@ import { startDatabase, startService, type RunningDatabase, type RunningService 
 import type { Server } from 'node:http';
 import { serveControl } from './control.ts';
 import { expectedFlats, queryFaultInterceptor, queryFreshness } from './freshness-probe.ts';
-import { metricValue, seqGaps } from './probes.ts';
+import { heldIn, metricValue, seqGaps, type Held } from './probes.ts';
+import { heldReadings } from '@flatline/ingestion';
 import type { StackFile } from './stack-file.ts';
 import { stackStatus } from './status.ts';
 import { serveProbes, type ProbeServer, type SupervisorProbes } from './supervisor-http.ts';
@@ -446,10 +447,16 @@ export class LocalStack {
         // The supervisor is a client of query here: the local plane applies query faults (query-slow) to it, as a sidecar would.
         return queryFreshness(this.queryAddress, { ...request, flatIds }, [queryFaultInterceptor(this.faultsFile)]);
       },
-      gaps: (since) => {
-        if (this.db === undefined) return Promise.reject(new Error('the database has not started yet'));
+      gaps: async (since) => {
+        if (this.db === undefined) throw new Error('the database has not started yet');
         // A database that hangs mid-read (frozen) ends the read after 30 s instead of holding it for ever.
-        return seqGaps(`${this.db.uri}?connectTimeoutMS=5000&socketTimeoutMS=30000`, since);
+        const uri = `${this.db.uri}?connectTimeoutMS=5000&socketTimeoutMS=30000`;
+        // A reading still in an outbox is on its way, not lost (outboxes drain newest first).
+        const first = await seqGaps(uri, since, this.heldReadings());
+        if (first.gaps.length === 0) return first;
+        // A row recorded after that view of the outboxes, then stored and acknowledged while the read
+        // passed its device, was in neither: a real gap is there again with what the outboxes hold now.
+        return seqGaps(uri, since, this.heldReadings());
       },
       outbox: async () => {
         // A replica that is down (its node, or waiting to restart) is not asked; one that runs but does not answer may hold anything.
@@ -466,6 +473,20 @@ export class LocalStack {
         return { rows: await stackStatus(file), started: this.started };
       },
     };
+  }
+
+  /** What every ingestion replica's outbox holds now (read-only; a missing or unreadable outbox holds nothing). */
+  private heldReadings(): Held {
+    const all = this.replicas
+      .filter((r) => r.service === 'ingestion')
+      .flatMap((r) => {
+        try {
+          return heldReadings(join(this.options.stateDir, 'ingestion', r.name, 'outbox.sqlite'));
+        } catch {
+          return [];
+        }
+      });
+    return heldIn(all);
   }
 
   /** The Unix socket `flatline node` talks to (in a folder of its own, made private). */

@@ -50,7 +50,7 @@ export function gapsCommand(): Command {
       const missing = report.gaps.reduce((n, g) => n + g.missing, 0);
       if (o.json) process.stdout.write(`${JSON.stringify({ ...report, missing }, null, 2)}\n`);
       else {
-        process.stdout.write(`${report.readings} readings of ${report.devices} devices; ${missing} missing in ${report.gaps.length} device(s)\n`);
+        process.stdout.write(`${report.readings} readings of ${report.devices} devices; ${missing} missing in ${report.gaps.length} device(s)${report.held ? `; ${report.held} more on their way (held in an outbox)` : ""}\n`);
         for (const g of report.gaps.slice(0, 20)) process.stdout.write(`  flat ${g.flat} device ${g.device}${g.epoch > 0 ? ` (epoch ${g.epoch}: after ${g.epoch} reset(s))` : ''}: ${g.missing} missing\n`);
       }
       if (missing > 0) process.exitCode = 1;

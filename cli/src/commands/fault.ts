@@ -266,7 +266,15 @@ export function faultCommand(): Command {
         delayedLastMinute: texts.reduce((n, t) => n + sumMetric(t, 'flatline_fault_requests_last_minute', `fault="${f.name}",action="delayed"`), 0),
         abortedLastMinute: texts.reduce((n, t) => n + sumMetric(t, 'flatline_fault_requests_last_minute', `fault="${f.name}",action="aborted"`), 0),
       }));
-      const tcp = readStackFile(o.stateDir)?.toxiproxy !== undefined ? await tcpFaultStatus(linksOf(o.stateDir)).catch((err: Error) => fail(`cannot read the TCP faults: ${err.message}`) ?? []) : [];
+      let tcp: Awaited<ReturnType<typeof tcpFaultStatus>> = [];
+      if (readStackFile(o.stateDir)?.toxiproxy !== undefined) {
+        try {
+          tcp = await tcpFaultStatus(linksOf(o.stateDir));
+        } catch (err) {
+          // The HTTP and gRPC faults are still shown; the exit code says something is missing.
+          fail(`cannot read the TCP faults: ${(err as Error).message}`);
+        }
+      }
       if (o.json) return void process.stdout.write(`${JSON.stringify(tcp.length > 0 ? [...rows, ...tcp.map((t) => ({ name: t.toxic.name, link: t.link, toxic: t.toxic }))] : rows, null, 2)}\n`);
       for (const t of tcp) process.stdout.write(`TCP ${t.toxic.name.padEnd(40)} link ${t.link.padEnd(18)} ${t.toxic.type} ${t.toxic.stream} toxicity ${t.toxic.toxicity} ${JSON.stringify(t.toxic.attributes)}\n`);
       if (rows.length === 0) return void process.stdout.write(tcp.length === 0 ? 'no fault is on\n' : '');
