@@ -47,24 +47,6 @@ describe('flatline gaps (real command, real FerretDB)', function () {
     expect(report.devices).to.equal(1);
     expect(report.gaps.map((g) => [g.flat, g.epoch, g.missing])).to.deep.equal([['reset-1', 1, 1]]);
   });
-});
-
-describe('seqGaps with what the outboxes hold (real FerretDB, real outbox files)', function () {
-  this.timeout(60000);
-  const dir = tempDir('gaps-held');
-  const db = new TestDatabase(join(dir.path, 'db'));
-  let mongo: MongoClient;
-
-  before(async () => {
-    await db.start();
-    mongo = new MongoClient(db.uri, { serverSelectionTimeoutMS: 3000 });
-  });
-
-  after(async () => {
-    await mongo?.close();
-    await db.stop();
-    dir.cleanup();
-  });
 
   it('does not count a seq an outbox still holds (newest first leaves holes while a backlog drains), and counts one nobody holds', async () => {
     const doc = (seq: number) => ({ flat_id: 'held-1', device_id: 'heat', epoch: 0, seq, taken_at: new Date(1_700_000_000_000 + seq * 1000), quantity: 't', unit: 'Cel', value: seq, stored_at: new Date() });
@@ -74,9 +56,11 @@ describe('seqGaps with what the outboxes hold (real FerretDB, real outbox files)
     box.record([{ flatId: 'held-1', fetchedAtMs: 1_700_000_010_000, readings: [3, 4].map((seq) => ({ deviceId: 'heat', seq, takenAtMs: 1_700_000_000_000 + seq * 1000, quantity: 't', unit: 'Cel', value: seq, epoch: 0 })) }]);
     box.close();
     const without = await seqGaps(db.uri);
-    expect(without.gaps).to.deep.equal([{ flat: 'held-1', device: 'heat', epoch: 0, missing: 3 }]);
+    const mine = (g: Array<{ flat: string }>) => g.filter((x) => x.flat === 'held-1');
+    expect(mine(without.gaps)).to.deep.equal([{ flat: 'held-1', device: 'heat', epoch: 0, missing: 3 }]);
     const report = await seqGaps(db.uri, undefined, heldIn(heldReadings(join(dir.path, 'outbox.sqlite'))));
-    expect(report.gaps, 'only 5 is missing').to.deep.equal([{ flat: 'held-1', device: 'heat', epoch: 0, missing: 1 }]);
+    expect(mine(report.gaps), 'only 5 is missing').to.deep.equal([{ flat: 'held-1', device: 'heat', epoch: 0, missing: 1 }]);
     expect(report.held).to.equal(2);
   });
 });
+

@@ -6,9 +6,9 @@
  * a flat not in it is polled at the gateway's address. A file that is not
  * one keeps the previous links and is reported.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { FollowedFile, writeJsonAtomically } from './followed-file.ts';
 
 const FILE_SCHEMA = z.object({
   version: z.literal(1),
@@ -35,60 +35,25 @@ export function readDeviceLinks(file: string): Record<string, string> {
 
 /** Writes the device links atomically (readers see the old or the new file, never half of one). */
 export function writeDeviceLinks(file: string, flats: Readonly<Record<string, string>>): void {
-  mkdirSync(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify({ version: 1, flats }, null, 1)}\n`);
-  renameSync(tmp, file);
-}
-
-function signature(file: string): string {
-  try {
-    const s = statSync(file);
-    return `${s.ino}:${s.size}:${s.mtimeMs}`;
-  } catch {
-    return 'absent';
-  }
+  writeJsonAtomically(file, { version: 1, flats });
 }
 
 /** The device links in force for one process, following the file (polled every pollMs). */
 export class DeviceLinkSource {
-  private links: Record<string, string> = {};
-  private seen: string;
-  private readonly timer: NodeJS.Timeout;
+  private readonly followed: FollowedFile<Record<string, string>>;
 
-  constructor(
-    private readonly file: string,
-    private readonly onError: (err: Error) => void,
-    private readonly onChange: (links: Readonly<Record<string, string>>) => void = () => {},
-    pollMs = 200,
-  ) {
-    this.seen = signature(file);
-    this.reload();
-    this.timer = setInterval(() => {
-      const now = signature(file);
-      if (now === this.seen) return;
-      this.seen = now;
-      this.reload();
-    }, pollMs);
-    this.timer.unref();
+  constructor(file: string, onError: (err: Error) => void, onChange: (links: Readonly<Record<string, string>>) => void = () => {}, pollMs = 200) {
+    this.followed = new FollowedFile(file, readDeviceLinks, {}, onError, onChange, pollMs);
   }
 
   /** host:port of flatId's own link, or undefined: the gateway's address. */
   linkOf(flatId: string): string | undefined {
-    return Object.hasOwn(this.links, flatId) ? this.links[flatId] : undefined;
+    const links = this.followed.current();
+    return Object.hasOwn(links, flatId) ? links[flatId] : undefined;
   }
 
   /** Stops following the file. */
   close(): void {
-    clearInterval(this.timer);
-  }
-
-  private reload(): void {
-    try {
-      this.links = readDeviceLinks(this.file);
-      this.onChange(this.links);
-    } catch (err) {
-      this.onError(err as Error);
-    }
+    this.followed.close();
   }
 }

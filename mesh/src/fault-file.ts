@@ -4,9 +4,9 @@
  * that injects. A half-written or invalid file keeps the previous faults and
  * is reported, so a broken toggle never changes behaviour silently.
  */
-import { readFileSync, renameSync, statSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { declareFault, type Fault } from './fault.ts';
+import { FollowedFile, writeJsonAtomically } from './followed-file.ts';
 
 /** Reads and checks a fault file; a missing file means no fault. Throws naming what is wrong. */
 export function readFaultFile(file: string): Fault[] {
@@ -31,61 +31,24 @@ export function readFaultFile(file: string): Fault[] {
 
 /** Writes faults atomically (readers see the old or the new file, never half of one). */
 export function writeFaultFile(file: string, faults: readonly Fault[]): void {
-  mkdirSync(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify({ version: 1, faults }, null, 1)}\n`);
-  renameSync(tmp, file);
-}
-
-/** What identifies one version of the file: a rename gives a new inode, a rewrite a new size or time. */
-function signature(file: string): string {
-  try {
-    const s = statSync(file);
-    return `${s.ino}:${s.size}:${s.mtimeMs}`;
-  } catch {
-    return 'absent';
-  }
+  writeJsonAtomically(file, { version: 1, faults });
 }
 
 /** The faults in force for one process, following the file (polled every pollMs). */
 export class FaultSource {
-  private faults: Fault[] = [];
-  private seen: string;
-  private readonly timer: NodeJS.Timeout;
+  private readonly followed: FollowedFile<Fault[]>;
 
-  constructor(
-    private readonly file: string,
-    private readonly onError: (err: Error) => void,
-    private readonly onChange: (faults: readonly Fault[]) => void = () => {},
-    pollMs = 200,
-  ) {
-    this.seen = signature(file);
-    this.reload();
-    this.timer = setInterval(() => {
-      const now = signature(file);
-      if (now === this.seen) return;
-      this.seen = now;
-      this.reload();
-    }, pollMs);
-    this.timer.unref();
+  constructor(file: string, onError: (err: Error) => void, onChange: (faults: readonly Fault[]) => void = () => {}, pollMs = 200) {
+    this.followed = new FollowedFile(file, readFaultFile, [], onError, onChange, pollMs);
   }
 
   /** Faults in force now. */
   active(): readonly Fault[] {
-    return this.faults;
+    return this.followed.current();
   }
 
   /** Stops following the file. */
   close(): void {
-    clearInterval(this.timer);
-  }
-
-  private reload(): void {
-    try {
-      this.faults = readFaultFile(this.file);
-      this.onChange(this.faults);
-    } catch (err) {
-      this.onError(err as Error);
-    }
+    this.followed.close();
   }
 }
