@@ -126,10 +126,14 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
   });
 
   it('stores every device reading with no gap in any sequence', async () => {
-    await eventually(`readings of all ${FLATS * 3} devices stored`, async () => (await seqGaps(stack.db.uri)).devices === FLATS * 3, 20000, 250);
-    const report = await seqGaps(stack.db.uri);
-    expect(report.devices).to.equal(FLATS * 3);
-    expect(report.gaps).to.deep.equal([]);
+    // Outboxes drain newest first: a backlog leaves holes in storage until it has drained. A lost reading's hole stays.
+    let last: Awaited<ReturnType<typeof seqGaps>> | undefined;
+    await eventually(`readings of all ${FLATS * 3} devices stored, with no gap in any sequence`, async () => {
+      last = await seqGaps(stack.db.uri);
+      return last.devices === FLATS * 3 && last.gaps.length === 0;
+    }, 20000, 250).catch((err: Error) => {
+      throw new Error(`${err.message}; the last read: ${JSON.stringify(last?.gaps.slice(0, 5))}`);
+    });
   });
 
   it('loses nothing when an ingestion replica is SIGKILLed mid-run and the supervisor restarts it', async () => {
