@@ -101,6 +101,9 @@ export async function guard<T>(what: string, op: () => Promise<T>): Promise<T> {
   }
 }
 
+/** The shortest bound of a health ping (ms), whatever FLATLINE_DB_TIMEOUT_MS says. */
+export const PING_FLOOR_MS = 5000;
+
 /** Options of watchDatabase. */
 export interface WatchOptions {
   readonly intervalMs: number;
@@ -120,7 +123,10 @@ export function watchDatabase(db: Db, options: WatchOptions, onPing: (up: boolea
   return timer(0, options.intervalMs)
     .pipe(
       exhaustMap(() =>
-        from(db.command({ ping: 1 }, deadline(options.timeoutMs))).pipe(
+        // At least PING_FLOOR_MS: a slow ping is not a database that is away, and a cut one closes its
+        // connection, so under load a short bound cut fresh connections for ever and the service stayed
+        // NOT_SERVING long after the database was back (seen at load 15 after a FerretDB restart).
+        from(db.command({ ping: 1 }, deadline(Math.max(options.timeoutMs, PING_FLOOR_MS)))).pipe(
           map(() => true),
           catchError((err: unknown) => {
             log.debug({ err }, 'ping failed');
