@@ -146,7 +146,7 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
     }, 30000, 200);
     expect(stack.supervised().find((c) => c.name === 'ingestion-0')).to.deep.include({ state: 'running', restarts: 1 });
     await eventually('the restarted ingestion-0 to poll its flats again', async () => (await metric(stack.ingestion[0]!.metrics, 'flatline_ingestion_polls_total', 'outcome="ok"')) > 0, 20000, 250);
-    await eventually('the outboxes to drain', async () => (await outboxTotal(stack)) === 0, 20000);
+    await eventually('the outboxes to drain', async () => (await outboxTotal(stack)) === 0, 60000, 500);
     const report = await seqGaps(stack.db.uri);
     expect(report.gaps).to.deep.equal([]);
     expect((await freshness(stack.queryAddress)).worstAgeSeconds).to.be.below(20);

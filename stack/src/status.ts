@@ -41,7 +41,8 @@ async function pingDatabase(address: string, timeoutMs = 2000): Promise<string> 
   } catch {
     return 'NOT_SERVING';
   } finally {
-    await client.close().catch(() => {});
+    // Forced: a polite close ends sessions on the server, which a frozen one never answers.
+    await client.close(true).catch(() => {});
   }
 }
 
