@@ -3,8 +3,8 @@
  * whose supervisor was killed (SIGKILL, a closed terminal) does not leave
  * processes holding the ports: the next `up` stops them first.
  */
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { serviceEntry, TOOLS_BIN } from './paths.ts';
 
 interface Entry {
@@ -24,7 +24,8 @@ function alive(entry: Entry): boolean {
 
 /** The piece of a stack process's command line that identifies it: its binary or its service's main. */
 export function markerOf(name: string): string {
-  if (name === 'ferretdb' || name === 'haproxy') return join(TOOLS_BIN, name);
+  if (name === 'haproxy') return haproxyBinary();
+  if (name === 'ferretdb') return join(TOOLS_BIN, name);
   if (name === 'toxiproxy') return join(TOOLS_BIN, 'toxiproxy-server');
   return serviceEntry(name.replace(/-\d+$/, ''));
 }
@@ -71,5 +72,20 @@ export class ProcessRecord {
   /** Forgets every process (after a clean stop). */
   clear(): void {
     rmSync(this.file, { force: true });
+  }
+}
+
+/**
+ * The binary a running HAProxy shows in its command line: .tools/bin/haproxy
+ * is a wrapper (tools/install-haproxy.sh) that sets the library path and execs
+ * <cache>/root/usr/sbin/haproxy, so the wrapper's own path is never there
+ * (a marker of it left every HAProxy of a killed run running, holding its ports).
+ */
+function haproxyBinary(): string {
+  const wrapper = join(TOOLS_BIN, 'haproxy');
+  try {
+    return join(dirname(dirname(realpathSync(wrapper))), 'root', 'usr', 'sbin', 'haproxy');
+  } catch {
+    return wrapper;
   }
 }
