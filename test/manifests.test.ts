@@ -183,6 +183,25 @@ describe('synthesized manifests, checked by istioctl 1.30 and kubeconform -stric
     expect(k.report.summary.invalid + k.report.summary.errors + k.report.summary.skipped, k.res.stdout).to.equal(0);
   });
 
+  it('every pod selector a cluster chaos experiment writes selects pods the manifests label so (a selector of no pod cuts nothing)', () => {
+    const manifests = files.map((f) => readFileSync(f, 'utf8')).join('\n');
+    const selectors: Array<[string, string, string]> = [];
+    const collect = (file: string, node: unknown): void => {
+      if (Array.isArray(node)) return node.forEach((n) => collect(file, n));
+      if (typeof node !== 'object' || node === null) return;
+      for (const [k, v] of Object.entries(node)) {
+        if (k === 'matchLabels' && typeof v === 'object' && v !== null) for (const [label, value] of Object.entries(v)) selectors.push([file, label, String(value)]);
+        else collect(file, v);
+      }
+    };
+    for (const d of readdirSync(join(REPO_ROOT, 'chaos'))) {
+      const f = join(REPO_ROOT, 'chaos', d, 'experiment.cluster.json');
+      if (existsSync(f)) collect(d, JSON.parse(readFileSync(f, 'utf8')));
+    }
+    expect(selectors.length, 'the H3 cluster experiment selects MongoDB\'s pods').to.be.above(0);
+    for (const [experiment, label, value] of selectors) expect(manifests, `${experiment}: ${label}=${value}`).to.match(new RegExp(`^\\s+${label.replace(/[./]/g, '\\$&')}: ${value}$`, 'm'));
+  });
+
   it('kubeconform -strict validates every object against its schema', async () => {
     const { res, report } = await kubeconformRun(files);
     const bad = (report.resources ?? []).map((r) => `${basename(r.filename)} ${r.kind}/${r.name}: ${r.status} ${r.msg}`);
