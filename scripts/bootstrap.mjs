@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkToolNames, defaultTools, ensureTools, roughDuration, toolsPlan, ToolsError } from './ensure-tools.mjs';
+import { availableTools, checkToolNames, defaultTools, ensureTools, roughDuration, toolsPlan, ToolsError } from './ensure-tools.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** npm ci of a fresh clone on the 2-core machine, load 4.5: 79 s with a warm npm cache, 70 s with an empty one. */
@@ -17,13 +17,16 @@ const NPM_CI_SECONDS = 75;
 
 const args = process.argv.slice(2);
 if (args.includes('--help') || args.includes('-h')) {
+  // Installers with "# default: no" (npm test leaves them out) run only when named: say which.
+  const optional = availableTools().filter((t) => !defaultTools().includes(t));
   console.log(`usage: node scripts/bootstrap.mjs [tool…]
 
 Installs what a flatline command needs on this machine, idempotently:
   npm packages  (npm ci, when node_modules is missing or package-lock.json changed)
   tools         (tools/install.sh: the tools named, or every default tool when none is;
                  see bash tools/install.sh --help)
-npm start, npm test, npm run chaos and npm run bench run it first, each with its tools.`);
+npm start, npm test, npm run chaos and npm run bench run it first, each with its tools.
+Installed only when named: ${optional.join(', ')}.`);
   process.exit(0);
 }
 
