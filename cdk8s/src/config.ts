@@ -80,6 +80,7 @@ export function loadSynthOptions(argv: readonly string[], env: Env = process.env
       'jwks-uri': { type: 'string' },
       'jwt-audience': { type: 'string', multiple: true },
       'print-dev-token': { type: 'boolean' },
+      toxiproxy: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -119,6 +120,7 @@ export function loadSynthOptions(argv: readonly string[], env: Env = process.env
     ...(values.namespace !== undefined ? { namespace: values.namespace } : {}),
     ...(values.registry !== undefined || values.tag !== undefined ? { image: { ...d.image, registry: values.registry ?? d.image.registry, tag: values.tag ?? d.image.tag } } : {}),
     ...(replicas !== undefined ? { replicas } : {}),
+    ...(values.toxiproxy === true ? { toxiproxy: true } : {}),
     ...(flats !== undefined ? { flats } : {}),
     // The poll timeout stays at most 60 % of a short interval, as the local stack does.
     ...(pollIntervalMs !== undefined ? { pollIntervalMs, pollTimeoutMs: Math.min(d.pollTimeoutMs, Math.floor(pollIntervalMs * 0.6)) } : {}),

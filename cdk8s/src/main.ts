@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { buildApp } from './app.ts';
 import { loadSynthOptions } from './config.ts';
 import { devToken } from './secrets.ts';
-import { DEV_SEED, DEV_SETTINGS, imageOf, MIN_PRODUCTION_SEED_LENGTH } from './settings.ts';
+import { DEV_SEED, DEV_SETTINGS, imageOf, MIN_PRODUCTION_SEED_LENGTH, mongoMembers } from './settings.ts';
+import { CLUSTER_LINKS, TOXIPROXY, UNPROXIED_LINKS } from './toxiproxy.ts';
 
 const DEFAULT_OUTDIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
 const d = DEV_SETTINGS;
@@ -27,6 +28,7 @@ write the same bytes. Files (one per chart), in the order to apply them:
                                   survives a drained node), devices simulator (Deployment), with
                                   Services, ServiceAccounts, PodDisruptionBudgets, and the
                                   NetworkPolicy that admits only ingestion to the device API
+                                  (with --toxiproxy: Toxiproxy too, see below)
   flatline-4-mesh-policy.k8s.yaml PeerAuthentication STRICT, RequestAuthentication (JWT) and
                                   AuthorizationPolicies, DestinationRules (devices: ingestion's
                                   sidecar originates TLS to the simulator)
@@ -65,6 +67,17 @@ Options:
   --replicas <n>         replicas of each service, at least 2 (default ${d.replicas})
   --flats <n>            flats simulated and polled (default ${d.flats})
   --poll-interval <ms>   milliseconds between two polls of a flat (default ${d.pollIntervalMs})
+  --toxiproxy            add Toxiproxy (${TOXIPROXY.image}, one replica) in front of MongoDB and the
+                         device simulator, for the TCP faults (flatline fault on <tcp scenario> --kube):
+                         a ConfigMap of proxies (${CLUSTER_LINKS.map((l) => l.link).join(', ')}), the
+                         Deployment, Service, budget, NetworkPolicy and AuthorizationPolicy; the services'
+                         MongoDB URIs name their own proxy (directConnection; ${mongoMembers(d)[0]!.split('.')[0]} becomes the preferred
+                         primary), and the Service devices leads to the device proxy (devices-direct to the simulator).
+                         ${UNPROXIED_LINKS.map((l) => l.link).join(', ')}: no proxy (mTLS between the two services). The API (port ${TOXIPROXY.apiPort})
+                         is in no Service: kubectl -n <namespace> port-forward deploy/${TOXIPROXY.name} ${TOXIPROXY.apiPort}, then
+                         flatline fault on db-reset --kube --toxiproxy-api http://127.0.0.1:${TOXIPROXY.apiPort}. Off by default.
+                         Turning it on for a running cluster: kubectl -n <namespace> delete job mongo-init first
+                         (a Job's template cannot change; the Job is idempotent)
   -h, --help             this text
 `;
 }

@@ -34,6 +34,7 @@ import { devicesDestinationRule } from '@flatline/mesh';
 import { addModel, addObject, labelsOf, seedMarks, selectorOf, serviceAccount } from './k8s.ts';
 import { isDevJwtIssuer, jwtIssuerOf } from './secrets.ts';
 import { meshOf, PORTS, principalOf, serviceHost, type Settings } from './settings.ts';
+import { DB_CLUSTER_LINKS, TOXIPROXY } from './toxiproxy.ts';
 
 function metadata(name: string, component: string, s: Settings) {
   return { name, namespace: s.namespace, labels: { ...labelsOf(name, component) } };
@@ -90,6 +91,24 @@ function queryRequestAuthentication(s: Settings): RequestAuthentication {
 }
 
 /**
+ * ALLOW for Toxiproxy (settings.toxiproxy): each database link's port to its
+ * one client's service account. Nothing else: the device link's port is not
+ * intercepted (a NetworkPolicy guards it), and the API port, which also
+ * serves /metrics, is admitted to no one (kubectl port-forward reaches it
+ * without the mesh).
+ */
+function toxiproxyAllow(s: Settings): AuthorizationPolicy {
+  return new AuthorizationPolicy({
+    metadata: metadata(TOXIPROXY.name, 'chaos', s),
+    spec: {
+      selector: { matchLabels: { ...selectorOf(TOXIPROXY.name) } },
+      action: 'ALLOW',
+      rules: DB_CLUSTER_LINKS.map((l) => ({ from: [{ source: { principals: [principalOf(l.client, s)] } }], to: [{ operation: { ports: [String(l.port)] } }] })),
+    },
+  });
+}
+
+/**
  * Connection pool and outlier detection for a gRPC service. At most half
  * the endpoints are ejected: when MongoDB is away every storage replica
  * answers UNAVAILABLE, and ejecting them all would only add "no healthy
@@ -131,6 +150,7 @@ export class MeshPolicyChart extends Chart {
     addModel(this, allow('devices', [], undefined, PORTS.devices.metrics, s));
     // Nothing calls ingestion's gRPC port (health is probed through the sidecar's agent).
     addModel(this, allow('ingestion', [], undefined, PORTS.ingestion.metrics, s));
+    if (s.toxiproxy) addModel(this, toxiproxyAllow(s));
     addModel(this, destinationRule('storage', s));
     addModel(this, destinationRule('query', s));
     addModel(this, devicesDestinationRule(meshOf(s)));

@@ -85,6 +85,24 @@ retry('create user ' + e.MONGO_APP_USERNAME, () => {
 print('replica set ' + e.MONGO_REPLICA_SET + ' ready; user ' + e.MONGO_APP_USERNAME + ' may use ' + e.MONGO_DATABASE);
 `.trim();
 
+/**
+ * Appended to INIT_SCRIPT with Toxiproxy on: the services then reach the
+ * first member alone (toxiproxy.ts), so it is made the preferred primary,
+ * at once on a set that already runs. Idempotent like the rest.
+ */
+const PREFER_FIRST_MEMBER_SCRIPT = `
+retry('prefer ' + members[0] + ' as primary', () => {
+  const config = set.adminCommand({ replSetGetConfig: 1 }).config;
+  const first = config.members.find((m) => m.host === members[0]);
+  if (first === undefined) throw new Error(members[0] + ' is not a member');
+  if (first.priority === 2) return;
+  first.priority = 2;
+  config.version += 1;
+  set.adminCommand({ replSetReconfig: config });
+});
+print(members[0] + ' is the preferred primary (the Toxiproxy links lead to it)');
+`.trim();
+
 /** What the short-lived containers (key file copy, init Job) need. */
 const SMALL: Resources = { requests: { cpu: '10m', memory: '64Mi' }, limits: { cpu: '500m', memory: '256Mi' } };
 
@@ -199,7 +217,7 @@ export class MongoChart extends Chart {
                 s,
                 {
                   name: 'init',
-                  command: ['mongosh', '--nodb', '--quiet', '--norc', '--eval', INIT_SCRIPT],
+                  command: ['mongosh', '--nodb', '--quiet', '--norc', '--eval', s.toxiproxy ? `${INIT_SCRIPT}\n${PREFER_FIRST_MEMBER_SCRIPT}` : INIT_SCRIPT],
                   env: [
                     fromSecret('MONGO_ROOT_USERNAME', CONFIG.mongoRoot.secret, CONFIG.mongoRoot.username),
                     fromSecret('MONGO_ROOT_PASSWORD', CONFIG.mongoRoot.secret, CONFIG.mongoRoot.password),

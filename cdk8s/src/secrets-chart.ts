@@ -12,6 +12,7 @@ import { Chart, type App } from 'cdk8s';
 import { addObject, meta, seedMarks } from './k8s.ts';
 import { derivePassword, deviceCredentialsFile, devicesEpochFile, mongoKeyFile, pageTokenKey, type DeviceCa } from './secrets.ts';
 import { mongoMembers, type Settings } from './settings.ts';
+import { DB_CLUSTER_LINKS, viaToxiproxy, type ClusterLink } from './toxiproxy.ts';
 
 /** Names of the Secrets and ConfigMaps, and the keys in them. */
 export const CONFIG = {
@@ -52,8 +53,26 @@ export const MONGO_CONCERNS = 'w=majority&journal=true&readConcernLevel=majority
 
 /** The connection string the services use: every member, the replica set, the app user, the concerns. */
 export function mongoAppUri(s: Settings): string {
+  return appUri(s, mongoMembers(s).join(','), `replicaSet=${s.mongo.replicaSet}`);
+}
+
+/**
+ * The connection string of a service whose database link goes through
+ * Toxiproxy: its proxy alone, directConnection (see toxiproxy.ts), the same
+ * user and concerns.
+ */
+export function mongoAppUriVia(s: Settings, link: ClusterLink): string {
+  return appUri(s, viaToxiproxy(link, s), 'directConnection=true');
+}
+
+/** The Secret key of the connection string through link's proxy. */
+export function mongoUriKey(link: ClusterLink): string {
+  return `${CONFIG.mongoApp.uri}-${link.link}`;
+}
+
+function appUri(s: Settings, hosts: string, topology: string): string {
   const password = derivePassword(s, 'mongo/app');
-  return `mongodb://${MONGO_USERS.app}:${password}@${mongoMembers(s).join(',')}/${s.mongo.database}?replicaSet=${s.mongo.replicaSet}&authSource=${s.mongo.database}&${MONGO_CONCERNS}`;
+  return `mongodb://${MONGO_USERS.app}:${password}@${hosts}/${s.mongo.database}?${topology}&authSource=${s.mongo.database}&${MONGO_CONCERNS}`;
 }
 
 /** The namespace, with Istio sidecar injection on. */
@@ -85,6 +104,8 @@ export class SecretsChart extends Chart {
         [c.mongoApp.username]: MONGO_USERS.app,
         [c.mongoApp.password]: derivePassword(s, 'mongo/app'),
         [c.mongoApp.uri]: mongoAppUri(s),
+        // With Toxiproxy, each service's own link (the same user: only the address differs).
+        ...(s.toxiproxy ? Object.fromEntries(DB_CLUSTER_LINKS.map((l) => [mongoUriKey(l), mongoAppUriVia(s, l)])) : {}),
       }),
     );
     addObject(this, secret(c.mongoKeyFile.secret, 'database', s, { [c.mongoKeyFile.key]: mongoKeyFile(s) }));

@@ -8,7 +8,7 @@
  */
 import { Chart, type App } from 'cdk8s';
 import { MONGO_CLIENT_LABEL } from './mongo-chart.ts';
-import { CONFIG } from './secrets-chart.ts';
+import { CONFIG, mongoUriKey } from './secrets-chart.ts';
 import {
   addObject,
   containerSecurity,
@@ -26,6 +26,8 @@ import {
   type Volume,
 } from './k8s.ts';
 import { imageOf, meshOf, PORTS, serviceHost, type Service, type Settings } from './settings.ts';
+import { clusterLink, dbLinkOf, DEVICES_DIRECT, TOXIPROXY } from './toxiproxy.ts';
+import { addToxiproxy } from './toxiproxy-objects.ts';
 
 /** Where the pods see their files. */
 export const PATHS = {
@@ -82,6 +84,11 @@ function env(name: string, value: string | number): EnvVar {
 
 function fromSecret(name: string, secret: string, key: string): EnvVar {
   return { name, valueFrom: { secretKeyRef: { name: secret, key } } };
+}
+
+/** The app user's connection string for service: every member, or with Toxiproxy its own link's proxy. */
+function mongoUri(service: 'storage' | 'query' | 'ingestion', s: Settings): EnvVar {
+  return fromSecret('FLATLINE_MONGODB_URI', CONFIG.mongoApp.secret, s.toxiproxy ? mongoUriKey(dbLinkOf(service)) : CONFIG.mongoApp.uri);
 }
 
 /** Ready only while the service's gRPC health says SERVING (storage and query: while MongoDB answers). */
@@ -189,7 +196,7 @@ function databaseService(chart: Chart, service: 'storage' | 'query', s: Settings
     env: [
       env(`FLATLINE_${upper}_LISTEN`, `0.0.0.0:${p.grpc}`),
       env(`FLATLINE_${upper}_METRICS_LISTEN`, `0.0.0.0:${p.metrics}`),
-      fromSecret('FLATLINE_MONGODB_URI', CONFIG.mongoApp.secret, CONFIG.mongoApp.uri),
+      mongoUri(service, s),
       // Without it query signs page tokens with its public dev key (anyone could forge them).
       ...(service === 'query' ? [fromSecret('FLATLINE_QUERY_PAGE_TOKEN_KEY', CONFIG.queryPageToken.secret, CONFIG.queryPageToken.key)] : []),
     ],
@@ -238,7 +245,7 @@ function ingestionStatefulSet(chart: Chart, s: Settings): void {
       env('FLATLINE_STORAGE_ADDR', `${serviceHost('storage', s)}:${PORTS.storage.grpc}`),
       // On the cluster Istio applies the faults; the in-process injector follows a file that never exists.
       env('FLATLINE_FAULTS_FILE', '/etc/flatline/no-local-faults.json'),
-      fromSecret('FLATLINE_MONGODB_URI', CONFIG.mongoApp.secret, CONFIG.mongoApp.uri),
+      mongoUri('ingestion', s),
       env('FLATLINE_POLL_INTERVAL_MS', s.pollIntervalMs),
       env('FLATLINE_POLL_TIMEOUT_MS', s.pollTimeoutMs),
     ],
@@ -347,16 +354,20 @@ function devicesDeployment(chart: Chart, s: Settings): void {
     volumeMounts: [{ name: 'state', mountPath: PATHS.devicesState }, { name: 'devices-credentials', mountPath: PATHS.credentials, readOnly: true }],
   });
   addObject(chart, serviceAccount('devices', 'devices', s));
+  if (s.toxiproxy) addObject(chart, devicesViaToxiproxy(s));
   addObject(chart, {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: meta('devices', 'devices', s),
+    metadata: meta(s.toxiproxy ? DEVICES_DIRECT : 'devices', 'devices', s),
     spec: {
       selector: selectorOf('devices'),
       ports: [
         // HTTP to the client sidecar, so that it routes (and faults) each request; on the wire it is the
         // TLS that sidecar originates (the devices DestinationRule), which the simulator terminates itself.
-        { name: 'http-devices', port: p.https, targetPort: p.https, protocol: 'TCP', appProtocol: 'http' },
+        s.toxiproxy
+          ? // Only Toxiproxy dials it, outside its sidecar: the TLS passes through as it left ingestion's.
+            { name: 'tcp-devices', port: p.https, targetPort: p.https, protocol: 'TCP' }
+          : { name: 'http-devices', port: p.https, targetPort: p.https, protocol: 'TCP', appProtocol: 'http' },
         { name: 'http-metrics', port: p.metrics, targetPort: p.metrics, protocol: 'TCP', appProtocol: 'http' },
       ],
     },
@@ -402,6 +413,8 @@ function devicesDeployment(chart: Chart, s: Settings): void {
  */
 function devicesNetworkPolicy(s: Settings) {
   const api = PORTS.devices.https;
+  // With Toxiproxy, ingestion's device traffic arrives through its proxy: Toxiproxy is the one client.
+  const client = s.toxiproxy ? TOXIPROXY.name : 'ingestion';
   return {
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
@@ -410,7 +423,7 @@ function devicesNetworkPolicy(s: Settings) {
       podSelector: { matchLabels: selectorOf('devices') },
       policyTypes: ['Ingress'],
       ingress: [
-        { from: [{ podSelector: { matchLabels: selectorOf('ingestion') } }], ports: [{ protocol: 'TCP', port: api }] },
+        { from: [{ podSelector: { matchLabels: selectorOf(client) } }], ports: [{ protocol: 'TCP', port: api }] },
         {
           ports: [
             { protocol: 'TCP', port: 1, endPort: api - 1 },
@@ -422,7 +435,25 @@ function devicesNetworkPolicy(s: Settings) {
   };
 }
 
-/** The services: storage, query, ingestion and the device simulator. */
+/**
+ * With Toxiproxy, the host ingestion polls (and the mesh routes, faults and
+ * originates TLS for) is served by the device link's proxy; its port keeps
+ * its name and number, only the pods behind it change (toxiproxy.ts).
+ */
+function devicesViaToxiproxy(s: Settings) {
+  const p = PORTS.devices;
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta('devices', 'devices', s),
+    spec: {
+      selector: selectorOf(TOXIPROXY.name),
+      ports: [{ name: 'http-devices', port: p.https, targetPort: clusterLink('ingestion-devices').port, protocol: 'TCP', appProtocol: 'http' }],
+    },
+  };
+}
+
+/** The services: storage, query, ingestion and the device simulator; with settings.toxiproxy, Toxiproxy in front of MongoDB and the simulator. */
 export class ServicesChart extends Chart {
   constructor(scope: App, id: string, s: Settings) {
     super(scope, id, { disableResourceNameHashes: true });
@@ -430,5 +461,6 @@ export class ServicesChart extends Chart {
     databaseService(this, 'query', s);
     ingestionStatefulSet(this, s);
     devicesDeployment(this, s);
+    if (s.toxiproxy) addToxiproxy(this, s);
   }
 }

@@ -129,6 +129,13 @@ export interface Settings {
   readonly trustDomain: string;
   /** Namespace whose workloads may scrape /metrics (Prometheus). */
   readonly monitoringNamespace: string;
+  /**
+   * A Toxiproxy Deployment in front of MongoDB and the device gateway, for
+   * the TCP faults of mesh/ (`flatline fault on <tcp scenario> --kube`):
+   * the services' database and device links go through its proxies
+   * (toxiproxy.ts). Off by default: the manifests are then as without it.
+   */
+  readonly toxiproxy: boolean;
 }
 
 const small: Resources = { requests: { cpu: '100m', memory: '192Mi' }, limits: { cpu: '1', memory: '512Mi' } };
@@ -181,6 +188,7 @@ export const DEV_SETTINGS: Settings = {
   operatorsServiceAccount: 'operators',
   trustDomain: 'cluster.local',
   monitoringNamespace: 'monitoring',
+  toxiproxy: false,
 };
 
 /** Ports of the services (the same as the local stack's defaults). */

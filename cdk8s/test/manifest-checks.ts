@@ -332,3 +332,91 @@ export function gatewayAuthProblems(objects: readonly K8sObject[], gatewayPrinci
   }
   return problems;
 }
+
+/** What toxiproxyWiringProblems needs to know of the chart (cdk8s/src/toxiproxy.ts). */
+export interface ToxiproxyWiring {
+  /** The Toxiproxy Service's host (name.namespace.svc.cluster.local). */
+  readonly host: string;
+  /** Each proxied link: its proxy port, its client workload, and for a database link the env var holding the MongoDB URI. */
+  readonly links: ReadonlyArray<{ link: string; port: number; client: string; database: boolean }>;
+  /** The device host ingestion polls, and its port. */
+  readonly devicesHost: string;
+  readonly devicesPort: number;
+}
+
+/** A container's environment with Secret keys resolved (fieldRefs left out). */
+function resolvedEnv(objects: readonly K8sObject[], container: Any): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const e of container?.env ?? []) {
+    if (e.value !== undefined) env[e.name] = e.value;
+    const ref = e.valueFrom?.secretKeyRef;
+    if (ref === undefined) continue;
+    const secret = objects.find((o) => o.kind === 'Secret' && o.metadata.name === ref.name) as Any;
+    const data = secret?.data?.[ref.key];
+    if (data !== undefined) env[e.name] = Buffer.from(data, 'base64').toString('utf8');
+  }
+  return env;
+}
+
+/**
+ * With Toxiproxy on: a proxy in its ConfigMap for each link, listening on
+ * the port its Deployment and Service expose; each database client's
+ * MongoDB URI names its own link's proxy alone, with directConnection (a
+ * replica-set URI would let the driver go around it); the device host's
+ * Service leads to the device link's proxy; and each link's port is
+ * admitted to its client only (AuthorizationPolicy for the database ports,
+ * the NetworkPolicy for the device port, which the sidecar leaves alone).
+ */
+export function toxiproxyWiringProblems(objects: readonly K8sObject[], wiring: ToxiproxyWiring): string[] {
+  const problems: string[] = [];
+  const [name, namespace] = wiring.host.split('.') as [string, string];
+  const deployment = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === name) as Any;
+  const service = objects.find((o) => o.kind === 'Service' && o.metadata.name === name) as Any;
+  const configMap = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === name) as Any;
+  if (deployment === undefined || service === undefined || configMap === undefined) return [`no Deployment, Service and ConfigMap ${name} in ${namespace}`];
+  let proxies: Array<{ name: string; listen: string; upstream: string }> = [];
+  try {
+    proxies = JSON.parse(Object.values<string>(configMap.data ?? {})[0] ?? '[]');
+  } catch {
+    problems.push(`ConfigMap/${name}: its proxies are not JSON`);
+  }
+  const containerPorts = new Set((deployment.spec?.template?.spec?.containers?.[0]?.ports ?? []).map((p: Any) => p.containerPort));
+  const policy = objects.find((o) => o.kind === 'AuthorizationPolicy' && matches((o as Any).spec?.selector?.matchLabels, deployment.spec?.template?.metadata?.labels)) as Any;
+  const netpol = objects.find((o) => o.kind === 'NetworkPolicy' && matches((o as Any).spec?.podSelector?.matchLabels, deployment.spec?.template?.metadata?.labels)) as Any;
+  for (const l of wiring.links) {
+    const proxy = proxies.find((p) => p.name === l.link);
+    if (proxy === undefined) {
+      problems.push(`ConfigMap/${name}: no proxy ${l.link}`);
+      continue;
+    }
+    if (proxy.listen !== `0.0.0.0:${l.port}`) problems.push(`proxy ${l.link} listens on ${proxy.listen}, want 0.0.0.0:${l.port}`);
+    if (!containerPorts.has(l.port)) problems.push(`Deployment/${name} does not expose port ${l.port} (${l.link})`);
+    const clientPod = podTemplateOf(objects, l.client);
+    const clientLabels = clientPod?.metadata?.labels;
+    if (l.database) {
+      if (!(service.spec?.ports ?? []).some((p: Any) => p.port === l.port && (p.targetPort ?? p.port) === l.port)) problems.push(`Service/${name} has no port ${l.port} (${l.link})`);
+      const uri = resolvedEnv(objects, clientPod?.spec?.containers?.[0])['FLATLINE_MONGODB_URI'] ?? '';
+      const hosts = /^mongodb:\/\/(?:[^@/]*@)?([^/?]+)/.exec(uri)?.[1];
+      const params = new URLSearchParams(uri.slice(uri.indexOf('?') + 1));
+      if (hosts !== `${wiring.host}:${l.port}`) problems.push(`${l.client}: its MongoDB URI goes to ${hosts}, not its proxy ${wiring.host}:${l.port} (${l.link})`);
+      else if (params.get('directConnection') !== 'true' || params.has('replicaSet')) problems.push(`${l.client}: its MongoDB URI through ${l.link} lacks directConnection=true (the driver would find the members and go around the proxy)`);
+      const admitted = (policy?.spec?.rules ?? []).filter((r: Any) => (r.to ?? []).some((t: Any) => (t.operation?.ports ?? []).includes(String(l.port))));
+      const principals = admitted.flatMap((r: Any) => (r.from ?? []).flatMap((f: Any) => f.source?.principals ?? ['(any)']));
+      if (principals.length !== 1 || !String(principals[0]).endsWith(`/ns/${namespace}/sa/${l.client}`)) problems.push(`port ${l.port} (${l.link}) is admitted to ${JSON.stringify(principals)}, want ${l.client}'s service account alone`);
+    } else {
+      const devices = objects.find((o) => o.kind === 'Service' && `${o.metadata.name}.${o.metadata.namespace}.svc.cluster.local` === wiring.devicesHost) as Any;
+      const port = (devices?.spec?.ports ?? []).find((p: Any) => p.port === wiring.devicesPort);
+      if (!matches(devices?.spec?.selector, deployment.spec?.template?.metadata?.labels) || port?.targetPort !== l.port) {
+        problems.push(`${wiring.devicesHost}:${wiring.devicesPort} does not lead to the ${l.link} proxy (${name} port ${l.port})`);
+      }
+      const excluded = String(deployment.spec?.template?.metadata?.annotations?.['traffic.sidecar.istio.io/excludeInboundPorts'] ?? '').split(',');
+      if (!excluded.includes(String(l.port))) problems.push(`Deployment/${name}: its sidecar intercepts ${l.port} (${l.link}), which carries TLS for the simulator`);
+      const rules = (netpol?.spec?.ingress ?? []).filter((r: Any) => (r.ports ?? []).some((p: Any) => p.port === l.port || (p.endPort !== undefined && p.port <= l.port && l.port <= p.endPort)));
+      if (netpol === undefined || rules.some((r: Any) => (r.from ?? []).length === 0 || r.from.some((f: Any) => !matches(f.podSelector?.matchLabels, clientLabels)))) problems.push(`port ${l.port} (${l.link}) is open to others than ${l.client}`);
+    }
+  }
+  const api = (policy?.spec?.rules ?? []).some((r: Any) => (r.to ?? []).length === 0 || r.to.some((t: Any) => (t.operation?.ports ?? []).some((p: string) => !wiring.links.some((l) => String(l.port) === p))));
+  if (policy === undefined) problems.push(`no AuthorizationPolicy selects ${name}`);
+  else if (api) problems.push(`AuthorizationPolicy/${policy.metadata.name} admits a port that is no link's (the API?)`);
+  return problems;
+}

@@ -8,16 +8,21 @@ import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadCredentials, stableFraction } from '@flatline/platform';
 import { InvalidFaultError, readFaultFile, writeFaultFile, SCENARIOS, TCP_SCENARIOS, scenario, tcpScenario, baselineVirtualService, DEFAULT_MESH, faultVirtualService, planOf, HOSTS, type Fault } from '@flatline/mesh';
-import { recordEvent, DEFAULT_STATE_DIR, scrapeText, sumMetric, readStackFile } from '@flatline/stack';
+import { recordEvent, DEFAULT_STATE_DIR, scrapeText, sumMetric, readStackFile, type ToxiproxyClient } from '@flatline/stack';
 import { spawnSync } from 'node:child_process';
 import { duration } from './up.ts';
-import { linksOf, tcpFaultOff, tcpFaultOn, tcpFaultsAllOff, tcpFaultStatus, tcpFaultTouched } from './tcp-fault.ts';
+import { clusterToxiproxy, linksOf, portForwardHint, refusePerFlatOnCluster, tcpFaultOff, tcpFaultOn, tcpFaultsAllOff, tcpFaultStatus, tcpFaultTouched, type ClusterToxiproxy } from './tcp-fault.ts';
 
-interface OnOptions {
+/** The options every cluster-aware subcommand takes. */
+interface KubeOptions {
   stateDir: string;
   kube: boolean;
   namespace: string;
   kubectl: string;
+  toxiproxyApi: string | undefined;
+}
+
+interface OnOptions extends KubeOptions {
   flats: string[];
   share: number | undefined;
   percent: number | undefined;
@@ -85,43 +90,70 @@ function fail(message: string): void {
   process.exitCode = 2;
 }
 
-/** `fault on` of a TCP scenario: its toxics on the stack's Toxiproxy links. */
+/**
+ * The Toxiproxy a TCP fault acts on: the local stack's, or with --kube the
+ * cluster's at --toxiproxy-api (required: a default such as
+ * http://127.0.0.1:8474 is also where the local stack's own API listens, and
+ * would fault the wrong system). Throws saying what is missing.
+ */
+async function toxiproxyOf(name: string, o: KubeOptions): Promise<{ client: ToxiproxyClient; cluster: ClusterToxiproxy | undefined }> {
+  if (!o.kube) return { client: linksOf(o.stateDir), cluster: undefined };
+  if (o.toxiproxyApi === undefined) throw new Error(`${name} is a TCP fault: on a cluster give --toxiproxy-api <url> of its Toxiproxy API (e.g. http://127.0.0.1:8474); ${portForwardHint(o.namespace)}`);
+  const cluster = await clusterToxiproxy(o.toxiproxyApi, o.namespace);
+  return { client: cluster.client, cluster };
+}
+
+/** `fault on` of a TCP scenario: its toxics on the Toxiproxy links of the stack, or of the cluster with --kube. */
 async function tcpOn(name: string, o: OnOptions): Promise<void> {
-  if (o.kube) return fail(`${name} is a TCP fault: on a cluster it needs the chart's Toxiproxy, which flatline does not deploy yet`);
   try {
-    const lines = await tcpFaultOn(linksOf(o.stateDir), o.stateDir, name, {
+    const options = {
       ...(o.flats.length > 0 ? { flats: o.flats } : {}),
       ...(o.percent !== undefined ? { percent: o.percent } : {}),
       ...(o.delay !== undefined ? { delayMs: o.delay } : {}),
       ...(o.perFlat !== undefined ? { perFlat: o.perFlat } : {}),
-    });
+    };
+    if (o.kube) {
+      if (o.share !== undefined) throw new Error(`${name} with --share gives each flat a proxy of its own, which only the local stack has: on a cluster turn it on for every flat`);
+      refusePerFlatOnCluster(name, options);
+    }
+    const { client, cluster } = await toxiproxyOf(name, o);
+    const lines = await tcpFaultOn(client, o.stateDir, name, options, cluster);
     for (const line of lines) process.stdout.write(`${line}\n`);
-    recordEvent(o.stateDir, 'inject', name, lines.join('; '));
+    recordEvent(o.stateDir, 'inject', name, `${lines.join('; ')}${o.kube ? ' (cluster)' : ''}`);
   } catch (err) {
     fail(err instanceof InvalidFaultError ? `invalid fault: ${err.message}` : (err as Error).message);
   }
 }
 
 /** `fault off` of a TCP scenario. */
-async function tcpOff(name: string, stateDir: string): Promise<void> {
+async function tcpOff(name: string, o: KubeOptions): Promise<void> {
   try {
-    const removed = await tcpFaultOff(linksOf(stateDir), stateDir, name);
+    const { client } = await toxiproxyOf(name, o);
+    const removed = await tcpFaultOff(client, o.stateDir, name);
     process.stdout.write(removed > 0 ? `${name} off (${removed} toxic(s) removed)\n` : `${name} was not on\n`);
-    if (removed > 0) recordEvent(stateDir, 'remove', name, 'off');
+    if (removed > 0) recordEvent(o.stateDir, 'remove', name, o.kube ? 'cluster' : 'off');
   } catch (err) {
     fail((err as Error).message);
   }
 }
 
+/** --toxiproxy-api: the cluster's Toxiproxy for the TCP scenarios. */
+const toxiproxyApiOption = [
+  '--toxiproxy-api <url>',
+  "with --kube, TCP scenarios: the cluster's Toxiproxy API (npm run synth -- --toxiproxy deploys it), " +
+    'after kubectl -n <namespace> port-forward deploy/toxiproxy 8474: http://127.0.0.1:8474. Per-flat toxics (--flats, --share, --per-flat) are local only',
+] as const;
+
 /** The `fault` command and its subcommands. */
 export function faultCommand(): Command {
-  const cmd = new Command('fault').description('turn the fault scenarios of mesh/ on and off on the local stack, and see what they touched');
+  const cmd = new Command('fault').description('turn the fault scenarios of mesh/ on and off on the local stack (or a cluster: --kube), and see what they touched');
   const stateDir = (c: Command) =>
     c
       .option('--state-dir <dir>', 'state folder of the local stack', DEFAULT_STATE_DIR)
-      .option('--kube', 'act on the cluster instead: apply the rendered Istio VirtualServices with kubectl', false)
+      .option('--kube', 'act on the cluster instead: apply the rendered Istio VirtualServices with kubectl; TCP scenarios: add toxics through --toxiproxy-api', false)
       .option('--namespace <ns>', 'namespace of flatline on the cluster (with --kube)', DEFAULT_MESH.namespace)
-      .option('--kubectl <path>', 'kubectl to run (with --kube)', 'kubectl');
+      .option('--kubectl <path>', 'kubectl to run (with --kube)', 'kubectl')
+      .option(...toxiproxyApiOption);
 
   cmd
     .command('list')
@@ -175,10 +207,15 @@ export function faultCommand(): Command {
       .command('off [scenario]')
       .description('turn a scenario off, or every one with --all')
       .option('--all', 'turn every fault off', false),
-  ).action(async (name: string | undefined, o: { stateDir: string; all: boolean; kube: boolean; namespace: string; kubectl: string }) => {
-    if (!o.kube && name !== undefined && tcpScenario(name) !== undefined) return tcpOff(name, o.stateDir);
+  ).action(async (name: string | undefined, o: KubeOptions & { all: boolean }) => {
+    if (name !== undefined && tcpScenario(name) !== undefined) return tcpOff(name, o);
     if (o.kube) {
       try {
+        if (o.all && o.toxiproxyApi !== undefined) {
+          // Every toxic of the cluster's Toxiproxy (its proxies stay: they come from its ConfigMap).
+          await (await clusterToxiproxy(o.toxiproxyApi, o.namespace)).client.reset();
+          process.stdout.write('every TCP fault off (Toxiproxy reset)\n');
+        }
         const settings = { ...DEFAULT_MESH, namespace: o.namespace };
         if (!o.all && name === undefined) return fail('name a scenario, or use --all');
         const on = o.all ? [] : clusterFaults(o.kubectl, o.namespace);
@@ -225,10 +262,14 @@ export function faultCommand(): Command {
     .command('touched <scenario>')
     .description('print how many requests a fault delayed or aborted in the last minute (a TCP fault: its toxics and the bytes its links received since it went on); exit 1 when none (proof a fault took effect)')
     .option('--state-dir <dir>', 'state folder of the local stack', DEFAULT_STATE_DIR)
-    .action(async (name: string, o: { stateDir: string }) => {
+    .option('--kube', 'a TCP scenario on the cluster: ask the Toxiproxy at --toxiproxy-api', false)
+    .option('--namespace <ns>', 'namespace of flatline on the cluster (with --kube)', DEFAULT_MESH.namespace)
+    .option(...toxiproxyApiOption)
+    .action(async (name: string, o: KubeOptions) => {
       if (tcpScenario(name) !== undefined) {
         try {
-          const { acted, lines } = await tcpFaultTouched(linksOf(o.stateDir), o.stateDir, name);
+          const { client } = await toxiproxyOf(name, o);
+          const { acted, lines } = await tcpFaultTouched(client, o.stateDir, name, o.kube);
           for (const line of lines) process.stdout.write(`${name} ${line}\n`);
           if (!acted) process.exitCode = 1;
         } catch (err) {
@@ -236,6 +277,7 @@ export function faultCommand(): Command {
         }
         return;
       }
+      if (o.kube) return fail("on a cluster the requests an Istio fault touched are Envoy's istio_requests_total with response_flags DI (delayed) or FI (aborted)");
       const texts = await injectorMetrics(o.stateDir);
       const n = texts.reduce((sum, t) => sum + sumMetric(t, 'flatline_fault_requests_last_minute', `fault="${name}"`), 0);
       process.stdout.write(`${name}: ${n} request(s) touched in the last minute\n`);
@@ -243,12 +285,14 @@ export function faultCommand(): Command {
     });
 
   stateDir(cmd.command('status').description('show each active fault and the requests it touched in the last minute').option('--json', 'print as JSON', false)).action(
-    async (o: { stateDir: string; json: boolean; kube: boolean; namespace: string; kubectl: string }) => {
+    async (o: KubeOptions & { json: boolean }) => {
       if (o.kube) {
         try {
           const on = clusterFaults(o.kubectl, o.namespace);
-          if (o.json) return void process.stdout.write(`${JSON.stringify(on, null, 2)}\n`);
-          if (on.length === 0) return void process.stdout.write(`no fault VirtualService in namespace ${o.namespace}\n`);
+          const tcp = o.toxiproxyApi === undefined ? [] : await tcpFaultStatus((await clusterToxiproxy(o.toxiproxyApi, o.namespace)).client);
+          if (o.json) return void process.stdout.write(`${JSON.stringify([...on, ...tcp.map((t) => ({ name: t.toxic.name, link: t.link, toxic: t.toxic }))], null, 2)}\n`);
+          for (const t of tcp) process.stdout.write(`TCP ${t.toxic.name.padEnd(40)} link ${t.link.padEnd(18)} ${t.toxic.type} ${t.toxic.stream} toxicity ${t.toxic.toxicity} ${JSON.stringify(t.toxic.attributes)}\n`);
+          if (on.length === 0) return void process.stdout.write(`no fault VirtualService in namespace ${o.namespace}${o.toxiproxyApi === undefined ? ' (TCP faults: give --toxiproxy-api)' : ''}\n`);
           for (const f of on) process.stdout.write(`${f.name.padEnd(22)} ${f.host.padEnd(8)} ${JSON.stringify(f.fault)}\n`);
           process.stdout.write("requests touched: Envoy's istio_requests_total with response_flags DI (delayed) or FI (aborted)\n");
         } catch (err) {

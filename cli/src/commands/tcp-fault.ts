@@ -1,9 +1,12 @@
 /**
- * TCP faults (mesh's TCP_SCENARIOS) on the local stack: toxics added to and
- * removed from the Toxiproxy proxy of each link (stack.json names its API).
- * Each toxic is named by toxicName(), so off finds what on added.
+ * TCP faults (mesh's TCP_SCENARIOS): toxics added to and removed from the
+ * Toxiproxy proxy of each link, on the local stack (stack.json names its
+ * API) or on a cluster (the Toxiproxy of `npm run synth -- --toxiproxy`,
+ * whose API a user forwards with kubectl port-forward: the same proxy
+ * names, the same client). Each toxic is named by toxicName(), so off finds
+ * what on added.
  */
-import { readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { readDeviceLinks, tcpScenario, tcpToxicsFor, toxicName, writeDeviceLinks, type TcpFault, type TcpScenarioOptions, type TcpToxic } from '@flatline/mesh';
 import { readStackFile, ToxiproxyClient, ToxiproxyError, type Toxic } from '@flatline/stack';
@@ -14,6 +17,38 @@ export function linksOf(stateDir: string): ToxiproxyClient {
   if (file === undefined) throw new Error(`no local stack runs in ${stateDir} (start one with npm start)`);
   if (file.toxiproxy === undefined) throw new Error(`the stack in ${stateDir} runs no Toxiproxy (it was started with links off): TCP faults need it`);
   return new ToxiproxyClient(file.toxiproxy.api);
+}
+
+/** Where a cluster's Toxiproxy is, for the messages that say how to reach it. */
+export interface ClusterToxiproxy {
+  readonly client: ToxiproxyClient;
+  readonly namespace: string;
+}
+
+/** How a user reaches a cluster's Toxiproxy API. */
+export const portForwardHint = (namespace: string): string =>
+  `forward it first: kubectl -n ${namespace} port-forward deploy/toxiproxy 8474 (the Deployment exists when the manifests were synthesized with npm run synth -- --toxiproxy)`;
+
+/**
+ * The Toxiproxy API of a cluster at url (e.g. http://127.0.0.1:8474 through a
+ * port-forward); throws, naming the URL and the port-forward, unless it
+ * answers GET /version.
+ */
+export async function clusterToxiproxy(url: string, namespace: string): Promise<ClusterToxiproxy> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new Error(`--toxiproxy-api must be a URL such as http://127.0.0.1:8474, got ${JSON.stringify(url)}`);
+  }
+  if (parsed.protocol !== 'http:') throw new Error(`--toxiproxy-api must be an http:// URL (Toxiproxy's API is plain HTTP), got ${JSON.stringify(url)}`);
+  const client = new ToxiproxyClient(url.replace(/\/+$/, ''), 5000);
+  try {
+    await client.version();
+  } catch (err) {
+    throw new Error(`the cluster's Toxiproxy API does not answer at ${url}: ${(err as Error).message}; ${portForwardHint(namespace)}`, { cause: err });
+  }
+  return { client, namespace };
 }
 
 /** The proxy of one flat's own device link. */
@@ -41,10 +76,14 @@ const describe = (toxics: readonly TcpToxic[]): string => toxics.map((t) => `${t
  * only then points ingestion at it (device-links.json). Returns one line per
  * link or flat.
  */
-export async function tcpFaultOn(client: ToxiproxyClient, stateDir: string, name: string, options: TcpScenarioOptions): Promise<string[]> {
+export async function tcpFaultOn(client: ToxiproxyClient, stateDir: string, name: string, options: TcpScenarioOptions, cluster?: ClusterToxiproxy): Promise<string[]> {
   const s = tcpScenario(name);
   if (s === undefined) throw new Error(`no TCP scenario ${JSON.stringify(name)}`);
   const faults: readonly TcpFault[] = s.build(options);
+  if (cluster !== undefined) {
+    refusePerFlat(name, faults);
+    await checkClusterProxies(cluster, name, faults);
+  }
   const lines: string[] = [];
   // What each link had received when the fault went on: touched compares with it.
   const bytes = await client.receivedBytes();
@@ -70,8 +109,41 @@ export async function tcpFaultOn(client: ToxiproxyClient, stateDir: string, name
     }
     writeDeviceLinks(deviceLinksFile(stateDir), links);
   }
-  new Baselines(stateDir).set(name, baseline);
+  new Baselines(stateDir, cluster !== undefined).set(name, baseline);
   return lines;
+}
+
+/**
+ * Throws when TCP scenario name, built with options, has per-flat toxics:
+ * each flat's own proxy, which ingestion follows through
+ * <state>/device-links.json, exists on the local stack only. Checked before
+ * a cluster's Toxiproxy is asked anything.
+ */
+export function refusePerFlatOnCluster(name: string, options: TcpScenarioOptions): void {
+  const s = tcpScenario(name);
+  if (s === undefined) throw new Error(`no TCP scenario ${JSON.stringify(name)}`);
+  refusePerFlat(name, s.build(options));
+}
+
+function refusePerFlat(name: string, faults: readonly TcpFault[]): void {
+  if (faults.some((f) => f.flats !== undefined)) {
+    throw new Error(
+      `${name} with --flats, --share or --per-flat gives each flat a proxy of its own, which only the local stack has (ingestion follows <state>/device-links.json there); ` +
+        'on a cluster the device link has one proxy: turn it on for every flat (leave those options out)',
+    );
+  }
+}
+
+/** Throws unless the cluster's Toxiproxy has a proxy for every link the faults cut (nothing is added then). */
+async function checkClusterProxies(cluster: ClusterToxiproxy, name: string, faults: readonly TcpFault[]): Promise<void> {
+  const proxies = await cluster.client.listProxies();
+  const missing = faults.map((f) => f.link).filter((link) => proxies[link] === undefined);
+  if (missing.length > 0) {
+    throw new Error(
+      `the cluster's Toxiproxy (${cluster.client.baseUrl}) has no proxy ${missing.join(', ')} for ${name} (it has ${Object.keys(proxies).sort().join(', ') || 'none'}); ` +
+        'npm run synth -- --toxiproxy places every link that a cluster can proxy (see its --help)',
+    );
+  }
 }
 
 /**
@@ -111,12 +183,15 @@ export async function tcpFaultsAllOff(client: ToxiproxyClient, stateDir: string)
   await client.reset();
 }
 
-/** Bytes each link had received when a TCP scenario went on, kept in the state folder (tcp-faults.json) for touched. */
+/** Bytes each link had received when a TCP scenario went on, kept in the state folder (tcp-faults.json; a cluster's: tcp-faults-kube.json) for touched. */
 class Baselines {
-  constructor(private readonly stateDir: string) {}
+  constructor(
+    private readonly stateDir: string,
+    private readonly cluster = false,
+  ) {}
 
   private get file(): string {
-    return join(this.stateDir, 'tcp-faults.json');
+    return join(this.stateDir, this.cluster ? 'tcp-faults-kube.json' : 'tcp-faults.json');
   }
 
   read(): Record<string, Record<string, number>> {
@@ -129,6 +204,8 @@ class Baselines {
 
   set(name: string, bytes: Record<string, number>): void {
     const all = { ...this.read(), [name]: bytes };
+    // Run against a cluster from a fresh clone, the state folder may not exist yet.
+    mkdirSync(this.stateDir, { recursive: true });
     writeFileSync(`${this.file}.tmp`, JSON.stringify(all));
     renameSync(`${this.file}.tmp`, this.file);
   }
@@ -142,10 +219,10 @@ class Baselines {
  * every connection is still held (a latency longer than the poll, the client
  * not yet gone) shows none until one ends.
  */
-export async function tcpFaultTouched(client: ToxiproxyClient, stateDir: string, name: string): Promise<{ acted: boolean; lines: string[] }> {
+export async function tcpFaultTouched(client: ToxiproxyClient, stateDir: string, name: string, cluster = false): Promise<{ acted: boolean; lines: string[] }> {
   const s = tcpScenario(name);
   if (s === undefined) throw new Error(`no TCP scenario ${JSON.stringify(name)}`);
-  const since = new Baselines(stateDir).read()[name];
+  const since = new Baselines(stateDir, cluster).read()[name];
   const proxies = await client.listProxies();
   const bytes = await client.receivedBytes();
   const lines: string[] = [];
