@@ -1,4 +1,5 @@
 /** The local supervisor (nodes, HAProxy, restarts, probes) and the test harness that starts stacks: @flatline/stack's one entry point. */
+export * from './campaign.ts';
 export * from './checks.ts';
 export * from './components.ts';
 export * from './control.ts';

@@ -11,15 +11,12 @@ import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { readFaultFile, writeFaultFile } from '@flatline/mesh';
-import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN, callControl, markerOf, ProcessRecord, readEvents, recordEvent, freshnessReport, readStackFile, stackRunning, type StackFile, DEFAULT_PORTS, FREE_PORTS, LocalStack, ToxiproxyClient } from '@flatline/stack';
+import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN, readEvents, freshnessReport, readStackFile, DEFAULT_PORTS } from '@flatline/stack';
 import { duration, wholeNumber } from './up.ts';
-import { tcpFaultsAllOff } from './tcp-fault.ts';
+import { campaignCommand } from './campaign.ts';
+import { say, serviceEnv, sweep, timestamp, useOrStartStack, type Service } from './chaos-common.ts';
 
 const CHAOS_DIR = join(REPO_ROOT, 'chaos');
-const SERVICES = ['storage', 'query', 'devices', 'ingestion'] as const;
-type Service = (typeof SERVICES)[number];
-
 /** The experiment folders under chaos/. */
 export function experiments(): string[] {
   return readdirSync(CHAOS_DIR, { withFileTypes: true })
@@ -70,13 +67,6 @@ const keyValue = (value: string, previous: Record<string, string> = {}): Record<
   return { ...previous, [value.slice(0, i)]: value.slice(i + 1) };
 };
 
-const serviceEnv = (value: string, previous: Partial<Record<Service, Record<string, string>>> = {}): Partial<Record<Service, Record<string, string>>> => {
-  const m = /^(\w+):([A-Z0-9_]+)=(.*)$/.exec(value);
-  if (m === null || !SERVICES.includes(m[1] as Service)) throw new InvalidArgumentError(`expected <${SERVICES.join('|')}>:NAME=value`);
-  const service = m[1] as Service;
-  return { ...previous, [service]: { ...previous[service], [m[2]!]: m[3]! } };
-};
-
 interface RunOptions {
   stateDir: string;
   var: Record<string, string>;
@@ -88,10 +78,6 @@ interface RunOptions {
   replicas: number;
   env: Partial<Record<Service, Record<string, string>>>;
   keepStack: boolean;
-}
-
-function say(line: string): void {
-  process.stdout.write(`[chaos] ${line}\n`);
 }
 
 /** Samples the worst healthy-flat freshness once a second into timeline.jsonl until stopped. */
@@ -119,64 +105,6 @@ function sampleFreshness(stateDir: string, exclude: string[], file: string): () 
   };
 }
 
-/** Whether a process is stopped (SIGSTOP) according to /proc. */
-function frozen(pid: number | undefined): boolean {
-  if (pid === undefined) return false;
-  try {
-    return /^\d+ \(.*\) T/s.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Undoes whatever a run left behind, whatever the rollbacks did: every local
- * fault off, every node restored, the database thawed. Returns what it found,
- * so the report can say a rollback missed something.
- */
-export async function sweep(stateDir: string): Promise<string[]> {
-  const found: string[] = [];
-  const faultsFile = join(stateDir, 'faults.json');
-  let faults: string[];
-  try {
-    faults = readFaultFile(faultsFile).map((f) => f.name);
-  } catch {
-    faults = ['(unreadable fault file)'];
-  }
-  if (faults.length > 0) {
-    found.push(`faults still on: ${faults.join(', ')}`);
-    writeFaultFile(faultsFile, []);
-    recordEvent(stateDir, 'remove', '*', 'swept by flatline chaos run');
-  }
-  const stack: StackFile | undefined = readStackFile(stateDir);
-  if (stack === undefined || !stackRunning(stack)) return found;
-  if (frozen(stack.databasePid)) {
-    found.push('database frozen');
-    process.kill(stack.databasePid!, 'SIGCONT');
-    recordEvent(stateDir, 'remove', 'database', 'thawed by flatline chaos run');
-  }
-  if (stack.toxiproxy !== undefined) {
-    // TCP faults: toxics left on a link (a rollback that did not run, or failed).
-    const links = new ToxiproxyClient(stack.toxiproxy.api, 5000);
-    try {
-      const left = Object.values(await links.listProxies()).flatMap((p) => p.toxics.map((t) => `${t.name} on ${p.name}`));
-      if (left.length > 0) {
-        found.push(`TCP faults still on: ${left.join(', ')}`);
-        await tcpFaultsAllOff(links, stateDir);
-        recordEvent(stateDir, 'remove', '*', 'TCP faults swept by flatline chaos run');
-      }
-    } catch (err) {
-      found.push(`TCP faults unknown: Toxiproxy did not answer (${(err as Error).message})`);
-    }
-  }
-  const down = Object.entries(stack.nodes ?? {}).filter(([, state]) => state !== 'ready');
-  for (const [node, state] of down) {
-    found.push(`${node} ${state}`);
-    if (stack.control !== undefined) await callControl(stack.control, 'POST', `/nodes/${node}/restore`).catch((err: Error) => found.push(`${node}: restore failed: ${err.message}`));
-  }
-  return found;
-}
-
 /** Runs the real chaos in its own process group (so Ctrl-C reaches it once, from us); resolves with its exit code. */
 function runChaos(args: string[], onSigint: () => void): Promise<number> {
   const child = spawn(join(TOOLS_BIN, 'chaos'), args, { cwd: REPO_ROOT, stdio: 'inherit', detached: true });
@@ -201,10 +129,6 @@ function runChaos(args: string[], onSigint: () => void): Promise<number> {
   });
 }
 
-function timestamp(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-}
-
 async function run(name: string, o: RunOptions): Promise<void> {
   const experimentFile = resolveExperiment(name);
   const experimentName = basename(dirname(experimentFile));
@@ -216,40 +140,7 @@ async function run(name: string, o: RunOptions): Promise<void> {
   const dir = resolve(o.reports, `${timestamp(started)}-${experimentName}`);
   mkdirSync(dir, { recursive: true });
 
-  let stack: LocalStack | undefined;
-  const existing = readStackFile(stateDir);
-  if (existing !== undefined && stackRunning(existing)) {
-    say(`using the stack already running in ${stateDir} (pid ${existing.pid}); --flats, --nodes, --replicas and --env apply only to a stack this command starts`);
-  } else {
-    say(`no stack runs in ${stateDir}: starting one (${o.flats} flats, ${o.nodes} nodes, ${o.replicas} replicas, ${o.interval / 1000} s interval)…`);
-    mkdirSync(stateDir, { recursive: true });
-    const record = new ProcessRecord(stateDir);
-    await record.stopLeftovers();
-    stack = await LocalStack.start(
-      {
-      stateDir,
-      host: '127.0.0.1',
-      ports: FREE_PORTS,
-      flats: o.flats,
-      intervalMs: o.interval,
-      replicas: o.replicas,
-      nodes: o.nodes,
-      logLevel: 'info',
-      env: o.env,
-      say: (l) => say(l),
-        detached: true,
-      },
-      (n, running) => record.add(running.process.name, running.process.pid, markerOf(n)),
-    );
-    // Fresh, not merely fetched once: a state folder used before holds old fetches.
-    say(`waiting for every flat to be fetched (and fresh)…`);
-    const end = Date.now() + 60000;
-    while (Date.now() < end) {
-      const r = await freshnessReport(stack.queryAddress, { limit: 0 }).catch(() => undefined);
-      if (r !== undefined && r.neverFetchedCount === 0 && r.flatCount === o.flats && r.worstAgeSeconds < (2 * o.interval) / 1000 + 2) break;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
+  const stack = await useOrStartStack(stateDir, o);
 
   // The experiments' probes ask the supervisor of this stack over HTTP (configuration supervisor_url).
   const supervisorUrl = stack?.supervisorUrl ?? readStackFile(stateDir)?.supervisor;
@@ -368,5 +259,6 @@ export function chaosCommand(): Command {
       `\nExperiments: ${experiments().join(', ')}\nThe default ports of \`flatline up\` (query ${DEFAULT_PORTS.query}) are not used by a stack started here: it takes free ports, listed in <state-dir>/stack.json.`,
     )
     .action(async (experiment: string, o: RunOptions) => run(experiment, o));
+  cmd.addCommand(campaignCommand());
   return cmd;
 }

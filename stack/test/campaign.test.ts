@@ -1,0 +1,126 @@
+/** The fault campaign's schedule (seeded, overlapping, never two faults on one thing) and the rules its invariants are read with. */
+import { expect } from 'chai';
+import { activeAt, CAMPAIGN_KINDS, drawSchedule, excusedAt, FIRST_FAULT_MS, ingestionFrozenAt, layoutMismatch, persistentHoles, silencedAt, type CampaignFault, type CampaignLayout, type ScheduleOptions } from '../src/index.ts';
+
+const TWO_NODES: CampaignLayout = {
+  nodes: { 'node-a': ['ingestion-0', 'query-0', 'storage-0'], 'node-b': ['ingestion-1', 'query-1', 'storage-1'] },
+  flats: Array.from({ length: 24 }, (_, i) => String(i + 1)),
+  others: ['devices', 'haproxy', 'toxiproxy'],
+};
+const ONE_NODE: CampaignLayout = { nodes: { 'node-a': ['ingestion-0', 'query-0', 'storage-0'] }, flats: ['1', '2', '3'], others: ['devices'] };
+const ALL: ScheduleOptions = { seed: 1, durationMs: 600000, maxConcurrent: 3, kinds: [...CAMPAIGN_KINDS] };
+
+const fault = (over: Partial<CampaignFault>): CampaignFault => ({ id: 1, kind: 'http', name: 'f', action: { type: 'scenario', scenario: 'devices-slow', options: {} }, atMs: 0, healMs: 1000, holds: [], down: [], touches: [], ...over });
+
+describe('campaign schedule', () => {
+  it('is the same for the same seed, options and layout, and another for another seed', () => {
+    const a = drawSchedule(ALL, TWO_NODES);
+    expect(drawSchedule(ALL, TWO_NODES)).to.deep.equal(a);
+    expect(JSON.parse(JSON.stringify(a))).to.deep.equal(a, 'survives schedule.json');
+    const b = drawSchedule({ ...ALL, seed: 2 }, TWO_NODES);
+    expect(b.faults.map((f) => f.name)).to.not.deep.equal(a.faults.map((f) => f.name));
+  });
+
+  for (const seed of [1, 2, 3, 14, 99]) {
+    it(`seed ${seed}: at most maxConcurrent on at once, never two on the same thing, each healed in time`, () => {
+      const s = drawSchedule({ ...ALL, seed }, TWO_NODES);
+      expect(s.faults.length).to.be.at.least(40, '10 minutes hold many faults');
+      expect(s.faults.map((f) => f.id)).to.deep.equal(s.faults.map((_, i) => i + 1));
+      for (const f of s.faults) {
+        expect(f.atMs).to.be.at.least(FIRST_FAULT_MS);
+        expect(f.healMs).to.be.above(f.atMs).and.at.most(s.durationMs);
+        // At each start, what is on (this one included).
+        const on = activeAt(s, f.atMs);
+        expect(on.length, `at +${f.atMs} ms`).to.be.at.most(s.maxConcurrent);
+        const keys = on.flatMap((x) => x.holds);
+        expect(new Set(keys).size, `${on.map((x) => x.name).join(' & ')} share a key`).to.equal(keys.length);
+      }
+      expect(new Set(s.faults.map((f) => f.kind)).size, 'every kind drawn').to.equal(CAMPAIGN_KINDS.length);
+      expect(s.faults.filter((f) => s.faults.some((g) => g.id < f.id && g.healMs > f.atMs)).length, 'faults overlap').to.be.above(5);
+    });
+  }
+
+  it('draws only the kinds asked for; with maxConcurrent 1 nothing overlaps', () => {
+    const s = drawSchedule({ ...ALL, kinds: ['tcp', 'db'], maxConcurrent: 1 }, TWO_NODES);
+    expect(new Set(s.faults.map((f) => f.kind))).to.deep.equal(new Set(['tcp', 'db']));
+    for (const f of s.faults) expect(activeAt(s, f.atMs)).to.have.length(1);
+  });
+
+  it('a replica fault excuses no flat while another replica of its service runs, and every flat when it takes the last', () => {
+    const two = drawSchedule({ ...ALL, kinds: ['kill', 'stop', 'node'], maxConcurrent: 1 }, TWO_NODES);
+    const replicaFaults = two.faults.filter((f) => f.down.length > 0);
+    expect(replicaFaults.length).to.be.above(10);
+    for (const f of replicaFaults) expect(f.touches, f.name).to.deep.equal([]);
+    const one = drawSchedule({ ...ALL, kinds: ['kill', 'stop', 'node'] }, ONE_NODE);
+    for (const f of one.faults.filter((x) => x.down.length > 0)) expect(f.touches, f.name).to.equal('all');
+    // Two nodes, overlapping: a node failing while a replica on the other is down takes a service's last replica.
+    const overlapping = drawSchedule({ ...ALL, kinds: ['kill', 'stop', 'node'], maxConcurrent: 2 }, TWO_NODES);
+    const widened = overlapping.faults.filter((f) => f.down.length > 0 && f.touches === 'all');
+    expect(widened.length, 'some overlap takes a service down').to.be.above(0);
+    for (const f of widened) {
+      const down = new Set([...activeAt(overlapping, f.atMs).flatMap((x) => x.down)]);
+      expect(['storage', 'query', 'ingestion'].some((svc) => [0, 1].every((i) => down.has(`${svc}-${i}`))), f.name).to.equal(true);
+    }
+  });
+
+  it('flat faults name flats of the layout, at most three, each held', () => {
+    const s = drawSchedule({ ...ALL, kinds: ['http', 'tcp'] }, TWO_NODES);
+    const flatFaults = s.faults.filter((f) => f.touches !== 'all' && f.touches.length > 0);
+    expect(flatFaults.length).to.be.above(10);
+    for (const f of flatFaults) {
+      const flats = f.touches as readonly string[];
+      expect(flats.length).to.be.within(1, 3);
+      for (const flat of flats) expect(TWO_NODES.flats).to.include(flat);
+      for (const flat of flats) expect(f.holds).to.include(`flat:${flat}`);
+    }
+  });
+
+  it('refuses a seed that is no whole number, no kinds, or maxConcurrent 0', () => {
+    expect(() => drawSchedule({ ...ALL, seed: 1.5 }, TWO_NODES)).to.throw(/seed/);
+    expect(() => drawSchedule({ ...ALL, kinds: [] }, TWO_NODES)).to.throw(/kinds/);
+    expect(() => drawSchedule({ ...ALL, maxConcurrent: 0 }, TWO_NODES)).to.throw(/maxConcurrent/);
+  });
+
+  it('a stored schedule names what a stack must have to replay it', () => {
+    const s = drawSchedule({ ...ALL, kinds: ['node', 'http'] }, TWO_NODES);
+    expect(layoutMismatch(s, TWO_NODES)).to.equal(undefined);
+    expect(layoutMismatch(s, { ...TWO_NODES, nodes: { 'node-a': TWO_NODES.nodes['node-a']! } })).to.match(/needs node node-b/);
+    expect(layoutMismatch(s, { ...TWO_NODES, flats: ['1'] })).to.match(/needs flat/);
+  });
+});
+
+describe('campaign invariant rules', () => {
+  it('excuses the flats a fault touches from its start until the recovery time after its heal; one touching all excuses all', () => {
+    const s = { faults: [fault({ id: 1, atMs: 1000, healMs: 5000, touches: ['7', '13'] }), fault({ id: 2, atMs: 20000, healMs: 25000, touches: 'all' })] };
+    expect([...(excusedAt(s, 999, 3000) as Set<string>)]).to.deep.equal([]);
+    expect([...(excusedAt(s, 1000, 3000) as Set<string>)]).to.deep.equal(['7', '13']);
+    expect([...(excusedAt(s, 7999, 3000) as Set<string>)]).to.deep.equal(['7', '13']);
+    expect([...(excusedAt(s, 8000, 3000) as Set<string>)]).to.deep.equal([]);
+    expect(excusedAt(s, 27999, 3000)).to.equal('all');
+    expect([...(excusedAt(s, 28000, 3000) as Set<string>)]).to.deep.equal([]);
+  });
+
+  it('a hole is loss only when two gap counts see it and no ingestion replica was frozen', () => {
+    const before = new Map([['7/heat-1/0', 3]]);
+    const now = new Map([
+      ['7/heat-1/0', 3],
+      ['8/heat-1/0', 1],
+    ]);
+    expect(persistentHoles(undefined, now, false)).to.deep.equal([]);
+    expect(persistentHoles(before, now, false)).to.deep.equal(['7/heat-1/0']);
+    expect(persistentHoles(before, now, true)).to.deep.equal([]);
+  });
+
+  it('knows which processes a fault silences on purpose, and when an ingestion replica is frozen', () => {
+    const s = {
+      faults: [
+        fault({ id: 1, kind: 'stop', action: { type: 'signal', process: 'ingestion-1', signal: 'SIGSTOP' }, atMs: 0, healMs: 10000, down: ['ingestion-1'] }),
+        fault({ id: 2, kind: 'node', action: { type: 'node', node: 'node-a', action: 'drain' }, atMs: 20000, healMs: 30000, down: ['ingestion-0', 'query-0', 'storage-0'] }),
+      ],
+    };
+    expect([...silencedAt(s, 5000)]).to.deep.equal(['ingestion-1']);
+    expect([...silencedAt(s, 25000)].sort()).to.deep.equal(['ingestion-0', 'query-0', 'storage-0']);
+    expect(ingestionFrozenAt(s, 5000)).to.equal(true);
+    expect(ingestionFrozenAt(s, 25000), 'drained, not frozen').to.equal(false);
+  });
+});
