@@ -20,6 +20,18 @@ describe('chaos experiments deviate on a weakened system (negative controls)', f
     ],
     ['H2 with a single replica of each service (node-a holds them all)', 'the-system-stays-reachable', { failure: 'crash', fault_seconds: '30' }, ['--replicas', '1']],
     ['H3 with the outbox bypassed (a failed Append is dropped)', 'no-measurement-is-lost-while-the-database', { outage_seconds: '12' }, [...H3_STACK, '--env', 'ingestion:FLATLINE_FORWARD_ON_FAILURE=drop']],
+    [
+      'device links slow at the TCP level with a poll timeout (40 s) longer than the delays and one poll at a time',
+      'device-links-slow-down',
+      { fault_seconds: '30' },
+      ['--env', 'ingestion:FLATLINE_POLL_TIMEOUT_MS=40000', '--env', 'ingestion:FLATLINE_POLL_CONCURRENCY=1'],
+    ],
+    [
+      'device answers dribbled with a poll timeout (40 s) longer than a dribbled answer and one poll at a time',
+      'device-connections-break',
+      { fault_seconds: '30' },
+      ['--env', 'ingestion:FLATLINE_POLL_TIMEOUT_MS=40000', '--env', 'ingestion:FLATLINE_POLL_CONCURRENCY=1'],
+    ],
     ['database connections reset with the outbox bypassed (a failed Append is dropped)', 'database-connections-reset', { fault_seconds: '8' }, ['--env', 'ingestion:FLATLINE_FORWARD_ON_FAILURE=drop']],
   ];
   for (const [title, experiment, vars, extra] of cases) {

@@ -69,6 +69,32 @@ describe('chaos experiments: flatline chaos run under the real Chaos Toolkit', f
     await expectZeroGaps(stack);
   });
 
+  it('device links slow at the TCP level (flat 7 30 s, 13 5 s, 21 12 s through Toxiproxy): healthy flats stay fresh; the latency acted on each flat\'s own link', async () => {
+    const o = await chaosRun(reports, stack.options.stateDir, 'device-links-slow-down', { fault_seconds: '10' });
+    expect(o.code, o.stdout.slice(-3000)).to.equal(0);
+    expectReport(o, 'passed');
+    const journal = JSON.parse(readFileSync(join(o.dir, 'journal.json'), 'utf8')) as { run: Array<{ activity: { name: string }; output?: { status?: number; stdout?: string } }> };
+    const proof = journal.run.find((r) => r.activity.name === 'the-latency-took-effect')?.output?.stdout ?? '';
+    for (const flat of ['7', '13', '21']) expect(proof, 'the proof').to.match(new RegExp(`ingestion-devices-flat-${flat}: devices-tcp-slow-latency-downstream; [1-9]\\d* bytes received since it went on`));
+    expect(journal.run.find((r) => r.activity.name === 'the-faulted-flats-went-stale')?.output?.status).to.equal(409);
+    expectNothingLeft(stack);
+    await expectNoToxicLeft(stack);
+  });
+
+  it('device connections cut mid-answer (flats 5, 17) and dribbled (9, 19): healthy flats stay fresh, nothing half-read is stored, zero gaps', async () => {
+    const o = await chaosRun(reports, stack.options.stateDir, 'device-connections-break', { fault_seconds: '10' });
+    expect(o.code, o.stdout.slice(-3000)).to.equal(0);
+    expectReport(o, 'passed');
+    const journal = JSON.parse(readFileSync(join(o.dir, 'journal.json'), 'utf8')) as { run: Array<{ activity: { name: string }; output?: { status?: number; stdout?: string } }> };
+    const out = (name: string): string => journal.run.find((r) => r.activity.name === name)?.output?.stdout ?? '';
+    for (const flat of ['5', '17']) expect(out('the-cuts-took-effect')).to.match(new RegExp(`ingestion-devices-flat-${flat}: devices-cut-limit_data-downstream; [1-9]\\d* bytes`));
+    for (const flat of ['9', '19']) expect(out('the-dribble-took-effect')).to.match(new RegExp(`ingestion-devices-flat-${flat}: devices-dribble-slicer-downstream; [1-9]\\d* bytes`));
+    expect(journal.run.find((r) => r.activity.name === 'the-faulted-flats-went-stale')?.output?.status).to.equal(409);
+    expectNothingLeft(stack);
+    await expectNoToxicLeft(stack);
+    await expectZeroGaps(stack);
+  });
+
   for (const failure of ['crash', 'drain', 'freeze']) {
     it(`H2 (${failure}) passes: query answers through HAProxy and every flat stays fresh while node-a is down; zero gaps`, async () => {
       const o = await chaosRun(reports, stack.options.stateDir, 'the-system-stays-reachable', { failure, fault_seconds: '12' });
