@@ -4,7 +4,10 @@
  * the freshness sampler excludes is what the experiment's probes exclude.
  */
 import { expect } from 'chai';
-import { configValue, type Experiment } from '@flatline/cli';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { configValue, experiments, resolveExperiment, type Experiment } from '@flatline/cli';
+import { REPO_ROOT } from '@flatline/stack';
 
 const experiment: Experiment = {
   title: 'configuration as Chaos Toolkit reads it',
@@ -43,5 +46,27 @@ describe('flatline chaos run reads configuration as Chaos Toolkit does', () => {
     expect(configValue(experiment, {}, 'fault_seconds', {})).to.equal('60');
     expect(configValue(experiment, {}, 'delay', { DELAY: '1s' })).to.equal('30s');
     expect(configValue(experiment, {}, 'nope', {})).to.equal(undefined);
+  });
+});
+
+describe('flatline chaos run finds an experiment by the short name its description and the README give', () => {
+  const chaosDir = join(REPO_ROOT, 'chaos');
+  it('each experiment\'s "Run it with: npm run chaos -- <name>" names that experiment and no other', () => {
+    for (const folder of experiments()) {
+      const description = (JSON.parse(readFileSync(join(chaosDir, folder, 'experiment.json'), 'utf8')) as { description: string }).description;
+      const short = /Run it with: npm run chaos -- (\S+)/.exec(description)?.[1];
+      expect(short, `${folder}: its description says how to run it`).to.be.a('string');
+      expect(resolveExperiment(short!), short).to.equal(join(chaosDir, folder, 'experiment.json'));
+    }
+  });
+
+  it('every `npm run chaos -- <name>` of the READMEs names exactly one experiment', () => {
+    for (const readme of [join(REPO_ROOT, 'README.md'), join(chaosDir, 'README.md')]) {
+      for (const m of readFileSync(readme, 'utf8').matchAll(/npm run chaos -- ([\w-]+)/g)) expect(() => resolveExperiment(m[1]!), `${readme}: ${m[1]}`).to.not.throw();
+    }
+  });
+
+  it('refuses a name that matches two experiments, naming both (the check can fail)', () => {
+    expect(() => resolveExperiment('measurements-keep-arriving')).to.throw(/matches .*say which/);
   });
 });

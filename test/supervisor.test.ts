@@ -200,7 +200,7 @@ describe('flatline up restarts a process that dies, and keeps the rest running',
     expect(gaps.code, gaps.stdout + gaps.stderr).to.equal(0);
     expect(gaps.stdout).to.match(/; 0 missing in 0 device\(s\)/);
     await eventually('every flat fresher than 20 s', async () => (await flatline('freshness', '--max-age', '20')).code === 0, 30000, 1000);
-    await eventually('flatline status to exit 0', async () => (await flatline('status')).code === 0, 30000, 1000);
+    await eventually('flatline status to exit 0', async () => (await flatline('status')).code === 0, 60000, 1000);
     const text = (await flatline('status')).stdout;
     for (const [name] of victims) expect(text, text).to.match(new RegExp(`^${name} .* SERVING +1 +SIGKILL \\d+ s ago`, 'm'));
     // The Tiltfile's readiness probe counts one line per ingestion replica.
@@ -221,7 +221,7 @@ describe('flatline up restarts a process that dies, and keeps the rest running',
       expect(row(rows, m).state, `${m} stays stopped`).to.equal('stopped');
       expect(row(rows, m).restarts, `${m} was not restarted`).to.equal(row(before, m).restarts);
     }
-    await eventually('query to answer through node-a while node-b is down', queryAnswers, 10000, 500);
+    await eventually('query to answer through node-a while node-b is down', queryAnswers, 30000, 500);
     const restore = await flatline('node', 'restore', 'node-b');
     expect(restore.stdout + restore.stderr).to.include('node-b: ready');
     await eventually('flatline status to exit 0 after the restore', async () => (await flatline('status')).code === 0, 60000, 1000);
