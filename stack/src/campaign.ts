@@ -59,7 +59,19 @@ export interface CampaignFault {
   readonly down: readonly string[];
   /** The flats whose freshness it excuses: every flat, or these. */
   readonly touches: 'all' | readonly string[];
+  /** The flats no poll reaches while it is on (their devices, the simulator, Toxiproxy, every ingestion replica): every flat, or these. */
+  readonly cuts: 'all' | readonly string[];
 }
+
+/**
+ * How long a flat may go unpolled before its devices' readings are gone at
+ * the source. A device keeps a window of readings (the simulator: 60 s,
+ * FLATLINE_DEVICES_WINDOW_MS); after a heal a failing flat may wait a whole
+ * back-off (20 s, FLATLINE_BACKOFF_MAX_MS) before its next poll. Faults that
+ * cut a flat's polls (with less than a back-off between them) are kept under
+ * maxUnpolledMs in all: a loss the design accepts is no finding.
+ */
+export const DEVICE_REACH = { windowMs: 60000, backoffMaxMs: 20000, maxUnpolledMs: 35000 } as const;
 
 /** The stack a schedule is drawn for. */
 export interface CampaignLayout {
@@ -90,6 +102,8 @@ export const FIRST_FAULT_MS = 5000;
 const GAP_MS: readonly [number, number] = [2000, 10000];
 /** How long a kill -9 counts as on: the supervisor's restart happens in it. */
 const KILL_HOLD_MS = 5000;
+/** A fault cut shorter than this (to keep a flat polled in time) is not drawn at all. */
+const MIN_HOLD_MS = 3000;
 
 /** The service of a replica name (storage-1 → storage), or undefined for other processes. */
 export function serviceOf(name: string): string | undefined {
@@ -131,6 +145,8 @@ interface Candidate {
   readonly down: readonly string[];
   /** Flats it excuses on its own ('all', or these); a replica fault is widened when it takes a service's last replica. */
   readonly touches: 'all' | readonly string[];
+  /** Flats whose polls it stops on its own; a replica fault is widened when it takes the last ingestion replica. */
+  readonly cuts: 'all' | readonly string[];
   readonly holdMs: number;
 }
 
@@ -147,67 +163,67 @@ function candidate(kind: CampaignKind, d: Draw, layout: CampaignLayout): Candida
       const flats = someFlats();
       if (d.int(0, 1) === 0) {
         const delayMs = d.pick([5000, 10000, 20000, 30000]);
-        return { kind, name: `devices-slow ${delayMs / 1000}s flats ${flats.join(',')}`, action: { type: 'scenario', scenario: 'devices-slow', options: { flats, delayMs } }, holds: ['scenario:devices-slow', ...flatKeys(flats)], down: [], touches: flats, holdMs: d.seconds(10, 40) };
+        return { kind, name: `devices-slow ${delayMs / 1000}s flats ${flats.join(',')}`, action: { type: 'scenario', scenario: 'devices-slow', options: { flats, delayMs } }, holds: ['scenario:devices-slow', ...flatKeys(flats)], down: [], touches: flats, cuts: flats, holdMs: d.seconds(10, 40) };
       }
       const status = d.pick([500, 503]);
       const percent = d.pick([50, 100]);
-      return { kind, name: `devices-failing ${status} ${percent}% flats ${flats.join(',')}`, action: { type: 'scenario', scenario: 'devices-failing', options: { flats, status, percent } }, holds: ['scenario:devices-failing', ...flatKeys(flats)], down: [], touches: flats, holdMs: d.seconds(10, 40) };
+      return { kind, name: `devices-failing ${status} ${percent}% flats ${flats.join(',')}`, action: { type: 'scenario', scenario: 'devices-failing', options: { flats, status, percent } }, holds: ['scenario:devices-failing', ...flatKeys(flats)], down: [], touches: flats, cuts: flats, holdMs: d.seconds(10, 40) };
     }
     case 'grpc': {
       const which = d.pick(['storage-unavailable', 'storage-slow', 'query-slow'] as const);
       if (which === 'storage-unavailable') {
         const percent = d.pick([50, 100]);
-        return { kind, name: `storage-unavailable ${percent}%`, action: { type: 'scenario', scenario: which, options: { percent } }, holds: [`scenario:${which}`], down: [], touches: 'all', holdMs: d.seconds(5, 30) };
+        return { kind, name: `storage-unavailable ${percent}%`, action: { type: 'scenario', scenario: which, options: { percent } }, holds: [`scenario:${which}`], down: [], touches: 'all', cuts: [], holdMs: d.seconds(5, 30) };
       }
       const delayMs = which === 'storage-slow' ? d.pick([500, 1000, 3000]) : d.pick([200, 500, 1500]);
-      return { kind, name: `${which} ${delayMs}ms`, action: { type: 'scenario', scenario: which, options: { delayMs } }, holds: [`scenario:${which}`], down: [], touches: [], holdMs: d.seconds(5, 30) };
+      return { kind, name: `${which} ${delayMs}ms`, action: { type: 'scenario', scenario: which, options: { delayMs } }, holds: [`scenario:${which}`], down: [], touches: [], cuts: [], holdMs: d.seconds(5, 30) };
     }
     case 'tcp': {
       const which = d.pick(['db-reset', 'db-slow', 'db-blackhole', 'storage-link-reset', 'devices-tcp-slow', 'devices-dribble', 'devices-cut'] as const);
       const holdMs = d.seconds(5, 25);
       if (which === 'db-slow') {
         const delayMs = d.pick([200, 500, 1500]);
-        return { kind, name: `db-slow ${delayMs}ms`, action: { type: 'tcp', scenario: which, options: { delayMs } }, holds: [`tcp:${which}`], down: [], touches: 'all', holdMs };
+        return { kind, name: `db-slow ${delayMs}ms`, action: { type: 'tcp', scenario: which, options: { delayMs } }, holds: [`tcp:${which}`], down: [], touches: 'all', cuts: [], holdMs };
       }
       if (which === 'db-reset' || which === 'storage-link-reset') {
         const percent = d.pick([50, 100]);
-        return { kind, name: `${which} ${percent}%`, action: { type: 'tcp', scenario: which, options: { percent } }, holds: [`tcp:${which}`], down: [], touches: 'all', holdMs };
+        return { kind, name: `${which} ${percent}%`, action: { type: 'tcp', scenario: which, options: { percent } }, holds: [`tcp:${which}`], down: [], touches: 'all', cuts: [], holdMs };
       }
-      if (which === 'db-blackhole') return { kind, name: which, action: { type: 'tcp', scenario: which, options: {} }, holds: [`tcp:${which}`], down: [], touches: 'all', holdMs };
+      if (which === 'db-blackhole') return { kind, name: which, action: { type: 'tcp', scenario: which, options: {} }, holds: [`tcp:${which}`], down: [], touches: 'all', cuts: [], holdMs };
       const flats = someFlats();
       const holds = [`tcp:${which}`, ...flatKeys(flats)];
       if (which === 'devices-tcp-slow') {
         const perFlat = Object.fromEntries(flats.map((f) => [f, d.pick([5000, 12000, 30000])]));
-        return { kind, name: `devices-tcp-slow ${flats.map((f) => `${f}=${perFlat[f]! / 1000}s`).join(',')}`, action: { type: 'tcp', scenario: which, options: { perFlat } }, holds, down: [], touches: flats, holdMs: d.seconds(10, 40) };
+        return { kind, name: `devices-tcp-slow ${flats.map((f) => `${f}=${perFlat[f]! / 1000}s`).join(',')}`, action: { type: 'tcp', scenario: which, options: { perFlat } }, holds, down: [], touches: flats, cuts: flats, holdMs: d.seconds(10, 40) };
       }
-      return { kind, name: `${which} flats ${flats.join(',')}`, action: { type: 'tcp', scenario: which, options: { flats } }, holds, down: [], touches: flats, holdMs: d.seconds(10, 40) };
+      return { kind, name: `${which} flats ${flats.join(',')}`, action: { type: 'tcp', scenario: which, options: { flats } }, holds, down: [], touches: flats, cuts: flats, holdMs: d.seconds(10, 40) };
     }
     case 'kill':
     case 'stop': {
       const p = d.pick([...replicas, ...layout.others]);
       const replica = serviceOf(p) !== undefined;
       const signal = kind === 'kill' ? 'SIGKILL' : 'SIGSTOP';
-      return { kind, name: `${kind === 'kill' ? 'kill -9' : 'SIGSTOP'} ${p}`, action: { type: 'signal', process: p, signal }, holds: processKeys(p), down: replica ? [p] : [], touches: replica ? [] : 'all', holdMs: kind === 'kill' ? KILL_HOLD_MS : d.seconds(3, 20) };
+      return { kind, name: `${kind === 'kill' ? 'kill -9' : 'SIGSTOP'} ${p}`, action: { type: 'signal', process: p, signal }, holds: processKeys(p), down: replica ? [p] : [], touches: replica ? [] : 'all', cuts: p === 'devices' || p === 'toxiproxy' ? 'all' : [], holdMs: kind === 'kill' ? KILL_HOLD_MS : d.seconds(3, 20) };
     }
     case 'node': {
       const node = d.pick(Object.keys(layout.nodes).sort());
       const action = d.pick(['drain', 'crash', 'freeze'] as const);
       const rs = layout.nodes[node] ?? [];
-      return { kind, name: `${node} ${action}`, action: { type: 'node', node, action }, holds: [`node:${node}`, ...rs.map((r) => `proc:${r}`)], down: [...rs], touches: [], holdMs: d.seconds(5, 30) };
+      return { kind, name: `${node} ${action}`, action: { type: 'node', node, action }, holds: [`node:${node}`, ...rs.map((r) => `proc:${r}`)], down: [...rs], touches: [], cuts: [], holdMs: d.seconds(5, 30) };
     }
     case 'db': {
       const kill = d.int(0, 1) === 0;
       return kill
-        ? { kind, name: 'db kill -9', action: { type: 'signal', process: 'ferretdb', signal: 'SIGKILL' }, holds: ['proc:ferretdb'], down: [], touches: 'all', holdMs: KILL_HOLD_MS }
-        : { kind, name: 'db freeze', action: { type: 'signal', process: 'ferretdb', signal: 'SIGSTOP' }, holds: ['proc:ferretdb'], down: [], touches: 'all', holdMs: d.seconds(5, 25) };
+        ? { kind, name: 'db kill -9', action: { type: 'signal', process: 'ferretdb', signal: 'SIGKILL' }, holds: ['proc:ferretdb'], down: [], touches: 'all', cuts: [], holdMs: KILL_HOLD_MS }
+        : { kind, name: 'db freeze', action: { type: 'signal', process: 'ferretdb', signal: 'SIGSTOP' }, holds: ['proc:ferretdb'], down: [], touches: 'all', cuts: [], holdMs: d.seconds(5, 25) };
     }
   }
 }
 
 /** Whether every replica of some service would be down with these down at once. */
-function takesAServiceDown(layout: CampaignLayout, down: ReadonlySet<string>): boolean {
+function takesAServiceDown(layout: CampaignLayout, down: ReadonlySet<string>, only?: string): boolean {
   const replicas = Object.values(layout.nodes).flat();
-  const services = new Set(replicas.map((r) => serviceOf(r)!));
+  const services = new Set(replicas.map((r) => serviceOf(r)!).filter((svc) => only === undefined || svc === only));
   return [...services].some((s) => replicas.filter((r) => serviceOf(r) === s).every((r) => down.has(r)));
 }
 
@@ -238,12 +254,33 @@ export function drawSchedule(options: ScheduleOptions, layout: CampaignLayout): 
       const down = new Set([...active.flatMap((f) => f.down), ...c.down]);
       // A replica's failure that leaves its service none running stalls every flat: the healthy flats are excused.
       const touches = c.down.length > 0 && takesAServiceDown(layout, down) ? 'all' : c.touches;
-      const healMs = Math.min(t + c.holdMs, options.durationMs);
-      faults.push({ id: faults.length + 1, kind: c.kind, name: c.name, action: c.action, atMs: t, healMs, holds: c.holds, down: c.down, touches });
+      const cuts = c.down.length > 0 && takesAServiceDown(layout, down, 'ingestion') ? 'all' : c.cuts;
+      // A flat unpolled too long loses readings at its devices, by design: heal in time, or not at all.
+      const cutFlats = cuts === 'all' ? layout.flats : cuts;
+      const latestHeal = Math.min(...cutFlats.map((flat) => unpolledSince(faults, flat, t) + DEVICE_REACH.maxUnpolledMs), options.durationMs);
+      const healMs = Math.min(t + c.holdMs, latestHeal);
+      if (healMs - t >= MIN_HOLD_MS) faults.push({ id: faults.length + 1, kind: c.kind, name: c.name, action: c.action, atMs: t, healMs, holds: c.holds, down: c.down, touches, cuts });
     }
     t += d.int(GAP_MS[0], GAP_MS[1]);
   }
   return { ...options, kinds, layout, faults };
+}
+
+/**
+ * Since when flat has gone unpolled if a fault that cuts it starts at tMs:
+ * the start of the run of cuts before it, cuts less than a back-off apart
+ * counting as one (after a heal the next poll may wait that long); tMs when
+ * none reaches it.
+ */
+function unpolledSince(faults: readonly CampaignFault[], flat: string, tMs: number): number {
+  let start = tMs;
+  let end = -Infinity;
+  for (const f of faults) {
+    if (!(f.cuts === 'all' || f.cuts.includes(flat))) continue;
+    if (f.atMs > end + DEVICE_REACH.backoffMaxMs) start = f.atMs;
+    end = Math.max(end, f.healMs);
+  }
+  return tMs > end + DEVICE_REACH.backoffMaxMs ? tMs : Math.min(start, tMs);
 }
 
 /** The flats excused at tMs (on, or healed less than recoveryMs ago): 'all', or these. */

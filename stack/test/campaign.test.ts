@@ -1,6 +1,6 @@
 /** The fault campaign's schedule (seeded, overlapping, never two faults on one thing) and the rules its invariants are read with. */
 import { expect } from 'chai';
-import { activeAt, CAMPAIGN_KINDS, drawSchedule, excusedAt, FIRST_FAULT_MS, ingestionFrozenAt, layoutMismatch, persistentHoles, silencedAt, type CampaignFault, type CampaignLayout, type ScheduleOptions } from '../src/index.ts';
+import { activeAt, CAMPAIGN_KINDS, DEVICE_REACH, drawSchedule, excusedAt, FIRST_FAULT_MS, ingestionFrozenAt, layoutMismatch, persistentHoles, silencedAt, type CampaignFault, type CampaignLayout, type ScheduleOptions } from '../src/index.ts';
 
 const TWO_NODES: CampaignLayout = {
   nodes: { 'node-a': ['ingestion-0', 'query-0', 'storage-0'], 'node-b': ['ingestion-1', 'query-1', 'storage-1'] },
@@ -10,7 +10,7 @@ const TWO_NODES: CampaignLayout = {
 const ONE_NODE: CampaignLayout = { nodes: { 'node-a': ['ingestion-0', 'query-0', 'storage-0'] }, flats: ['1', '2', '3'], others: ['devices'] };
 const ALL: ScheduleOptions = { seed: 1, durationMs: 600000, maxConcurrent: 3, kinds: [...CAMPAIGN_KINDS] };
 
-const fault = (over: Partial<CampaignFault>): CampaignFault => ({ id: 1, kind: 'http', name: 'f', action: { type: 'scenario', scenario: 'devices-slow', options: {} }, atMs: 0, healMs: 1000, holds: [], down: [], touches: [], ...over });
+const fault = (over: Partial<CampaignFault>): CampaignFault => ({ id: 1, kind: 'http', name: 'f', action: { type: 'scenario', scenario: 'devices-slow', options: {} }, atMs: 0, healMs: 1000, holds: [], down: [], touches: [], cuts: [], ...over });
 
 describe('campaign schedule', () => {
   it('is the same for the same seed, options and layout, and another for another seed', () => {
@@ -39,6 +39,36 @@ describe('campaign schedule', () => {
       expect(s.faults.filter((f) => s.faults.some((g) => g.id < f.id && g.healMs > f.atMs)).length, 'faults overlap').to.be.above(5);
     });
   }
+
+  it('never keeps a flat from being polled longer than its devices keep readings (the window, less the poll back-off): a loss by design is no finding', () => {
+    // Seed 1 once froze Toxiproxy, slowed flat 15's device, froze Toxiproxy again: 50 s without a poll, and the
+    // first poll after came up to 20 s later (back-off), past the devices' 60 s window: 8 readings a device gone at the source.
+    for (let seed = 1; seed <= 20; seed++) {
+      const s = drawSchedule({ ...ALL, seed, maxConcurrent: 2 }, TWO_NODES);
+      for (const flat of TWO_NODES.flats) {
+        const cuts = s.faults.filter((f) => f.cuts === 'all' || f.cuts.includes(flat)).sort((a, b) => a.atMs - b.atMs);
+        let start = -Infinity;
+        let end = -Infinity;
+        for (const f of cuts) {
+          // A flat may wait a whole back-off after a heal before its next poll: cuts closer than that are one.
+          if (f.atMs > end + DEVICE_REACH.backoffMaxMs) start = f.atMs;
+          end = Math.max(end, f.healMs);
+          expect(end - start, `seed ${seed}, flat ${flat}: unpolled from +${start} to +${end} ms (fault #${f.id} ${f.name})`).to.be.at.most(DEVICE_REACH.maxUnpolledMs);
+        }
+      }
+    }
+    expect(DEVICE_REACH.maxUnpolledMs + DEVICE_REACH.backoffMaxMs).to.be.below(DEVICE_REACH.windowMs);
+  });
+
+  it('a fault that stops every poll of a flat says so: its device faults, the simulator, Toxiproxy, the last ingestion replica', () => {
+    const s = drawSchedule({ ...ALL, maxConcurrent: 2 }, TWO_NODES);
+    for (const f of s.faults) {
+      const a = f.action;
+      if (a.type === 'signal' && ['devices', 'toxiproxy'].includes(a.process)) expect(f.cuts, f.name).to.equal('all');
+      if ((a.type === 'scenario' && a.scenario.startsWith('devices')) || (a.type === 'tcp' && a.scenario.startsWith('devices'))) expect(f.cuts, f.name).to.deep.equal(f.touches);
+      if (a.type === 'scenario' && !a.scenario.startsWith('devices')) expect(f.cuts, f.name).to.deep.equal([]);
+    }
+  });
 
   it('draws only the kinds asked for; with maxConcurrent 1 nothing overlaps', () => {
     const s = drawSchedule({ ...ALL, kinds: ['tcp', 'db'], maxConcurrent: 1 }, TWO_NODES);

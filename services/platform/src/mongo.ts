@@ -104,6 +104,21 @@ export async function guard<T>(what: string, op: () => Promise<T>): Promise<T> {
 /** The shortest bound of a health ping (ms), whatever FLATLINE_DB_TIMEOUT_MS says. */
 export const PING_FLOOR_MS = 5000;
 
+/** How long past its deadline a ping may take to settle before the watch counts it as failed. */
+const PING_GRACE_MS = 1000;
+
+/** promise, or a rejection once ms pass without it settling (logged: the driver ignored its deadline). */
+function settleWithin<T>(promise: Promise<T>, ms: number, log: Logger): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      log.warn({ afterMs: ms }, 'a database ping did not settle by its deadline: counted as failed (the driver did not honour the abort signal)');
+      reject(new Error(`ping did not settle within ${ms} ms`));
+    }, ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 /** Options of watchDatabase. */
 export interface WatchOptions {
   readonly intervalMs: number;
@@ -126,7 +141,9 @@ export function watchDatabase(db: Db, options: WatchOptions, onPing: (up: boolea
         // At least PING_FLOOR_MS: a slow ping is not a database that is away, and a cut one closes its
         // connection, so under load a short bound cut fresh connections for ever and the service stayed
         // NOT_SERVING long after the database was back (seen at load 15 after a FerretDB restart).
-        from(db.command({ ping: 1 }, deadline(Math.max(options.timeoutMs, PING_FLOOR_MS)))).pipe(
+        // And settled by a timer too: a ping the driver never settles (seen once in a campaign: a query
+        // replica NOT_SERVING for good after two FerretDB kills) must not stop the watch for ever.
+        from(settleWithin(db.command({ ping: 1 }, deadline(Math.max(options.timeoutMs, PING_FLOOR_MS))), Math.max(options.timeoutMs, PING_FLOOR_MS) + PING_GRACE_MS, log)).pipe(
           map(() => true),
           catchError((err: unknown) => {
             log.debug({ err }, 'ping failed');

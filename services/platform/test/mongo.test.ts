@@ -1,10 +1,11 @@
 /** The services' MongoDB client against a real FerretDB that is down when the client starts. */
 import { expect } from 'chai';
 import { join } from 'node:path';
-import { MongoClient } from 'mongodb';
-import { createMongoClient, deadline, guard, isUnreachable } from '../src/mongo.ts';
+import { MongoClient, type Db } from 'mongodb';
+import { createMongoClient, deadline, guard, isUnreachable, watchDatabase } from '../src/mongo.ts';
+import { createLogger } from '../src/logger.ts';
 import { UnavailableError } from '../src/status.ts';
-import { startToxiproxy, tempDir, TestDatabase, type RunningToxiproxy } from '@flatline/stack';
+import { eventually, startToxiproxy, tempDir, TestDatabase, type RunningToxiproxy } from '@flatline/stack';
 
 async function tryUpsert(client: MongoClient): Promise<string> {
   try {
@@ -112,5 +113,25 @@ describe('deadline(): the bound of one database operation (real FerretDB behind 
     await toxiproxy.client.addToxic('db', { type: 'timeout', name: 'black-hole', attributes: { timeout: 0 } });
     const unbounded = await outcomeWithin(items().findOne({ _id: 'seed' }, { timeoutMS: 500 }), 5000);
     expect(unbounded.outcome).to.equal('pending');
+  });
+});
+
+describe('watchDatabase', function () {
+  this.timeout(30000);
+
+  it('keeps pinging when a ping never settles: it counts as failed once its deadline and a grace pass, and the next ping can say the database is back', async () => {
+    let calls = 0;
+    // The first ping hangs for ever whatever its abort signal says, as a wedged driver would; the next ones answer.
+    const db = { command: () => (++calls === 1 ? new Promise(() => {}) : Promise.resolve({ ok: 1 })) } as unknown as Db;
+    const seen: boolean[] = [];
+    const logger = createLogger('test', 'silent');
+    const sub = watchDatabase(db, { intervalMs: 100, timeoutMs: 100, logger, uri: 'mongodb://127.0.0.1:1/x' }, (up) => void seen.push(up));
+    try {
+      await eventually('the watch to report the database back after the hung ping', async () => seen.includes(true), 15000, 100);
+      expect(seen[0], 'the hung ping counts as a failure').to.equal(false);
+      expect(calls).to.be.at.least(2);
+    } finally {
+      sub.unsubscribe();
+    }
   });
 });
