@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { CAMPAIGN_KINDS, REPO_ROOT, tempDir, type CampaignSchedule } from '@flatline/stack';
 import { CLI, run } from './support/chaos-run.ts';
 
-/** Seed 14 draws every kind in 3 minutes, and a storage fault (storage-unavailable 100 %) at +5 s: the weakened run fails early. */
-const SEED = '14';
+/** Seed 16 draws every kind in 3 minutes, and the database frozen at +5 s: the weakened run fails early. */
+const SEED = '16';
 
 interface CampaignOutcome {
   code: number;

@@ -332,6 +332,9 @@ async function run(o: CampaignOptions): Promise<void> {
   const misses = new Map<string, number>();
   const lastPid = new Map<string, number | undefined>();
   const peakRss = new Map<string, number>();
+  // Readings gone from a device's window before a poll reached it (ingestion's missed counter): a zero-gaps violation says why.
+  const lastMissed = new Map<string, number>();
+  let missedAtSource = 0;
   const health = every(5000, async () => {
     const t = rec.now();
     const f = readStackFile(stateDir);
@@ -348,7 +351,14 @@ async function run(o: CampaignOptions): Promise<void> {
         try {
           const text = await scrape(s.metrics, 2000);
           misses.set(s.name, 0);
-          if (s.name.startsWith('ingestion-')) outbox[s.name] = sumMetric(text, 'flatline_ingestion_outbox_fetches');
+          if (s.name.startsWith('ingestion-')) {
+            outbox[s.name] = sumMetric(text, 'flatline_ingestion_outbox_fetches');
+            // A counter: its increase, a restart's reset counted from zero (as Prometheus's increase() does).
+            const missed = sumMetric(text, 'flatline_ingestion_readings_missed_total');
+            const before = lastMissed.get(s.name) ?? missed;
+            missedAtSource += missed >= before ? missed - before : missed;
+            lastMissed.set(s.name, missed);
+          }
         } catch (err) {
           if (s.name.startsWith('ingestion-')) outbox[s.name] = null;
           // Frozen or killed on purpose, or just (re)started: not a hang.
@@ -473,6 +483,7 @@ async function run(o: CampaignOptions): Promise<void> {
     violations: rec.violations.length,
     byInvariant: Object.fromEntries(Object.keys(CAMPAIGN_INVARIANTS).map((k) => [k, rec.violations.filter((v) => v.invariant === k).length])),
     finalChecks,
+    missedAtSource,
     peakRssMiB: Object.fromEntries([...peakRss.entries()].sort()),
     durationMs: schedule.durationMs,
     endedMs: rec.now(),
@@ -486,6 +497,7 @@ async function run(o: CampaignOptions): Promise<void> {
     say('stopping the stack it started…');
     await stack.stop();
   }
+  if (missedAtSource > 0) say(`ingestion counted ${missedAtSource} reading(s) gone from their device's window before a poll reached them`);
   say(`verdict: ${verdict.verdict.toUpperCase()} — seed ${schedule.seed}, ${verdict.injected} of ${verdict.faults} faults injected${skipped.length > 0 ? ` (${skipped.length} skipped: their process was not running)` : ''}, ${rec.violations.length} violation(s)`);
   say(`report: ${join(shown, 'report.md')}${plotted ? `  plot: ${join(shown, 'timeline.png')}` : ''}`);
   process.exitCode = interrupted ? 130 : passed ? 0 : 1;
@@ -565,7 +577,7 @@ async function finalPhase(o: CampaignOptions, supervisor: string, since: string,
   return out;
 }
 
-function reportMarkdown(schedule: CampaignSchedule, actual: Actual, violations: readonly Violation[], verdict: { verdict: string; injected: number; skipped: string[]; finalChecks: Record<string, string>; peakRssMiB: Record<string, number> }, o: CampaignOptions): string {
+function reportMarkdown(schedule: CampaignSchedule, actual: Actual, violations: readonly Violation[], verdict: { verdict: string; injected: number; skipped: string[]; finalChecks: Record<string, string>; missedAtSource: number; peakRssMiB: Record<string, number> }, o: CampaignOptions): string {
   const s = (ms: number | undefined): string => (ms === undefined ? '—' : (ms / 1000).toFixed(1));
   const lines = [
     `# Fault campaign, seed ${schedule.seed}: ${verdict.verdict.toUpperCase()}`,
@@ -584,6 +596,8 @@ function reportMarkdown(schedule: CampaignSchedule, actual: Actual, violations: 
     '## Final checks',
     '',
     ...Object.entries(verdict.finalChecks).map(([k, v]) => `- ${k}: ${v}`),
+    '',
+    `Readings gone from a device's window before a poll reached them (ingestion's missed counter, a cause of gaps flatline never held): ${verdict.missedAtSource}.`,
     '',
     '## Violations',
     '',
