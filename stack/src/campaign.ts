@@ -8,7 +8,8 @@
  * the same seed, options and layout give the same schedule, byte for byte.
  * Faults overlap, up to maxConcurrent at once, but never two on the same
  * thing (a process, a node, a flat's device link, a scenario of the fault
- * file or of Toxiproxy): each holds keys no other active fault holds.
+ * file or of Toxiproxy), nor a fault with the process that applies it (a TCP
+ * fault and Toxiproxy frozen): each holds keys no active fault conflicts with.
  *
  * Each fault says which flats it may leave stale (touches): a device fault its
  * flats; anything on the data path every flat (the database, storage, the
@@ -180,18 +181,20 @@ function candidate(kind: CampaignKind, d: Draw, layout: CampaignLayout): Candida
     }
     case 'tcp': {
       const which = d.pick(['db-reset', 'db-slow', 'db-blackhole', 'storage-link-reset', 'devices-tcp-slow', 'devices-dribble', 'devices-cut'] as const);
+      // Toxiproxy applies and removes it: it uses Toxiproxy, so no kill or SIGSTOP of Toxiproxy overlaps it (other TCP faults may).
+      const toxiproxy = 'uses:toxiproxy';
       const holdMs = d.seconds(5, 25);
       if (which === 'db-slow') {
         const delayMs = d.pick([200, 500, 1500]);
-        return { kind, name: `db-slow ${delayMs}ms`, action: { type: 'tcp', scenario: which, options: { delayMs } }, holds: [`tcp:${which}`], down: [], touches: 'all', cuts: [], holdMs };
+        return { kind, name: `db-slow ${delayMs}ms`, action: { type: 'tcp', scenario: which, options: { delayMs } }, holds: [`tcp:${which}`, toxiproxy], down: [], touches: 'all', cuts: [], holdMs };
       }
       if (which === 'db-reset' || which === 'storage-link-reset') {
         const percent = d.pick([50, 100]);
-        return { kind, name: `${which} ${percent}%`, action: { type: 'tcp', scenario: which, options: { percent } }, holds: [`tcp:${which}`], down: [], touches: 'all', cuts: [], holdMs };
+        return { kind, name: `${which} ${percent}%`, action: { type: 'tcp', scenario: which, options: { percent } }, holds: [`tcp:${which}`, toxiproxy], down: [], touches: 'all', cuts: [], holdMs };
       }
-      if (which === 'db-blackhole') return { kind, name: which, action: { type: 'tcp', scenario: which, options: {} }, holds: [`tcp:${which}`], down: [], touches: 'all', cuts: [], holdMs };
+      if (which === 'db-blackhole') return { kind, name: which, action: { type: 'tcp', scenario: which, options: {} }, holds: [`tcp:${which}`, toxiproxy], down: [], touches: 'all', cuts: [], holdMs };
       const flats = someFlats();
-      const holds = [`tcp:${which}`, ...flatKeys(flats)];
+      const holds = [`tcp:${which}`, toxiproxy, ...flatKeys(flats)];
       if (which === 'devices-tcp-slow') {
         const perFlat = Object.fromEntries(flats.map((f) => [f, d.pick([5000, 12000, 30000])]));
         return { kind, name: `devices-tcp-slow ${flats.map((f) => `${f}=${perFlat[f]! / 1000}s`).join(',')}`, action: { type: 'tcp', scenario: which, options: { perFlat } }, holds, down: [], touches: flats, cuts: flats, holdMs: d.seconds(10, 40) };
@@ -218,6 +221,14 @@ function candidate(kind: CampaignKind, d: Draw, layout: CampaignLayout): Candida
         : { kind, name: 'db freeze', action: { type: 'signal', process: 'ferretdb', signal: 'SIGSTOP' }, holds: ['proc:ferretdb'], down: [], touches: 'all', cuts: [], holdMs: d.seconds(5, 25) };
     }
   }
+}
+
+/** Whether two faults holding these keys may not be on at once: the same thing, or a process and a fault that needs it (proc:X, uses:X); uses: keys share. */
+export function conflicting(a: string, b: string): boolean {
+  if (a === b) return !a.startsWith('uses:');
+  const [ka, na] = a.split(':', 2);
+  const [kb, nb] = b.split(':', 2);
+  return na === nb && ((ka === 'proc' && kb === 'uses') || (ka === 'uses' && kb === 'proc'));
 }
 
 /** Whether every replica of some service would be down with these down at once. */
@@ -249,8 +260,8 @@ export function drawSchedule(options: ScheduleOptions, layout: CampaignLayout): 
     // Shorter than 3 s left: no fault worth the name fits.
     if (t + 3000 > options.durationMs) break;
     const c = candidate(d.pick(kinds), d, layout);
-    const held = new Set(active.flatMap((f) => f.holds));
-    if (c !== undefined && !c.holds.some((k) => held.has(k))) {
+    const held = active.flatMap((f) => f.holds);
+    if (c !== undefined && !c.holds.some((k) => held.some((h) => conflicting(h, k)))) {
       const down = new Set([...active.flatMap((f) => f.down), ...c.down]);
       // A replica's failure that leaves its service none running stalls every flat: the healthy flats are excused.
       const touches = c.down.length > 0 && takesAServiceDown(layout, down) ? 'all' : c.touches;
