@@ -46,7 +46,7 @@ import {
   type Violation,
 } from '@flatline/stack';
 import { duration, wholeNumber } from './up.ts';
-import { say as chaosSay, serviceEnv, sweep, timestamp, useOrStartStack, type StackChoice } from './chaos-common.ts';
+import { keepSupervising, say as chaosSay, serviceEnv, sweep, timestamp, useOrStartStack, type StackChoice } from './chaos-common.ts';
 import { linksOf, tcpFaultOff, tcpFaultOn } from './tcp-fault.ts';
 
 interface CampaignOptions extends StackChoice {
@@ -501,6 +501,7 @@ async function run(o: CampaignOptions): Promise<void> {
   say(`verdict: ${verdict.verdict.toUpperCase()} — seed ${schedule.seed}, ${verdict.injected} of ${verdict.faults} faults injected${skipped.length > 0 ? ` (${skipped.length} skipped: their process was not running)` : ''}, ${rec.violations.length} violation(s)`);
   say(`report: ${join(shown, 'report.md')}${plotted ? `  plot: ${join(shown, 'timeline.png')}` : ''}`);
   process.exitCode = interrupted ? 130 : passed ? 0 : 1;
+  if (stack !== undefined && o.keepStack) await keepSupervising(stack, stateDir);
 }
 
 /** Waits up to timeoutMs for every flat to be fresher than maxAge; undefined when it is, else what the last answer said. */
@@ -667,7 +668,7 @@ export function campaignCommand(): Command {
     .addOption(new Option('--nodes <n>', 'local nodes of a stack this command starts').default(2).argParser(wholeNumber(1, 8)))
     .addOption(new Option('--replicas <n>', 'replicas per service of a stack this command starts').default(2).argParser(wholeNumber(1, 16)))
     .option('--env <service:NAME=value>', 'environment of a stack this command starts, e.g. ingestion:FLATLINE_FORWARD_ON_FAILURE=drop (repeatable; for weakened configurations)', serviceEnv, {})
-    .option('--keep-stack', 'leave a stack this command started running', false)
+    .option('--keep-stack', 'keep a stack this command started running after the campaign, supervised until Ctrl-C', false)
     .addHelpText(
       'after',
       `\nKinds:\n${CAMPAIGN_KINDS.map((k) => `  ${k.padEnd(5)} ${KIND_MEANING[k]}`).join('\n')}\n\nInvariants:\n${Object.entries(CAMPAIGN_INVARIANTS)

@@ -148,3 +148,18 @@ export function timestamp(d: Date): string {
   return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
 }
 
+/**
+ * --keep-stack: the stack this command started keeps running, supervised by
+ * this process until Ctrl-C (or SIGTERM) stops it. Returning instead left its
+ * processes running with no supervisor once Node exited (seen: a campaign's
+ * stack still polling 48 minutes later).
+ */
+export async function keepSupervising(stack: LocalStack, stateDir: string): Promise<void> {
+  say(`the stack it started keeps running in ${stateDir} (supervisor ${stack.supervisorUrl ?? 'not serving'}), supervised by this process: Ctrl-C stops it`);
+  await new Promise<void>((done) => {
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+  });
+  say('stopping the stack it started…');
+  await stack.stop();
+}

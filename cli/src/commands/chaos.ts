@@ -14,7 +14,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN, readEvents, freshnessReport, readStackFile, DEFAULT_PORTS } from '@flatline/stack';
 import { duration, wholeNumber } from './up.ts';
 import { campaignCommand } from './campaign.ts';
-import { say, serviceEnv, sweep, timestamp, useOrStartStack, type Service } from './chaos-common.ts';
+import { keepSupervising, say, serviceEnv, sweep, timestamp, useOrStartStack, type Service } from './chaos-common.ts';
 
 const CHAOS_DIR = join(REPO_ROOT, 'chaos');
 /** The experiment folders under chaos/. */
@@ -196,11 +196,13 @@ async function run(name: string, o: RunOptions): Promise<void> {
   if (verdict === undefined) {
     say(`no report: chaos exited ${code} without a journal; see ${shown}/chaostoolkit.log`);
     process.exitCode = interrupted ? 130 : 1;
+    if (stack !== undefined && o.keepStack) await keepSupervising(stack, stateDir);
     return;
   }
   say(`verdict: ${verdict.verdict.toUpperCase()}${verdict.reason ? ` (${verdict.reason})` : ''}`);
   say(`report: ${join(shown, 'report.md')}  plot: ${join(shown, 'freshness.png')}`);
   process.exitCode = interrupted ? 130 : verdict.verdict === 'passed' ? 0 : 1;
+  if (stack !== undefined && o.keepStack) await keepSupervising(stack, stateDir);
 }
 
 /** What chaos/flatline_chaos/report.py decided. */
@@ -253,7 +255,7 @@ export function chaosCommand(): Command {
     .addOption(new Option('--nodes <n>', 'local nodes of a stack this command starts').default(2).argParser(wholeNumber(1, 8)))
     .addOption(new Option('--replicas <n>', 'replicas per service of a stack this command starts').default(2).argParser(wholeNumber(1, 16)))
     .option('--env <service:NAME=value>', 'environment of a stack this command starts, e.g. ingestion:FLATLINE_FORWARD_ON_FAILURE=drop (repeatable; for weakened configurations)', serviceEnv, {})
-    .option('--keep-stack', 'leave a stack this command started running', false)
+    .option('--keep-stack', 'keep a stack this command started running after the run, supervised until Ctrl-C', false)
     .addHelpText(
       'after',
       `\nExperiments: ${experiments().join(', ')}\nThe default ports of \`flatline up\` (query ${DEFAULT_PORTS.query}) are not used by a stack started here: it takes free ports, listed in <state-dir>/stack.json.`,
