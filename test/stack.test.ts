@@ -122,7 +122,7 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
       const h = await held();
       if (!(h.reduce((a, b) => a + b, 0) === FLATS && Math.min(...h) > 0)) throw new Error(`flats held: ${h.join(', ')}`);
       return true;
-    }, 10000, 250);
+    }, 30000, 250);
   });
 
   it('stores every device reading with no gap in any sequence', async () => {
