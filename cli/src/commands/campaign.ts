@@ -46,7 +46,7 @@ import {
   type Violation,
 } from '@flatline/stack';
 import { duration, wholeNumber } from './up.ts';
-import { keepSupervising, say as chaosSay, serviceEnv, sweep, timestamp, useOrStartStack, type StackChoice } from './chaos-common.ts';
+import { keepSupervising, stackChoiceOptions, say as chaosSay, sweep, timestamp, useOrStartStack, type StackChoice } from './chaos-common.ts';
 import { linksOf, tcpFaultOff, tcpFaultOn } from './tcp-fault.ts';
 
 interface CampaignOptions extends StackChoice {
@@ -646,7 +646,8 @@ const kinds = (value: string): CampaignKind[] => {
 
 /** The `chaos campaign` command. */
 export function campaignCommand(): Command {
-  return new Command('campaign')
+  return stackChoiceOptions(
+    new Command('campaign')
     .description(
       'a seeded random schedule of overlapping faults over the whole catalogue, with the invariants (zero gaps, healthy flats fresh, SERVING after the heal, no hang, outboxes drained, memory bounded) checked continuously and at the end; ' +
         'starts a stack when none runs; writes reports/<time>-campaign-seed<n>/ (schedule.json, timeline.jsonl, report.md, timeline.png, verdict.json); exit 0 only when every invariant held',
@@ -662,13 +663,9 @@ export function campaignCommand(): Command {
     .addOption(new Option('--max-rss <MiB>', 'resident memory bound of every process').default(768).argParser(wholeNumber(16, 65536)))
     .option('--fail-fast', 'stop injecting at the first violation (then heal and check as usual)', false)
     .option('--state-dir <dir>', 'state folder of the local stack (used if one runs there, else started there)', DEFAULT_STATE_DIR)
-    .option('--reports <dir>', 'where report folders go', join(REPO_ROOT, 'reports'))
-    .addOption(new Option('--flats <n>', 'flats of a stack this command starts').default(24).argParser(wholeNumber(1, 100000)))
-    .addOption(new Option('--interval <duration>', 'poll interval of a stack this command starts').default(2000, '2s').argParser(duration))
-    .addOption(new Option('--nodes <n>', 'local nodes of a stack this command starts').default(2).argParser(wholeNumber(1, 8)))
-    .addOption(new Option('--replicas <n>', 'replicas per service of a stack this command starts').default(2).argParser(wholeNumber(1, 16)))
-    .option('--env <service:NAME=value>', 'environment of a stack this command starts, e.g. ingestion:FLATLINE_FORWARD_ON_FAILURE=drop (repeatable; for weakened configurations)', serviceEnv, {})
-    .option('--keep-stack', 'keep a stack this command started running after the campaign, supervised until Ctrl-C', false)
+    .option('--reports <dir>', 'where report folders go', join(REPO_ROOT, 'reports')),
+    'campaign',
+  )
     .addHelpText(
       'after',
       `\nKinds:\n${CAMPAIGN_KINDS.map((k) => `  ${k.padEnd(5)} ${KIND_MEANING[k]}`).join('\n')}\n\nInvariants:\n${Object.entries(CAMPAIGN_INVARIANTS)

@@ -5,10 +5,11 @@
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { readFaultFile, writeFaultFile } from '@flatline/mesh';
 import { callControl, expectedFlats, FREE_PORTS, freshnessReport, LocalStack, markerOf, ProcessRecord, readStackFile, recordEvent, stackRunning, ToxiproxyClient, type StackFile } from '@flatline/stack';
 import { tcpFaultsAllOff } from './tcp-fault.ts';
+import { duration, wholeNumber } from './up.ts';
 
 const SERVICES = ['storage', 'query', 'devices', 'ingestion'] as const;
 export type Service = (typeof SERVICES)[number];
@@ -162,4 +163,15 @@ export async function keepSupervising(stack: LocalStack, stateDir: string): Prom
   });
   say('stopping the stack it started…');
   await stack.stop();
+}
+
+/** The options of a stack `chaos run` or `chaos campaign` starts when none runs (what StackChoice holds), and --keep-stack. */
+export function stackChoiceOptions(cmd: Command, after: string): Command {
+  return cmd
+    .addOption(new Option('--flats <n>', 'flats of a stack this command starts').default(24).argParser(wholeNumber(1, 100000)))
+    .addOption(new Option('--interval <duration>', 'poll interval of a stack this command starts').default(2000, '2s').argParser(duration))
+    .addOption(new Option('--nodes <n>', 'local nodes of a stack this command starts').default(2).argParser(wholeNumber(1, 8)))
+    .addOption(new Option('--replicas <n>', 'replicas per service of a stack this command starts').default(2).argParser(wholeNumber(1, 16)))
+    .option('--env <service:NAME=value>', 'environment of a stack this command starts, e.g. ingestion:FLATLINE_FORWARD_ON_FAILURE=drop (repeatable; for weakened configurations)', serviceEnv, {})
+    .option('--keep-stack', `keep a stack this command started running after the ${after}, supervised until Ctrl-C`, false);
 }

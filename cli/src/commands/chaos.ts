@@ -12,9 +12,9 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, write
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN, readEvents, freshnessReport, readStackFile, DEFAULT_PORTS } from '@flatline/stack';
-import { duration, wholeNumber } from './up.ts';
+import { duration } from './up.ts';
 import { campaignCommand } from './campaign.ts';
-import { keepSupervising, say, serviceEnv, sweep, timestamp, useOrStartStack, type Service } from './chaos-common.ts';
+import { keepSupervising, stackChoiceOptions, say, sweep, timestamp, useOrStartStack, type Service } from './chaos-common.ts';
 
 const CHAOS_DIR = join(REPO_ROOT, 'chaos');
 /** The experiment folders under chaos/. */
@@ -240,8 +240,9 @@ export function chaosCommand(): Command {
         process.stdout.write(`${e}\n    ${x.title}\n`);
       }
     });
-  cmd
-    .command('run <experiment>')
+  stackChoiceOptions(
+    cmd
+      .command('run <experiment>')
     .description(
       'run one experiment (a folder of chaos/, a unique part of its name, or a path to an experiment.json) against the local stack, ' +
         'starting one when none runs; write reports/<time>-<experiment>/ (journal.json, report.md, freshness.png, verdict.json); exit 0 only when it passed',
@@ -249,13 +250,9 @@ export function chaosCommand(): Command {
     .option('--state-dir <dir>', 'state folder of the local stack (used if one runs there, else started there)', DEFAULT_STATE_DIR)
     .option('--var <key=value>', "set one of the experiment's configuration values (repeatable), e.g. --var fault_seconds=20", keyValue, {})
     .addOption(new Option('--frequency <duration>', 'how often the steady state is checked during the method').default(2000, '2s').argParser(duration))
-    .option('--reports <dir>', 'where report folders go', join(REPO_ROOT, 'reports'))
-    .addOption(new Option('--flats <n>', 'flats of a stack this command starts').default(24).argParser(wholeNumber(1, 100000)))
-    .addOption(new Option('--interval <duration>', 'poll interval of a stack this command starts').default(2000, '2s').argParser(duration))
-    .addOption(new Option('--nodes <n>', 'local nodes of a stack this command starts').default(2).argParser(wholeNumber(1, 8)))
-    .addOption(new Option('--replicas <n>', 'replicas per service of a stack this command starts').default(2).argParser(wholeNumber(1, 16)))
-    .option('--env <service:NAME=value>', 'environment of a stack this command starts, e.g. ingestion:FLATLINE_FORWARD_ON_FAILURE=drop (repeatable; for weakened configurations)', serviceEnv, {})
-    .option('--keep-stack', 'keep a stack this command started running after the run, supervised until Ctrl-C', false)
+    .option('--reports <dir>', 'where report folders go', join(REPO_ROOT, 'reports')),
+    'run',
+  )
     .addHelpText(
       'after',
       `\nExperiments: ${experiments().join(', ')}\nThe default ports of \`flatline up\` (query ${DEFAULT_PORTS.query}) are not used by a stack started here: it takes free ports, listed in <state-dir>/stack.json.`,
