@@ -53,6 +53,9 @@ runMain(NAME, async () => {
     caFile: config.devicesCa,
     credentials: flats,
     connections: config.poll.concurrency,
+    // The poll timeout bounds the handshake too: undici's own 10 s connect
+    // timeout would cut a longer configured poll timeout short.
+    timeoutMs: config.poll.timeoutMs,
     compose: (agent) => agent.compose(httpFaultInterceptor(new Injector('devices', () => faults.active(), faultCounter))),
     linkOf: (flatId) => links.linkOf(flatId),
   });

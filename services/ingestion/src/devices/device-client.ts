@@ -41,6 +41,13 @@ export interface DeviceClientOptions {
   readonly compose?: (dispatcher: Dispatcher) => Dispatcher;
   /** host:port a flat is polled at instead of baseUrl's (the local plane's per-flat TCP faults); undefined: baseUrl. */
   readonly linkOf?: (flatId: string) => string | undefined;
+  /**
+   * Longest a connection (TCP and TLS handshake), the answer's headers or a
+   * pause in its body may take, in ms: the poll timeout. Default: undici's own
+   * (10 s to connect, 300 s for headers and body), which would cut a longer
+   * configured poll timeout short at the handshake, or outlast a shorter one.
+   */
+  readonly timeoutMs?: number;
 }
 
 /** Fetches one flat's answer body. */
@@ -59,8 +66,14 @@ export class DeviceClient {
     this.scheme = scheme;
     if (scheme !== 'https:' && scheme !== 'http:') throw new Error(`device gateway URL must be http:// or https://, got ${options.baseUrl}`);
     if (scheme === 'https:' && options.caFile === undefined) throw new Error('an https:// device gateway needs the CA file that signed its certificate');
+    const timeoutMs = options.timeoutMs;
+    if (timeoutMs !== undefined && (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1)) throw new Error(`timeoutMs must be a whole number of ms of at least 1, got ${timeoutMs}`);
     this.agent = new Agent({
-      ...(scheme === 'https:' ? { connect: { ca: readFileSync(options.caFile!), rejectUnauthorized: true } } : {}),
+      connect: {
+        ...(scheme === 'https:' ? { ca: readFileSync(options.caFile!), rejectUnauthorized: true } : {}),
+        ...(timeoutMs !== undefined ? { timeout: timeoutMs } : {}),
+      },
+      ...(timeoutMs !== undefined ? { headersTimeout: timeoutMs, bodyTimeout: timeoutMs } : {}),
       connections: options.connections,
       pipelining: 1,
       keepAliveTimeout: 30000,

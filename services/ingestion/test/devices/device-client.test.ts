@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureTlsMaterial } from '@flatline/devices';
@@ -61,6 +61,28 @@ describe('device client', () => {
       await wrongCa.close();
       server.close();
     }
+  });
+
+  it('the poll timeout bounds the TLS handshake: a gateway that accepts and never answers fails at timeoutMs, not at undici\'s own 10 s', async () => {
+    const tls = await ensureTlsMaterial(join(dir, 'gateway'), []);
+    // Accepts TCP and never sends a ServerHello (a handshake dribbled or stalled by the network).
+    const sockets = new Set<Socket>();
+    const mute = createNetServer((s) => sockets.add(s));
+    mute.listen(0, '127.0.0.1');
+    await once(mute, 'listening');
+    const port = (mute.address() as AddressInfo).port;
+    const bounded = new DeviceClient({ baseUrl: `https://127.0.0.1:${port}`, caFile: tls.caPath, credentials, connections: 1, timeoutMs: 300 });
+    try {
+      // Without timeoutMs reaching the connection, the 5 s signal would end it first, as a timeout.
+      const err = await bounded.fetch('7', AbortSignal.timeout(5000)).catch((e: unknown) => e);
+      expect(err).to.be.instanceOf(PollError).with.property('kind', 'network_error');
+      expect((err as PollError).message).to.match(/UND_ERR_CONNECT_TIMEOUT.*timeout: 300ms/);
+    } finally {
+      await bounded.close();
+      for (const s of sockets) s.destroy();
+      mute.close();
+    }
+    expect(() => new DeviceClient({ baseUrl: 'http://127.0.0.1:1', caFile: undefined, credentials, connections: 1, timeoutMs: 0 })).to.throw(/timeoutMs/);
   });
 
   it('https:// without a CA file is refused at construction: never an unverified connection', () => {
