@@ -7,46 +7,13 @@
  * proves nothing.
  */
 import { expect } from 'chai';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { CAMPAIGN_KINDS, REPO_ROOT, tempDir, type CampaignSchedule } from '@flatline/stack';
-import { CLI, run } from './support/chaos-run.ts';
+import { CAMPAIGN_KINDS, tempDir } from '@flatline/stack';
+import { campaign, type CampaignOutcome } from './support/campaign-run.ts';
 
 /** Seed 16 draws every kind in 3 minutes, and the database frozen at +5 s: the weakened run fails early. */
 const SEED = '16';
-
-interface CampaignOutcome {
-  code: number;
-  stdout: string;
-  dir: string;
-  verdict: { verdict: string; seed: number; faults: number; injected: number; skipped: string[]; violations: number; byInvariant: Record<string, number>; finalChecks: Record<string, string> };
-  schedule: CampaignSchedule;
-  timeline: Array<{ type: string; tMs: number; phase?: string; id?: number; invariant?: string }>;
-}
-
-async function campaign(reports: string, stateDir: string, args: string[], timeoutMs: number): Promise<CampaignOutcome> {
-  const before = new Set(existsSync(reports) ? readdirSync(reports) : []);
-  const { code, stdout } = await run(process.execPath, [...CLI, 'chaos', 'campaign', '--state-dir', stateDir, '--reports', reports, ...args], { cwd: REPO_ROOT, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }).then(
-    (r) => ({ code: 0, stdout: r.stdout }),
-    (e: { code?: number; stdout?: string }) => ({ code: e.code ?? -1, stdout: e.stdout ?? '' }),
-  );
-  const fresh = readdirSync(reports).filter((d) => !before.has(d));
-  expect(fresh, `one new report folder\n${stdout.slice(-4000)}`).to.have.length(1);
-  const dir = join(reports, fresh[0]!);
-  expect(existsSync(join(dir, 'verdict.json')), `verdict.json (exit ${code})\n${stdout.slice(-4000)}`).to.equal(true);
-  const read = (f: string): string => readFileSync(join(dir, f), 'utf8');
-  return {
-    code,
-    stdout,
-    dir,
-    verdict: JSON.parse(read('verdict.json')) as CampaignOutcome['verdict'],
-    schedule: JSON.parse(read('schedule.json')) as CampaignSchedule,
-    timeline: read('timeline.jsonl')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as CampaignOutcome['timeline'][number]),
-  };
-}
 
 describe('flatline chaos campaign', function () {
   this.timeout(480000);
@@ -76,6 +43,11 @@ describe('flatline chaos campaign', function () {
     // Checked continuously, not only at the end.
     expect(o.timeline.filter((e) => e.type === 'gaps').length).to.be.at.least(10);
     expect(o.timeline.filter((e) => e.type === 'freshness').length).to.be.at.least(100);
+    // Ingestion's freshness is judged through the database and storage faults that excuse query's.
+    const fetchedChecked = o.timeline.filter((e) => e.type === 'fetched' && typeof e.worst === 'number');
+    const queryChecked = o.timeline.filter((e) => e.type === 'freshness' && typeof e.worst === 'number');
+    expect(fetchedChecked.length, 'fetch freshness samples judged').to.be.at.least(20);
+    expect(fetchedChecked.length, 'more of the run judged by fetch freshness than by query freshness').to.be.above(queryChecked.length / 2);
     expect(o.verdict.finalChecks['zero-gaps']).to.match(/^zero gaps: \d+ readings/);
     const png = readFileSync(join(o.dir, 'timeline.png'));
     expect(png.subarray(1, 4).toString()).to.equal('PNG');

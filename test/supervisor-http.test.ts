@@ -1,6 +1,6 @@
 /**
  * The supervisor's read-only probes over loopback HTTP: GET /freshness,
- * /gaps, /drained and /status answer JSON with a status code a Chaos Toolkit
+ * /fetched, /gaps, /drained and /status answer JSON with a status code a Chaos Toolkit
  * http probe can hold a tolerance against (200: the steady state holds; 409
  * or 503: it does not), refuse bad parameters with 400 and a message, and
  * stay bounded in time. Against a real stack (the harness), and against
@@ -94,6 +94,37 @@ describe('the supervisor answers probes over loopback HTTP', function () {
     await eventually('flat 3 fresh again', async () => (await get('/freshness', { flats: '3', max_age: '5' })).status === 200, 30000, 500);
   });
 
+  it('GET /fetched: ingestion\'s own freshness goes on while the database is frozen (query\'s goes stale), and goes stale with a failing device', async () => {
+    const fetched = await get('/fetched', { max_age: '20', limit: '2' });
+    expect(fetched.status, JSON.stringify(fetched.body)).to.equal(200);
+    const body = fetched.body as { flatCount?: number; neverFetchedCount?: number };
+    expect(body.flatCount).to.equal(FLATS);
+    expect(body.neverFetchedCount ?? 0, 'proto JSON leaves a zero out').to.equal(0);
+    expect((await get('/fetched', { flats: '9999', max_age: '20' })).status, 'a flat never fetched').to.equal(409);
+    const pid = readStackFile(dir.path)?.databasePid;
+    expect(pid, 'the database pid in stack.json').to.be.a('number');
+    process.kill(pid!, 'SIGSTOP');
+    try {
+      // Query cannot read the last fetches, or reads them ever older: stale or unanswered.
+      await eventually('query\'s freshness stale or unanswered', async () => (await get('/freshness', { max_age: '4' }, 12000)).status !== 200, 30000, 500);
+      // Ingestion kept fetching into its outbox all along.
+      const during = await get('/fetched', { max_age: '4' });
+      expect(during.status, JSON.stringify(during.body)).to.equal(200);
+    } finally {
+      process.kill(pid!, 'SIGCONT');
+    }
+    const control = `http://${stack.devices.addresses['control']}`;
+    await fetch(`${control}/behaviours/5`, { method: 'PUT', body: JSON.stringify({ mode: 'http-503' }) });
+    try {
+      await eventually('flat 5 not fetched for 3 s', async () => (await get('/fetched', { flats: '5', max_age: '3' })).status === 409, 30000, 500);
+      expect((await get('/fetched', { exclude: '5', max_age: '20' })).status).to.equal(200);
+    } finally {
+      await fetch(`${control}/behaviours`, { method: 'DELETE' });
+    }
+    await eventually('flat 5 fetched again', async () => (await get('/fetched', { flats: '5', max_age: '5' })).status === 200, 30000, 500);
+    await eventually('query fresh again', async () => (await get('/freshness', { max_age: '20' })).status === 200, 60000, 500);
+  });
+
   it('refuses bad parameters with 400 and says what was expected', async () => {
     const cases: Array<[string, Record<string, string>, string]> = [
       ['/freshness', { max_age: 'abc' }, 'max_age: expected a number of seconds'],
@@ -180,7 +211,7 @@ describe('the supervisor answers probes over loopback HTTP', function () {
 describe('the probe server stays bounded whatever its probes do', function () {
   this.timeout(30000);
   const never = <T>(): Promise<T> => new Promise<T>(() => {});
-  const hanging: SupervisorProbes = { freshness: never, gaps: never, outbox: never, status: never };
+  const hanging: SupervisorProbes = { freshness: never, fetched: never, gaps: never, outbox: never, status: never };
   const deadlines = { freshness: 300, gaps: 300, status: 300, drained: 300 };
 
   it('answers 504 when a probe hangs past its deadline, 429 beyond the requests it takes at once, and 503 to what is under way when it stops', async () => {

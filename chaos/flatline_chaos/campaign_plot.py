@@ -4,8 +4,9 @@ Reads the campaign's folder: schedule.json (the faults, planned) and
 timeline.jsonl (the faults as they went on and off, the samples, the
 violations). Three panels share the time axis: the fault bands (one lane per
 fault kind, each band labelled with the fault's number), the worst age of the
-flats no fault excused (with the max-age line; grey where every flat was
-excused), and each ingestion replica's outbox. Violations are red lines
+flats no fault excused, as query sees it and as ingestion's outboxes record
+their last fetch (with the max-age line; grey where query excused every
+flat), and each ingestion replica's outbox. Violations are red lines
 through every panel. The verdict is the campaign's (verdict.json), not this
 script's: it only draws.
 """
@@ -87,7 +88,14 @@ def draw(folder: Path, max_age: float) -> Path:
     # Every flat excused: no point (NaN breaks the line there, as does a missing answer).
     xs = [e["tMs"] / 1000 for e in fresh]
     ys = [math.nan if e.get("excused") == "all" else nan(e.get("worst")) for e in fresh]
-    middle.plot(xs, ys, ".-", markersize=2, linewidth=1, label="worst age of the flats no fault excuses")
+    middle.plot(xs, ys, ".-", markersize=2, linewidth=1, label="query: worst age of the flats no fault touches")
+    fetched = [e for e in timeline if e.get("type") == "fetched"]
+    middle.plot(
+        [e["tMs"] / 1000 for e in fetched],
+        [math.nan if e.get("excused") == "all" else nan(e.get("worst")) for e in fetched],
+        ".-", markersize=2, linewidth=1, color="tab:green",
+        label="ingestion: worst age of the last fetch of the flats no fault cuts off",
+    )
     for e in fresh:
         if e.get("excused") == "all":
             middle.axvspan(e["tMs"] / 1000 - 0.5, e["tMs"] / 1000 + 0.5, color="grey", alpha=0.15, linewidth=0)

@@ -305,6 +305,32 @@ export function excusedAt(schedule: Pick<CampaignSchedule, 'faults'>, tMs: numbe
   return flats;
 }
 
+/**
+ * The flats whose fetching (ingestion's own freshness) is excused at tMs:
+ * those a fault on, or healed less than recoveryMs ago, cuts off from every
+ * poll (their devices, the simulator, Toxiproxy, every ingestion replica).
+ * A fault on the data path (the database, storage, HAProxy) excuses nothing
+ * here: ingestion keeps fetching into its outbox through it. One exception:
+ * an ingestion replica down while the lease database is out of reach, since
+ * no other replica can take its leases over until the database answers
+ * (its flats are unknown from here: every flat).
+ */
+export function fetchExcusedAt(schedule: Pick<CampaignSchedule, 'faults'>, tMs: number, recoveryMs: number): 'all' | Set<string> {
+  const recent = schedule.faults.filter((f) => f.atMs <= tMs && tMs < f.healMs + recoveryMs);
+  if (recent.some((f) => f.down.some((r) => serviceOf(r) === 'ingestion')) && recent.some(cutsLeases)) return 'all';
+  const flats = new Set<string>();
+  for (const f of recent) {
+    if (f.cuts === 'all') return 'all';
+    for (const flat of f.cuts) flats.add(flat);
+  }
+  return flats;
+}
+
+/** Whether a fault keeps ingestion from its lease database (frozen, killed, or its link broken). */
+function cutsLeases(f: CampaignFault): boolean {
+  return (f.action.type === 'signal' && f.action.process === 'ferretdb') || (f.action.type === 'tcp' && f.action.scenario.startsWith('db-'));
+}
+
 /** The faults on at tMs. */
 export function activeAt(schedule: Pick<CampaignSchedule, 'faults'>, tMs: number): CampaignFault[] {
   return schedule.faults.filter((f) => f.atMs <= tMs && f.healMs > tMs);
@@ -352,6 +378,7 @@ export interface Violation {
 export const CAMPAIGN_INVARIANTS = {
   'zero-gaps': 'zero gaps in every device’s sequence: every fetched reading is in storage or in an outbox (no acknowledged Append lost)',
   'healthy-fresh': 'flats no active fault touches are fresher than max-age; touched ones again within the recovery time after the heal',
+  'fetch-fresh': 'every flat no active fault cuts off from its polls was fetched and kept in an outbox less than max-age ago, database and storage faults or not; cut ones again within the recovery time after the heal',
   'query-reachable': 'query answers the freshness report (a failure longer than 10 s that no fault excuses is a violation)',
   'serving-after-heal': 'every component SERVING again within the recovery time once nothing is on',
   'no-hang': 'every running service process answers its /metrics within 2 s (twice missed in a row is a hang)',

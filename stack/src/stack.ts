@@ -25,7 +25,8 @@ import type { Server } from 'node:http';
 import { serveControl } from './control.ts';
 import { expectedFlats, queryFaultInterceptor, queryFreshness } from './freshness-probe.ts';
 import { heldIn, metricValue, seqGaps, type Held } from './probes.ts';
-import { heldReadings } from '@flatline/ingestion';
+import { heldReadings, lastFetches } from '@flatline/ingestion';
+import { freshnessReport } from '@flatline/query';
 import type { StackFile } from './stack-file.ts';
 import { stackStatus } from './status.ts';
 import { serveProbes, type ProbeServer, type SupervisorProbes } from './supervisor-http.ts';
@@ -387,7 +388,7 @@ export class LocalStack {
     mkdirSync(this.logs, { recursive: true });
     // First, so that its address is in stack.json from the first write (status answers while the stack starts) and a taken port fails before anything starts.
     this.probeServer = await serveProbes(this.probes(), options.ports.supervisor);
-    say(`supervisor probes on ${this.probeServer.url} (GET /freshness, /gaps, /drained, /status)`);
+    say(`supervisor probes on ${this.probeServer.url} (GET /freshness, /fetched, /gaps, /drained, /status)`);
     this.ensureCredentials(say);
     // The local plane's fault file exists from the start (no fault), so what follows it and what checks it never meet an absent file.
     if (!existsSync(this.faultsFile)) writeFaultFile(this.faultsFile, []);
@@ -446,6 +447,22 @@ export class LocalStack {
         const flatIds = request.flatIds.length > 0 ? request.flatIds : (expectedFlats(this.credentialsFile) ?? []);
         // The supervisor is a client of query here: the local plane applies query faults (query-slow) to it, as a sidecar would.
         return queryFreshness(this.queryAddress, { ...request, flatIds }, [queryFaultInterceptor(this.faultsFile)]);
+      },
+      fetched: async (request) => {
+        const flatIds = request.flatIds.length > 0 ? request.flatIds : (expectedFlats(this.credentialsFile) ?? []);
+        // A flat that moved between replicas was last fetched by whichever fetched it last.
+        const last = new Map<string, number>();
+        for (const r of this.replicas.filter((x) => x.service === 'ingestion')) {
+          let seen: Map<string, number>;
+          try {
+            seen = lastFetches(join(this.options.stateDir, 'ingestion', r.name, 'outbox.sqlite'));
+          } catch {
+            continue; // unreadable: its flats look as stale as the other replicas say
+          }
+          for (const [flat, ms] of seen) last.set(flat, Math.max(ms, last.get(flat) ?? ms));
+        }
+        const fetches = [...last].map(([flatId, ms]) => ({ flatId, at: new Date(ms) }));
+        return freshnessReport(fetches, { flatIds: flatIds.length > 0 ? flatIds : undefined, exclude: new Set(request.excludeFlatIds), limit: request.limit }, new Date());
       },
       gaps: async (since) => {
         if (this.db === undefined) throw new Error('the database has not started yet');

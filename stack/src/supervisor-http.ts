@@ -1,6 +1,6 @@
 /**
  * The supervisor's read-only probes over loopback HTTP, JSON in and out:
- * GET /freshness, /gaps, /drained and /status. Chaos Toolkit's `http`
+ * GET /freshness, /fetched, /gaps, /drained and /status. Chaos Toolkit's `http`
  * provider asks them with a status-code tolerance (200 when the steady state
  * holds, 409 when the answer came and says it does not, 503 when the answer
  * could not be had), with no process started per probe; the `flatline`
@@ -26,6 +26,12 @@ import { allServing, type StatusRow } from './status.ts';
 export interface SupervisorProbes {
   /** The freshness report as asked; flatIds empty: every flat the stack polls. */
   freshness(request: FreshnessRequest, signal: AbortSignal): Promise<FreshnessReport>;
+  /**
+   * The same report from ingestion's side: when each flat was last fetched and
+   * kept in an outbox, whether or not storage has it yet (a database outage
+   * stops query's freshness, not this one).
+   */
+  fetched(request: FreshnessRequest, signal: AbortSignal): Promise<FreshnessReport>;
   /** Gaps in what is stored, only readings taken at or after since if given. */
   gaps(since: Date | undefined, signal: AbortSignal): Promise<GapReport>;
   /** Fetch results waiting in the outboxes of the ingestion replicas that run, and the replicas that did not say. */
@@ -157,23 +163,26 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
     }
   });
 
+/** /freshness and /fetched: the same parameters and answer, from query or from the outboxes. */
+function freshnessAnswer(report: (request: FreshnessRequest, signal: AbortSignal) => Promise<FreshnessReport>, source: string) {
+  return async (search: URLSearchParams, signal: AbortSignal): Promise<Answer> => {
+    const p = new Params(search, ['flats', 'exclude', 'limit', 'max_age'], ['flats', 'exclude']);
+    const request = { flatIds: p.flats('flats'), excludeFlatIds: p.flats('exclude'), limit: p.whole('limit', 0, 1000, 10) };
+    const maxAge = p.seconds('max_age');
+    const answer = await ask(() => report(request, signal)).catch((err: unknown) => {
+      throw unavailable(source, err);
+    });
+    return { status: freshEnough(answer, maxAge) ? 200 : 409, body: FreshnessReport.toJSON(answer) };
+  };
+}
+
 /** The endpoints: each parses its parameters, asks the probe, and turns the answer into a status code. */
 function endpoints(probes: SupervisorProbes, deadlines: ProbeDeadlines): Record<string, { deadlineMs: (p: URLSearchParams) => number; answer: (search: URLSearchParams, signal: AbortSignal) => Promise<Answer> }> {
   // One gap count at a time: each reads every stored reading (since) into memory.
   let gapsBusy: Promise<unknown> = Promise.resolve();
   return {
-    '/freshness': {
-      deadlineMs: () => deadlines.freshness,
-      answer: async (search, signal) => {
-        const p = new Params(search, ['flats', 'exclude', 'limit', 'max_age'], ['flats', 'exclude']);
-        const request = { flatIds: p.flats('flats'), excludeFlatIds: p.flats('exclude'), limit: p.whole('limit', 0, 1000, 10) };
-        const maxAge = p.seconds('max_age');
-        const report = await ask(() => probes.freshness(request, signal)).catch((err: unknown) => {
-          throw unavailable('the query service', err);
-        });
-        return { status: freshEnough(report, maxAge) ? 200 : 409, body: FreshnessReport.toJSON(report) };
-      },
-    },
+    '/freshness': { deadlineMs: () => deadlines.freshness, answer: freshnessAnswer((request, signal) => probes.freshness(request, signal), 'the query service') },
+    '/fetched': { deadlineMs: () => deadlines.freshness, answer: freshnessAnswer((request, signal) => probes.fetched(request, signal), 'the outboxes') },
     '/gaps': {
       deadlineMs: () => deadlines.gaps,
       answer: async (search, signal) => {

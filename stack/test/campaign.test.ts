@@ -1,6 +1,6 @@
 /** The fault campaign's schedule (seeded, overlapping, never two faults on one thing) and the rules its invariants are read with. */
 import { expect } from 'chai';
-import { activeAt, CAMPAIGN_KINDS, conflicting, DEVICE_REACH, drawSchedule, excusedAt, FIRST_FAULT_MS, ingestionFrozenAt, layoutMismatch, persistentHoles, silencedAt, type CampaignFault, type CampaignLayout, type ScheduleOptions } from '../src/index.ts';
+import { activeAt, CAMPAIGN_KINDS, conflicting, DEVICE_REACH, drawSchedule, excusedAt, fetchExcusedAt, FIRST_FAULT_MS, ingestionFrozenAt, layoutMismatch, persistentHoles, silencedAt, type CampaignFault, type CampaignLayout, type ScheduleOptions } from '../src/index.ts';
 
 const TWO_NODES: CampaignLayout = {
   nodes: { 'node-a': ['ingestion-0', 'query-0', 'storage-0'], 'node-b': ['ingestion-1', 'query-1', 'storage-1'] },
@@ -147,6 +147,25 @@ describe('campaign invariant rules', () => {
     expect([...(excusedAt(s, 8000, 3000) as Set<string>)]).to.deep.equal([]);
     expect(excusedAt(s, 27999, 3000)).to.equal('all');
     expect([...(excusedAt(s, 28000, 3000) as Set<string>)]).to.deep.equal([]);
+  });
+
+  it('excuses a flat\'s fetching only where a fault cuts its polls: a database or storage fault excuses nothing, unless an ingestion replica is down meanwhile', () => {
+    const dbFreeze = fault({ id: 1, kind: 'db', action: { type: 'signal', process: 'ferretdb', signal: 'SIGSTOP' }, atMs: 0, healMs: 20000, touches: 'all', cuts: [] });
+    const blackhole = fault({ id: 1, kind: 'tcp', action: { type: 'tcp', scenario: 'db-blackhole', options: {} }, atMs: 0, healMs: 20000, touches: 'all', cuts: [] });
+    const storageDown = fault({ id: 1, kind: 'grpc', action: { type: 'scenario', scenario: 'storage-unavailable', options: {} }, atMs: 0, healMs: 20000, touches: 'all', cuts: [] });
+    const devices = fault({ id: 2, atMs: 5000, healMs: 10000, touches: ['7'], cuts: ['7'] });
+    const ingestionStop = fault({ id: 3, kind: 'stop', action: { type: 'signal', process: 'ingestion-1', signal: 'SIGSTOP' }, atMs: 30000, healMs: 40000, down: ['ingestion-1'], touches: [], cuts: [] });
+    for (const outage of [dbFreeze, blackhole, storageDown]) {
+      expect(excusedAt({ faults: [outage] }, 1000, 3000), `${outage.name}: query's freshness`).to.equal('all');
+      expect([...(fetchExcusedAt({ faults: [outage, devices] }, 6000, 3000) as Set<string>)], 'fetching: only the cut flat').to.deep.equal(['7']);
+      expect([...(fetchExcusedAt({ faults: [outage, devices] }, 13000, 3000) as Set<string>)], 'recovered').to.deep.equal([]);
+    }
+    expect([...(fetchExcusedAt({ faults: [ingestionStop] }, 35000, 3000) as Set<string>)], 'another replica takes the leases over').to.deep.equal([]);
+    // The lease database out of reach while a replica is down: nobody takes its leases over, and its flats are not known here.
+    expect(fetchExcusedAt({ faults: [{ ...dbFreeze, healMs: 31000 }, ingestionStop] }, 32000, 3000)).to.equal('all');
+    expect(fetchExcusedAt({ faults: [{ ...blackhole, healMs: 31000 }, ingestionStop] }, 35000, 3000), 'healed over 3 s before').to.not.equal('all');
+    expect(fetchExcusedAt({ faults: [{ ...storageDown, healMs: 31000 }, ingestionStop] }, 32000, 3000), 'storage is not the lease database').to.not.equal('all');
+    expect(fetchExcusedAt({ faults: [fault({ cuts: 'all', atMs: 0, healMs: 1000 })] }, 3999, 3000)).to.equal('all');
   });
 
   it('a hole is loss only when two gap counts see it and no ingestion replica was frozen', () => {

@@ -28,6 +28,7 @@ import {
   callSupervisor,
   drawSchedule,
   excusedAt,
+  fetchExcusedAt,
   expectedFlats,
   layoutMismatch,
   persistentHoles,
@@ -328,6 +329,25 @@ async function run(o: CampaignOptions): Promise<void> {
     if (t - queryDownSince >= 10000 && stillExcused !== 'all') rec.violate('query-reachable', `no freshness report for ${seconds(t - queryDownSince)}: ${b.error ?? `HTTP ${answer.status}`}`, 'query');
   });
 
+  // Ingestion's own freshness (the outboxes' last fetch) of the flats no fault cuts off, every 2 s:
+  // the database or storage out of reach excuses query's freshness of every flat, not this.
+  const fetched = every(2000, async () => {
+    const excused = fetchExcusedAt(actual.view(), rec.now(), o.recovery);
+    if (excused === 'all') return rec.sample({ type: 'fetched', excused: 'all' });
+    const answer = await callSupervisor(supervisor, '/fetched', { exclude: [...excused].join(',') || undefined, max_age: String(o.maxAge), limit: '5' }, 5000).catch((err: Error) => ({ status: 0, body: { error: err.message } }));
+    const b = answer.body as FreshnessBody;
+    if (answer.status !== 200 && answer.status !== 409) return rec.sample({ type: 'fetched', excused: excused.size, worst: null, error: b.error ?? `HTTP ${answer.status}` });
+    rec.sample({ type: 'fetched', excused: excused.size, worst: b.worstAgeSeconds ?? null, never: b.neverFetchedCount ?? 0 });
+    const stillExcused = fetchExcusedAt(actual.view(), rec.now(), o.recovery);
+    if (answer.status === 409 && stillExcused !== 'all') {
+      const stale = (b.stalest ?? []).filter((x) => x.ageSeconds > o.maxAge && !stillExcused.has(x.flatId));
+      const never = (b.neverFetchedFlatIds ?? []).filter((id) => !stillExcused.has(id));
+      if (stale.length > 0 || never.length > 0) {
+        rec.violate('fetch-fresh', `flats no fault cuts off were not fetched: ${[...stale.map((x) => `${x.flatId} ${x.ageSeconds.toFixed(1)} s`), ...never.map((id) => `${id} never fetched`)].join(', ')} (max ${o.maxAge} s)`, 'stale');
+      }
+    }
+  });
+
   // Outboxes, memory, hangs and SERVING, every 5 s.
   const misses = new Map<string, number>();
   const lastPid = new Map<string, number | undefined>();
@@ -469,7 +489,7 @@ async function run(o: CampaignOptions): Promise<void> {
 
   // The final checks: the samplers keep running (a hang or a stale healthy flat still counts).
   const finalChecks = await finalPhase(o, supervisor, since, rec, lastHeal);
-  await Promise.all([freshness.stop(), health.stop(), gaps.stop()]);
+  await Promise.all([freshness.stop(), fetched.stop(), health.stop(), gaps.stop()]);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
 

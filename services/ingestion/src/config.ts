@@ -65,6 +65,12 @@ export const INGESTION_ENV = {
   FLATLINE_LEASE_BUCKETS: int(64, 1, 4096, 'buckets the flats are hashed into for sharing between replicas (1 to 4096)'),
   FLATLINE_LEASE_TTL_MS: int(8000, 1000, 600000, 'milliseconds a replica\'s lease lasts without renewal (1000 to 600000)'),
   FLATLINE_LEASE_RENEW_MS: int(2000, 100, 600000, 'milliseconds between lease renewals; must be under a third of the TTL'),
+  FLATLINE_LEASE_ON_OUTAGE: {
+    ...oneOf('keep', ['keep', 'release'] as const),
+    // release exists so the fault campaign can show its fetch-freshness invariant failing.
+    describe:
+      'keep (a replica that cannot reach the lease database keeps polling the flats it holds, and its fallback share: no flat goes unpolled) or release (it stops polling once its leases expire; a weakened configuration for negative controls, never for production)',
+  },
   FLATLINE_DB_TIMEOUT_MS: int(3000, 100, 60000, 'milliseconds a lease database call may take (100 to 60000)'),
   ...SHUTDOWN_ENV,
   ...LOG_LEVEL_ENV,
@@ -111,7 +117,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     replicas: e.FLATLINE_INGESTION_REPLICAS,
     /** This replica's ordinal: the number at the end of its id (a StatefulSet pod's name), if any. */
     ordinal: ordinalOf(e.FLATLINE_INGESTION_ID),
-    lease: { buckets: e.FLATLINE_LEASE_BUCKETS, ttlMs: e.FLATLINE_LEASE_TTL_MS, renewMs: e.FLATLINE_LEASE_RENEW_MS },
+    lease: { buckets: e.FLATLINE_LEASE_BUCKETS, ttlMs: e.FLATLINE_LEASE_TTL_MS, renewMs: e.FLATLINE_LEASE_RENEW_MS, onOutage: e.FLATLINE_LEASE_ON_OUTAGE },
     dbTimeoutMs: e.FLATLINE_DB_TIMEOUT_MS,
     shutdownGraceMs: e.FLATLINE_SHUTDOWN_GRACE_MS,
     logLevel: e.FLATLINE_LOG_LEVEL,

@@ -48,6 +48,12 @@ export interface LeaseSettings {
   readonly dbTimeoutMs: number;
   /** Buckets polled while no lease round succeeds (default none). */
   readonly fallback?: ReadonlySet<number>;
+  /**
+   * While no lease round succeeds: keep polling the held buckets and the
+   * fallback (default), or release them once the leases expire (a weakened
+   * configuration: flats go unpolled through an outage longer than the TTL).
+   */
+  readonly onOutage?: 'keep' | 'release';
 }
 
 /** The fallback share of replica ordinal out of replicas: bucket % replicas === ordinal (every bucket without a known ordinal). */
@@ -65,6 +71,8 @@ export class LeaseManager {
   private timer: NodeJS.Timeout | undefined;
   private round: Promise<void> = Promise.resolve();
   private dbOk: boolean | undefined;
+  /** When the leases held were last renewed (release on outage: they run out a TTL later). */
+  private renewedAt = -Infinity;
 
   constructor(
     private readonly db: Db,
@@ -155,11 +163,16 @@ export class LeaseManager {
       }
       this.setDb(true);
       this.held = mine;
+      this.renewedAt = now;
       this.apply(mine);
     } catch (err) {
+      this.setDb(false, err);
+      if (this.settings.onOutage === 'release') {
+        this.apply(this.now() < this.renewedAt + this.settings.ttlMs ? new Set(this.held) : new Set());
+        return;
+      }
       // Keep what we hold, and poll the fallback share too: polling goes on
       // while the database is away, for every flat.
-      this.setDb(false, err);
       this.apply(new Set([...this.held, ...(this.settings.fallback ?? [])]));
     }
   }
@@ -194,6 +207,7 @@ export class LeaseManager {
     if (ok === this.dbOk) return;
     this.dbOk = ok;
     if (ok) this.logger.info('lease database reachable');
+    else if (this.settings.onOutage === 'release') this.logger.warn({ err, held: this.held.size }, 'lease database unreachable: polling the buckets held until their leases expire (FLATLINE_LEASE_ON_OUTAGE=release)');
     else this.logger.warn({ err, held: this.held.size, fallback: this.settings.fallback?.size ?? 0 }, 'lease database unreachable: polling the buckets held and this replica\'s fallback share');
   }
 }

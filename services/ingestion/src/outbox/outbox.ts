@@ -93,6 +93,7 @@ export class Outbox {
   private readonly insertFetch: Database.Statement<[string, number, string, number]>;
   private readonly readCursor: Database.Statement<[string], { device_id: string; last_seq: number; epoch: number; last_taken_at_ms: number | null }>;
   private readonly writeCursor: Database.Statement<[string, string, number, number, number]>;
+  private readonly writeLastFetch: Database.Statement<[string, number]>;
   private readonly selectBatch: Database.Statement<[number], { id: number; flat_id: string; fetched_at_ms: number; readings: string; reading_count: number; bytes: number }>;
   private readonly deleteRange: Database.Statement<[number, number]>;
   private readonly countRows: Database.Statement<[], { rows: number; readings: number | null }>;
@@ -128,6 +129,10 @@ export class Outbox {
         last_seq INTEGER NOT NULL,
         PRIMARY KEY (flat_id, device_id)
       ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS last_fetch (
+        flat_id TEXT PRIMARY KEY,
+        fetched_at_ms INTEGER NOT NULL
+      ) WITHOUT ROWID;
     `);
     const cursorColumns = new Set((this.db.prepare('PRAGMA table_info(cursors)').all() as Array<{ name: string }>).map((c) => c.name));
     if (!cursorColumns.has('epoch')) this.db.exec('ALTER TABLE cursors ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0');
@@ -142,6 +147,10 @@ export class Outbox {
         last_seq = CASE WHEN excluded.epoch > epoch THEN excluded.last_seq ELSE max(last_seq, excluded.last_seq) END,
         epoch = max(epoch, excluded.epoch)
     `);
+    // When each flat was last fetched and kept, whether or not storage has its readings yet (heldReadings' lastFetches reads it).
+    this.writeLastFetch = this.db.prepare(
+      'INSERT INTO last_fetch (flat_id, fetched_at_ms) VALUES (?, ?) ON CONFLICT (flat_id) DO UPDATE SET fetched_at_ms = max(fetched_at_ms, excluded.fetched_at_ms)',
+    );
     this.selectBatch = this.db.prepare('SELECT id, flat_id, fetched_at_ms, readings, reading_count, length(readings) AS bytes FROM outbox ORDER BY id DESC LIMIT ?');
     this.deleteRange = this.db.prepare('DELETE FROM outbox WHERE id BETWEEN ? AND ?');
     this.countRows = this.db.prepare('SELECT count(*) AS rows, sum(reading_count) AS readings FROM outbox');
@@ -221,6 +230,7 @@ export class Outbox {
       if (last !== undefined && first > last + 1) missed += first - last - 1;
     }
     this.insertRows(flatId, fetchedAtMs, fresh);
+    this.writeLastFetch.run(flatId, fetchedAtMs);
     for (const [deviceId, r] of newest) this.writeCursor.run(flatId, deviceId, r.seq, cursors.get(deviceId)?.epoch ?? 0, r.takenAtMs);
     return { fresh: fresh.length, missed, resets: reset.size };
   }

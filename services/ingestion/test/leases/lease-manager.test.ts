@@ -100,6 +100,24 @@ describe('lease manager during a database outage (real FerretDB)', function () {
     }
   });
 
+  it('the weakened release-on-outage configuration polls nothing once its leases expire, and takes them again when the database is back', async () => {
+    let polled = new Set<number>();
+    const replica = new LeaseManager(client.db(), 'ingestion-0', { ...SETTINGS, dbTimeoutMs: 500, fallback: new Set([0, 2, 4, 6]), onOutage: 'release' }, createLogger('test', 'silent'), (buckets) => (polled = new Set(buckets)));
+    await db.start();
+    replica.start();
+    try {
+      await eventually('every bucket leased', async () => polled.size === SETTINGS.buckets, 15000);
+      await db.stop();
+      // No fallback, and nothing once the TTL (1 s) has passed without a renewal.
+      await eventually('nothing polled once the leases ran out', async () => polled.size === 0, 10000);
+      await db.start();
+      await eventually('every bucket leased again', async () => polled.size === SETTINGS.buckets, 15000);
+    } finally {
+      await replica.stop();
+      await db.stop();
+    }
+  });
+
   it('every bucket is in exactly one replica\'s fallback share; an id without an ordinal falls back to every bucket', () => {
     const shares = [0, 1, 2].map((o) => fallbackShare(64, o, 3));
     const all = shares.flatMap((s) => [...s]).sort((a, b) => a - b);

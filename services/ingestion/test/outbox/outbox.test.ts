@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { AppendRequest as StorageAppendRequest } from '@flatline/proto';
+import { lastFetches } from '../../src/outbox/held.ts';
 import { MAX_ROW_READINGS, Outbox, OutboxFullError } from '../../src/outbox/outbox.ts';
 import { toAppendRequest } from '../../src/storage/forwarder.ts';
 import type { DeviceReading } from '../../src/domain/device-answer.ts';
@@ -139,6 +140,38 @@ describe('outbox bounds', () => {
       box.ack(batch);
     }
     expect(box.record([{ flatId: 'f', fetchedAtMs: 9999, readings: [r('heat', seq + 1)] }])[0]).to.deep.equal({ fresh: 1, missed: 0, resets: 0 });
+    box.close();
+  });
+
+  it('records when each flat was last fetched and kept, read by another process: forwarded or not, never by a fetch it refused', () => {
+    const file = join(dir.path, 'last-fetch', 'outbox.sqlite');
+    expect(lastFetches(file).size, 'no file yet').to.equal(0);
+    const box = new Outbox(file, { maxBytes: 256 * 1024 });
+    box.record([
+      { flatId: '1', fetchedAtMs: 1000, readings: [r('heat', 1)] },
+      { flatId: '2', fetchedAtMs: 1500, readings: [r('heat', 1)] },
+    ]);
+    // A fetch with nothing new is a fetch; one recorded late (an older fetchedAtMs) does not move it back.
+    box.record([{ flatId: '1', fetchedAtMs: 3000, readings: [r('heat', 1)] }]);
+    box.record([{ flatId: '1', fetchedAtMs: 2000, readings: [r('heat', 1)] }]);
+    // Forwarded (acknowledged and deleted): still the flat's last fetch.
+    for (let batch = box.peek(100, 10_000); batch.length > 0; batch = box.peek(100, 10_000)) box.ack(batch);
+    expect(Object.fromEntries(lastFetches(file))).to.deep.equal({ '1': 3000, '2': 1500 });
+    // A full outbox keeps nothing: the refused fetch is not a fetch.
+    let seq = 1;
+    let full = false;
+    for (let i = 0; i < 1000 && !full; i++) {
+      try {
+        box.record([{ flatId: '3', fetchedAtMs: 4000 + i, readings: Array.from({ length: 50 }, () => r('heat', ++seq)) }]);
+      } catch (err) {
+        expect(err).to.be.instanceOf(OutboxFullError);
+        full = true;
+      }
+    }
+    const before = lastFetches(file).get('3');
+    expect(() => box.record([{ flatId: '2', fetchedAtMs: 99_000, readings: [r('heat', 2)] }])).to.throw(OutboxFullError);
+    expect(lastFetches(file).get('2')).to.equal(1500);
+    expect(lastFetches(file).get('3')).to.equal(before);
     box.close();
   });
 
