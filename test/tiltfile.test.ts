@@ -21,7 +21,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { REPO_ROOT, TOOLS_BIN, tempDir } from '@flatline/stack';
-import { SCENARIOS } from '@flatline/mesh';
+import { SCENARIOS, TCP_SCENARIOS } from '@flatline/mesh';
 
 const tilt = join(TOOLS_BIN, 'tilt');
 const TILT_VERSION = 'v0.37.7';
@@ -352,6 +352,28 @@ describe(`Tiltfile run by the real Tilt ${TILT_VERSION} (.tools/bin/tilt)`, func
         expect(b!.DeployTarget!.UpdateCmdSpec!.args.join(' ')).to.contain(`fault on ${s.name} --kube`);
       }
       expect(r.Manifests.filter((x) => (x.DeployTarget?.UpdateCmdSpec ?? undefined) !== undefined && x.TriggerMode !== MANUAL).map((x) => x.Name), 'local commands that run by themselves').to.deep.equal([]);
+      // Without Toxiproxy on the cluster, a TCP fault has nothing to act on: no button.
+      for (const s of TCP_SCENARIOS) expect(m(`fault-${s.name}`), `fault-${s.name} without --toxiproxy`).to.equal(undefined);
+      expect(m('toxiproxy'), 'no Toxiproxy without --toxiproxy').to.equal(undefined);
+    });
+
+    it('-- --toxiproxy: Toxiproxy deployed, its API forwarded to 8474, a button per TCP fault through it, and faults-off removing toxics too', async function () {
+      if (!existsSync(join(REPO_ROOT, 'Dockerfile'))) this.skip();
+      const { res, result } = await tiltfileResult(tiltfile, ['--toxiproxy']);
+      expect(result, res.stderr).to.not.equal(undefined);
+      const r = result!;
+      expect(r.Error).to.equal(null);
+      const m = (name: string) => r.Manifests.find((x) => x.Name === name);
+      const toxiproxy = m('toxiproxy');
+      expect(toxiproxy?.DeployTarget?.yaml, 'the toxiproxy workload').to.match(/kind: Deployment/);
+      expect(toxiproxy!.DeployTarget!.portForwardTemplateSpec?.forwards.map((f) => [f.localPort, f.containerPort])).to.deep.equal([[8474, 8474]]);
+      for (const s of TCP_SCENARIOS) {
+        const b = m(`fault-${s.name}`);
+        expect(b?.TriggerMode, `fault-${s.name}`).to.equal(MANUAL);
+        expect(b!.DeployTarget!.UpdateCmdSpec!.args.join(' ')).to.contain(`fault on ${s.name} --kube --namespace flatline --toxiproxy-api http://127.0.0.1:8474`);
+      }
+      for (const s of SCENARIOS) expect(m(`fault-${s.name}`)!.DeployTarget!.UpdateCmdSpec!.args.join(' '), 'HTTP and gRPC faults need no Toxiproxy').to.not.contain('--toxiproxy-api');
+      expect(m('faults-off')!.DeployTarget!.UpdateCmdSpec!.args.join(' ')).to.contain('fault off --all --kube --namespace flatline --toxiproxy-api http://127.0.0.1:8474');
     });
   });
 
