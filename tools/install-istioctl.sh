@@ -6,17 +6,9 @@
 #   ${XDG_CACHE_HOME:-~/.cache}/flatline/istioctl-1.30-9739e10eb9d7/bin/istioctl
 # and links it to .tools/bin/istioctl. Idempotent; FLATLINE_TOOLS_REBUILD=1 forces a rebuild.
 #
-# Istio tags its releases "1.30.x" (no "v"), which Go does not take as module
-# versions: the Go module proxy serves istio.io/istio only as pseudo-versions.
-# v0.0.0-20260826214018-9739e10eb9d7 is the newest commit of the release-1.30
-# branch the proxy serves. A plain `go install …@that` fails here: the proxy
-# does not serve the pre-release pseudo-versions of istio.io/api, istio.io/client-go
-# and envoyproxy/go-control-plane that its go.mod pins. So we copy the module's
-# source, require the nearest versions the proxy does serve (istio.io/api and
-# client-go v1.30.8, the 1.30 patch release; go-control-plane envoy v1.38.0 and
-# contrib from July 2026, both newer than the pins) and `go build -mod=mod`.
-# Sums are still checked against the checksum database. `istioctl version
-# --remote=false` reports 1.30-dev+9739e10eb9d7.
+# The source, the pinned versions the Go module proxy lacks and what replaces
+# them are tools/istio-source.sh's (shared with install-istiod.sh). `istioctl
+# version --remote=false` reports 1.30-dev+9739e10eb9d7.
 # Used by test/manifests.test.ts: `istioctl analyze --use-kube=false <files>`.
 # Cold build: the "# cold:" header below (a large module graph).
 #
@@ -30,39 +22,17 @@ source "$here/lib.sh"
 
 tools_args "${BASH_SOURCE[0]}" "$@"
 
-module_version="v0.0.0-20260826214018-9739e10eb9d7"
-version="1.30-9739e10eb9d7"
-reported="1.30-dev+9739e10eb9d7"
-# What the proxy serves in place of the pins it lacks (see above).
-requires=(
-  istio.io/api@v1.30.8
-  istio.io/client-go@v1.30.8
-  github.com/envoyproxy/go-control-plane/envoy@v1.38.0
-  github.com/envoyproxy/go-control-plane/contrib@v1.36.1-0.20260729145720-a2d8c7492908
-)
+# shellcheck source-path=SCRIPTDIR source=istio-source.sh
+source "$here/istio-source.sh"
 
 build_istioctl() {
-  local out="$1" dir src
+  local out="$1" src
   src="$(dirname "$out")/src"
-  dir="$(cd "$(dirname "$out")" && GOWORK=off GOFLAGS=-mod=mod go mod download -json "istio.io/istio@$module_version" |
-    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-  [[ -n "$dir" && -d "$dir" ]] || tools_die "istioctl: go mod download istio.io/istio@$module_version failed"
-  cp -r -- "$dir" "$src"
-  chmod -R u+w -- "$src" # the module cache is read-only
-  local edits=() r
-  for r in "${requires[@]}"; do edits+=("-require=$r"); done
-  # `if ! build_fn` in tools_install turns errexit off in here: chain with &&.
-  (
-    cd "$src" &&
-      GOWORK=off go mod edit "${edits[@]}" &&
-      CGO_ENABLED=0 GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" \
-      go build -trimpath \
-      -ldflags "-s -w -X istio.io/istio/pkg/version.buildVersion=$reported -X istio.io/istio/pkg/version.buildStatus=Clean" \
-      -o "$out/istioctl" ./istioctl/cmd/istioctl
-  )
+  istio_source_copy istioctl "$src"
+  istio_build "$src" "$out/istioctl" istioctl/cmd/istioctl
   local rc=$?
   rm -rf -- "$src" # 100+ MB of sources; only the binary is kept
   return "$rc"
 }
 
-tools_install istioctl "$version" "istioctl-$version" istioctl build_istioctl 1.25
+tools_install istioctl "$ISTIO_VERSION" "istioctl-$ISTIO_VERSION" istioctl build_istioctl 1.25
