@@ -7,10 +7,9 @@
 # and links it to .tools/bin/pilot-discovery. Idempotent; FLATLINE_TOOLS_REBUILD=1
 # forces a rebuild. <hash> covers the two patches below and the build steps.
 #
-# The same istio.io/istio source as tools/install-istioctl.sh (the newest
-# release-1.30 commit the Go module proxy serves, as a pseudo-version; see
-# there why the istio.io/api, client-go and go-control-plane requirements are
-# replaced by versions the proxy does serve), with two patches of ours, both
+# The same istio.io/istio source as tools/install-istioctl.sh (tools/istio-source.sh:
+# the newest release-1.30 commit the Go module proxy serves, and the versions
+# the proxy does serve in place of the pins it lacks), with two patches of ours, both
 # needed to build or run it here (tools/istiod/, each file says why):
 #   serviceentry-nil-namespaces.patch  without Kubernetes istiod has no config
 #       cluster and panics in NewServer asking it for its namespaces;
@@ -21,11 +20,10 @@
 # Run without Kubernetes (stack/src/istiod.ts does this), config from files:
 #   ENABLE_CA_SERVER=false pilot-discovery discovery --registries= --configDir=DIR
 #     --grpcAddr=127.0.0.1:15010 --secureGRPCAddr= --httpsAddr= ...
-# Not installed by npm test or npm start (yet): bash tools/install.sh istiod.
+# Installed by npm test (its tests run the real istiod) and by `flatline up --mesh istio`.
 #
 # summary: istiod 1.30 (pilot-discovery: Istio's control plane configured from files, xDS to proxyless gRPC), patched go build of istio.io/istio release-1.30
 # cold: ~4 min
-# default: no
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -34,16 +32,8 @@ source "$here/lib.sh"
 
 tools_args "${BASH_SOURCE[0]}" "$@"
 
-module_version="v0.0.0-20260826214018-9739e10eb9d7"
-version="1.30-9739e10eb9d7"
-reported="1.30-dev+9739e10eb9d7"
-# What the proxy serves in place of the pins it lacks (see install-istioctl.sh).
-requires=(
-  istio.io/api@v1.30.8
-  istio.io/client-go@v1.30.8
-  github.com/envoyproxy/go-control-plane/envoy@v1.38.0
-  github.com/envoyproxy/go-control-plane/contrib@v1.36.1-0.20260729145720-a2d8c7492908
-)
+# shellcheck source-path=SCRIPTDIR source=istio-source.sh
+source "$here/istio-source.sh"
 patch_file="$here/istiod/serviceentry-nil-namespaces.patch"
 stub_file="$here/istiod/agentgateway_stub.go"
 stub_pkg="pilot/pkg/config/kube/agentgateway"
@@ -54,44 +44,30 @@ apply_patch() {
   local dir="$1" file="$2"
   if command -v patch >/dev/null 2>&1; then
     (cd "$dir" && patch -p1 --fuzz=0 --forward --batch --no-backup-if-mismatch -r - <"$file") ||
-      tools_die "istiod: ${file##*/} no longer applies to istio.io/istio@$module_version"
+      tools_die "istiod: ${file##*/} no longer applies to istio.io/istio@$ISTIO_MODULE_VERSION"
   elif command -v git >/dev/null 2>&1; then
     # Outside a repository `git apply` patches files relative to the current folder.
     (cd "$dir" && git apply -p1 --verbose "$file") ||
-      tools_die "istiod: ${file##*/} no longer applies to istio.io/istio@$module_version"
+      tools_die "istiod: ${file##*/} no longer applies to istio.io/istio@$ISTIO_MODULE_VERSION"
   else
     tools_die "istiod: neither patch nor git is installed (apt-get install patch)"
   fi
 }
 
 build_istiod() {
-  local out="$1" dir src
+  local out="$1" src
   src="$(dirname "$out")/src"
-  dir="$(cd "$(dirname "$out")" && GOWORK=off GOFLAGS=-mod=mod go mod download -json "istio.io/istio@$module_version" |
-    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-  [[ -n "$dir" && -d "$dir" ]] || tools_die "istiod: go mod download istio.io/istio@$module_version failed"
-  # The module cache is read-only.
-  { cp -r -- "$dir" "$src" && chmod -R u+w -- "$src"; } || tools_die "istiod: cannot copy $dir"
+  istio_source_copy istiod "$src"
   apply_patch "$src" "$patch_file"
-  [[ -d "$src/$stub_pkg" ]] || tools_die "istiod: $stub_pkg is gone from istio.io/istio@$module_version"
+  [[ -d "$src/$stub_pkg" ]] || tools_die "istiod: $stub_pkg is gone from istio.io/istio@$ISTIO_MODULE_VERSION"
   { rm -f -- "$src/$stub_pkg"/*.go && cp -- "$stub_file" "$src/$stub_pkg/agentgateway_stub.go"; } ||
     tools_die "istiod: cannot replace $stub_pkg with the stub"
-  local edits=() r
-  for r in "${requires[@]}"; do edits+=("-require=$r"); done
-  # `if ! build_fn` in tools_install turns errexit off in here: chain with &&.
-  (
-    cd "$src" &&
-      GOWORK=off go mod edit "${edits[@]}" &&
-      CGO_ENABLED=0 GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" \
-      go build -trimpath \
-      -ldflags "-s -w -X istio.io/istio/pkg/version.buildVersion=$reported -X istio.io/istio/pkg/version.buildStatus=Clean" \
-      -o "$out/pilot-discovery" ./pilot/cmd/pilot-discovery
-  )
+  istio_build "$src" "$out/pilot-discovery" pilot/cmd/pilot-discovery
   local rc=$?
   rm -rf -- "$src" # 100+ MB of sources; only the binary is kept
   return "$rc"
 }
 
 # The key changes with the patches and the build steps, not with comments here.
-hash="$(tools_hash_of "$(tools_hash "$patch_file" "$stub_file")" "$(declare -f build_istiod apply_patch)" "$module_version" "${requires[@]}")"
-tools_install istiod "$version" "istiod-$version-$hash" pilot-discovery build_istiod 1.25
+hash="$(tools_hash_of "$(tools_hash "$patch_file" "$stub_file")" "$(declare -f build_istiod apply_patch istio_source_copy istio_build)" "$ISTIO_MODULE_VERSION" "${ISTIO_REQUIRES[@]}")"
+tools_install istiod "$ISTIO_VERSION" "istiod-$ISTIO_VERSION-$hash" pilot-discovery build_istiod 1.25

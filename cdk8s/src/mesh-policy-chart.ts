@@ -30,7 +30,7 @@ import { VirtualService } from '@kubernetes-models/istio/networking.istio.io/v1b
 import { AuthorizationPolicy } from '@kubernetes-models/istio/security.istio.io/v1/AuthorizationPolicy';
 import { RequestAuthentication } from '@kubernetes-models/istio/security.istio.io/v1/RequestAuthentication';
 import { PeerAuthentication } from '@kubernetes-models/istio/security.istio.io/v1beta1/PeerAuthentication';
-import { devicesDestinationRule } from '@flatline/mesh';
+import { devicesDestinationRule, grpcDestinationRule } from '@flatline/mesh';
 import { addModel, addObject, labelsOf, seedMarks, selectorOf, serviceAccount } from './k8s.ts';
 import { isDevJwtIssuer, jwtIssuerOf } from './secrets.ts';
 import { meshOf, PORTS, principalOf, serviceHost, type Settings } from './settings.ts';
@@ -108,28 +108,9 @@ function toxiproxyAllow(s: Settings): AuthorizationPolicy {
   });
 }
 
-/**
- * Connection pool and outlier detection for a gRPC service. At most half
- * the endpoints are ejected: when MongoDB is away every storage replica
- * answers UNAVAILABLE, and ejecting them all would only add "no healthy
- * upstream" to an outage the callers already handle.
- */
+/** Connection pool and outlier detection for a gRPC service (mesh/'s, as the local Istio plane renders it), over the sidecars' mTLS. */
 function destinationRule(name: 'storage' | 'query', s: Settings): DestinationRule {
-  return new DestinationRule({
-    metadata: metadata(name, name, s),
-    spec: {
-      host: serviceHost(name, s),
-      trafficPolicy: {
-        tls: { mode: 'ISTIO_MUTUAL' },
-        connectionPool: {
-          tcp: { maxConnections: 100, connectTimeout: '2s' },
-          // gRPC multiplexes calls on few HTTP/2 connections: bound requests, not connections.
-          http: { http2MaxRequests: 1000, http1MaxPendingRequests: 256, maxRequestsPerConnection: 0 },
-        },
-        outlierDetection: { consecutive5xxErrors: 5, interval: '5s', baseEjectionTime: '30s', maxEjectionPercent: 50 },
-      },
-    },
-  });
+  return grpcDestinationRule(name, meshOf(s), 'ISTIO_MUTUAL', metadata(name, name, s).labels);
 }
 
 /** mTLS, authorization and traffic policy of the namespace (see the module comment). */

@@ -130,6 +130,33 @@ export function devicesDestinationRule(s: MeshSettings): DestinationRule {
   });
 }
 
+/**
+ * The traffic policy of a gRPC service's callers, both planes alike:
+ * connection pool and outlier detection. At most half the endpoints are
+ * ejected: when MongoDB is away every storage replica answers UNAVAILABLE,
+ * and ejecting them all would only add "no healthy upstream" to an outage
+ * the callers already handle. tls: ISTIO_MUTUAL on a cluster (the sidecars'
+ * mTLS); DISABLE on the local Istio plane, where no CA issues certificates
+ * and proxyless clients dial plaintext.
+ */
+export function grpcDestinationRule(host: 'storage' | 'query', s: MeshSettings, tls: 'ISTIO_MUTUAL' | 'DISABLE', labels: Record<string, string> = {}): DestinationRule {
+  return new DestinationRule({
+    metadata: { name: host, namespace: s.namespace, labels: { ...labels, ...LABELS } },
+    spec: {
+      host: hostName(host, s),
+      trafficPolicy: {
+        tls: { mode: tls },
+        connectionPool: {
+          tcp: { maxConnections: 100, connectTimeout: '2s' },
+          // gRPC multiplexes calls on few HTTP/2 connections: bound requests, not connections.
+          http: { http2MaxRequests: 1000, http1MaxPendingRequests: 256, maxRequestsPerConnection: 0 },
+        },
+        outlierDetection: { consecutive5xxErrors: 5, interval: '5s', baseEjectionTime: '30s', maxEjectionPercent: 50 },
+      },
+    },
+  });
+}
+
 /** The host a VirtualService is for (by its name). */
 function hostOf(vs: VirtualService): Host {
   const name = vs.metadata?.name;

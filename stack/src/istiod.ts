@@ -55,6 +55,8 @@ export interface IstiodOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Default 30 s. */
   readonly readyTimeoutMs?: number;
+  /** In its own process group (see SpawnSpec.detached). */
+  readonly detached?: boolean;
 }
 
 /** A running istiod. */
@@ -129,6 +131,7 @@ export async function startIstiod(options: IstiodOptions): Promise<RunningIstiod
     env: { ENABLE_CA_SERVER: 'false', ...options.env },
     logFile: options.logFile,
     readyTimeoutMs,
+    detached: options.detached ?? false,
     ready: (line) => {
       httpAddress ??= HTTP_LINE.exec(line)?.[1];
       grpcAddress ??= GRPC_LINE.exec(line)?.[1];

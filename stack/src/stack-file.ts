@@ -27,6 +27,8 @@ export interface StackFile {
   readonly supervisor?: string;
   /** Toxiproxy's API (http://127.0.0.1:<port>) and where each link's proxy listens (absent without Toxiproxy, or from an older flatline). */
   readonly toxiproxy?: { readonly api: string; readonly links: Readonly<Record<string, string>> };
+  /** istiod with --mesh istio: its xDS address, debug URL, config folder and the bootstrap file of proxyless clients (absent otherwise). */
+  readonly istiod?: { readonly xds: string; readonly debug: string; readonly config: string; readonly bootstrap: string };
   /** Whether every component has started (false while the ingestion replicas still start). */
   readonly started?: boolean;
   readonly pid: number;
@@ -50,6 +52,7 @@ export const STACK_FILE_SCHEMA = z.object({
   control: z.string().optional(),
   supervisor: z.string().url().optional(),
   toxiproxy: z.object({ api: z.string().url(), links: z.record(z.string(), address) }).optional(),
+  istiod: z.object({ xds: address, debug: z.string().url(), config: z.string(), bootstrap: z.string() }).optional(),
   started: z.boolean().optional(),
   pid: z.number().int().positive(),
 });

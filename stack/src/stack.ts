@@ -17,7 +17,7 @@
  * restored.
  */
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { DB_LINKS, writeDeviceLinks, writeFaultFile, type Link } from '@flatline/mesh';
+import { DB_LINKS, DEFAULT_MESH, writeDeviceLinks, writeFaultFile, type Link } from '@flatline/mesh';
 import { join } from 'node:path';
 import { flatIds, loadCredentials, writeCredentials } from '@flatline/platform';
 import { startDatabase, startService, type RunningDatabase, type RunningService } from './components.ts';
@@ -34,6 +34,8 @@ import type { NodeAction, NodeState } from './nodes.ts';
 import { CrashLoop, DEFAULT_RESTART_POLICY, type RestartPolicy, type SupervisedStatus } from './crash-loop.ts';
 import { recordEvent } from './events.ts';
 import { freePort, startHaproxy, type Frontend } from './haproxy.ts';
+import { syncPlane, type PlaneEndpoint, type PlaneService } from './istio-plane.ts';
+import { startIstiod, xdsBootstrap, type RunningIstiod } from './istiod.ts';
 import type { ManagedProcess } from './processes.ts';
 import { startToxiproxy, type RunningToxiproxy } from './toxiproxy.ts';
 
@@ -102,6 +104,12 @@ export interface StackOptions {
    * false connects them directly.
    */
   readonly links?: boolean;
+  /**
+   * The mesh plane: 'local' (default), the in-process fault injectors only;
+   * 'istio' also runs istiod (tools/install-istiod.sh) with the plane's
+   * objects (stack/src/istio-plane.ts) for proxyless xDS clients.
+   */
+  readonly mesh?: 'local' | 'istio';
 }
 
 const at = (host: string, port: number): string => `${host}:${port}`;
@@ -135,6 +143,10 @@ export class LocalStack {
   db!: RunningDatabase;
   devices!: RunningService;
   haproxy: ManagedProcess | undefined;
+  /** istiod, with --mesh istio. */
+  istiod: RunningIstiod | undefined;
+  /** istiod's xDS and HTTP ports, fixed at its first start: a restarted istiod listens there again, so the clients' bootstrap stays right. */
+  private istiodPorts: { grpc: number; http: number } | undefined;
   /** Toxiproxy, in front of every link (undefined with links: false). */
   toxiproxy: RunningToxiproxy | undefined;
   /** Where each link's proxy listens, fixed at its first start: a restarted Toxiproxy listens there again, so the clients' addresses stay right. */
@@ -212,7 +224,7 @@ export class LocalStack {
   /** Every process the stack started and has not replaced, for stopping (in start order: ingestion, behind the balancer, last). */
   processes(): ManagedProcess[] {
     const of = (ingestion: boolean) => this.replicas.filter((r) => (r.service === 'ingestion') === ingestion).map((r) => r.running?.process);
-    return [this.db?.process, this.toxiproxy?.process, this.devices?.process, ...of(false), this.haproxy, ...of(true)].filter((p): p is ManagedProcess => p !== undefined);
+    return [this.db?.process, this.toxiproxy?.process, this.devices?.process, ...of(false), this.haproxy, this.istiod?.process, ...of(true)].filter((p): p is ManagedProcess => p !== undefined);
   }
 
   private replicaOf(service: ReplicaService, index: number): Replica {
@@ -422,6 +434,11 @@ export class LocalStack {
       await this.startBalancer();
     }
 
+    if (options.mesh === 'istio') {
+      say(`starting istiod (Istio's control plane; config in ${this.istioConfigDir}) for proxyless xDS clients…`);
+      await this.startIstiod();
+    }
+
     if (this.toxiproxy !== undefined) {
       say('adding the links ingestion → devices and ingestion → storage to toxiproxy…');
       await this.populateLinks();
@@ -554,6 +571,59 @@ export class LocalStack {
     this.supervise('haproxy', started.process, () => this.startBalancer());
     this.onStarted('haproxy', started);
     if (this.started) this.writeStackFile();
+  }
+
+  /** istiod's config folder (with --mesh istio). */
+  get istioConfigDir(): string {
+    return join(this.options.stateDir, 'istio', 'config');
+  }
+
+  /** The xDS bootstrap file a proxyless client of this stack's istiod uses (GRPC_XDS_BOOTSTRAP), with --mesh istio. */
+  get xdsBootstrapFile(): string {
+    return join(this.options.stateDir, 'istio', 'xds-bootstrap.json');
+  }
+
+  /** Starts (or restarts, on the same ports) istiod, supervised, after writing the plane's objects. */
+  private async startIstiod(): Promise<void> {
+    this.syncIstioPlane();
+    const host = this.options.host;
+    const started = await this.track('istiod', () =>
+      startIstiod({
+        configDir: this.istioConfigDir,
+        host,
+        grpcPort: this.istiodPorts?.grpc ?? 0,
+        httpPort: this.istiodPorts?.http ?? 0,
+        logFile: join(this.logs, 'istiod.log'),
+        detached: this.options.detached ?? false,
+        // A change of the folder reaches the clients in ~0.1 s instead of ~0.25 s.
+        env: { PILOT_DEBOUNCE_AFTER: '10ms' },
+      }),
+    );
+    this.istiod = started;
+    this.istiodPorts ??= { grpc: portOf(started.xdsAddress), http: portOf(new URL(started.debugUrl).host) };
+    writeFileSync(this.xdsBootstrapFile, `${JSON.stringify(xdsBootstrap({ xdsAddress: started.xdsAddress, namespace: DEFAULT_MESH.namespace, workload: 'flatline-cli' }), null, 2)}\n`);
+    this.supervise('istiod', started.process, () => this.startIstiod());
+    this.onStarted('istiod', started);
+    if (this.started) this.writeStackFile();
+  }
+
+  /** The replicas of storage and query that take calls now (node ready, process up), as the plane's ServiceEntries list them. */
+  private planeEndpoints(): Record<PlaneService, PlaneEndpoint[]> {
+    const of = (service: PlaneService) =>
+      this.replicas
+        .filter((r) => r.service === service && r.running !== undefined && this.nodeStates.get(r.node) === 'ready')
+        .map((r) => ({ replica: r.name, node: r.node, address: at(this.options.host, r.grpcPort) }));
+    return { storage: of('storage'), query: of('query') };
+  }
+
+  /** Rewrites the plane's objects whose content changed (with --mesh istio; every state change calls it). */
+  private syncIstioPlane(): void {
+    if (this.options.mesh !== 'istio' || this.stopping) return;
+    try {
+      syncPlane(this.istioConfigDir, this.planeEndpoints());
+    } catch (err) {
+      this.say(`istiod config: cannot write the plane's objects: ${(err as Error).message}`);
+    }
   }
 
   /**
@@ -785,6 +855,7 @@ export class LocalStack {
       control: this.controlSocket,
       supervisor: this.probeServer?.url,
       toxiproxy: this.toxiproxy === undefined ? undefined : { api: `http://${this.toxiproxy.address}`, links: Object.fromEntries(this.linkListen) },
+      istiod: this.istiod === undefined ? undefined : { xds: this.istiod.xdsAddress, debug: this.istiod.debugUrl, config: this.istioConfigDir, bootstrap: this.xdsBootstrapFile },
       started: this.started,
       pid: process.pid,
     };
@@ -792,6 +863,8 @@ export class LocalStack {
 
   /** Writes <state>/stack.json: the addresses `flatline status`, `freshness`, `fault` and `node` read. */
   writeStackFile(): void {
+    // Every change of a replica or a node passes here: the plane's endpoints follow.
+    this.syncIstioPlane();
     const file = this.stackFile();
     if (file === undefined) return;
     // Atomically (rename): it is rewritten on every restart while other commands read it.

@@ -79,6 +79,7 @@ export async function stackStatus(file: StackFile): Promise<StatusRow[]> {
     ...(file.toxiproxy !== undefined
       ? [withSupervision('toxiproxy', file.toxiproxy.api, async () => (await new ToxiproxyClient(file.toxiproxy!.api, 2000).version().then(() => 'SERVING', () => 'NOT_SERVING')))]
       : []),
+    ...(file.istiod !== undefined ? [withSupervision('istiod', `xds ${file.istiod.xds}`, () => checkIstiod(file.istiod!.debug))] : []),
     withSupervision('storage', file.storage, () => checkHealth(file.storage)),
     withSupervision('query', file.query, () => checkHealth(file.query)),
     ...balanced.map((r) => withSupervision(r.name, r.grpc, () => checkHealth(r.grpc))),
@@ -87,6 +88,17 @@ export async function stackStatus(file: StackFile): Promise<StatusRow[]> {
       return { ...row, flats: await scrape(r.metrics, 'flatline_ingestion_flats_held'), outbox: await scrape(r.metrics, 'flatline_ingestion_outbox_fetches') };
     }),
   ]);
+}
+
+/** istiod answers its debug endpoint (its /ready stays 503 without Kubernetes): SERVING, else NOT_SERVING; within 2 s. */
+async function checkIstiod(debugUrl: string): Promise<string> {
+  try {
+    const res = await fetch(`${debugUrl}/syncz`, { signal: AbortSignal.timeout(2000) });
+    await res.body?.cancel();
+    return res.ok ? 'SERVING' : 'NOT_SERVING';
+  } catch {
+    return 'NOT_SERVING';
+  }
 }
 
 /** Whether the stack has started and every row is SERVING (what `flatline status` exits 0 on). */

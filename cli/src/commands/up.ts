@@ -30,6 +30,7 @@ interface UpOptions {
   nodes: number;
   logLevel: string;
   freePorts: boolean;
+  mesh: 'local' | 'istio';
 }
 
 function say(line: string): void {
@@ -52,6 +53,14 @@ export function upCommand(): Command {
     )
     .option('--free-ports', 'every component on a free port instead of the documented ones (listed in <state-dir>/stack.json): a second stack beside the first', false)
     .addOption(new Option('--log-level <level>', 'log level of every component').default('info').choices(['debug', 'info', 'warn', 'error']))
+    .addOption(
+      new Option(
+        '--mesh <plane>',
+        "local: the in-process fault injectors; istio: also Istio's control plane (istiod, built by bash tools/install.sh istiod) serving proxyless xDS clients, with a ServiceEntry per service listing the replicas that take calls (<state-dir>/istio/config, bootstrap in <state-dir>/istio/xds-bootstrap.json)",
+      )
+        .default('local')
+        .choices(['local', 'istio']),
+    )
     .addHelpText(
       'after',
       `\nPorts (on --host): ferretdb ${DEFAULT_PORTS.db}, storage ${DEFAULT_PORTS.storage}, query ${DEFAULT_PORTS.query}, ` +
@@ -68,7 +77,7 @@ export function upCommand(): Command {
 async function up(o: UpOptions, ports: StackPorts): Promise<void> {
   // Run directly (not through npm start): build what the stack runs if it is missing.
   try {
-    ensureTools(TOOLS_FOR.up, { quiet: true });
+    ensureTools(o.mesh === 'istio' ? [...TOOLS_FOR.up, 'istiod'] : TOOLS_FOR.up, { quiet: true });
   } catch (err) {
     if (!(err instanceof ToolsError)) throw err;
     process.stderr.write(`flatline up: ${err.message}\n`);
@@ -90,6 +99,7 @@ async function up(o: UpOptions, ports: StackPorts): Promise<void> {
       replicas: o.replicas,
       nodes: o.nodes,
       logLevel: o.logLevel,
+      mesh: o.mesh,
       say: (l) => say(`[up] ${l}`),
     },
     (name, running) => record.add(running.process.name, running.process.pid, markerOf(name)),
@@ -126,6 +136,7 @@ function printTable(stack: LocalStack): void {
     ['  control', `http://${stack.devices.addresses['control']}`, ''],
     ...(stack.haproxy === undefined ? [] : [['haproxy', `storage ${stack.storageAddress}`, ''], ['', `query ${stack.queryAddress}`, '']]),
     ...(stack.toxiproxy === undefined ? [] : [['toxiproxy', `http://${stack.toxiproxy.address}`, '(TCP faults on every link)']]),
+    ...(stack.istiod === undefined ? [] : [['istiod', `xds ${stack.istiod.xdsAddress}`, `${stack.istiod.debugUrl}/syncz`]]),
     ...stack.nodes().flatMap((n) => [
       [n.name, '', ''],
       ...n.replicas.map((name) => {
