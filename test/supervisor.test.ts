@@ -200,7 +200,12 @@ describe('flatline up restarts a process that dies, and keeps the rest running',
     expect(gaps.code, gaps.stdout + gaps.stderr).to.equal(0);
     expect(gaps.stdout).to.match(/; 0 missing in 0 device\(s\)/);
     await eventually('every flat fresher than 20 s', async () => (await flatline('freshness', '--max-age', '20')).code === 0, 30000, 1000);
-    await eventually('flatline status to exit 0', async () => (await flatline('status')).code === 0, 60000, 1000);
+    // Its last answer is in the error when it times out: which component was not SERVING.
+    await eventually('flatline status to exit 0', async () => {
+      const s = await flatline('status');
+      if (s.code !== 0) throw new Error(`exit ${s.code}:\n${s.stdout}${s.stderr}`);
+      return true;
+    }, 60000, 1000);
     const text = (await flatline('status')).stdout;
     for (const [name] of victims) expect(text, text).to.match(new RegExp(`^${name} .* SERVING +1 +SIGKILL \\d+ s ago`, 'm'));
     // The Tiltfile's readiness probe counts one line per ingestion replica.
