@@ -77,14 +77,19 @@ export function planeObjects(endpoints: Readonly<Record<PlaneService, readonly P
   return out;
 }
 
-/** Writes the plane's objects into configDir, only those whose content changed; returns the files written. */
+/**
+ * Writes the plane's objects into configDir, only those whose content
+ * changed; returns the files written. A VirtualService is written only where
+ * there is none: once there, it is the fault toggles' (a fault's route
+ * replaces the baseline of the same name, as `fault on --kube` does).
+ */
 export function syncPlane(configDir: string, endpoints: Readonly<Record<PlaneService, readonly PlaneEndpoint[]>>, s: MeshSettings = DEFAULT_MESH): string[] {
   mkdirSync(configDir, { recursive: true });
   const written: string[] = [];
   for (const [file, object] of planeObjects(endpoints, s)) {
     const path = join(configDir, file);
     const text = `${JSON.stringify(object, null, 2)}\n`;
-    if (existsSync(path) && readFileSync(path, 'utf8') === text) continue;
+    if (existsSync(path) && (object.kind === 'VirtualService' || readFileSync(path, 'utf8') === text)) continue;
     writeIstioObject(configDir, file, object);
     written.push(file);
   }

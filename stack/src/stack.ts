@@ -34,7 +34,7 @@ import type { NodeAction, NodeState } from './nodes.ts';
 import { CrashLoop, DEFAULT_RESTART_POLICY, type RestartPolicy, type SupervisedStatus } from './crash-loop.ts';
 import { recordEvent } from './events.ts';
 import { freePort, startHaproxy, type Frontend } from './haproxy.ts';
-import { syncPlane, type PlaneEndpoint, type PlaneService } from './istio-plane.ts';
+import { planeTarget, syncPlane, type PlaneEndpoint, type PlaneService } from './istio-plane.ts';
 import { startIstiod, xdsBootstrap, type RunningIstiod } from './istiod.ts';
 import type { ManagedProcess } from './processes.ts';
 import { startToxiproxy, type RunningToxiproxy } from './toxiproxy.ts';
@@ -722,13 +722,27 @@ export class LocalStack {
       FLATLINE_DEVICES_URL: `https://${this.viaLink('ingestion-devices', this.devices.addresses['https'] ?? '')}`,
       FLATLINE_DEVICES_CA: join(this.options.stateDir, 'devices', 'ca.pem'),
       FLATLINE_DEVICES_CREDENTIALS: this.credentialsFile,
-      FLATLINE_STORAGE_ADDR: this.viaLink('ingestion-storage', this.storageAddress),
+      ...this.storageDial(r),
       FLATLINE_FAULTS_FILE: this.faultsFile,
       FLATLINE_DEVICE_LINKS_FILE: this.deviceLinksFile,
       FLATLINE_POLL_INTERVAL_MS: String(this.options.intervalMs),
       FLATLINE_POLL_TIMEOUT_MS: String(Math.min(2000, Math.floor(this.options.intervalMs * 0.6))),
       ...this.options.env?.ingestion,
     };
+  }
+
+  /**
+   * How an ingestion replica reaches storage: through its Toxiproxy link to
+   * the balancer; with --mesh istio, as a proxyless xDS client of istiod
+   * (its own bootstrap, so istiod tells the replicas apart), straight to the
+   * replicas the ServiceEntry lists: storage-link-reset (a Toxiproxy fault)
+   * does not act on that path.
+   */
+  private storageDial(r: Replica): Record<string, string> {
+    if (this.options.mesh !== 'istio' || this.istiod === undefined) return { FLATLINE_STORAGE_ADDR: this.viaLink('ingestion-storage', this.storageAddress) };
+    const file = join(this.options.stateDir, 'istio', `${r.name}-bootstrap.json`);
+    writeFileSync(file, `${JSON.stringify(xdsBootstrap({ xdsAddress: this.istiod.xdsAddress, namespace: DEFAULT_MESH.namespace, workload: r.name }), null, 2)}\n`);
+    return { FLATLINE_STORAGE_ADDR: planeTarget('storage'), GRPC_XDS_BOOTSTRAP: file };
   }
 
   /** Starts (or restarts, on the same ports and outbox) a replica, supervised; env is kept for its restarts. */

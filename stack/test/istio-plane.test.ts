@@ -9,12 +9,15 @@
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import { register as registerXds } from '@grpc/grpc-js-xds';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetFreshnessRequest, QueryServiceClient } from '@flatline/proto';
 import { eventually, tempDir } from '../src/harness.ts';
 import { planeObjects, planeTarget, serviceEntry, syncPlane, type PlaneEndpoint } from '../src/istio-plane.ts';
-import { PILOT_DISCOVERY } from '../src/istiod.ts';
+import { PILOT_DISCOVERY, ROUTE_CONFIGURATION, writeIstioObject, xdsInSync, type IstioObject } from '../src/istiod.ts';
+import { callSupervisor } from '../src/supervisor-http.ts';
+import { metricValue } from '../src/probes.ts';
+import { baselineVirtualService, DEFAULT_MESH, faultVirtualService, scenario } from '@flatline/mesh';
 import { FREE_PORTS, LocalStack } from '../src/stack.ts';
 
 const E = (replica: string, node: string, port: number): PlaneEndpoint => ({ replica, node, address: `127.0.0.1:${port}` });
@@ -64,6 +67,10 @@ describe('the local Istio plane: what the stack writes into istiod\'s folder', (
       expect(first).to.have.length(6);
       expect(syncPlane(config, { storage: [E('storage-0', 'node-a', 1)], query: [E('query-0', 'node-a', 2)] })).to.deep.equal([]);
       expect(syncPlane(config, { storage: [], query: [E('query-0', 'node-a', 2)] })).to.deep.equal(['serviceentry-storage.yaml']);
+      // A fault's VirtualService in place of the baseline is left alone.
+      writeFileSync(join(config, 'virtualservice-storage.yaml'), 'a fault route\n');
+      expect(syncPlane(config, { storage: [E('storage-0', 'node-a', 1)], query: [E('query-0', 'node-a', 2)] })).to.deep.equal(['serviceentry-storage.yaml']);
+      expect(readFileSync(join(config, 'virtualservice-storage.yaml'), 'utf8')).to.equal('a fault route\n');
       expect(readdirSync(config).filter((f) => !f.endsWith('.yaml')), 'no temporary file left').to.deep.equal([]);
     } finally {
       dir.cleanup();
@@ -115,6 +122,37 @@ describe('a stack with --mesh istio: proxyless clients reach the replicas throug
     await eventually('a call through xDS answers OK', async () => (await call()).code === grpc.status.OK, 30000, 200);
     const outcomes = await Promise.all(Array.from({ length: 20 }, () => call()));
     expect(outcomes.map((o) => o.code)).to.deep.equal(Array(20).fill(grpc.status.OK));
+  });
+
+  it('ingestion dials storage through istiod: both replicas are xDS clients in sync, and every flat is fresh', async () => {
+    await eventually('ingestion-0 and ingestion-1 ACKed their routes', async () => {
+      const clients = await stack!.istiod!.syncz();
+      return ['ingestion-0.flatline', 'ingestion-1.flatline'].every((name) => xdsInSync(clients.find((c) => c.proxy === name), ROUTE_CONFIGURATION));
+    }, 30000, 200);
+    await eventually('every flat fresher than 20 s', async () => (await callSupervisor(stack!.supervisorUrl!, '/freshness', { max_age: '20' }, 10000)).status === 200, 60000, 500);
+  });
+
+  it('a storage-unavailable VirtualService istiod pushes fails ingestion\'s Appends (the outboxes keep them); the baseline back, they drain with zero gaps', async () => {
+    const errors = async (): Promise<number> => {
+      let n = 0;
+      for (const r of stack!.ingestion) if (r !== undefined) n += await metricValue(r.metrics, 'flatline_ingestion_forward_errors_total', 'code="UNAVAILABLE"').catch(() => 0);
+      return n;
+    };
+    const before = await errors();
+    const since = new Date().toISOString();
+    const fault = faultVirtualService('storage', [scenario('storage-unavailable')!.build({ percent: 100 })], DEFAULT_MESH).toJSON() as unknown as IstioObject;
+    writeIstioObject(stack!.istioConfigDir, 'virtualservice-storage.yaml', fault);
+    try {
+      await eventually('Appends fail with UNAVAILABLE', async () => (await errors()) > before + 5, 30000, 200);
+      const held = await callSupervisor(stack!.supervisorUrl!, '/drained', { timeout: '0s' }, 10000);
+      expect(held.status, JSON.stringify(held.body)).to.equal(409);
+    } finally {
+      writeIstioObject(stack!.istioConfigDir, 'virtualservice-storage.yaml', baselineVirtualService('storage', DEFAULT_MESH).toJSON() as unknown as IstioObject);
+    }
+    const drained = await callSupervisor(stack!.supervisorUrl!, '/drained', { timeout: '60s' }, 70000);
+    expect(drained.status, JSON.stringify(drained.body)).to.equal(200);
+    const gaps = await callSupervisor(stack!.supervisorUrl!, '/gaps', { since }, 60000);
+    expect(gaps.status, JSON.stringify(gaps.body)).to.equal(200);
   });
 
   it('a drained node\'s replicas leave the endpoints, calls keep working on the other, and they come back on restore', async () => {

@@ -1,7 +1,7 @@
 /** Ingestion configuration: the only reader of the environment in this service. */
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { ConfigError, DATABASE_ENV, hostPort, int, LOG_LEVEL_ENV, oneOf, readEnv, SHUTDOWN_ENV, text, type Variable } from '@flatline/platform';
+import { ConfigError, DATABASE_ENV, grpcTarget, hostPort, int, isXdsTarget, LOG_LEVEL_ENV, oneOf, readEnv, SHUTDOWN_ENV, text, type Variable } from '@flatline/platform';
 import { z } from 'zod';
 
 /**
@@ -33,7 +33,7 @@ export const INGESTION_ENV = {
   FLATLINE_DEVICES_URL: devicesUrl('https://127.0.0.1:8443'),
   FLATLINE_DEVICES_CA: text('.state/devices/ca.pem', 'PEM file of the CA that signed the device gateway\'s certificate (https:// only; unused with http://)'),
   FLATLINE_DEVICES_CREDENTIALS: text('.state/devices/credentials.json', 'the flats\' credentials file (which flats exist, and how to log in)'),
-  FLATLINE_STORAGE_ADDR: hostPort('127.0.0.1:7101'),
+  FLATLINE_STORAGE_ADDR: grpcTarget('127.0.0.1:7101'),
   FLATLINE_FAULTS_FILE: text('.state/faults.json', 'the local fault file (flatline fault on/off writes it; absent means no fault)'),
   FLATLINE_DEVICE_LINKS_FILE: text('.state/device-links.json', 'the local plane\'s per-flat device links: flats polled through a proxy of their own (flatline fault on with --flats and a TCP scenario writes it; absent means none)'),
   FLATLINE_MONGODB_URI: DATABASE_ENV.FLATLINE_MONGODB_URI,
@@ -90,6 +90,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   const e = readEnv(INGESTION_ENV, env);
   if (e.FLATLINE_LEASE_RENEW_MS * 3 > e.FLATLINE_LEASE_TTL_MS) {
     throw new ConfigError('FLATLINE_LEASE_RENEW_MS', `must be at most a third of FLATLINE_LEASE_TTL_MS (${e.FLATLINE_LEASE_TTL_MS}), got ${e.FLATLINE_LEASE_RENEW_MS}`);
+  }
+  // grpc-js-xds reads its bootstrap from the environment: an xds:/// target without one would hang in name resolution.
+  if (isXdsTarget(e.FLATLINE_STORAGE_ADDR) && !env['GRPC_XDS_BOOTSTRAP'] && !env['GRPC_XDS_BOOTSTRAP_CONFIG']) {
+    throw new ConfigError('FLATLINE_STORAGE_ADDR', `${e.FLATLINE_STORAGE_ADDR} dials through xDS, which needs GRPC_XDS_BOOTSTRAP (a bootstrap file) or GRPC_XDS_BOOTSTRAP_CONFIG; neither is set`);
   }
   return {
     id: e.FLATLINE_INGESTION_ID,

@@ -1,8 +1,9 @@
 /** Ingestion service: composition root (config → dependencies → server → signals). */
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
+import { register as registerXds } from '@grpc/grpc-js-xds';
 import { StorageServiceClient } from '@flatline/proto';
-import { loadCredentials, GrpcHost, helpRequested, printHelp, onShutdownSignal, runMain, announceListening, createLogger, createMetrics, serveMetrics, createMongoClient, withPort } from '@flatline/platform';
+import { isXdsTarget, loadCredentials, GrpcHost, helpRequested, printHelp, onShutdownSignal, runMain, announceListening, createLogger, createMetrics, serveMetrics, createMongoClient, withPort } from '@flatline/platform';
 import { DeviceLinkSource, FaultSource, grpcFaultInterceptor, httpFaultInterceptor, createFaultCounter, Injector } from '@flatline/mesh';
 import { INGESTION_ENV, loadConfig } from './config.ts';
 import { DeviceClient } from './devices/device-client.ts';
@@ -60,6 +61,8 @@ runMain(NAME, async () => {
     linkOf: (flatId) => links.linkOf(flatId),
   });
   const poller = new Poller(config.poll, devices, outbox, metrics, logger.child({ component: 'poller' }));
+  // xds:///storage…: a proxyless client of Istio's control plane, whose routes (and their faults) it follows.
+  if (isXdsTarget(config.storageAddr)) registerXds();
   const storage = new StorageServiceClient(config.storageAddr, credentials.createInsecure(), {
     // Retries are the forwarder's (with backoff, on an idempotent call): none here, so they do not multiply.
     'grpc.enable_retries': 0,

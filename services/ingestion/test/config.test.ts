@@ -30,3 +30,22 @@ describe('ingestion configuration: the device gateway URL', () => {
     });
   }
 });
+
+describe('ingestion configuration: the storage target', () => {
+  it('takes host:port, or xds:///host:port with an xDS bootstrap (Istio\'s control plane)', () => {
+    expect(loadConfig({}).storageAddr).to.equal('127.0.0.1:7101');
+    const target = 'xds:///storage.flatline.svc.cluster.local:7101';
+    expect(loadConfig({ FLATLINE_STORAGE_ADDR: target, GRPC_XDS_BOOTSTRAP: '/state/istio/ingestion-0-bootstrap.json' }).storageAddr).to.equal(target);
+    expect(loadConfig({ FLATLINE_STORAGE_ADDR: target, GRPC_XDS_BOOTSTRAP_CONFIG: '{}' }).storageAddr).to.equal(target);
+  });
+
+  it('refuses an xds:/// target without a bootstrap (it would hang in name resolution), and a malformed one, naming FLATLINE_STORAGE_ADDR', () => {
+    expect(() => loadConfig({ FLATLINE_STORAGE_ADDR: 'xds:///storage.flatline.svc.cluster.local:7101' }))
+      .to.throw(ConfigError)
+      .with.property('message')
+      .that.matches(/^FLATLINE_STORAGE_ADDR: .*needs GRPC_XDS_BOOTSTRAP/);
+    for (const bad of ['xds://storage:7101', 'dns:///storage:7101', 'xds:///storage', 'storage:70000']) {
+      expect(() => loadConfig({ FLATLINE_STORAGE_ADDR: bad, GRPC_XDS_BOOTSTRAP: '/b.json' }), bad).to.throw(ConfigError, /FLATLINE_STORAGE_ADDR/);
+    }
+  });
+});

@@ -57,6 +57,27 @@ export function hostPort(fallback: string): Variable<string> {
   };
 }
 
+/**
+ * A gRPC target to dial: host:port, or xds:///host:port, a proxyless xDS
+ * client of Istio's control plane (the bootstrap in GRPC_XDS_BOOTSTRAP or
+ * GRPC_XDS_BOOTSTRAP_CONFIG).
+ */
+export function grpcTarget(fallback: string): Variable<string> {
+  return {
+    describe: 'host:port (such as 127.0.0.1:7101), or xds:///host:port to dial through Istio\'s control plane (bootstrap in GRPC_XDS_BOOTSTRAP)',
+    fallback,
+    schema: z
+      .string()
+      .regex(/^(xds:\/\/\/)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/)
+      .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535),
+  };
+}
+
+/** Whether a gRPC target dials through xDS (xds:///…). */
+export function isXdsTarget(target: string): boolean {
+  return target.startsWith('xds:///');
+}
+
 /** One of a fixed set of words. */
 export function oneOf<const T extends readonly [string, ...string[]]>(fallback: T[number], values: T): Variable<T[number]> {
   return { describe: `one of ${values.join(', ')}`, fallback, schema: z.enum(values) };
