@@ -110,6 +110,9 @@ describe('the supervisor answers probes over loopback HTTP', function () {
       // Ingestion kept fetching into its outbox all along.
       const during = await get('/fetched', { max_age: '4' });
       expect(during.status, JSON.stringify(during.body)).to.equal(200);
+      // The CLI reads the same: exit 0 from the outboxes while query's answer is stale or missing.
+      const cli = await flatline('freshness', '--from', 'outboxes', '--max-age', '4');
+      expect(cli.code, cli.stdout + cli.stderr).to.equal(0);
     } finally {
       process.kill(pid!, 'SIGCONT');
     }
@@ -117,6 +120,10 @@ describe('the supervisor answers probes over loopback HTTP', function () {
     await fetch(`${control}/behaviours/5`, { method: 'PUT', body: JSON.stringify({ mode: 'http-503' }) });
     try {
       await eventually('flat 5 not fetched for 3 s', async () => (await get('/fetched', { flats: '5', max_age: '3' })).status === 409, 30000, 500);
+      expect((await flatline('freshness', '--from', 'outboxes', '--flats', '5', '--max-age', '3')).code).to.equal(1);
+      const remote = await flatline('freshness', '--from', 'outboxes', '--query', '127.0.0.1:1');
+      expect(remote.code).to.equal(2);
+      expect(remote.stderr).to.match(/--from outboxes reads a local stack's outboxes, and --query names a remote query service/);
       expect((await get('/fetched', { exclude: '5', max_age: '20' })).status).to.equal(200);
     } finally {
       await fetch(`${control}/behaviours`, { method: 'DELETE' });

@@ -2,7 +2,9 @@
  * `flatline freshness`: how old each flat's last successful fetch is, from
  * the query service: through the supervisor's GET /freshness when a local
  * stack runs (the same answer the chaos experiments probe), else (--query: a
- * cluster, or no local stack) from the query service directly.
+ * cluster, or no local stack) from the query service directly. With
+ * --from outboxes, from ingestion's side instead (GET /fetched: each flat's
+ * last fetch kept in an outbox), which a database outage does not stop.
  */
 import { InterceptingCall, type Interceptor } from '@grpc/grpc-js';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -30,6 +32,7 @@ interface FreshnessOptions {
   limit: number;
   json: boolean;
   maxAge: number | undefined;
+  from: 'query' | 'outboxes';
 }
 
 /** The query address: --query, else the running stack's, else the default. */
@@ -89,8 +92,18 @@ export function freshnessCommand(): Command {
     .addOption(new Option('--limit <n>', 'how many of the stalest flats to list').default(10).argParser(wholeNumber(0, 1000)))
     .option('--json', 'print the report as JSON (for scripts)', false)
     .addOption(new Option('--max-age <seconds>', 'exit 1 when the worst age (or a never-fetched flat) exceeds this').argParser(seconds))
+    .addOption(
+      new Option('--from <source>', "query: what storage holds, as the query service answers; outboxes: each flat's last fetch kept in an ingestion outbox (a local stack's GET /fetched), which goes on while the database is away")
+        .default('query')
+        .choices(['query', 'outboxes']),
+    )
     .action(async (o: FreshnessOptions) => {
       const supervisor = o.query === undefined ? localSupervisor(o.stateDir) : undefined;
+      if (o.from === 'outboxes' && supervisor === undefined) {
+        process.stderr.write(`flatline freshness: --from outboxes reads a local stack's outboxes, and ${o.query !== undefined ? '--query names a remote query service' : `no stack runs in ${o.stateDir}`}\n`);
+        process.exitCode = 2;
+        return;
+      }
       // Without --flats, a local stack's every flat is named (by the supervisor, or below), so that a flat never fetched counts.
       const localFlats = (): string[] | undefined => (o.query === undefined ? expectedFlats(join(o.stateDir, 'devices', 'credentials.json')) : undefined);
       let knowsEveryFlat = o.flats.length > 0;
@@ -101,7 +114,7 @@ export function freshnessCommand(): Command {
       if (supervisor !== undefined) {
         const params = { flats: o.flats.join(','), exclude: o.exclude.join(','), limit: String(o.limit), max_age: o.maxAge === undefined ? undefined : String(o.maxAge) };
         try {
-          const { status, body } = await callSupervisor(supervisor, '/freshness', params);
+          const { status, body } = await callSupervisor(supervisor, o.from === 'outboxes' ? '/fetched' : '/freshness', params);
           if (status !== 200 && status !== 409) throw new Error((body as { error?: string }).error ?? `answered ${status}`);
           knowsEveryFlat ||= localFlats() !== undefined;
           print(FreshnessReport.fromJSON(body));
