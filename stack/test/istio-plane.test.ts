@@ -144,8 +144,12 @@ describe('a stack with --mesh istio: proxyless clients reach the replicas throug
     writeIstioObject(stack!.istioConfigDir, 'virtualservice-storage.yaml', fault);
     try {
       await eventually('Appends fail with UNAVAILABLE', async () => (await errors()) > before + 5, 30000, 200);
-      const held = await callSupervisor(stack!.supervisorUrl!, '/drained', { timeout: '0s' }, 10000);
-      expect(held.status, JSON.stringify(held.body)).to.equal(409);
+      // The outbox gauge /drained reads is refreshed once a second (and after each Append): it may still say 0 for that long.
+      let held: { status: number; body: unknown } | undefined;
+      await eventually('the outboxes say they hold the readings', async () => {
+        held = await callSupervisor(stack!.supervisorUrl!, '/drained', { timeout: '0s' }, 10000);
+        return held.status === 409;
+      }, 5000, 200).catch((err: Error) => expect.fail(`${err.message}: ${JSON.stringify(held?.body)}`));
     } finally {
       writeIstioObject(stack!.istioConfigDir, 'virtualservice-storage.yaml', baselineVirtualService('storage', DEFAULT_MESH).toJSON() as unknown as IstioObject);
     }
