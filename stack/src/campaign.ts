@@ -296,11 +296,21 @@ function unpolledSince(faults: readonly CampaignFault[], flat: string, tMs: numb
 
 /** The flats excused at tMs (on, or healed less than recoveryMs ago): 'all', or these. */
 export function excusedAt(schedule: Pick<CampaignSchedule, 'faults'>, tMs: number, recoveryMs: number): 'all' | Set<string> {
+  return flatsOf(recentAt(schedule, tMs, recoveryMs), (f) => f.touches);
+}
+
+/** The faults on at tMs, or healed less than recoveryMs before it. */
+function recentAt(schedule: Pick<CampaignSchedule, 'faults'>, tMs: number, recoveryMs: number): CampaignFault[] {
+  return schedule.faults.filter((f) => f.atMs <= tMs && tMs < f.healMs + recoveryMs);
+}
+
+/** The union of the flats each fault names ('all' as soon as one names every flat). */
+function flatsOf(faults: readonly CampaignFault[], named: (f: CampaignFault) => 'all' | readonly string[]): 'all' | Set<string> {
   const flats = new Set<string>();
-  for (const f of schedule.faults) {
-    if (f.atMs > tMs || f.healMs + recoveryMs <= tMs) continue;
-    if (f.touches === 'all') return 'all';
-    for (const flat of f.touches) flats.add(flat);
+  for (const f of faults) {
+    const these = named(f);
+    if (these === 'all') return 'all';
+    for (const flat of these) flats.add(flat);
   }
   return flats;
 }
@@ -316,14 +326,9 @@ export function excusedAt(schedule: Pick<CampaignSchedule, 'faults'>, tMs: numbe
  * (its flats are unknown from here: every flat).
  */
 export function fetchExcusedAt(schedule: Pick<CampaignSchedule, 'faults'>, tMs: number, recoveryMs: number): 'all' | Set<string> {
-  const recent = schedule.faults.filter((f) => f.atMs <= tMs && tMs < f.healMs + recoveryMs);
+  const recent = recentAt(schedule, tMs, recoveryMs);
   if (recent.some((f) => f.down.some((r) => serviceOf(r) === 'ingestion')) && recent.some(cutsLeases)) return 'all';
-  const flats = new Set<string>();
-  for (const f of recent) {
-    if (f.cuts === 'all') return 'all';
-    for (const flat of f.cuts) flats.add(flat);
-  }
-  return flats;
+  return flatsOf(recent, (f) => f.cuts);
 }
 
 /** Whether a fault keeps ingestion from its lease database (frozen, killed, or its link broken). */

@@ -469,10 +469,10 @@ export class LocalStack {
         const flatIds = request.flatIds.length > 0 ? request.flatIds : (expectedFlats(this.credentialsFile) ?? []);
         // A flat that moved between replicas was last fetched by whichever fetched it last.
         const last = new Map<string, number>();
-        for (const r of this.replicas.filter((x) => x.service === 'ingestion')) {
+        for (const file of this.outboxFiles()) {
           let seen: Map<string, number>;
           try {
-            seen = lastFetches(join(this.options.stateDir, 'ingestion', r.name, 'outbox.sqlite'));
+            seen = lastFetches(file);
           } catch {
             continue; // unreadable: its flats look as stale as the other replicas say
           }
@@ -511,16 +511,19 @@ export class LocalStack {
 
   /** What every ingestion replica's outbox holds now (read-only; a missing or unreadable outbox holds nothing). */
   private heldReadings(): Held {
-    const all = this.replicas
-      .filter((r) => r.service === 'ingestion')
-      .flatMap((r) => {
-        try {
-          return heldReadings(join(this.options.stateDir, 'ingestion', r.name, 'outbox.sqlite'));
-        } catch {
-          return [];
-        }
-      });
+    const all = this.outboxFiles().flatMap((file) => {
+      try {
+        return heldReadings(file);
+      } catch {
+        return [];
+      }
+    });
     return heldIn(all);
+  }
+
+  /** Every ingestion replica's outbox file, whether the replica runs or not. */
+  private outboxFiles(): string[] {
+    return this.replicas.filter((r) => r.service === 'ingestion').map((r) => join(this.options.stateDir, 'ingestion', r.name, 'outbox.sqlite'));
   }
 
   /** The Unix socket `flatline node` talks to (in a folder of its own, made private). */
@@ -601,7 +604,7 @@ export class LocalStack {
     );
     this.istiod = started;
     this.istiodPorts ??= { grpc: portOf(started.xdsAddress), http: portOf(new URL(started.debugUrl).host) };
-    writeFileSync(this.xdsBootstrapFile, `${JSON.stringify(xdsBootstrap({ xdsAddress: started.xdsAddress, namespace: DEFAULT_MESH.namespace, workload: 'flatline-cli' }), null, 2)}\n`);
+    this.writeXdsBootstrap(this.xdsBootstrapFile, 'flatline-cli');
     this.supervise('istiod', started.process, () => this.startIstiod());
     this.onStarted('istiod', started);
     if (this.started) this.writeStackFile();
@@ -741,8 +744,13 @@ export class LocalStack {
   private storageDial(r: Replica): Record<string, string> {
     if (this.options.mesh !== 'istio' || this.istiod === undefined) return { FLATLINE_STORAGE_ADDR: this.viaLink('ingestion-storage', this.storageAddress) };
     const file = join(this.options.stateDir, 'istio', `${r.name}-bootstrap.json`);
-    writeFileSync(file, `${JSON.stringify(xdsBootstrap({ xdsAddress: this.istiod.xdsAddress, namespace: DEFAULT_MESH.namespace, workload: r.name }), null, 2)}\n`);
+    this.writeXdsBootstrap(file, r.name);
     return { FLATLINE_STORAGE_ADDR: planeTarget('storage'), GRPC_XDS_BOOTSTRAP: file };
+  }
+
+  /** Writes the xDS bootstrap of a proxyless client of this stack's istiod, known to it as workload. */
+  private writeXdsBootstrap(file: string, workload: string): void {
+    writeFileSync(file, `${JSON.stringify(xdsBootstrap({ xdsAddress: this.istiod!.xdsAddress, namespace: DEFAULT_MESH.namespace, workload }), null, 2)}\n`);
   }
 
   /** Starts (or restarts, on the same ports and outbox) a replica, supervised; env is kept for its restarts. */

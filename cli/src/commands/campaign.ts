@@ -237,6 +237,14 @@ interface FreshnessBody {
   error?: string;
 }
 
+/** The flats of a freshness answer older than maxAge (or never fetched) that excused does not cover, as "7 21.3 s" and "9 never fetched". */
+function staleFlats(b: FreshnessBody, excused: ReadonlySet<string>, maxAge: number): string[] {
+  return [
+    ...(b.stalest ?? []).filter((x) => x.ageSeconds > maxAge && !excused.has(x.flatId)).map((x) => `${x.flatId} ${x.ageSeconds.toFixed(1)} s`),
+    ...(b.neverFetchedFlatIds ?? []).filter((id) => !excused.has(id)).map((id) => `${id} never fetched`),
+  ];
+}
+
 async function run(o: CampaignOptions): Promise<void> {
   const stateDir = resolve(o.stateDir);
   const replayed = o.replay === undefined ? undefined : readSchedule(o.replay);
@@ -315,13 +323,8 @@ async function run(o: CampaignOptions): Promise<void> {
     if (answer.status === 200 || answer.status === 409) {
       queryDownSince = undefined;
       rec.sample({ type: 'freshness', excused: excused.size, worst: b.worstAgeSeconds ?? null, p99: b.p99AgeSeconds ?? null, never: b.neverFetchedCount ?? 0 });
-      if (answer.status === 409 && stillExcused !== 'all') {
-        const stale = (b.stalest ?? []).filter((s) => s.ageSeconds > o.maxAge && !stillExcused.has(s.flatId));
-        const never = (b.neverFetchedFlatIds ?? []).filter((id) => !stillExcused.has(id));
-        if (stale.length > 0 || never.length > 0) {
-          rec.violate('healthy-fresh', `flats no fault touches are stale: ${[...stale.map((s) => `${s.flatId} ${s.ageSeconds.toFixed(1)} s`), ...never.map((id) => `${id} never fetched`)].join(', ')} (max ${o.maxAge} s)`, 'stale');
-        }
-      }
+      const stale = answer.status === 409 && stillExcused !== 'all' ? staleFlats(b, stillExcused, o.maxAge) : [];
+      if (stale.length > 0) rec.violate('healthy-fresh', `flats no fault touches are stale: ${stale.join(', ')} (max ${o.maxAge} s)`, 'stale');
       return;
     }
     rec.sample({ type: 'freshness', excused: excused.size, worst: null, error: b.error ?? `HTTP ${answer.status}` });
@@ -331,21 +334,28 @@ async function run(o: CampaignOptions): Promise<void> {
 
   // Ingestion's own freshness (the outboxes' last fetch) of the flats no fault cuts off, every 2 s:
   // the database or storage out of reach excuses query's freshness of every flat, not this.
+  // No answer is no proof: the outboxes unread for 10 s while not every flat is excused is a violation too.
+  let fetchedUnreadSince: number | undefined;
   const fetched = every(2000, async () => {
-    const excused = fetchExcusedAt(actual.view(), rec.now(), o.recovery);
-    if (excused === 'all') return rec.sample({ type: 'fetched', excused: 'all' });
+    const t = rec.now();
+    const excused = fetchExcusedAt(actual.view(), t, o.recovery);
+    if (excused === 'all') {
+      fetchedUnreadSince = undefined;
+      return rec.sample({ type: 'fetched', excused: 'all' });
+    }
     const answer = await callSupervisor(supervisor, '/fetched', { exclude: [...excused].join(',') || undefined, max_age: String(o.maxAge), limit: '5' }, 5000).catch((err: Error) => ({ status: 0, body: { error: err.message } }));
     const b = answer.body as FreshnessBody;
-    if (answer.status !== 200 && answer.status !== 409) return rec.sample({ type: 'fetched', excused: excused.size, worst: null, error: b.error ?? `HTTP ${answer.status}` });
-    rec.sample({ type: 'fetched', excused: excused.size, worst: b.worstAgeSeconds ?? null, never: b.neverFetchedCount ?? 0 });
     const stillExcused = fetchExcusedAt(actual.view(), rec.now(), o.recovery);
-    if (answer.status === 409 && stillExcused !== 'all') {
-      const stale = (b.stalest ?? []).filter((x) => x.ageSeconds > o.maxAge && !stillExcused.has(x.flatId));
-      const never = (b.neverFetchedFlatIds ?? []).filter((id) => !stillExcused.has(id));
-      if (stale.length > 0 || never.length > 0) {
-        rec.violate('fetch-fresh', `flats no fault cuts off were not fetched: ${[...stale.map((x) => `${x.flatId} ${x.ageSeconds.toFixed(1)} s`), ...never.map((id) => `${id} never fetched`)].join(', ')} (max ${o.maxAge} s)`, 'stale');
-      }
+    if (answer.status !== 200 && answer.status !== 409) {
+      rec.sample({ type: 'fetched', excused: excused.size, worst: null, error: b.error ?? `HTTP ${answer.status}` });
+      fetchedUnreadSince ??= t;
+      if (t - fetchedUnreadSince >= 10000 && stillExcused !== 'all') rec.violate('fetch-fresh', `no fetch report from the outboxes for ${seconds(t - fetchedUnreadSince)}: ${b.error ?? `HTTP ${answer.status}`}`, 'unread');
+      return;
     }
+    fetchedUnreadSince = undefined;
+    rec.sample({ type: 'fetched', excused: excused.size, worst: b.worstAgeSeconds ?? null, never: b.neverFetchedCount ?? 0 });
+    const stale = answer.status === 409 && stillExcused !== 'all' ? staleFlats(b, stillExcused, o.maxAge) : [];
+    if (stale.length > 0) rec.violate('fetch-fresh', `flats no fault cuts off were not fetched: ${stale.join(', ')} (max ${o.maxAge} s)`, 'stale');
   });
 
   // Outboxes, memory, hangs and SERVING, every 5 s.
