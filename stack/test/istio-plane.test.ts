@@ -144,7 +144,7 @@ describe('a stack with --mesh istio: proxyless clients reach the replicas throug
     writeIstioObject(stack!.istioConfigDir, 'virtualservice-storage.yaml', fault);
     try {
       await eventually('Appends fail with UNAVAILABLE', async () => (await errors()) > before + 5, 30000, 200);
-      // The outbox gauge /drained reads is refreshed once a second (and after each Append): it may still say 0 for that long.
+      // The outbox gauge /drained reads is refreshed at most once a second, at the top of the forwarder's loop: it may still say 0 for that long.
       let held: { status: number; body: unknown } | undefined;
       await eventually('the outboxes say they hold the readings', async () => {
         held = await callSupervisor(stack!.supervisorUrl!, '/drained', { timeout: '0s' }, 10000);
