@@ -101,10 +101,12 @@ describe('bootstrap: what each command installs', function () {
       expect(defaultTools()).to.include.members([...tests]);
     });
 
-    it('package.json passes each command its set: start, chaos, bench', async () => {
+    it('package.json passes each command its set: start, chaos, flatline, bench', async () => {
       const { TOOLS_FOR } = await tools();
       expect(bootstrapArgs('start'), 'start').to.deep.equal(TOOLS_FOR.up);
       expect(bootstrapArgs('chaos'), 'chaos').to.deep.equal(TOOLS_FOR.chaos);
+      // npm run flatline -- up|chaos run|chaos campaign on a fresh clone: the packages, and what those start (it crashed without tsx before).
+      expect(bootstrapArgs('flatline'), 'flatline').to.deep.equal(TOOLS_FOR.chaos);
       expect(bootstrapArgs('bench'), 'bench').to.deep.equal(TOOLS_FOR.bench);
     });
 
