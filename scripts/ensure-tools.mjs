@@ -18,12 +18,12 @@ const INSTALL = join(TOOLS_DIR, 'install.sh');
  * spawns and against package.json's scripts.
  */
 export const TOOLS_FOR = Object.freeze({
-  /** `flatline up` (npm start): the database, the balancer and the TCP fault proxy of the local stack; grpcurl is the user's, not the stack's. */
-  up: Object.freeze(['ferretdb', 'haproxy', 'toxiproxy']),
+  /** `flatline up` (npm start): the database (FerretDB, on PostgreSQL with --db postgresql), the balancer and the TCP fault proxy of the local stack; grpcurl is the user's, not the stack's. */
+  up: Object.freeze(['ferretdb', 'haproxy', 'toxiproxy', 'postgresql']),
   /** `flatline chaos run`: the stack it starts when none runs, and Chaos Toolkit (with the report's Python). */
-  chaos: Object.freeze(['ferretdb', 'haproxy', 'toxiproxy', 'chaostoolkit']),
+  chaos: Object.freeze(['ferretdb', 'haproxy', 'toxiproxy', 'postgresql', 'chaostoolkit']),
   /** `flatline bench`: the stacks its suites start, and the peers and load generators they measure with. */
-  bench: Object.freeze(['ferretdb', 'haproxy', 'toxiproxy', 'prometheus', 'wrk', 'ghz']),
+  bench: Object.freeze(['ferretdb', 'haproxy', 'toxiproxy', 'postgresql', 'prometheus', 'wrk', 'ghz']),
   /** `synth --validate` and test/manifests.test.ts. */
   manifests: Object.freeze(['istioctl', 'kubeconform']),
   /** test/tiltfile.test.ts: the real Tilt (it loads both modes, cluster mode too, without a cluster). */

@@ -35,7 +35,7 @@ function run(command: string, args: string[], env: Record<string, string> = {}, 
 
 /** Tool names the files reference as .tools/bin/<binary> or ensureTool('<name>'), as installer names. */
 function spawnedTools(paths: string[]): Set<string> {
-  const installerOf: Record<string, string> = { chaos: 'chaostoolkit', promtool: 'prometheus', 'toxiproxy-server': 'toxiproxy' };
+  const installerOf: Record<string, string> = { chaos: 'chaostoolkit', promtool: 'prometheus', 'toxiproxy-server': 'toxiproxy', postgres: 'postgresql', initdb: 'postgresql', psql: 'postgresql' };
   const found = new Set<string>();
   const files = paths.flatMap((p) => (!existsSync(p) ? [] : statSync(p).isDirectory() ? readdirSync(p).filter((f) => f.endsWith('.ts')).map((f) => join(p, f)) : [p]));
   for (const f of files) {
@@ -71,21 +71,21 @@ function snapshot(dir: string): string[] {
 
 describe('bootstrap: what each command installs', function () {
   describe('the per-command tool sets', () => {
-    it('flatline up (npm start) installs exactly what the local stack spawns: ferretdb, haproxy and toxiproxy, not grpcurl', async () => {
+    it('flatline up (npm start) installs exactly what the local stack spawns: ferretdb, haproxy, toxiproxy and postgresql, not grpcurl', async () => {
       const { TOOLS_FOR } = await tools();
       const stackSpawns = spawnedTools([join(ROOT, 'stack', 'src'), join(ROOT, 'cli', 'src', 'stack')]);
       expect(sorted(TOOLS_FOR.up)).to.deep.equal(sorted(stackSpawns));
-      expect(sorted(TOOLS_FOR.up)).to.deep.equal(['ferretdb', 'haproxy', 'toxiproxy']);
+      expect(sorted(TOOLS_FOR.up)).to.deep.equal(['ferretdb', 'haproxy', 'postgresql', 'toxiproxy']);
     });
 
     it('chaos adds Chaos Toolkit to the stack it may start; bench adds what its suites spawn', async () => {
       const { TOOLS_FOR } = await tools();
       const chaos = spawnedTools([join(ROOT, 'cli', 'src', 'commands', 'chaos.ts')]);
       expect(sorted(TOOLS_FOR.chaos)).to.deep.equal(sorted([...TOOLS_FOR.up, ...chaos]));
-      expect(sorted(TOOLS_FOR.chaos)).to.deep.equal(['chaostoolkit', 'ferretdb', 'haproxy', 'toxiproxy']);
+      expect(sorted(TOOLS_FOR.chaos)).to.deep.equal(['chaostoolkit', 'ferretdb', 'haproxy', 'postgresql', 'toxiproxy']);
       const bench = spawnedTools([join(ROOT, 'bench', 'src'), join(ROOT, 'cli', 'src', 'bench'), join(ROOT, 'cli', 'src', 'commands', 'bench.ts')]);
       expect(sorted(TOOLS_FOR.bench)).to.deep.equal(sorted([...TOOLS_FOR.up, ...bench]));
-      expect(sorted(TOOLS_FOR.bench)).to.deep.equal(['ferretdb', 'ghz', 'haproxy', 'prometheus', 'toxiproxy', 'wrk']);
+      expect(sorted(TOOLS_FOR.bench)).to.deep.equal(['ferretdb', 'ghz', 'haproxy', 'postgresql', 'prometheus', 'toxiproxy', 'wrk']);
     });
 
     it('the manifest and Tiltfile checks name the tools their tests spawn', async () => {

@@ -12,13 +12,18 @@ export interface RunningDatabase {
   readonly uri: string;
 }
 
-/** Starts FerretDB (built by tools/install.sh) on listen (port 0 picks one) with its SQLite files in stateDir. */
-export async function startDatabase(options: { listen: string; stateDir: string; logFile: string; database?: string; detached?: boolean }): Promise<RunningDatabase> {
+/**
+ * Starts FerretDB (built by tools/install.sh) on listen (port 0 picks one)
+ * with its SQLite files in stateDir, or on PostgreSQL at postgresqlUrl
+ * (stack/src/postgres.ts) when given.
+ */
+export async function startDatabase(options: { listen: string; stateDir: string; logFile: string; postgresqlUrl?: string; database?: string; detached?: boolean }): Promise<RunningDatabase> {
+  const backend = options.postgresqlUrl === undefined ? ['--state-dir', options.stateDir] : ['--postgresql-url', options.postgresqlUrl];
   const { process, ready } = await spawnReady({
     detached: options.detached ?? false,
     name: 'ferretdb',
     command: join(TOOLS_BIN, 'ferretdb'),
-    args: ['--listen-addr', options.listen, '--state-dir', options.stateDir, '--log-level', 'warn'],
+    args: ['--listen-addr', options.listen, ...backend, '--log-level', 'warn'],
     logFile: options.logFile,
     ready: (line) => /^ferretdb ready (\S+)$/.exec(line)?.[1],
   });

@@ -11,6 +11,7 @@ export * from './harness.ts';
 export * from './leftovers.ts';
 export * from './nodes.ts';
 export * from './paths.ts';
+export * from './postgres.ts';
 export * from './probes.ts';
 export * from './proc-stats.ts';
 export * from './processes.ts';

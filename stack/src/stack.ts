@@ -21,6 +21,7 @@ import { DB_LINKS, DEFAULT_MESH, writeDeviceLinks, writeFaultFile, type Link } f
 import { join } from 'node:path';
 import { flatIds, loadCredentials, writeCredentials } from '@flatline/platform';
 import { startDatabase, startService, type RunningDatabase, type RunningService } from './components.ts';
+import { ensureReadingsSlotIndex, startPostgres, type RunningPostgres } from './postgres.ts';
 import type { Server } from 'node:http';
 import { serveControl } from './control.ts';
 import { expectedFlats, queryFaultInterceptor, queryFreshness } from './freshness-probe.ts';
@@ -110,7 +111,18 @@ export interface StackOptions {
    * objects (stack/src/istio-plane.ts) for proxyless xDS clients.
    */
   readonly mesh?: 'local' | 'istio';
+  /**
+   * FerretDB's backend: 'sqlite' (default) files in <state>/ferretdb, or
+   * 'postgresql', a PostgreSQL 15 cluster in <state>/postgresql that the
+   * stack starts and supervises (stack/src/postgres.ts); there query reads
+   * ListMeasurements slot by slot from a GIN index (FLATLINE_QUERY_SLOT_READS=1).
+   */
+  readonly db?: StackDb;
 }
+
+/** FerretDB's backends (StackOptions.db). */
+export const STACK_DBS = ['sqlite', 'postgresql'] as const;
+export type StackDb = (typeof STACK_DBS)[number];
 
 const at = (host: string, port: number): string => `${host}:${port}`;
 const plus = (port: number, i: number): number => (port === 0 ? 0 : port + i);
@@ -159,6 +171,9 @@ export class LocalStack {
   private frontends: { storage: string; query: string } | undefined;
   private balancer: Frontend[] | undefined;
   private dbPort = 0;
+  /** PostgreSQL under FerretDB (db: 'postgresql'), and its port, the same across restarts. */
+  private postgres: RunningPostgres | undefined;
+  private postgresPort = 0;
   /** The simulator's ports once it first listened (https, control, metrics): a restart takes the same. */
   private devicesPorts: { https: number; control: number; metrics: number } | undefined;
   private control: Server | undefined;
@@ -224,7 +239,7 @@ export class LocalStack {
   /** Every process the stack started and has not replaced, for stopping (in start order: ingestion, behind the balancer, last). */
   processes(): ManagedProcess[] {
     const of = (ingestion: boolean) => this.replicas.filter((r) => (r.service === 'ingestion') === ingestion).map((r) => r.running?.process);
-    return [this.db?.process, this.toxiproxy?.process, this.devices?.process, ...of(false), this.haproxy, this.istiod?.process, ...of(true)].filter((p): p is ManagedProcess => p !== undefined);
+    return [this.postgres?.process, this.db?.process, this.toxiproxy?.process, this.devices?.process, ...of(false), this.haproxy, this.istiod?.process, ...of(true)].filter((p): p is ManagedProcess => p !== undefined);
   }
 
   private replicaOf(service: ReplicaService, index: number): Replica {
@@ -408,8 +423,17 @@ export class LocalStack {
     writeDeviceLinks(this.deviceLinksFile, {});
     this.plan();
 
-    say(`starting ferretdb (state in ${join(options.stateDir, 'ferretdb')})…`);
-    await this.startDb(options.ports.db);
+    if (options.db === 'postgresql') {
+      say(`starting postgresql (cluster in ${this.postgresDir})…`);
+      await this.startPostgresql();
+      say('starting ferretdb on postgresql…');
+      await this.startDb(options.ports.db);
+      const index = await ensureReadingsSlotIndex(this.db!.uri, this.postgres!.url);
+      say(`slot index ${index.index} on ${index.table}${index.created ? ' built' : ' already there'}`);
+    } else {
+      say(`starting ferretdb (state in ${join(options.stateDir, 'ferretdb')})…`);
+      await this.startDb(options.ports.db);
+    }
     if (options.links ?? true) {
       say('starting toxiproxy in front of every service\'s database link…');
       await this.startLinks();
@@ -546,6 +570,34 @@ export class LocalStack {
     say(`wrote device credentials for ${want.length} flats to ${this.credentialsFile}`);
   }
 
+  /** postgres://… of the PostgreSQL under FerretDB (db: 'postgresql'), for psql. */
+  get postgresqlUrl(): string | undefined {
+    return this.postgres?.url;
+  }
+
+  /** PostgreSQL's cluster folder (db: 'postgresql'). */
+  get postgresDir(): string {
+    return join(this.options.stateDir, 'postgresql', 'data');
+  }
+
+  /** Starts (or restarts, on the same port and cluster) PostgreSQL, supervised (db: 'postgresql'). */
+  private async startPostgresql(): Promise<void> {
+    this.cancelRestart('postgres');
+    const pg = await this.track('postgres', () =>
+      startPostgres({
+        dataDir: this.postgresDir,
+        host: '127.0.0.1',
+        port: this.postgresPort,
+        logFile: join(this.logs, 'postgres.log'),
+        detached: this.options.detached ?? false,
+      }),
+    );
+    this.postgres = pg;
+    this.postgresPort = pg.port;
+    this.supervise('postgres', pg.process, () => this.startPostgresql());
+    this.onStarted('postgres', pg);
+  }
+
   /** Starts (or restarts, on the same port and files) FerretDB, supervised. */
   async startDb(port = this.dbPort): Promise<void> {
     this.cancelRestart('ferretdb');
@@ -553,6 +605,7 @@ export class LocalStack {
       startDatabase({
         listen: at(this.options.host, port),
         stateDir: join(this.options.stateDir, 'ferretdb'),
+        postgresqlUrl: this.postgres?.url,
         logFile: join(this.logs, 'ferretdb.log'),
         detached: this.options.detached ?? false,
       }),
@@ -715,7 +768,9 @@ export class LocalStack {
       [`FLATLINE_${upper}_LISTEN`]: at(host, r.grpcPort),
       [`FLATLINE_${upper}_METRICS_LISTEN`]: at(host, r.metricsPort),
     };
-    if (r.service !== 'ingestion') return { ...own, ...this.options.env?.[r.service] };
+    // On PostgreSQL a slot is one index lookup (ensureReadingsSlotIndex); on SQLite a scan, slower than the range read.
+    const slots: Record<string, string> = r.service === 'query' && this.options.db === 'postgresql' ? { FLATLINE_QUERY_SLOT_READS: '1' } : {};
+    if (r.service !== 'ingestion') return { ...own, ...slots, ...this.options.env?.[r.service] };
     return {
       ...own,
       FLATLINE_INGESTION_ID: r.name,

@@ -1,5 +1,6 @@
 // Command ferretdb runs an embedded FerretDB v1 (MongoDB wire protocol) on the
-// SQLite backend for flatline's local runs and tests.
+// SQLite backend (the default) or on PostgreSQL (--postgresql-url) for
+// flatline's local runs and tests.
 //
 // Why this wrapper: `go install github.com/FerretDB/FerretDB/cmd/ferretdb`
 // builds but panics at start (its build/version/version.txt is generated and
@@ -35,7 +36,8 @@ import (
 
 const usage = `Usage: ferretdb [flags]
 
-Runs FerretDB v1 (embedded, SQLite backend) as a local MongoDB-compatible server.
+Runs FerretDB v1 (embedded) as a local MongoDB-compatible server: on SQLite
+files in --state-dir, or on PostgreSQL with --postgresql-url.
 Prints "ferretdb ready <host:port>" on stdout once it accepts connections.
 Logs go to stderr. SIGTERM or SIGINT stops it (exit 0).
 
@@ -51,6 +53,7 @@ func run() int {
 	listenAddr := fs.String("listen-addr", "127.0.0.1:27017", "TCP `host:port` to listen on (port 0 picks a free port)")
 	stateDir := fs.String("state-dir", "./ferretdb-state", "`dir`ectory for the SQLite databases (created if missing)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
+	postgresqlURL := fs.String("postgresql-url", "", "PostgreSQL connection `url` (postgres://host:port/database): use the postgresql backend instead of SQLite; --state-dir is then unused")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.VisitAll(func(f *flag.Flag) {
@@ -79,26 +82,37 @@ func run() int {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	dir, err := filepath.Abs(*stateDir)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "ferretdb: --state-dir: %s\n", err)
-		return 1
+	config := &ferretdb.Config{
+		Listener: ferretdb.ListenerConfig{TCP: *listenAddr},
+		Logger:   logger,
 	}
-	if err = os.MkdirAll(dir, 0o755); err != nil {
-		fmt.Fprintf(os.Stderr, "ferretdb: --state-dir: %s\n", err)
-		return 1
+	if *postgresqlURL != "" {
+		// Checked here so that a typo is a clear flag error (exit 2), not a
+		// connection failure; FerretDB connects lazily and checks the rest.
+		u, parseErr := url.Parse(*postgresqlURL)
+		if parseErr != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+			fmt.Fprintf(os.Stderr, "ferretdb: invalid --postgresql-url %q: expected postgres://host:port/database\n", *postgresqlURL)
+			return 2
+		}
+		config.Handler = "postgresql"
+		config.PostgreSQLURL = *postgresqlURL
+	} else {
+		dir, absErr := filepath.Abs(*stateDir)
+		if absErr != nil {
+			fmt.Fprintf(os.Stderr, "ferretdb: --state-dir: %s\n", absErr)
+			return 1
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			fmt.Fprintf(os.Stderr, "ferretdb: --state-dir: %s\n", err)
+			return 1
+		}
+		// The SQLite backend wants a file: URI whose path is an existing directory
+		// ending with "/"; url.URL escapes spaces and the like.
+		config.Handler = "sqlite"
+		config.SQLiteURL = (&url.URL{Scheme: "file", Path: filepath.ToSlash(dir) + "/"}).String()
 	}
 
-	// The SQLite backend wants a file: URI whose path is an existing directory
-	// ending with "/"; url.URL escapes spaces and the like.
-	sqliteURL := (&url.URL{Scheme: "file", Path: filepath.ToSlash(dir) + "/"}).String()
-
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: *listenAddr},
-		Logger:    logger,
-		Handler:   "sqlite",
-		SQLiteURL: sqliteURL,
-	})
+	f, err := ferretdb.New(config)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ferretdb: %s\n", err)
 		return 1

@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN, markerOf, ProcessRecord, DEFAULT_PORTS, FREE_PORTS, LocalStack, type StackPorts } from '@flatline/stack';
+import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN, markerOf, ProcessRecord, DEFAULT_PORTS, FREE_PORTS, LocalStack, STACK_DBS, type StackDb, type StackPorts } from '@flatline/stack';
 import { ensureTools, TOOLS_FOR, ToolsError } from '../../../scripts/ensure-tools.mjs';
 
 /** Parses a whole number within [min, max] for commander. */
@@ -31,6 +31,7 @@ interface UpOptions {
   logLevel: string;
   freePorts: boolean;
   mesh: 'local' | 'istio';
+  db: StackDb;
 }
 
 function say(line: string): void {
@@ -60,6 +61,14 @@ export function upCommand(): Command {
       )
         .default('local')
         .choices(['local', 'istio']),
+    )
+    .addOption(
+      new Option(
+        '--db <backend>',
+        "FerretDB's backend: sqlite (files in <state-dir>/ferretdb) or postgresql (a PostgreSQL 15 cluster in <state-dir>/postgresql, loopback only, started and supervised beside FerretDB; ListMeasurements then reads a flat's range from an index, in milliseconds at a day of history, where SQLite scans every reading)",
+      )
+        .default('sqlite')
+        .choices([...STACK_DBS]),
     )
     .addHelpText(
       'after',
@@ -100,6 +109,7 @@ async function up(o: UpOptions, ports: StackPorts): Promise<void> {
       nodes: o.nodes,
       logLevel: o.logLevel,
       mesh: o.mesh,
+      db: o.db,
       say: (l) => say(`[up] ${l}`),
     },
     (name, running) => record.add(running.process.name, running.process.pid, markerOf(name)),
@@ -132,6 +142,7 @@ function printTable(stack: LocalStack): void {
   const rows: string[][] = [
     ['component', 'address', 'metrics'],
     ['ferretdb', stack.db.address, '-'],
+    ...(stack.postgresqlUrl === undefined ? [] : [['  postgresql', stack.postgresqlUrl, '-']]),
     ['devices', `https://${stack.devices.addresses['https']}`, `http://${stack.devices.metrics}/metrics`],
     ['  control', `http://${stack.devices.addresses['control']}`, ''],
     ...(stack.haproxy === undefined ? [] : [['haproxy', `storage ${stack.storageAddress}`, ''], ['', `query ${stack.queryAddress}`, '']]),

@@ -23,6 +23,44 @@ export const COLLECTIONS = {
 export const EPOCH_BACKFILL = 'readings-epoch-0';
 
 /**
+ * The record of when storage began to write slots (SlotsRecord): the first
+ * storage replica of a release with slots writes it when it starts, without
+ * `since` if the database held no reading yet (every reading has a slot)
+ * or with its start time otherwise (readings stored before it may have
+ * none: query reads the part of a range before `since` the old way).
+ */
+export const READING_SLOTS = 'reading-slots';
+
+/** The migrations document READING_SLOTS. */
+export interface SlotsRecord {
+  _id: typeof READING_SLOTS;
+  /** Every reading stored at or after this time has a slot; absent: every reading has one (FerretDB drops a null in $setOnInsert). */
+  since?: Date;
+  done_at: Date;
+}
+
+/**
+ * The length of a slot: a minute. A slot is a flat's readings taken in one
+ * minute, "<flat>/<minute since the epoch>" (slotOf), written on every
+ * reading (ReadingDoc.slot) so that they are one equality match: FerretDB v1
+ * pushes down nothing but top-level equality (SQLite: only on _id; on
+ * PostgreSQL `_jsonb->'slot' @> '"<slot>"'`, which a GIN index on
+ * `(_jsonb->'slot')` answers: stack/src/postgres.ts). Query reads a time
+ * range slot by slot there (services/query/src/mongo/query-store.ts).
+ */
+export const SLOT_MS = 60_000;
+
+/** The minute since the Unix epoch that a time (ms) falls in, floored (times before 1970 fall in negative minutes). */
+export function slotMinute(ms: number): number {
+  return Math.floor(ms / SLOT_MS);
+}
+
+/** The slot of flatId's readings of minute (slotMinute): "<flat>/<minute>"; a flat id holds no '/'. */
+export function slotOf(flatId: string, minute: number): string {
+  return `${flatId}/${minute}`;
+}
+
+/**
  * The indexes of the readings collection, as the driver's createIndexes
  * takes them: storage creates them (and a benchmark's raw runs the same):
  * - a reading is (flat, device, epoch, seq): unique, so a retry never stores
@@ -57,15 +95,20 @@ export interface ReadingDoc {
   unit: string;
   value: number;
   stored_at: Date;
+  /** slotOf(flat_id, slotMinute(taken_at)); absent on readings stored before slots (see READING_SLOTS). */
+  slot?: string;
 }
 
 /**
  * The state of a bucket of flats: `at.<flat>` is the last successful fetch,
- * `latest.<flat>.<device key>` the latest reading, encoded by encodeLatest.
+ * `latest.<flat>.<device key>` the latest reading, encoded by encodeLatest,
+ * `first.<flat>` the earliest taken_at of the flat's readings stored since
+ * slots exist ($min; where a range with no start begins).
  */
 export interface StateDoc {
   _id: string;
   at?: Record<string, Date>;
+  first?: Record<string, Date>;
   latest?: Record<string, Record<string, string>>;
 }
 

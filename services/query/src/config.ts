@@ -32,6 +32,12 @@ export const QUERY_ENV = {
     DEV_PAGE_TOKEN_KEY,
     `the secret that signs ListMeasurements page tokens (HMAC-SHA256), at least ${MIN_PAGE_TOKEN_KEY_LENGTH} characters, the same on every replica; the default is a public dev key`,
   ),
+  FLATLINE_QUERY_SLOT_READS: int(
+    0,
+    0,
+    1,
+    'ListMeasurements reads a time range minute by minute by the slot storage writes on each reading (an equality that FerretDB on PostgreSQL answers from an index; on SQLite each is a scan, so leave it off there), and the old way only before the time storage began to write slots; 1 on, 0 off. flatline up --db postgresql turns it on. Turn it on once every storage replica writes slots',
+  ),
   ...SHUTDOWN_ENV,
   ...LOG_LEVEL_ENV,
 };
@@ -57,6 +63,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     pageTokenKey,
     /** Whether the public dev key signs page tokens (no FLATLINE_QUERY_PAGE_TOKEN_KEY given). */
     pageTokenKeyIsDev: pageTokenKey === DEV_PAGE_TOKEN_KEY,
+    /** Whether ListMeasurements reads by slots (FLATLINE_QUERY_SLOT_READS=1). */
+    slotReads: e.FLATLINE_QUERY_SLOT_READS === 1,
     shutdownGraceMs: e.FLATLINE_SHUTDOWN_GRACE_MS,
     logLevel: e.FLATLINE_LOG_LEVEL,
   };

@@ -4,10 +4,14 @@ import { GrpcHost, createMetrics, createMongoClient, followDatabase, serveServic
 import type { loadConfig } from './config.ts';
 import { QueryStore } from './mongo/query-store.ts';
 import { pageTokens } from './domain/page-token.ts';
+import { SlotHorizon } from './mongo/slot-horizon.ts';
 import { StateSnapshot } from './mongo/state-snapshot.ts';
 import { queryService } from './query-service.ts';
 
 export type QueryConfig = ReturnType<typeof loadConfig>;
+
+/** How often query looks again for the record of when storage began to write slots, until it finds it. */
+const SLOT_HORIZON_RETRY_MS = 5000;
 
 /** Starts query's gRPC and metrics servers; resolves once both listen. */
 export async function startQuery(config: QueryConfig, logger: Logger): Promise<StartedServer> {
@@ -32,11 +36,13 @@ export async function startQuery(config: QueryConfig, logger: Logger): Promise<S
     logger.child({ component: 'snapshot' }),
   );
   snapshot.start();
+  const horizon = config.slotReads ? new SlotHorizon(client.db(), { retryMs: SLOT_HORIZON_RETRY_MS, timeoutMs: config.dbTimeoutMs }, logger.child({ component: 'slot-horizon' })) : undefined;
+  horizon?.start();
   host.addService(
     QueryServiceService,
     queryService({
       host,
-      store: new QueryStore(client.db(), snapshot),
+      store: new QueryStore(client.db(), snapshot, horizon === undefined ? undefined : { horizon }),
       dbTimeoutMs: config.dbTimeoutMs,
       isDatabaseUp: database.isUp,
       pageTokens: pageTokens(config.pageTokenKey),
@@ -45,6 +51,7 @@ export async function startQuery(config: QueryConfig, logger: Logger): Promise<S
   );
   return serveService(host, metrics, { ...config, logger }, async () => {
     snapshot.stop();
+    horizon?.stop();
     database.stop();
     await client.close();
   });

@@ -1,10 +1,11 @@
 /** Reads of the collections that storage writes. */
 import type { Db, Filter } from 'mongodb';
 import type { Reading } from '@flatline/proto';
-import { deadline, guard, COLLECTIONS, decodeLatest, deviceIdOf, stateBucket, type ReadingDoc, type StateDoc } from '@flatline/platform';
+import { deadline, guard, COLLECTIONS, decodeLatest, deviceIdOf, slotMinute, slotOf, stateBucket, DeadlineExceededError, SLOT_MS, type ReadingDoc, type StateDoc } from '@flatline/platform';
 import type { LastFetch } from '../domain/freshness.ts';
 import type { Cursor } from '../domain/page-token.ts';
 import type { RangeQuery } from '../domain/query-args.ts';
+import type { SlotHorizon } from './slot-horizon.ts';
 import type { StateSnapshot } from './state-snapshot.ts';
 
 function toReading(d: ReadingDoc): Reading {
@@ -54,12 +55,81 @@ export interface ReadingPage {
   readonly more: boolean;
 }
 
+/** How one page is read by slots: an old-way part before the horizon, then minutes. */
+export interface SlotPlan {
+  /** The part of the range before the horizon, read the old way (the query with its end moved to the horizon); undefined when the range starts at or after it. */
+  readonly before: RangeQuery | undefined;
+  /** The minutes to read slot by slot, first to last, and the query each slot read narrows (its start moved to the horizon, its end to now when open); undefined when no minute is left. */
+  readonly slots: { readonly first: number; readonly last: number; readonly query: RangeQuery } | undefined;
+}
+
+/**
+ * How to read the page of q by slots, given the horizon (every reading taken
+ * at or after horizonMs has a slot), the flat's earliest reading since slots
+ * exist (firstMs: where a range with no start begins; undefined when the
+ * flat has none) and the time now. An open end means "up to now"
+ * (query.proto): the slot part ends at nowMs inclusive, so a reading stamped
+ * in the future (a device with a fast clock) shows once now passes it.
+ */
+export function planSlotRead(q: RangeQuery, horizonMs: number, firstMs: number | undefined, nowMs: number): SlotPlan {
+  const { fromMs, toMs } = q.key;
+  const lowerMs = q.after === undefined ? fromMs : Math.max(fromMs ?? -Infinity, q.after.takenAtMs);
+  const endMs = toMs ?? nowMs + 1; // exclusive
+  const before: RangeQuery | undefined = (lowerMs ?? -Infinity) < horizonMs ? { ...q, key: { ...q.key, toMs: Math.min(toMs ?? Infinity, horizonMs) } } : undefined;
+  const startMs = Math.max(lowerMs ?? firstMs ?? Infinity, horizonMs);
+  if (!(startMs < endMs)) return { before, slots: undefined };
+  const slotFromMs = Math.max(fromMs ?? -Infinity, horizonMs);
+  return {
+    before,
+    slots: {
+      first: slotMinute(startMs),
+      last: slotMinute(endMs - 1),
+      query: { ...q, key: { ...q.key, fromMs: slotFromMs === -Infinity ? undefined : slotFromMs, toMs: endMs } },
+    },
+  };
+}
+
+/**
+ * At most this many minutes are read by slot for one page: a page still short
+ * after them (a flat silent for hours inside the range) ends there, with the
+ * readings found so far (maybe none) and a token that goes on after the
+ * minutes read, so that every page costs a bounded number of lookups.
+ */
+export const MAX_SLOT_MINUTES_PER_PAGE = 240;
+
+/** Slot reads of one page go one minute first, then as many as the readings found so far say the page needs (twice as many after empty minutes), up to this many at once (a page of 100 at one reading a second from 3 devices fills in one minute). */
+export const MAX_SLOTS_AT_ONCE = 16;
+
+/** A device id sorts before this ('~' is after every character of [A-Za-z0-9_.-]): a cursor at (t, AFTER_EVERY_DEVICE) is after every reading taken at t. */
+const AFTER_EVERY_DEVICE = '~';
+
+/** ListMeasurements by slots (FLATLINE_QUERY_SLOT_READS=1): where they may start, and the clock that ends an open range. */
+export interface SlotReads {
+  readonly horizon: Pick<SlotHorizon, 'get'>;
+  readonly now?: () => number;
+  /** Default MAX_SLOT_MINUTES_PER_PAGE. */
+  readonly maxMinutesPerPage?: number;
+}
+
+/** The first pageSize readings of docs as a page, and whether docs held more. */
+function toPage(docs: readonly ReadingDoc[], pageSize: number): ReadingPage {
+  const page = docs.slice(0, pageSize);
+  const tail = page.at(-1);
+  return {
+    readings: page.map(toReading),
+    last: tail === undefined ? undefined : { takenAtMs: tail.taken_at.getTime(), deviceId: tail.device_id, seq: tail.seq },
+    more: docs.length > pageSize,
+  };
+}
+
 /** The query service's MongoDB repository. */
 export class QueryStore {
   constructor(
     private readonly db: Db,
     /** Answers latest and last fetches from memory while recent (see state-snapshot.ts). */
     private readonly snapshot?: StateSnapshot,
+    /** Reads ListMeasurements pages slot by slot where the horizon allows (planSlotRead); absent: the old way. */
+    private readonly slots?: SlotReads,
   ) {}
 
   /** Latest reading of each device of a flat, ordered by device id, and its last fetch. */
@@ -82,24 +152,70 @@ export class QueryStore {
     return { readings, lastFetchAt: doc?.at?.[flatId] };
   }
 
-  /** One page of a flat's readings in a time range, ordered by (taken_at, device_id, seq). */
+  /**
+   * One page of a flat's readings in a time range, ordered by (taken_at,
+   * device_id, seq): by slots where they can serve it (see planSlotRead),
+   * otherwise with one find of the range (a scan of the collection on
+   * FerretDB v1).
+   */
   async range(q: RangeQuery, timeoutMS: number): Promise<ReadingPage> {
-    const { filter, sort } = rangeFind(q);
-    const docs = await guard('read range', () =>
-      this.db
-        .collection<ReadingDoc>(COLLECTIONS.readings)
-        .find(filter, deadline(timeoutMS))
-        .sort(sort)
-        .limit(q.pageSize + 1)
-        .toArray(),
-    );
-    const page = docs.slice(0, q.pageSize);
-    const tail = page.at(-1);
-    return {
-      readings: page.map(toReading),
-      last: tail === undefined ? undefined : { takenAtMs: tail.taken_at.getTime(), deviceId: tail.device_id, seq: tail.seq },
-      more: docs.length > q.pageSize,
+    const horizonMs = this.slots?.horizon.get();
+    if (horizonMs === undefined) return toPage(await this.find(q, q.pageSize + 1, timeoutMS), q.pageSize);
+    const endAt = Date.now() + timeoutMS;
+    const left = (): number => {
+      const ms = endAt - Date.now();
+      if (ms <= 0) throw new DeadlineExceededError('ListMeasurements ran out of time reading slot after slot');
+      return ms;
     };
+    const open = q.key.fromMs === undefined && q.after === undefined;
+    const firstMs = open ? await this.firstReading(q.key.flatId, left()) : undefined;
+    const plan = planSlotRead(q, horizonMs, firstMs, (this.slots?.now ?? Date.now)());
+    const want = q.pageSize + 1;
+    const docs = plan.before === undefined ? [] : await this.find(plan.before, want, left());
+    if (plan.slots === undefined || docs.length >= want) return toPage(docs, q.pageSize);
+    const { first, last, query } = plan.slots;
+    const cap = this.slots?.maxMinutesPerPage ?? MAX_SLOT_MINUTES_PER_PAGE;
+    let minute = first;
+    let width = 1;
+    while (docs.length < want && minute <= last) {
+      if (minute - first >= cap) {
+        // Bounded work per page: the next page goes on after the minutes read, all of whose readings this page holds.
+        const page = toPage(docs, q.pageSize);
+        return { readings: page.readings, more: true, last: { takenAtMs: minute * SLOT_MS - 1, deviceId: AFTER_EVERY_DEVICE, seq: Number.MAX_SAFE_INTEGER } };
+      }
+      const through = Math.min(minute + width - 1, last, first + cap - 1);
+      const need = want - docs.length;
+      const budget = left();
+      const minutes = Array.from({ length: through - minute + 1 }, (_, i) => minute + i);
+      // Concurrent lookups; their results are in minute order, and no two minutes share a reading.
+      const parts = await Promise.all(minutes.map((m) => this.find(query, need, budget, slotOf(query.key.flatId, m))));
+      const got = parts.reduce((n, part) => n + part.length, 0);
+      for (const part of parts) {
+        docs.push(...part);
+        if (docs.length >= want) break;
+      }
+      minute = through + 1;
+      // As many minutes as the flat's rate so far says the rest of the page needs, one more for luck; twice as many after empty ones.
+      width = Math.min(got === 0 ? width * 2 : Math.ceil(((want - docs.length) * minutes.length) / got) + 1, MAX_SLOTS_AT_ONCE);
+    }
+    return toPage(docs, q.pageSize);
+  }
+
+  /** The earliest taken_at of flatId's readings stored since slots exist (`first.<flat>` of its state), read from the database: a drain of old readings lowers it. */
+  private async firstReading(flatId: string, timeoutMS: number): Promise<number | undefined> {
+    const doc = await guard('read first reading', () =>
+      this.db.collection<StateDoc>(COLLECTIONS.state).findOne({ _id: stateBucket(flatId) }, deadline(timeoutMS, { projection: { [`first.${flatId}`]: 1 } })),
+    );
+    return doc?.first?.[flatId]?.getTime();
+  }
+
+  /** Up to limit readings of q in page order, only those of one slot when given. */
+  private find(q: RangeQuery, limit: number, timeoutMS: number, slot?: string): Promise<ReadingDoc[]> {
+    const { filter, sort } = rangeFind(q);
+    const slotted: Filter<ReadingDoc> = slot === undefined ? filter : { slot, ...filter };
+    return guard(slot === undefined ? 'read range' : 'read range slot', () =>
+      this.db.collection<ReadingDoc>(COLLECTIONS.readings).find(slotted, deadline(timeoutMS)).sort(sort).limit(limit).toArray(),
+    );
   }
 
   /** Last successful fetch of the given flats, or of every flat when flatIds is undefined. */

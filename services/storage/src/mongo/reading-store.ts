@@ -1,6 +1,21 @@
 /** Writes validated batches to MongoDB; returns only what the database acknowledged. */
 import { MongoBulkWriteError, MongoServerError, type Db } from 'mongodb';
-import { deadline, guard, isUnreachable, UnavailableError, COLLECTIONS, EPOCH_BACKFILL, LEGACY_READING_INDEX, READING_INDEXES, type ReadingDoc, DUPLICATE_KEY } from '@flatline/platform';
+import {
+  deadline,
+  guard,
+  isUnreachable,
+  UnavailableError,
+  COLLECTIONS,
+  EPOCH_BACKFILL,
+  LEGACY_READING_INDEX,
+  READING_INDEXES,
+  READING_SLOTS,
+  slotMinute,
+  slotOf,
+  type ReadingDoc,
+  type SlotsRecord,
+  DUPLICATE_KEY,
+} from '@flatline/platform';
 import type { AppendBatch, ValidReading } from '../domain/append-batch.ts';
 import { StateWriter, type StateUpdate } from './state-writer.ts';
 
@@ -32,6 +47,16 @@ function storedDespite(err: unknown, attempted: number): AppendOutcome {
   if (isUnreachable(err)) throw err; // guard() turns it into UNAVAILABLE
   const reason = err instanceof Error ? err.message : String(err);
   throw new UnavailableError(`insert readings failed, nothing is acknowledged (retry): ${reason}`);
+}
+
+/** Per flat, the earliest taken_at of the batch's readings (duplicates too: a retry after a lost state write carries it again). */
+function firstPerFlat(readings: readonly ValidReading[]): StateUpdate['first'] {
+  const first = new Map<string, Date>();
+  for (const r of readings) {
+    const known = first.get(r.flatId);
+    if (known === undefined || r.takenAt < known) first.set(r.flatId, r.takenAt);
+  }
+  return first;
 }
 
 /** Per device, the newest reading of the batch: the highest (epoch, seq). */
@@ -88,6 +113,15 @@ export class ReadingStore {
         if (!(err instanceof MongoServerError && (err.code === INDEX_NOT_FOUND || err.code === NAMESPACE_NOT_FOUND))) throw err;
       });
       if (!backfilled) await migrations.updateOne({ _id: EPOCH_BACKFILL }, { $setOnInsert: { done_at: new Date() } }, deadline(timeoutMS, { upsert: true }));
+      // From now on every reading has a slot: since when, for query (READING_SLOTS).
+      // Checked before writing: the first replica's record stands; a later
+      // one's $setOnInsert would not change it either.
+      const slots = this.db.collection<SlotsRecord>(COLLECTIONS.migrations);
+      if ((await slots.findOne({ _id: READING_SLOTS }, deadline(timeoutMS))) === null) {
+        const empty = (await readings.findOne({}, deadline(timeoutMS, { projection: { _id: 1 } }))) === null;
+        const now = new Date();
+        await slots.updateOne({ _id: READING_SLOTS }, { $setOnInsert: empty ? { done_at: now } : { since: now, done_at: now } }, deadline(timeoutMS, { upsert: true }));
+      }
     });
   }
 
@@ -112,6 +146,7 @@ export class ReadingStore {
         unit: r.unit,
         value: r.value,
         stored_at: storedAt,
+        slot: slotOf(r.flatId, slotMinute(r.takenAt.getTime())),
       }));
       // In chunks, each with its own deadline: a batch of 10,000 readings that
       // one bound cannot cover (a loaded database) still goes in, where one
@@ -129,7 +164,7 @@ export class ReadingStore {
         outcome = { inserted: outcome.inserted + part.inserted, duplicates: outcome.duplicates + part.duplicates };
       }
     }
-    await this.state.write({ fetches: batch.fetches, latest: latestPerDevice(batch.readings) });
+    await this.state.write({ fetches: batch.fetches, latest: latestPerDevice(batch.readings), first: firstPerFlat(batch.readings) });
     return outcome;
   }
 }

@@ -1,8 +1,8 @@
 /**
  * Group commit of flat state (last fetch per flat, latest reading per
- * device): Appends add what they learned to a pending set and wait for the
- * write that carries it; the writer turns everything pending into one $max
- * update per bucket document, so the cost follows the number of buckets, not
+ * device, earliest reading per flat): Appends add what they learned to a
+ * pending set and wait for the write that carries it; the writer turns
+ * everything pending into one $max (and $min) update per bucket document, so the cost follows the number of buckets, not
  * of flats. An Append is answered only once its state is written.
  */
 import type { Db } from 'mongodb';
@@ -12,6 +12,8 @@ import { deadline, guard, UnavailableError, COLLECTIONS, deviceKey, encodeLatest
 export interface StateUpdate {
   readonly fetches: ReadonlyMap<string, Date>;
   readonly latest: ReadonlyArray<{ flatId: string; deviceId: string; value: LatestValue }>;
+  /** Per flat, the earliest taken_at of its readings in the Append ($min into `first.<flat>`). */
+  readonly first?: ReadonlyMap<string, Date>;
 }
 
 interface Waiter {
@@ -21,14 +23,25 @@ interface Waiter {
   reject: (err: unknown) => void;
 }
 
-/** Field → value to $max, per bucket document. */
-type Pending = Map<string, Map<string, Date | string>>;
+/** Per bucket document, field → value to $max and field → value to $min. */
+type Pending = Map<string, { max: Map<string, Date | string>; min: Map<string, Date> }>;
+
+function fieldsOf(into: Pending, bucket: string): { max: Map<string, Date | string>; min: Map<string, Date> } {
+  let fields = into.get(bucket);
+  if (fields === undefined) into.set(bucket, (fields = { max: new Map(), min: new Map() }));
+  return fields;
+}
 
 function merge(into: Pending, bucket: string, field: string, value: Date | string): void {
-  let fields = into.get(bucket);
-  if (fields === undefined) into.set(bucket, (fields = new Map()));
-  const known = fields.get(field);
-  if (known === undefined || known < value) fields.set(field, value);
+  const { max } = fieldsOf(into, bucket);
+  const known = max.get(field);
+  if (known === undefined || known < value) max.set(field, value);
+}
+
+function mergeMin(into: Pending, bucket: string, field: string, value: Date): void {
+  const { min } = fieldsOf(into, bucket);
+  const known = min.get(field);
+  if (known === undefined || value < known) min.set(field, value);
 }
 
 /**
@@ -61,6 +74,11 @@ export class StateWriter {
       buckets.add(bucket);
       merge(this.pending, bucket, `latest.${l.flatId}.${deviceKey(l.deviceId)}`, encodeLatest(l.value));
     }
+    for (const [flatId, takenAt] of update.first ?? []) {
+      const bucket = stateBucket(flatId);
+      buckets.add(bucket);
+      mergeMin(this.pending, bucket, `first.${flatId}`, takenAt);
+    }
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ buckets, resolve, reject }));
     if (!this.writing) void this.drain();
     return done;
@@ -84,7 +102,15 @@ export class StateWriter {
         }
         try {
           await guard('write flat state', () =>
-            state.updateOne({ _id: bucket }, { $max: Object.fromEntries(fields) }, deadline(this.timeoutMs, { upsert: true })),
+            state.updateOne(
+              { _id: bucket },
+              {
+                // MongoDB refuses an empty operator.
+                ...(fields.max.size > 0 ? { $max: Object.fromEntries(fields.max) } : {}),
+                ...(fields.min.size > 0 ? { $min: Object.fromEntries(fields.min) } : {}),
+              },
+              deadline(this.timeoutMs, { upsert: true }),
+            ),
           );
         } catch (err) {
           failed.set(bucket, err);

@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { MongoBulkWriteError, MongoClient } from 'mongodb';
-import { createMongoClient, deadline, UnavailableError, COLLECTIONS, EPOCH_BACKFILL } from '@flatline/platform';
+import { createMongoClient, deadline, stateBucket, UnavailableError, COLLECTIONS, EPOCH_BACKFILL, READING_SLOTS, type SlotsRecord, type StateDoc } from '@flatline/platform';
 import type { AppendBatch, ValidReading } from '../../src/domain/append-batch.ts';
 import { INSERT_CHUNK, ReadingStore } from '../../src/mongo/reading-store.ts';
 import { startToxiproxy, tempDir, TestDatabase, type RunningToxiproxy } from '@flatline/stack';
@@ -101,6 +101,19 @@ describe('ReadingStore (real FerretDB, in-process)', function () {
     expect(await store.append(batchOf('dup-1', [1, 2, 3]), 5000)).to.deep.equal({ inserted: 1, duplicates: 2 });
   });
 
+  it('stores every reading with its slot, "<flat>/<minute of taken_at>", found by an equality on slot', async () => {
+    // seq 59 is taken at T0 + 59 s, seq 60 at T0 + 60 s: the last of one minute and the first of the next.
+    await store.append(batchOf('slot-1', [59, 60]), 5000);
+    const minute = Math.floor((T0 + 59_000) / 60_000);
+    const readings = client.db().collection(COLLECTIONS.readings);
+    const docs = await readings.find({ flat_id: 'slot-1' }, { projection: { _id: 0, seq: 1, slot: 1 } }).sort({ seq: 1 }).toArray();
+    expect(docs).to.deep.equal([
+      { seq: 59, slot: `slot-1/${minute}` },
+      { seq: 60, slot: `slot-1/${minute + 1}` },
+    ]);
+    expect((await readings.find({ slot: `slot-1/${minute}` }).toArray()).map((d) => d['seq'])).to.deep.equal([59]);
+  });
+
   it('drops the unique index of releases before epochs, which would refuse a new epoch\'s seq 1', async () => {
     const readings = client.db().collection(COLLECTIONS.readings);
     await readings.dropIndex('flat_device_epoch_seq');
@@ -129,6 +142,35 @@ describe('ReadingStore (real FerretDB, in-process)', function () {
     await store.ensureIndexes(5000);
     expect((await readings.findOne({ flat_id: 'pre-epoch-1', seq: 2 }))?.['epoch'], 'no scan at a later start').to.equal(undefined);
     await readings.deleteMany({ flat_id: 'pre-epoch-1' });
+  });
+
+  it('records since when every reading has a slot: no time on a database with no reading, its start on one with readings, and the first record stands', async () => {
+    const migrations = client.db().collection<SlotsRecord>(COLLECTIONS.migrations);
+    // The first start (before()) found no reading.
+    expect(await migrations.findOne({ _id: READING_SLOTS })).to.include.keys('done_at').and.not.include.keys('since');
+    await store.ensureIndexes(5000);
+    expect(await migrations.findOne({ _id: READING_SLOTS }), 'a later start keeps it').to.not.include.keys('since');
+    // Upgrading a database that holds readings (some stored before slots): since is the start.
+    await migrations.deleteOne({ _id: READING_SLOTS });
+    await store.append(batchOf('slots-since', [1]), 5000);
+    const before = Date.now();
+    await store.ensureIndexes(5000);
+    const since = (await migrations.findOne({ _id: READING_SLOTS }))?.since;
+    expect(since?.getTime()).to.be.within(before - 1000, Date.now() + 1000);
+    await new ReadingStore(client.db(), 10000).ensureIndexes(5000);
+    expect((await migrations.findOne({ _id: READING_SLOTS }))?.since?.getTime(), 'another replica keeps it').to.equal(since?.getTime());
+    await migrations.updateOne({ _id: READING_SLOTS }, { $unset: { since: '' } });
+  });
+
+  it('keeps the earliest taken_at of each flat in its state ($min), retries and late readings included', async () => {
+    const state = client.db().collection<StateDoc>(COLLECTIONS.state);
+    const firstOf = async (flatId: string) => (await state.findOne({ _id: stateBucket(flatId) }))?.first?.[flatId]?.getTime();
+    await store.append(batchOf('first-1', [50, 60]), 5000);
+    expect(await firstOf('first-1')).to.equal(T0 + 50_000);
+    await store.append(batchOf('first-1', [70]), 5000);
+    expect(await firstOf('first-1'), 'a later reading leaves it').to.equal(T0 + 50_000);
+    await store.append(batchOf('first-1', [10, 50]), 5000);
+    expect(await firstOf('first-1'), 'a late one lowers it').to.equal(T0 + 10_000);
   });
 
   it('creates its indexes again when they exist (every replica but the first does; FerretDB panicked on a createIndexes of both)', async () => {

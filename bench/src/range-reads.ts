@@ -1,0 +1,201 @@
+/**
+ * Benchmark suite "range-reads": ListMeasurements at a day of history, the
+ * read a user meets first (issue [P]). The same readings, as storage writes
+ * them (slot included), are loaded into FerretDB on SQLite and FerretDB on
+ * PostgreSQL (with the slot index the stack builds, stack/src/postgres.ts),
+ * with unordered insertMany from two writers (its throughput is the second
+ * figure); then first pages of 100 of a random flat in a one-hour range at a
+ * random place in the day are asked of the real query service (in-process,
+ * gRPC): on SQLite the way `flatline up` reads them (one find of the range,
+ * a scan of the collection on FerretDB v1), on PostgreSQL that way and slot
+ * by slot (FLATLINE_QUERY_SLOT_READS=1, what `flatline up --db postgresql`
+ * runs). The peer is the same query on the other backend, same run.
+ */
+import { credentials } from '@grpc/grpc-js';
+import { MongoClient } from 'mongodb';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { QueryServiceClient } from '@flatline/proto';
+import { checkHealth, COLLECTIONS, READING_INDEXES, READING_SLOTS, slotMinute, slotOf, unaryCall, type ReadingDoc } from '@flatline/platform';
+import { ensureReadingsSlotIndex, eventually, startDatabase, startInProcessService, startPostgres, tempDir, type StartedServer } from '@flatline/stack';
+import { percentile, type BenchContext, type BenchSuite, type SuiteResult } from './suite.ts';
+
+const DEVICES = ['heat', 'power', 'water'];
+const PAGE_KEY = 'a-bench-page-token-key-of-this-run';
+
+/** Settings of a range-reads run. */
+export interface RangeReadsPlan {
+  readonly flats: number;
+  readonly hours: number;
+  /** One reading per device every everyMs. */
+  readonly everyMs: number;
+  /** Pages asked of the slot reads on PostgreSQL; the full scans get fewer (see pagesOf). */
+  readonly pages: number;
+}
+
+/** The plan: a day of 10 flats x 3 devices every 5 s (518,400 readings), or a small quick one. */
+export function rangeReadsPlan(quick: boolean): RangeReadsPlan {
+  return quick ? { flats: 4, hours: 2, everyMs: 5000, pages: 20 } : { flats: 10, hours: 24, everyMs: 5000, pages: 200 };
+}
+
+const readingsOf = (p: RangeReadsPlan): number => p.flats * DEVICES.length * ((p.hours * 3600_000) / p.everyMs);
+
+/** The day of readings, as storage writes them (slot included), in chunks of 1000. */
+function* readingChunks(p: RangeReadsPlan, startMs: number): Generator<ReadingDoc[]> {
+  const storedAt = new Date(startMs + p.hours * 3600_000);
+  let chunk: ReadingDoc[] = [];
+  const steps = (p.hours * 3600_000) / p.everyMs;
+  for (let step = 0; step < steps; step++) {
+    const takenMs = startMs + step * p.everyMs;
+    for (let f = 0; f < p.flats; f++) {
+      const flatId = String(f);
+      for (const deviceId of DEVICES) {
+        chunk.push({ flat_id: flatId, device_id: deviceId, epoch: 0, seq: step + 1, taken_at: new Date(takenMs), quantity: 'energy', unit: 'kWh', value: step, stored_at: storedAt, slot: slotOf(flatId, slotMinute(takenMs)) });
+        if (chunk.length === 1000) {
+          yield chunk;
+          chunk = [];
+        }
+      }
+    }
+  }
+  if (chunk.length > 0) yield chunk;
+}
+
+/** Loads the readings with storage's indexes and its record that every reading has a slot; resolves with readings per second. */
+async function load(uri: string, p: RangeReadsPlan, startMs: number, say: (line: string) => void): Promise<number> {
+  const client = new MongoClient(uri);
+  try {
+    const db = client.db();
+    const readings = db.collection<ReadingDoc>(COLLECTIONS.readings);
+    for (const { key, ...options } of READING_INDEXES) await readings.createIndex(key, options);
+    await db.collection<{ _id: string; done_at: Date }>(COLLECTIONS.migrations).insertOne({ _id: READING_SLOTS, done_at: new Date() });
+    const chunks = readingChunks(p, startMs);
+    const total = readingsOf(p);
+    let n = 0;
+    let shown = 0;
+    const started = performance.now();
+    // Two writers, as two storage replicas would.
+    await Promise.all(
+      [0, 1].map(async () => {
+        for (let next = chunks.next(); !next.done; next = chunks.next()) {
+          await readings.insertMany(next.value, { ordered: false });
+          n += next.value.length;
+          if (n - shown >= total / 10) {
+            shown = n;
+            say(`  ${Math.round((100 * n) / total)} % (${n} readings)`);
+          }
+        }
+      }),
+    );
+    return n / ((performance.now() - started) / 1000);
+  } finally {
+    await client.close();
+  }
+}
+
+/** Latencies (ms) of `pages` first pages of 100: a random flat, a one-hour range at a random place in the day (seeded). */
+async function pageTimes(grpc: string, p: RangeReadsPlan, startMs: number, pages: number, seed: number): Promise<number[]> {
+  const client = new QueryServiceClient(grpc, credentials.createInsecure());
+  let x = seed;
+  const random = (): number => (x = (x * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < pages; i++) {
+      const from = new Date(startMs + Math.floor(random() * (p.hours - 1) * 3600_000));
+      const req = { flatId: String(Math.floor(random() * p.flats)), deviceId: '', from, to: new Date(from.getTime() + 3600_000), pageSize: 100, pageToken: '' };
+      const t0 = performance.now();
+      const page = await unaryCall(client, client.listMeasurements, req, 600_000);
+      times.push(performance.now() - t0);
+      if (page.readings.length !== 100) throw new Error(`a page of ${page.readings.length} readings, expected 100`);
+    }
+  } finally {
+    client.close();
+  }
+  return times;
+}
+
+async function queryService(uri: string, dir: string, slotReads: boolean): Promise<StartedServer> {
+  mkdirSync(dir, { recursive: true });
+  const s = await startInProcessService('query', uri, dir, {
+    FLATLINE_QUERY_PAGE_TOKEN_KEY: PAGE_KEY,
+    FLATLINE_QUERY_SLOT_READS: slotReads ? '1' : '0',
+    FLATLINE_DB_TIMEOUT_MS: '60000', // the most it takes; a SQLite page at a day of history takes 25–40 s
+    FLATLINE_LOG_LEVEL: 'info',
+  });
+  await eventually('query SERVING', async () => (await checkHealth(s.grpc)) === 'SERVING', 60000);
+  // Until it has read storage's record of when slots began, pages are read the old way.
+  if (slotReads) await eventually('query to read by slots', async () => readFileSync(join(dir, 'query.log'), 'utf8').includes('every reading has a slot'), 60000, 200);
+  return s;
+}
+
+/** The suite. */
+export const rangeReadsSuite: BenchSuite = {
+  name: 'range-reads',
+  title: 'ListMeasurements, a page of 100 in a one-hour range at a day of history: FerretDB on SQLite (scan) next to PostgreSQL (slot index)',
+  plan(ctx: BenchContext): string {
+    const p = rangeReadsPlan(ctx.quick);
+    return (
+      `load ${readingsOf(p)} readings (${p.flats} flats x ${DEVICES.length} devices, one per ${p.everyMs / 1000} s, ${p.hours} h) into FerretDB on SQLite and on PostgreSQL (slot index), ` +
+      `then ${p.pages} first pages of 100 by slots on PostgreSQL and ${Math.max(3, Math.round(p.pages / 20))}–${Math.max(5, Math.round(p.pages / 5))} by the range read on each backend`
+    );
+  },
+  async run(ctx: BenchContext): Promise<SuiteResult> {
+    const p = rangeReadsPlan(ctx.quick);
+    const say = (line: string) => ctx.say(`range-reads: ${line}`);
+    const dir = tempDir('bench-range-reads');
+    const startMs = Math.floor((Date.now() - (p.hours + 1) * 3600_000) / 60_000) * 60_000;
+    const stop: Array<() => Promise<unknown>> = [];
+    try {
+      const sqlite = await startDatabase({ listen: '127.0.0.1:0', stateDir: join(dir.path, 'sqlite'), logFile: join(dir.path, 'ferretdb-sqlite.log') });
+      stop.push(() => sqlite.process.stop());
+      const pg = await startPostgres({ dataDir: join(dir.path, 'postgres'), logFile: join(dir.path, 'postgres.log') });
+      stop.push(() => pg.stop());
+      const onPg = await startDatabase({ listen: '127.0.0.1:0', stateDir: join(dir.path, 'unused'), postgresqlUrl: pg.url, logFile: join(dir.path, 'ferretdb-pg.log') });
+      stop.unshift(() => onPg.process.stop());
+      await ensureReadingsSlotIndex(onPg.uri, pg.url);
+
+      say(`loading ${readingsOf(p)} readings into FerretDB on SQLite…`);
+      const sqliteRate = await load(sqlite.uri, p, startMs, say);
+      say(`loading them into FerretDB on PostgreSQL (the slot index built before, as the stack does)…`);
+      const pgRate = await load(onPg.uri, p, startMs, say);
+
+      const rows: string[][] = [];
+      const p99 = new Map<string, number>();
+      const measure = async (what: string, uri: string, slotReads: boolean, n: number): Promise<void> => {
+        const q = await queryService(uri, join(dir.path, `query-${rows.length}`), slotReads);
+        try {
+          await pageTimes(q.grpc, p, startMs, 1, 7); // warm-up
+          const t = await pageTimes(q.grpc, p, startMs, n, 42);
+          p99.set(what, percentile(t, 99));
+          rows.push([what, String(n), `${percentile(t, 50).toFixed(1)} ms`, `${percentile(t, 99).toFixed(1)} ms`, `${Math.max(...t).toFixed(1)} ms`]);
+          say(`${what}: p50 ${percentile(t, 50).toFixed(1)} ms, p99 ${percentile(t, 99).toFixed(1)} ms over ${n} pages`);
+        } finally {
+          await q.stop();
+        }
+      };
+      const SQLITE = 'SQLite, range read (flatline up)';
+      const PG_RANGE = 'PostgreSQL, range read';
+      const PG_SLOTS = 'PostgreSQL, slot reads (flatline up --db postgresql)';
+      await measure(SQLITE, sqlite.uri, false, Math.max(3, Math.round(p.pages / 20)));
+      await measure(PG_RANGE, onPg.uri, false, Math.max(5, Math.round(p.pages / 5)));
+      await measure(PG_SLOTS, onPg.uri, true, p.pages);
+      const slots = p99.get(PG_SLOTS)!;
+      const scan = p99.get(SQLITE)!;
+      return {
+        figures: [
+          { name: `ListMeasurements p99, page of 100, ${readingsOf(p)} readings`, flatline: `${slots.toFixed(1)} ms (PostgreSQL, slots)`, versus: `${scan.toFixed(1)} ms (SQLite, scan)`, ratio: slots / scan, goal: '≤ 50 ms', met: slots <= 50 },
+          { name: 'unordered insertMany, 2 writers', flatline: `${pgRate.toFixed(0)} readings/s (PostgreSQL)`, versus: `${sqliteRate.toFixed(0)} readings/s (SQLite)`, ratio: pgRate / sqliteRate },
+        ],
+        details: [{ title: 'ListMeasurements, first pages of 100 in a one-hour range', head: ['read', 'pages', 'p50', 'p99', 'max'], rows }],
+        notes: [
+          'The slot index is a GIN index on `_jsonb->\'slot\'` that stack/src/postgres.ts adds to FerretDB\'s table; FerretDB v1 pushes down only equality (SQLite: only on _id), so the range read scans the collection on both backends.',
+          `Readings: ${p.flats} flats x ${DEVICES.length} devices, one per ${p.everyMs / 1000} s, ${p.hours} h. Pages: a random flat, a random hour of the day, seeded.`,
+        ],
+        raw: { plan: p, rows, insertPerSecond: { sqlite: sqliteRate, postgresql: pgRate } },
+      };
+    } finally {
+      for (const s of stop) await s().catch(() => undefined);
+      if (!ctx.keep) dir.cleanup();
+    }
+  },
+};

@@ -1,0 +1,289 @@
+/**
+ * PostgreSQL 15 as FerretDB's backend on this machine (issue [P]): initdb
+ * into a folder of the state once, the server on loopback only, FerretDB on
+ * top of it, and the one index FerretDB v1 cannot make for itself.
+ *
+ * Why PostgreSQL: FerretDB v1 pushes down nothing but top-level equality
+ * (SQLite: only `{_id: <scalar>}`; PostgreSQL: `_jsonb->'<key>' @> '<value>'`),
+ * no ranges and no sort, so a ListMeasurements page scans the whole readings
+ * collection. Storage writes a `slot` ("<flat>/<minute>") on every reading and
+ * query can read a range slot by slot with equality; on PostgreSQL a GIN index
+ * on `(_jsonb->'slot')` answers that equality (ensureSlotIndex). FerretDB's own
+ * createIndex makes a btree on the same expression, which `@>` cannot use.
+ *
+ * Traps this module works around:
+ * - PostgreSQL refuses to run as root: the .tools/bin wrappers of initdb and
+ *   postgres run them in a user namespace then (tools/install-postgresql.sh).
+ * - postgres has no "port 0": a free port is picked by binding one and
+ *   closing it, and a start that loses the race for it is tried again.
+ * - SIGTERM is PostgreSQL's "smart" shutdown, which waits for every client to
+ *   leave, and FerretDB keeps a pool open: stop() sends SIGINT (fast
+ *   shutdown: sessions are ended, a checkpoint is written), SIGKILL after the
+ *   grace period.
+ * - FerretDB (pgx) runs each query as a cached prepared statement whose
+ *   field names are parameters too (`_jsonb -> $1 @> $2`). After five runs
+ *   PostgreSQL may switch a statement to a generic plan, in which `_jsonb ->
+ *   $1` cannot match the index on `_jsonb -> 'slot'`; it does so for good
+ *   when the statement ran before the index existed (measured: 0 index scans,
+ *   ~100 ms per slot lookup at 518,400 readings). plan_cache_mode =
+ *   force_custom_plan plans every run with its values.
+ * - Every duplicate key storage expects would be logged as an ERROR with its
+ *   statement: the server logs from LOG up (log_min_messages=log keeps start,
+ *   stop, checkpoints and FATAL/PANIC; errors go to the client, FerretDB).
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync, appendFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { MongoClient, MongoServerError } from 'mongodb';
+import { COLLECTIONS } from '@flatline/platform';
+import { TOOLS_BIN } from './paths.ts';
+import { spawnReady, type ManagedProcess } from './processes.ts';
+
+const run = promisify(execFile);
+
+/** The PostgreSQL server, from tools/install-postgresql.sh (a wrapper: libraries from the cache, a user namespace as root). */
+export const POSTGRES = join(TOOLS_BIN, 'postgres');
+/** initdb, beside it. */
+export const INITDB = join(TOOLS_BIN, 'initdb');
+/** psql, beside it. */
+export const PSQL = join(TOOLS_BIN, 'psql');
+
+/** The superuser initdb creates (trust authentication, loopback only). */
+export const POSTGRES_USER = 'flatline';
+/** The database FerretDB keeps its schemas in (one schema per MongoDB database). */
+export const POSTGRES_DATABASE = 'flatline';
+
+/** Something PostgreSQL or its set-up refused; the message says what was expected and what was got. */
+export class PostgresError extends Error {
+  override name = 'PostgresError';
+}
+
+/** How to start PostgreSQL. */
+export interface PostgresOptions {
+  /** The cluster's folder: initdb runs into it once (when it holds no PG_VERSION yet). */
+  readonly dataDir: string;
+  /** Where the server listens; loopback only (default 127.0.0.1). */
+  readonly host?: string;
+  /** TCP port; 0 (the default) picks a free one. */
+  readonly port?: number;
+  /** Where initdb's and the server's output go (appended). */
+  readonly logFile: string;
+  /** The folder of the server's Unix socket (default: <dataDir>-socket, beside the data folder in the state folder). */
+  readonly socketDir?: string;
+  /** In its own process group (see SpawnSpec.detached). */
+  readonly detached?: boolean;
+  /** Default 60 s (initdb included). */
+  readonly readyTimeoutMs?: number;
+}
+
+/** A running PostgreSQL. */
+export interface RunningPostgres {
+  readonly process: ManagedProcess;
+  readonly host: string;
+  readonly port: number;
+  /** postgres://flatline@host:port/flatline: for FerretDB's --postgresql-url and for psql. */
+  readonly url: string;
+  /** SIGINT (fast shutdown), then SIGKILL after graceMs (default 10 s); resolves with the exit code or signal. */
+  stop(graceMs?: number): Promise<number | string>;
+}
+
+/** A port the kernel says is free now (bound on host, then released). */
+async function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new PostgresError(`no port from ${String(address)}`))));
+    });
+  });
+}
+
+/** Runs psql on url with one SQL command; resolves with its unaligned, tuples-only output (trimmed). */
+export async function psql(url: string, sql: string, timeoutMs = 60000): Promise<string> {
+  try {
+    const { stdout } = await run(PSQL, ['--no-psqlrc', '--quiet', '--tuples-only', '--no-align', '--set', 'ON_ERROR_STOP=1', '--dbname', url, '--command', sql], {
+      timeout: timeoutMs,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    return stdout.trim();
+  } catch (err) {
+    const e = err as Error & { stderr?: string };
+    throw new PostgresError(`psql ${JSON.stringify(sql.slice(0, 200))} failed: ${(e.stderr ?? '').trim() || e.message}`, { cause: err });
+  }
+}
+
+/** initdb into dataDir: C locale, UTF-8, trust authentication for the local socket and 127.0.0.1 only. */
+async function initCluster(dataDir: string, logFile: string): Promise<void> {
+  mkdirSync(dirname(dataDir), { recursive: true });
+  try {
+    const { stdout, stderr } = await run(
+      INITDB,
+      ['--pgdata', dataDir, '--username', POSTGRES_USER, '--auth-local=trust', '--auth-host=trust', '--locale=C', '--encoding=UTF8', '--no-instructions'],
+      { timeout: 120000 },
+    );
+    appendFileSync(logFile, stdout + stderr);
+  } catch (err) {
+    const e = err as Error & { stdout?: string; stderr?: string };
+    appendFileSync(logFile, `${e.stdout ?? ''}${e.stderr ?? ''}`);
+    throw new PostgresError(`initdb into ${dataDir} failed: ${(e.stderr ?? '').trim() || e.message}`, { cause: err });
+  }
+  // Only the local socket and IPv4 loopback may connect, and without a password: the server listens on 127.0.0.1 alone.
+  writeFileSync(join(dataDir, 'pg_hba.conf'), ['# flatline: trust on loopback only (stack/src/postgres.ts)', 'local all all trust', 'host all all 127.0.0.1/32 trust', ''].join('\n'));
+  appendFileSync(
+    join(dataDir, 'postgresql.conf'),
+    [
+      '',
+      '# flatline (stack/src/postgres.ts): durable, no JIT (libllvm is not installed), quiet about the errors clients handle',
+      'fsync = on',
+      'synchronous_commit = on',
+      'full_page_writes = on',
+      'jit = off',
+      // FerretDB passes even the field name as a parameter (`_jsonb -> $1 @> $2`) of a cached prepared statement: a generic plan can never match an expression index such as the slot index.
+      'plan_cache_mode = force_custom_plan',
+      'log_min_messages = log',
+      'log_min_error_statement = panic',
+      "log_line_prefix = '%m [%p] '",
+      '',
+    ].join('\n'),
+  );
+}
+
+/**
+ * Starts PostgreSQL on dataDir (running initdb there first if it holds no
+ * cluster yet), listening on host (127.0.0.1) only, with its socket in the
+ * state folder; resolves once it accepts a connection and the database
+ * `flatline` exists.
+ */
+export async function startPostgres(options: PostgresOptions): Promise<RunningPostgres> {
+  if (!existsSync(POSTGRES)) throw new PostgresError(`${POSTGRES} is missing: bash tools/install.sh postgresql`);
+  const host = options.host ?? '127.0.0.1';
+  const socketDir = options.socketDir ?? `${options.dataDir}-socket`;
+  const started = Date.now();
+  const readyTimeoutMs = options.readyTimeoutMs ?? 60000;
+  mkdirSync(dirname(options.logFile), { recursive: true });
+  if (!existsSync(join(options.dataDir, 'PG_VERSION'))) await initCluster(options.dataDir, options.logFile);
+  mkdirSync(socketDir, { recursive: true });
+
+  for (let attempt = 1; ; attempt++) {
+    const port = options.port !== undefined && options.port !== 0 ? options.port : await freePort(host);
+    let child: ManagedProcess;
+    try {
+      ({ process: child } = await spawnReady({
+        name: 'postgres',
+        command: POSTGRES,
+        args: ['-D', options.dataDir, '-c', `listen_addresses=${host}`, '-c', `port=${port}`, '-c', `unix_socket_directories=${socketDir}`],
+        logFile: options.logFile,
+        detached: options.detached ?? false,
+        readyTimeoutMs: Math.max(1000, readyTimeoutMs - (Date.now() - started)),
+        ready: (line) => (/database system is ready to accept connections/.test(line) ? 'ready' : undefined),
+      }));
+    } catch (err) {
+      // Another process took the port between freePort and the bind: pick another.
+      if (options.port === undefined || options.port === 0) {
+        if (attempt < 3 && /could not bind|Address already in use/.test((err as Error).message)) continue;
+      }
+      throw err;
+    }
+    const url = `postgres://${POSTGRES_USER}@${host}:${port}/${POSTGRES_DATABASE}`;
+    const stop = async (graceMs = 10000): Promise<number | string> => {
+      child.expected = true;
+      if (!child.running) return child.exited;
+      child.signal('SIGINT');
+      child.signal('SIGCONT');
+      const timer = setTimeout(() => child.signal('SIGKILL'), graceMs);
+      try {
+        return await child.exited;
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    try {
+      const admin = `postgres://${POSTGRES_USER}@${host}:${port}/postgres`;
+      const exists = await psql(admin, `SELECT 1 FROM pg_database WHERE datname = '${POSTGRES_DATABASE}'`);
+      if (exists !== '1') await psql(admin, `CREATE DATABASE ${POSTGRES_DATABASE}`);
+      await psql(url, 'SELECT 1');
+    } catch (err) {
+      await stop(2000);
+      throw new PostgresError(`postgres on ${host}:${port} started but does not answer: ${(err as Error).message}; last output:\n${child.lastLines()}`, { cause: err });
+    }
+    return { process: child, host, port, url, stop };
+  }
+}
+
+/** "x" → "\"x\"": a PostgreSQL identifier, quoted. */
+function ident(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** 'x' → "'x'": a PostgreSQL string literal. */
+function literal(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`;
+}
+
+/** What ensureSlotIndex found or made. */
+export interface SlotIndex {
+  /** FerretDB's table of the collection, in the schema named after the MongoDB database. */
+  readonly table: string;
+  readonly index: string;
+  /** False when a valid index was there already. */
+  readonly created: boolean;
+}
+
+/** The index ensureSlotIndex makes on a FerretDB table. */
+export function slotIndexName(table: string): string {
+  // PostgreSQL identifiers hold 63 bytes; FerretDB's table names are shorter than that, but not by a fixed margin.
+  return `${table.slice(0, 50)}_slot_gin`;
+}
+
+/**
+ * Makes sure FerretDB's PostgreSQL table of collection (in the schema named
+ * database, the MongoDB database) has a GIN index on `(_jsonb->'slot')`, the
+ * form FerretDB v1 pushes an equality on `slot` down as
+ * (`_jsonb->'slot' @> '"<flat>/<minute>"'`). FerretDB names each
+ * collection's table in the `_ferretdb_database_metadata` table of that
+ * schema (`_jsonb->>'_id'` is the collection, `_jsonb->>'table'` its
+ * table); it does not know of this index and leaves it alone (it drops it
+ * with the table). Built CONCURRENTLY, so that a table with a day of history
+ * keeps taking inserts while it builds; an index left invalid by a failed
+ * build is dropped and built again. The collection must exist (storage
+ * creates it with its indexes at start).
+ */
+export async function ensureSlotIndex(psqlUrl: string, database: string, collection: string): Promise<SlotIndex> {
+  const table = await psql(psqlUrl, `SELECT _jsonb->>'table' FROM ${ident(database)}._ferretdb_database_metadata WHERE _jsonb->>'_id' = ${literal(collection)}`).catch((err: unknown) => {
+    throw new PostgresError(`no FerretDB metadata for database ${JSON.stringify(database)} at ${psqlUrl} (has storage created its collections?): ${(err as Error).message}`, { cause: err });
+  });
+  if (table === '') throw new PostgresError(`FerretDB has no collection ${JSON.stringify(collection)} in database ${JSON.stringify(database)} yet: storage creates it (with its indexes) when it starts`);
+  const index = slotIndexName(table);
+  const state = await psql(
+    psqlUrl,
+    `SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ${literal(database)} AND c.relname = ${literal(index)}`,
+  );
+  if (state === 't') return { table, index, created: false };
+  if (state === 'f') await psql(psqlUrl, `DROP INDEX CONCURRENTLY IF EXISTS ${ident(database)}.${ident(index)}`);
+  await psql(psqlUrl, `CREATE INDEX CONCURRENTLY IF NOT EXISTS ${ident(index)} ON ${ident(database)}.${ident(table)} USING gin ((_jsonb->'slot'))`, 30 * 60_000);
+  return { table, index, created: true };
+}
+
+const NAMESPACE_EXISTS = 48;
+
+/**
+ * The slot index of the readings collection of the database at mongoUri
+ * (FerretDB on PostgreSQL at psqlUrl): creates the collection first when
+ * storage has not yet (so that the index is there before the first reading),
+ * then ensureSlotIndex.
+ */
+export async function ensureReadingsSlotIndex(mongoUri: string, psqlUrl: string): Promise<SlotIndex> {
+  const client = new MongoClient(mongoUri, { serverSelectionTimeoutMS: 10000 });
+  try {
+    const db = client.db();
+    await db.createCollection(COLLECTIONS.readings).catch((err: unknown) => {
+      if (!(err instanceof MongoServerError && err.code === NAMESPACE_EXISTS)) throw err;
+    });
+    return await ensureSlotIndex(psqlUrl, db.databaseName, COLLECTIONS.readings);
+  } finally {
+    await client.close();
+  }
+}

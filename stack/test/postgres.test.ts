@@ -1,0 +1,206 @@
+/**
+ * PostgreSQL as FerretDB's backend (issue [P]): the real postgres from
+ * tools/install-postgresql.sh (initdb into a temporary state folder, loopback
+ * only, run as root through a user namespace when the tests run as root),
+ * FerretDB on it (--postgresql-url), the real storage writing readings with
+ * their slots; ensureSlotIndex then finds FerretDB's table of the readings
+ * and puts a GIN index on `_jsonb->'slot'`, which pg_indexes lists, and the
+ * plan of an equality on slot, as FerretDB itself asks PostgreSQL for it
+ * (MongoDB `explain` on FerretDB returns PostgreSQL's EXPLAIN of the query it
+ * sends), uses that index. Query with FLATLINE_QUERY_SLOT_READS=1 answers the
+ * same pages as the default.
+ */
+import { expect } from 'chai';
+import { credentials } from '@grpc/grpc-js';
+import { MongoClient, type Document } from 'mongodb';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { QueryServiceClient, StorageServiceClient, type ListMeasurementsRequest, type Reading } from '@flatline/proto';
+import { checkHealth, unaryCall } from '@flatline/platform';
+import { eventually, startInProcessService, tempDir, type StartedServer } from '../src/harness.ts';
+import { FREE_PORTS, LocalStack } from '../src/stack.ts';
+import { startDatabase, type RunningDatabase } from '../src/components.ts';
+import { ensureSlotIndex, psql, slotIndexName, startPostgres, type RunningPostgres } from '../src/postgres.ts';
+
+const MINUTE = 60_000;
+const T0 = Math.floor((Date.now() - 3600_000) / MINUTE) * MINUTE;
+const DEVICES = ['heat', 'power', 'water'];
+const FLATS = 40;
+/** Readings per device per flat, one every 5 s: 40 flats x 3 devices x 120 = 14,400 readings over 10 minutes. */
+const PER_DEVICE = 120;
+
+function reading(flatId: string, deviceId: string, seq: number): Reading {
+  return { flatId, deviceId, seq: String(seq), takenAt: new Date(T0 + seq * 5000), quantity: 'energy', unit: 'kWh', value: seq, epoch: 0 };
+}
+
+/** Every node of a PostgreSQL JSON plan (EXPLAIN (FORMAT JSON)). */
+function planNodes(node: Document | undefined): Document[] {
+  if (node === undefined || node === null || typeof node !== 'object') return [];
+  const children = (node['Plans'] as Document[] | undefined) ?? [];
+  return [node, ...children.flatMap(planNodes)];
+}
+
+describe('PostgreSQL under FerretDB: the slot index and a slot read that uses it', function () {
+  this.timeout(300000);
+  const dir = tempDir('postgres');
+  let pg: RunningPostgres;
+  let ferretdb: RunningDatabase;
+  let storage: StartedServer;
+  let query: StartedServer;
+  let slotQuery: StartedServer;
+  let mongo: MongoClient;
+
+  before(async function () {
+    pg = await startPostgres({ dataDir: join(dir.path, 'postgres'), port: 0, logFile: join(dir.path, 'postgres.log') });
+    ferretdb = await startDatabase({ listen: '127.0.0.1:0', stateDir: join(dir.path, 'unused'), postgresqlUrl: pg.url, logFile: join(dir.path, 'ferretdb.log') });
+    storage = await startInProcessService('storage', ferretdb.uri, dir.path, { FLATLINE_DB_TIMEOUT_MS: '10000' });
+    await eventually('storage to answer SERVING', async () => (await checkHealth(storage.grpc)) === 'SERVING', 30000);
+    mongo = new MongoClient(ferretdb.uri, { serverSelectionTimeoutMS: 5000 });
+  });
+
+  after(async () => {
+    await mongo?.close();
+    await Promise.all([storage?.stop(), query?.stop(), slotQuery?.stop()]);
+    await ferretdb?.process.stop();
+    await pg?.stop();
+    dir.cleanup();
+  });
+
+  it('runs initdb once into the state folder, listens on 127.0.0.1 only, with fsync on and JIT off', async () => {
+    expect(existsSync(join(dir.path, 'postgres', 'PG_VERSION'))).to.equal(true);
+    const settings = await psql(pg.url, "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings WHERE name IN ('listen_addresses', 'fsync', 'jit', 'plan_cache_mode')");
+    expect(settings).to.equal('fsync=on jit=off listen_addresses=127.0.0.1 plan_cache_mode=force_custom_plan');
+    expect(readFileSync(join(dir.path, 'postgres', 'pg_hba.conf'), 'utf8')).to.match(/^host all all 127\.0\.0\.1\/32 trust$/m).and.not.match(/::1|0\.0\.0\.0/);
+  });
+
+  it('stores readings through storage with their slots, then ensureSlotIndex puts a GIN index on FerretDB\'s table, once', async () => {
+    const client = new StorageServiceClient(storage.grpc, credentials.createInsecure());
+    try {
+      for (let f = 0; f < FLATS; f += 10) {
+        const fetches = Array.from({ length: 10 }, (_, i) => {
+          const flatId = String(f + i);
+          return { flatId, fetchedAt: new Date(), readings: DEVICES.flatMap((d) => Array.from({ length: PER_DEVICE }, (_, s) => reading(flatId, d, s + 1))) };
+        });
+        const res = await unaryCall(client, client.append, { fetches }, 60000);
+        expect(res.inserted).to.equal(10 * DEVICES.length * PER_DEVICE);
+      }
+    } finally {
+      client.close();
+    }
+    // Slot reads before the index exists, more than five of one statement: PostgreSQL would keep a generic
+    // plan for them (no index) after the index is built, unless every run is planned with its values.
+    for (let i = 0; i < 8; i++) await mongo.db().collection('readings').find({ slot: `${i}/${T0 / MINUTE + 1}`, flat_id: String(i) }).sort({ taken_at: 1 }).limit(101).toArray();
+    const first = await ensureSlotIndex(pg.url, 'flatline', 'readings');
+    expect(first.created).to.equal(true);
+    expect(first.index).to.equal(slotIndexName(first.table));
+    expect((await ensureSlotIndex(pg.url, 'flatline', 'readings')).created, 'a second call finds it').to.equal(false);
+    const indexdef = await psql(pg.url, `SELECT indexdef FROM pg_indexes WHERE schemaname = 'flatline' AND tablename = '${first.table}' AND indexname = '${first.index}'`);
+    console.log(`      pg_indexes: ${indexdef}`);
+    expect(indexdef).to.match(/USING gin \(+_jsonb -> 'slot'::text\)+$/);
+  });
+
+  it('plans an equality on slot, as FerretDB sends it, with the GIN index (MongoDB explain through FerretDB)', async () => {
+    const { table, index } = await ensureSlotIndex(pg.url, 'flatline', 'readings');
+    await psql(pg.url, `ANALYZE flatline."${table}"`);
+    const slot = `7/${Math.floor((T0 + 300_000) / MINUTE)}`;
+    const explained = await mongo.db().command({ explain: { find: 'readings', filter: { slot, flat_id: '7' } }, verbosity: 'queryPlanner' });
+    expect(explained['filterPushdown'], JSON.stringify(explained)).to.equal(true);
+    const plan = (explained['queryPlanner'] as Document)['Plan'] as Document;
+    const nodes = planNodes(plan);
+    const usingIndex = nodes.filter((n) => n['Index Name'] === index);
+    console.log(`      plan: ${nodes.map((n) => `${n['Node Type']}${n['Index Name'] !== undefined ? ` on ${n['Index Name']}` : ''}${n['Index Cond'] !== undefined ? ` (${n['Index Cond']})` : ''}`).join(' <- ')}`);
+    expect(usingIndex, JSON.stringify(plan)).to.have.length.greaterThan(0);
+    expect(nodes.some((n) => n['Node Type'] === 'Seq Scan'), 'no sequential scan').to.equal(false);
+    expect(await mongo.db().collection('readings').countDocuments({ slot })).to.equal(DEVICES.length * 12);
+  });
+
+  it('uses the index when FerretDB runs the find, not only in its explain (its cached prepared statements are planned per run)', async () => {
+    const { index } = await ensureSlotIndex(pg.url, 'flatline', 'readings');
+    const scans = async (): Promise<number> => Number(await psql(pg.url, `SELECT idx_scan FROM pg_stat_user_indexes WHERE schemaname = 'flatline' AND indexrelname = '${index}'`));
+    const before = await scans();
+    // More than five runs of one statement: where PostgreSQL would switch to a generic plan, which cannot use the index.
+    for (let i = 0; i < 12; i++) {
+      const slot = `${i % FLATS}/${T0 / MINUTE + 1 + (i % 9)}`; // minutes 1 to 9 hold 12 readings of each device
+      const found = await mongo.db().collection('readings').find({ slot, flat_id: String(i % FLATS) }).sort({ taken_at: 1 }).limit(101).toArray();
+      expect(found).to.have.length(DEVICES.length * 12);
+    }
+    // The statistics reach pg_stat_user_indexes within a second or so.
+    await eventually('12 more scans of the slot index', async () => (await scans()) >= before + 12, 10000, 200);
+  });
+
+  it('query reads by slots on PostgreSQL and answers the pages of the default read', async () => {
+    const key = 'a-test-deployment-page-token-key';
+    query = await startInProcessService('query', ferretdb.uri, dir.path, { FLATLINE_QUERY_PAGE_TOKEN_KEY: key, FLATLINE_QUERY_METRICS_LISTEN: '127.0.0.1:0' });
+    mkdirSync(join(dir.path, 'slots'));
+    slotQuery = await startInProcessService('query', ferretdb.uri, join(dir.path, 'slots'), { FLATLINE_QUERY_PAGE_TOKEN_KEY: key, FLATLINE_QUERY_SLOT_READS: '1' });
+    for (const s of [query, slotQuery]) await eventually('query to answer SERVING', async () => (await checkHealth(s.grpc)) === 'SERVING', 30000);
+    // It reads storage's record of when slots began (none was stored before: every reading has one) before slot reads begin.
+    await eventually('the slot horizon in the log', async () => readFileSync(join(dir.path, 'slots', 'query.log'), 'utf8').includes('every reading has a slot'), 30000);
+    const clients = [query, slotQuery].map((s) => new QueryServiceClient(s.grpc, credentials.createInsecure()));
+    const list = (c: QueryServiceClient, req: Partial<ListMeasurementsRequest>) =>
+      unaryCall(c, c.listMeasurements, { flatId: '', deviceId: '', from: undefined, to: undefined, pageSize: 0, pageToken: '', ...req }, 20000);
+    try {
+      const req = { flatId: '7', from: new Date(T0 + 61_000), to: new Date(T0 + 500_000), pageSize: 100 };
+      const seen: string[] = [];
+      let token = '';
+      do {
+        const [a, b] = await Promise.all(clients.map((c) => list(c, { ...req, pageToken: token })));
+        expect(b!.readings).to.deep.equal(a!.readings);
+        expect(b!.nextPageToken).to.equal(a!.nextPageToken);
+        seen.push(...a!.readings.map((r) => `${r.deviceId}#${r.seq}`));
+        token = a!.nextPageToken;
+      } while (token !== '');
+      // seq 13 (T0 + 65 s) to 99 (T0 + 495 s) of each device.
+      expect(seen.length).to.equal(DEVICES.length * 87);
+    } finally {
+      clients.forEach((c) => c.close());
+    }
+  });
+});
+
+describe('flatline up --db postgresql: the stack on PostgreSQL (real processes)', function () {
+  this.timeout(300000);
+  const dir = tempDir('postgres-stack');
+  let stack: LocalStack;
+  let client: QueryServiceClient;
+
+  before(async () => {
+    stack = await LocalStack.start({ stateDir: dir.path, host: '127.0.0.1', ports: FREE_PORTS, flats: 3, intervalMs: 1000, replicas: 1, logLevel: 'info', db: 'postgresql' });
+    client = new QueryServiceClient(stack.queryAddress, credentials.createInsecure());
+  });
+
+  after(async () => {
+    client?.close();
+    await stack?.stop();
+    dir.cleanup();
+  });
+
+  const list = (req: Partial<ListMeasurementsRequest>) => unaryCall(client, client.listMeasurements, { flatId: '', deviceId: '', from: undefined, to: undefined, pageSize: 0, pageToken: '', ...req }, 20000);
+
+  it('keeps its cluster in the state folder, supervises postgres beside ferretdb, and query reads by slots', async () => {
+    expect(existsSync(join(stack.postgresDir, 'PG_VERSION'))).to.equal(true);
+    expect(stack.supervised().map((s) => s.name)).to.include.members(['postgres', 'ferretdb']);
+    await eventually('query to read slot by slot', async () => readFileSync(join(dir.path, 'logs', 'query.log'), 'utf8').includes('every reading has a slot'), 30000);
+  });
+
+  it('lists a flat\'s readings with no range given (from its first reading, through its state) and pages them to the end', async () => {
+    await eventually('flat 1 to have 3 readings per device stored', async () => (await list({ flatId: '1', pageSize: 1000 })).readings.length >= 9, 60000, 500);
+    const seen: string[] = [];
+    let token = '';
+    do {
+      const page = await list({ flatId: '1', pageSize: 2, pageToken: token });
+      seen.push(...page.readings.map((r) => `${r.deviceId}#${r.seq}`));
+      token = page.nextPageToken;
+    } while (token !== '' && seen.length < 1000);
+    expect(seen.length).to.be.at.least(9);
+    expect(new Set(seen).size, 'no reading twice').to.equal(seen.length);
+  });
+
+  it('restarts postgres when it dies, on the same port and cluster, and keeps what was stored', async () => {
+    const before = (await list({ flatId: '2', pageSize: 1000 })).readings.length;
+    const pg = stack.supervised().find((s) => s.name === 'postgres')!;
+    process.kill(pg.pid!, 'SIGKILL');
+    await eventually('postgres restarted', async () => (stack.supervised().find((s) => s.name === 'postgres')?.restarts ?? 0) >= 1, 60000, 200);
+    await eventually('flat 2 to have more readings than before the kill', async () => (await list({ flatId: '2', pageSize: 1000 }).catch(() => ({ readings: [] }))).readings.length > before, 60000, 500);
+  });
+});
