@@ -130,7 +130,7 @@ describe('bootstrap: what each command installs', function () {
       ensureTools(TOOLS_FOR.up, { quiet: true });
     });
 
-    it('tools/install.sh ferretdb haproxy toxiproxy (npm start\'s tools) builds nothing and prints at most one line, within 2 s even on a loaded machine', async () => {
+    it('tools/install.sh ferretdb haproxy toxiproxy postgresql (npm start\'s tools) builds nothing and prints at most one line, within 2 s even on a loaded machine', async () => {
       const { TOOLS_FOR } = await tools();
       const cache = join(process.env['XDG_CACHE_HOME'] ?? join(process.env['HOME'] ?? '', '.cache'), 'flatline');
       const before = snapshot(cache);
@@ -141,11 +141,11 @@ describe('bootstrap: what each command installs', function () {
       // About 0.05 s on an idle 2-core machine; the bound leaves room for a loaded one (npm test runs beside builds).
       expect(r.ms, 'warm install.sh').to.be.below(2000);
       expect(snapshot(cache), 'the cache is unchanged').to.deep.equal(before);
-      const binOf: Record<string, string> = { toxiproxy: 'toxiproxy-server' };
+      const binOf: Record<string, string> = { toxiproxy: 'toxiproxy-server', postgresql: 'postgres' };
       for (const tool of TOOLS_FOR.up) expect(existsSync(join(ROOT, '.tools', 'bin', binOf[tool] ?? tool)), tool).to.equal(true);
     });
 
-    it('node scripts/bootstrap.mjs ferretdb haproxy toxiproxy (npm start\'s bootstrap) likewise, when node_modules is current', async function () {
+    it('node scripts/bootstrap.mjs ferretdb haproxy toxiproxy postgresql (npm start\'s bootstrap) likewise, when node_modules is current', async function () {
       const stamp = join(ROOT, 'node_modules', '.flatline-lock-sha256');
       const { createHash } = await import('node:crypto');
       const lock = createHash('sha256').update(readFileSync(join(ROOT, 'package-lock.json'))).digest('hex');

@@ -8,6 +8,7 @@
  * Toxic attributes keep Toxiproxy's names (latency, rate, average_size, ...)
  * so that its documentation reads one to one; their units are in the comments.
  */
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { freePort } from './haproxy.ts';
@@ -350,6 +351,15 @@ export async function startToxiproxy(options: ToxiproxyOptions): Promise<Running
   }
 }
 
+/** Why host:port cannot be bound now (e.g. "address already in use"), or undefined when it can. */
+async function portTaken(host: string, port: number): Promise<string | undefined> {
+  const server = createServer();
+  return new Promise((resolve) => {
+    server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'EADDRINUSE' ? 'address already in use' : err.message));
+    server.listen(port, host, () => server.close(() => resolve(undefined)));
+  });
+}
+
 async function startOn(host: string, port: number, options: ToxiproxyOptions): Promise<RunningToxiproxy> {
   const readyTimeoutMs = options.readyTimeoutMs ?? 15000;
   const started = Date.now();
@@ -358,6 +368,10 @@ async function startOn(host: string, port: number, options: ToxiproxyOptions): P
     const message = `toxiproxy (API on ${address}): ${what}; last output:\n${last}`;
     return /address already in use/.test(last) ? new PortTaken(message, { cause }) : new Error(message, { cause });
   };
+  // A taken port must fail here: toxiproxy-server logs its start before it binds, and until it exits on the
+  // bind error the API probe below would be answered by whatever holds the port (another Toxiproxy: a false start).
+  const taken = await portTaken(host, port);
+  if (taken !== undefined) throw new PortTaken(`toxiproxy (API on ${address}): the port is taken (${taken})`);
   let process: ManagedProcess;
   try {
     ({ process } = await spawnReady({

@@ -113,7 +113,8 @@ describe('Toxiproxy (real toxiproxy-server, FerretDB and mongodb driver)', funct
     // A given port that is taken: no retry on another one, an error with its output.
     const taken = Number(toxiproxy.address.split(':')[1]);
     const second = await rejection(startToxiproxy({ logFile: join(dir.path, 'toxiproxy-2.log'), port: taken, readyTimeoutMs: 10000 }));
-    expect(second.message).to.match(new RegExp(`^toxiproxy \\(API on ${toxiproxy.address}\\): exited \\(1\\) before (it was ready|its API answered); last output:\n.*address already in use`, 's'));
+    // Refused before it starts: toxiproxy-server logs its start before it binds, so its API probe met the first one's (CI, load 15).
+    expect(second.message).to.equal(`toxiproxy (API on ${toxiproxy.address}): the port is taken (address already in use)`);
   });
 
   it('latency 300 ms: a ping through the proxy takes at least 300 ms (600 after an update), and removing it restores it', async () => {
