@@ -29,6 +29,8 @@ export interface StackFile {
   readonly toxiproxy?: { readonly api: string; readonly links: Readonly<Record<string, string>> };
   /** istiod with --mesh istio: its xDS address, debug URL, config folder and the bootstrap file of proxyless clients (absent otherwise). */
   readonly istiod?: { readonly xds: string; readonly debug: string; readonly config: string; readonly bootstrap: string };
+  /** PostgreSQL under FerretDB (the postgresql backend): its postgres:// URL, for psql (absent on SQLite). */
+  readonly postgresql?: { readonly url: string };
   /** Whether every component has started (false while the ingestion replicas still start). */
   readonly started?: boolean;
   readonly pid: number;
@@ -53,6 +55,7 @@ export const STACK_FILE_SCHEMA = z.object({
   supervisor: z.string().url().optional(),
   toxiproxy: z.object({ api: z.string().url(), links: z.record(z.string(), address) }).optional(),
   istiod: z.object({ xds: address, debug: z.string().url(), config: z.string(), bootstrap: z.string() }).optional(),
+  postgresql: z.object({ url: z.string().startsWith('postgres://') }).optional(),
   started: z.boolean().optional(),
   pid: z.number().int().positive(),
 });

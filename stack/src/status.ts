@@ -7,6 +7,7 @@
 import { MongoClient } from 'mongodb';
 import { checkHealth } from '@flatline/platform';
 import type { SupervisedStatus } from './crash-loop.ts';
+import { psql } from './postgres.ts';
 import { metricValue } from './probes.ts';
 import type { StackFile } from './stack-file.ts';
 import { ToxiproxyClient } from './toxiproxy.ts';
@@ -73,6 +74,7 @@ export async function stackStatus(file: StackFile): Promise<StatusRow[]> {
   };
   const balanced = (file.replicas ?? []).filter((r) => /^(storage|query)-\d+$/.test(r.name));
   return Promise.all([
+    ...(file.postgresql !== undefined ? [withSupervision('postgres', new URL(file.postgresql.url).host, () => checkPostgres(file.postgresql!.url))] : []),
     withSupervision('ferretdb', file.database, () => pingDatabase(file.database)),
     withSupervision('devices', file.devices, () => checkDevices(file.devicesControl)),
     ...(supervised.has('haproxy') ? [withSupervision('haproxy', `storage ${file.storage}`, async () => 'SERVING')] : []),
@@ -88,6 +90,14 @@ export async function stackStatus(file: StackFile): Promise<StatusRow[]> {
       return { ...row, flats: await scrape(r.metrics, 'flatline_ingestion_flats_held'), outbox: await scrape(r.metrics, 'flatline_ingestion_outbox_fetches') };
     }),
   ]);
+}
+
+/** PostgreSQL answers a query (psql SELECT 1): SERVING, else NOT_SERVING; within 2 s. */
+async function checkPostgres(url: string): Promise<string> {
+  return psql(url, 'SELECT 1', 2000).then(
+    (out) => (out === '1' ? 'SERVING' : 'NOT_SERVING'),
+    () => 'NOT_SERVING',
+  );
 }
 
 /** istiod answers its debug endpoint (its /ready stays 503 without Kubernetes): SERVING, else NOT_SERVING; within 2 s. */

@@ -13,12 +13,13 @@
 import { expect } from 'chai';
 import { credentials } from '@grpc/grpc-js';
 import { MongoClient, type Document } from 'mongodb';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { QueryServiceClient, StorageServiceClient, type ListMeasurementsRequest, type Reading } from '@flatline/proto';
 import { checkHealth, unaryCall } from '@flatline/platform';
 import { eventually, startInProcessService, tempDir, type StartedServer } from '../src/harness.ts';
-import { FREE_PORTS, LocalStack } from '../src/stack.ts';
+import { dbOfStateDir, FREE_PORTS, LocalStack } from '../src/stack.ts';
+import { stackStatus } from '../src/status.ts';
 import { startDatabase, type RunningDatabase } from '../src/components.ts';
 import { ensureSlotIndex, psql, slotIndexName, startPostgres, type RunningPostgres } from '../src/postgres.ts';
 
@@ -180,6 +181,8 @@ describe('flatline up --db postgresql: the stack on PostgreSQL (real processes)'
   it('keeps its cluster in the state folder, supervises postgres beside ferretdb, and query reads by slots', async () => {
     expect(existsSync(join(stack.postgresDir, 'PG_VERSION'))).to.equal(true);
     expect(stack.supervised().map((s) => s.name)).to.include.members(['postgres', 'ferretdb']);
+    const rows = await stackStatus(stack.stackFile()!);
+    expect(rows.find((r) => r.component === 'postgres')?.health, JSON.stringify(rows)).to.equal('SERVING');
     await eventually('query to read slot by slot', async () => readFileSync(join(dir.path, 'logs', 'query.log'), 'utf8').includes('every reading has a slot'), 30000);
   });
 
@@ -202,5 +205,22 @@ describe('flatline up --db postgresql: the stack on PostgreSQL (real processes)'
     process.kill(pg.pid!, 'SIGKILL');
     await eventually('postgres restarted', async () => (stack.supervised().find((s) => s.name === 'postgres')?.restarts ?? 0) >= 1, 60000, 200);
     await eventually('flat 2 to have more readings than before the kill', async () => (await list({ flatId: '2', pageSize: 1000 }).catch(() => ({ readings: [] }))).readings.length > before, 60000, 500);
+  });
+});
+
+describe('dbOfStateDir: the backend a stack gets when none is asked for', () => {
+  const dir = tempDir('db-of-state');
+  after(() => dir.cleanup());
+
+  it('is PostgreSQL for a new folder, SQLite for a folder with only SQLite files (an earlier stack\'s readings), PostgreSQL once it has a cluster', () => {
+    const state = join(dir.path, 'state');
+    expect(dbOfStateDir(state)).to.equal('postgresql');
+    mkdirSync(join(state, 'ferretdb'), { recursive: true });
+    expect(dbOfStateDir(state), 'an empty ferretdb folder').to.equal('postgresql');
+    writeFileSync(join(state, 'ferretdb', 'flatline.sqlite'), '');
+    expect(dbOfStateDir(state)).to.equal('sqlite');
+    mkdirSync(join(state, 'postgresql', 'data'), { recursive: true });
+    writeFileSync(join(state, 'postgresql', 'data', 'PG_VERSION'), '15\n');
+    expect(dbOfStateDir(state)).to.equal('postgresql');
   });
 });

@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { readFaultFile, writeFaultFile } from '@flatline/mesh';
-import { callControl, expectedFlats, FREE_PORTS, freshnessReport, LocalStack, markerOf, ProcessRecord, readStackFile, recordEvent, stackRunning, ToxiproxyClient, type StackFile } from '@flatline/stack';
+import { callControl, dbOfStateDir, DEFAULT_STACK_DB, expectedFlats, FREE_PORTS, freshnessReport, LocalStack, markerOf, ProcessRecord, readStackFile, recordEvent, STACK_DBS, stackRunning, ToxiproxyClient, type StackDb, type StackFile } from '@flatline/stack';
 import { tcpFaultsAllOff } from './tcp-fault.ts';
 import { duration, wholeNumber } from './up.ts';
 
@@ -100,6 +100,7 @@ export interface StackChoice {
   interval: number;
   nodes: number;
   replicas: number;
+  db?: StackDb;
   env: Partial<Record<Service, Record<string, string>>>;
 }
 
@@ -113,7 +114,7 @@ export async function useOrStartStack(stateDir: string, o: StackChoice): Promise
     say(`using the stack already running in ${stateDir} (pid ${existing.pid}); --flats, --nodes, --replicas and --env apply only to a stack this command starts`);
     return undefined;
   }
-  say(`no stack runs in ${stateDir}: starting one (${o.flats} flats, ${o.nodes} nodes, ${o.replicas} replicas, ${o.interval / 1000} s interval)…`);
+  say(`no stack runs in ${stateDir}: starting one (${o.flats} flats, ${o.nodes} nodes, ${o.replicas} replicas, ${o.interval / 1000} s interval, FerretDB on ${o.db ?? dbOfStateDir(stateDir)})…`);
   mkdirSync(stateDir, { recursive: true });
   const record = new ProcessRecord(stateDir);
   await record.stopLeftovers();
@@ -126,6 +127,7 @@ export async function useOrStartStack(stateDir: string, o: StackChoice): Promise
       intervalMs: o.interval,
       replicas: o.replicas,
       nodes: o.nodes,
+      db: o.db,
       logLevel: 'info',
       env: o.env,
       say: (l) => say(l),
@@ -172,6 +174,7 @@ export function stackChoiceOptions(cmd: Command, after: string): Command {
     .addOption(new Option('--interval <duration>', 'poll interval of a stack this command starts').default(2000, '2s').argParser(duration))
     .addOption(new Option('--nodes <n>', 'local nodes of a stack this command starts').default(2).argParser(wholeNumber(1, 8)))
     .addOption(new Option('--replicas <n>', 'replicas per service of a stack this command starts').default(2).argParser(wholeNumber(1, 16)))
+    .addOption(new Option('--db <backend>', "FerretDB's backend in a stack this command starts (see flatline up --help)").default(undefined, `${DEFAULT_STACK_DB} (sqlite for a state folder that holds SQLite files only)`).choices([...STACK_DBS]))
     .option('--env <service:NAME=value>', 'environment of a stack this command starts, e.g. ingestion:FLATLINE_FORWARD_ON_FAILURE=drop (repeatable; for weakened configurations)', serviceEnv, {})
     .option('--keep-stack', `keep a stack this command started running after the ${after}, supervised until Ctrl-C`, false);
 }

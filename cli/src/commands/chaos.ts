@@ -14,7 +14,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN, readEvents, freshnessReport, readStackFile, DEFAULT_PORTS } from '@flatline/stack';
 import { duration } from './up.ts';
 import { campaignCommand } from './campaign.ts';
-import { keepSupervising, stackChoiceOptions, say, sweep, timestamp, useOrStartStack, type Service } from './chaos-common.ts';
+import { keepSupervising, stackChoiceOptions, say, sweep, timestamp, useOrStartStack, type StackChoice } from './chaos-common.ts';
 
 const CHAOS_DIR = join(REPO_ROOT, 'chaos');
 /** The experiment folders under chaos/. */
@@ -67,16 +67,11 @@ const keyValue = (value: string, previous: Record<string, string> = {}): Record<
   return { ...previous, [value.slice(0, i)]: value.slice(i + 1) };
 };
 
-interface RunOptions {
+interface RunOptions extends StackChoice {
   stateDir: string;
   var: Record<string, string>;
   frequency: number;
   reports: string;
-  flats: number;
-  interval: number;
-  nodes: number;
-  replicas: number;
-  env: Partial<Record<Service, Record<string, string>>>;
   keepStack: boolean;
 }
 

@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN, markerOf, ProcessRecord, DEFAULT_PORTS, FREE_PORTS, LocalStack, STACK_DBS, type StackDb, type StackPorts } from '@flatline/stack';
+import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN, markerOf, ProcessRecord, DEFAULT_PORTS, FREE_PORTS, LocalStack, DEFAULT_STACK_DB, STACK_DBS, type StackDb, type StackPorts } from '@flatline/stack';
 import { ensureTools, TOOLS_FOR, ToolsError } from '../../../scripts/ensure-tools.mjs';
 
 /** Parses a whole number within [min, max] for commander. */
@@ -31,7 +31,7 @@ interface UpOptions {
   logLevel: string;
   freePorts: boolean;
   mesh: 'local' | 'istio';
-  db: StackDb;
+  db?: StackDb;
 }
 
 function say(line: string): void {
@@ -65,9 +65,9 @@ export function upCommand(): Command {
     .addOption(
       new Option(
         '--db <backend>',
-        "FerretDB's backend: sqlite (files in <state-dir>/ferretdb) or postgresql (a PostgreSQL 15 cluster in <state-dir>/postgresql, loopback only, started and supervised beside FerretDB; ListMeasurements then reads a flat's range from an index, in milliseconds at a day of history, where SQLite scans every reading)",
+        "FerretDB's backend: postgresql (a PostgreSQL 15 cluster in <state-dir>/postgresql, loopback only, started and supervised beside FerretDB; ListMeasurements reads a flat's range from an index, in milliseconds at a day of history) or sqlite (files in <state-dir>/ferretdb; every range read scans all readings)",
       )
-        .default('sqlite')
+        .default(undefined, `${DEFAULT_STACK_DB}, or sqlite for a state folder that holds SQLite files only`)
         .choices([...STACK_DBS]),
     )
     .addHelpText(
