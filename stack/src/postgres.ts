@@ -70,8 +70,6 @@ export interface PostgresOptions {
   readonly port?: number;
   /** Where initdb's and the server's output go (appended). */
   readonly logFile: string;
-  /** The folder of the server's Unix socket (default: <dataDir>-socket, beside the data folder in the state folder). */
-  readonly socketDir?: string;
   /** In its own process group (see SpawnSpec.detached). */
   readonly detached?: boolean;
   /** Default 60 s (initdb included). */
@@ -115,7 +113,7 @@ export async function psql(url: string, sql: string, timeoutMs = 60000): Promise
   }
 }
 
-/** initdb into dataDir: C locale, UTF-8, trust authentication for the local socket and 127.0.0.1 only. */
+/** initdb into dataDir: C locale, UTF-8, trust authentication for 127.0.0.1 only. */
 async function initCluster(dataDir: string, logFile: string): Promise<void> {
   mkdirSync(dirname(dataDir), { recursive: true });
   try {
@@ -130,8 +128,8 @@ async function initCluster(dataDir: string, logFile: string): Promise<void> {
     appendFileSync(logFile, `${e.stdout ?? ''}${e.stderr ?? ''}`);
     throw new PostgresError(`initdb into ${dataDir} failed: ${(e.stderr ?? '').trim() || e.message}`, { cause: err });
   }
-  // Only the local socket and IPv4 loopback may connect, and without a password: the server listens on 127.0.0.1 alone.
-  writeFileSync(join(dataDir, 'pg_hba.conf'), ['# flatline: trust on loopback only (stack/src/postgres.ts)', 'local all all trust', 'host all all 127.0.0.1/32 trust', ''].join('\n'));
+  // Only IPv4 loopback may connect, and without a password: the server listens on 127.0.0.1 alone, with no Unix socket.
+  writeFileSync(join(dataDir, 'pg_hba.conf'), ['# flatline: trust on loopback only (stack/src/postgres.ts)', 'host all all 127.0.0.1/32 trust', ''].join('\n'));
   appendFileSync(
     join(dataDir, 'postgresql.conf'),
     [
@@ -153,19 +151,18 @@ async function initCluster(dataDir: string, logFile: string): Promise<void> {
 
 /**
  * Starts PostgreSQL on dataDir (running initdb there first if it holds no
- * cluster yet), listening on host (127.0.0.1) only, with its socket in the
- * state folder; resolves once it accepts a connection and the database
- * `flatline` exists.
+ * cluster yet), listening on host (127.0.0.1) only, over TCP: no Unix
+ * socket, whose path may not pass 107 bytes, which a deep state folder does
+ * (a chaos run's did); resolves once it accepts a connection and the
+ * database `flatline` exists.
  */
 export async function startPostgres(options: PostgresOptions): Promise<RunningPostgres> {
   if (!existsSync(POSTGRES)) throw new PostgresError(`${POSTGRES} is missing: bash tools/install.sh postgresql`);
   const host = options.host ?? '127.0.0.1';
-  const socketDir = options.socketDir ?? `${options.dataDir}-socket`;
   const started = Date.now();
   const readyTimeoutMs = options.readyTimeoutMs ?? 60000;
   mkdirSync(dirname(options.logFile), { recursive: true });
   if (!existsSync(join(options.dataDir, 'PG_VERSION'))) await initCluster(options.dataDir, options.logFile);
-  mkdirSync(socketDir, { recursive: true });
 
   for (let attempt = 1; ; attempt++) {
     const port = options.port !== undefined && options.port !== 0 ? options.port : await freePort(host);
@@ -174,7 +171,7 @@ export async function startPostgres(options: PostgresOptions): Promise<RunningPo
       ({ process: child } = await spawnReady({
         name: 'postgres',
         command: POSTGRES,
-        args: ['-D', options.dataDir, '-c', `listen_addresses=${host}`, '-c', `port=${port}`, '-c', `unix_socket_directories=${socketDir}`],
+        args: ['-D', options.dataDir, '-c', `listen_addresses=${host}`, '-c', `port=${port}`, '-c', 'unix_socket_directories='],
         logFile: options.logFile,
         detached: options.detached ?? false,
         readyTimeoutMs: Math.max(1000, readyTimeoutMs - (Date.now() - started)),

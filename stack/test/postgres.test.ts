@@ -20,6 +20,7 @@ import { checkHealth, unaryCall } from '@flatline/platform';
 import { eventually, startInProcessService, tempDir, type StartedServer } from '../src/harness.ts';
 import { dbOfStateDir, FREE_PORTS, LocalStack } from '../src/stack.ts';
 import { stackStatus } from '../src/status.ts';
+import { metricValue, seqGaps } from '../src/probes.ts';
 import { startDatabase, type RunningDatabase } from '../src/components.ts';
 import { ensureSlotIndex, psql, slotIndexName, startPostgres, type RunningPostgres } from '../src/postgres.ts';
 
@@ -72,6 +73,18 @@ describe('PostgreSQL under FerretDB: the slot index and a slot read that uses it
     const settings = await psql(pg.url, "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings WHERE name IN ('listen_addresses', 'fsync', 'jit', 'plan_cache_mode')");
     expect(settings).to.equal('fsync=on jit=off listen_addresses=127.0.0.1 plan_cache_mode=force_custom_plan');
     expect(readFileSync(join(dir.path, 'postgres', 'pg_hba.conf'), 'utf8')).to.match(/^host all all 127\.0\.0\.1\/32 trust$/m).and.not.match(/::1|0\.0\.0\.0/);
+  });
+
+  it('starts in a state folder deeper than a Unix socket path may be (108 bytes): it listens on TCP only', async () => {
+    const deep = join(dir.path, 'a-state-folder-whose-path-is-longer-than-a-unix-socket-path-may-be', 'postgresql', 'data');
+    expect(deep.length).to.be.above(108);
+    const other = await startPostgres({ dataDir: deep, logFile: join(dir.path, 'deep.log') });
+    try {
+      expect(await psql(other.url, 'SELECT 1')).to.equal('1');
+      expect(await psql(other.url, 'SHOW unix_socket_directories')).to.equal('');
+    } finally {
+      await other.stop();
+    }
   });
 
   it('stores readings through storage with their slots, then ensureSlotIndex puts a GIN index on FerretDB\'s table, once', async () => {
@@ -199,12 +212,25 @@ describe('flatline up --db postgresql: the stack on PostgreSQL (real processes)'
     expect(new Set(seen).size, 'no reading twice').to.equal(seen.length);
   });
 
-  it('restarts postgres when it dies, on the same port and cluster, and keeps what was stored', async () => {
+  it('restarts postgres when it dies (kill -9), on the same port and cluster; the Appends that failed meanwhile are retried from the outboxes: zero gaps', async () => {
+    const sum = async (name: string): Promise<number> => {
+      let total = 0;
+      for (const r of stack.ingestion) if (r?.process.running) total += await metricValue(r.metrics, name).catch(() => 0);
+      return total;
+    };
+    const errorsBefore = await sum('flatline_ingestion_forward_errors_total');
     const before = (await list({ flatId: '2', pageSize: 1000 })).readings.length;
+    const port = new URL(stack.postgresqlUrl!).port;
     const pg = stack.supervised().find((s) => s.name === 'postgres')!;
     process.kill(pg.pid!, 'SIGKILL');
     await eventually('postgres restarted', async () => (stack.supervised().find((s) => s.name === 'postgres')?.restarts ?? 0) >= 1, 60000, 200);
+    expect(new URL(stack.postgresqlUrl!).port, 'the same port').to.equal(port);
     await eventually('flat 2 to have more readings than before the kill', async () => (await list({ flatId: '2', pageSize: 1000 }).catch(() => ({ readings: [] }))).readings.length > before, 60000, 500);
+    await eventually('the outboxes to drain', async () => (await sum('flatline_ingestion_outbox_fetches')) === 0, 60000, 500);
+    const errors = (await sum('flatline_ingestion_forward_errors_total')) - errorsBefore;
+    console.log(`      Appends that failed while postgres was down: ${errors}`);
+    expect(errors, 'the kill reached storage: Appends failed (else this proves nothing)').to.be.greaterThan(0);
+    expect((await seqGaps(stack.db.uri)).gaps).to.deep.equal([]);
   });
 });
 
