@@ -246,7 +246,9 @@ export function slotIndexName(table: string): string {
  * with the table). Built CONCURRENTLY, so that a table with a day of history
  * keeps taking inserts while it builds; an index left invalid by a failed
  * build is dropped and built again. The collection must exist (storage
- * creates it with its indexes at start).
+ * creates it with its indexes at start). Without fast updates: with them,
+ * inserts go to a pending list that every lookup scans until a vacuum merges
+ * it, so under a steady stream of readings the slot lookups slow down.
  */
 export async function ensureSlotIndex(psqlUrl: string, database: string, collection: string): Promise<SlotIndex> {
   const table = await psql(psqlUrl, `SELECT _jsonb->>'table' FROM ${ident(database)}._ferretdb_database_metadata WHERE _jsonb->>'_id' = ${literal(collection)}`).catch((err: unknown) => {
@@ -258,9 +260,13 @@ export async function ensureSlotIndex(psqlUrl: string, database: string, collect
     psqlUrl,
     `SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ${literal(database)} AND c.relname = ${literal(index)}`,
   );
-  if (state === 't') return { table, index, created: false };
+  if (state === 't') {
+    // An index of an earlier release may take fast updates: turn them off (the pending list is merged by the next vacuum).
+    await psql(psqlUrl, `ALTER INDEX ${ident(database)}.${ident(index)} SET (fastupdate = off)`);
+    return { table, index, created: false };
+  }
   if (state === 'f') await psql(psqlUrl, `DROP INDEX CONCURRENTLY IF EXISTS ${ident(database)}.${ident(index)}`);
-  await psql(psqlUrl, `CREATE INDEX CONCURRENTLY IF NOT EXISTS ${ident(index)} ON ${ident(database)}.${ident(table)} USING gin ((_jsonb->'slot'))`, 30 * 60_000);
+  await psql(psqlUrl, `CREATE INDEX CONCURRENTLY IF NOT EXISTS ${ident(index)} ON ${ident(database)}.${ident(table)} USING gin ((_jsonb->'slot')) WITH (fastupdate = off)`, 30 * 60_000);
   return { table, index, created: true };
 }
 

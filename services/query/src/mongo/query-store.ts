@@ -175,8 +175,12 @@ export class QueryStore {
     if (plan.slots === undefined || docs.length >= want) return toPage(docs, q.pageSize);
     const { first, last, query } = plan.slots;
     const cap = this.slots?.maxMinutesPerPage ?? MAX_SLOT_MINUTES_PER_PAGE;
+    const startMs = Math.max(first * SLOT_MS, query.key.fromMs ?? -Infinity, query.after?.takenAtMs ?? -Infinity);
+    const endMs = query.key.toMs ?? (last + 1) * SLOT_MS;
     let minute = first;
     let width = 1;
+    let coveredMs = 0;
+    let found = 0;
     while (docs.length < want && minute <= last) {
       if (minute - first >= cap) {
         // Bounded work per page: the next page goes on after the minutes read, all of whose readings this page holds.
@@ -194,9 +198,12 @@ export class QueryStore {
         docs.push(...part);
         if (docs.length >= want) break;
       }
+      // The part of the range these minutes covered (the first and last may be partial): the flat's rate so far.
+      coveredMs += Math.min((through + 1) * SLOT_MS, endMs) - Math.max(minute * SLOT_MS, startMs);
+      found += got;
       minute = through + 1;
-      // As many minutes as the flat's rate so far says the rest of the page needs, one more for luck; twice as many after empty ones.
-      width = Math.min(got === 0 ? width * 2 : Math.ceil(((want - docs.length) * minutes.length) / got) + 1, MAX_SLOTS_AT_ONCE);
+      // As many minutes as that rate says the rest of the page needs, one more for luck; twice as many after empty ones.
+      width = Math.min(found === 0 ? width * 2 : Math.ceil(((want - docs.length) * coveredMs) / found / SLOT_MS) + 1, MAX_SLOTS_AT_ONCE);
     }
     return toPage(docs, q.pageSize);
   }
