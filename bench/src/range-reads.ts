@@ -6,9 +6,9 @@
  * with unordered insertMany from two writers (its throughput is the second
  * figure); then first pages of 100 of a random flat in a one-hour range at a
  * random place in the day are asked of the real query service (in-process,
- * gRPC): on SQLite the way `flatline up` reads them (one find of the range,
+ * gRPC): on SQLite the way `flatline up --db sqlite` reads them (one find of the range,
  * a scan of the collection on FerretDB v1), on PostgreSQL that way and slot
- * by slot (FLATLINE_QUERY_SLOT_READS=1, what `flatline up --db postgresql`
+ * by slot (FLATLINE_QUERY_SLOT_READS=1, what `flatline up`
  * runs). The peer is the same query on the other backend, same run.
  */
 import { credentials } from '@grpc/grpc-js';
@@ -173,9 +173,9 @@ export const rangeReadsSuite: BenchSuite = {
           await q.stop();
         }
       };
-      const SQLITE = 'SQLite, range read (flatline up)';
+      const SQLITE = 'SQLite, range read (flatline up --db sqlite)';
       const PG_RANGE = 'PostgreSQL, range read';
-      const PG_SLOTS = 'PostgreSQL, slot reads (flatline up --db postgresql)';
+      const PG_SLOTS = 'PostgreSQL, slot reads (flatline up)';
       await measure(SQLITE, sqlite.uri, false, Math.max(3, Math.round(p.pages / 20)));
       await measure(PG_RANGE, onPg.uri, false, Math.max(5, Math.round(p.pages / 5)));
       await measure(PG_SLOTS, onPg.uri, true, p.pages);
