@@ -33,11 +33,11 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync, appendFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { MongoClient, MongoServerError } from 'mongodb';
 import { COLLECTIONS } from '@flatline/platform';
+import { freePort } from './haproxy.ts';
 import { TOOLS_BIN } from './paths.ts';
 import { spawnReady, type ManagedProcess } from './processes.ts';
 
@@ -85,18 +85,6 @@ export interface RunningPostgres {
   readonly url: string;
   /** SIGINT (fast shutdown), then SIGKILL after graceMs (default 10 s); resolves with the exit code or signal. */
   stop(graceMs?: number): Promise<number | string>;
-}
-
-/** A port the kernel says is free now (bound on host, then released). */
-async function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new PostgresError(`no port from ${String(address)}`))));
-    });
-  });
 }
 
 /** Runs psql on url with one SQL command; resolves with its unaligned, tuples-only output (trimmed). */
