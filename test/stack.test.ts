@@ -102,6 +102,16 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
     });
   });
 
+  // A failure here shows what the services said of their database, not only what the test saw: the
+  // state folder (and its logs) is gone after the run.
+  afterEach(function () {
+    if (this.currentTest?.state !== 'failed' || stack === undefined) return;
+    for (const file of ['query.log', 'storage.log']) {
+      const lines = readFileSync(join(stack.logs, file), 'utf8').split('\n').filter((l) => l.includes('"db-watch"'));
+      console.log(`--- the last database watch lines of ${file}:\n${lines.slice(-12).map((l) => l.slice(0, 600)).join('\n')}`);
+    }
+  });
+
   after(async () => {
     await stack?.stop();
     dir.cleanup();

@@ -36,6 +36,20 @@ class RestartableMongoClient extends MongoClient {
   }
 }
 
+/**
+ * Closes client's topology (its monitors, pools and connections) and forgets
+ * it, so that its next operation connects afresh. Not client.close(): a
+ * closed MongoClient refuses every later operation ("Client must be connected
+ * before running operations") until connect() succeeds, which a database
+ * that is away again would not let it do.
+ */
+export function reconnectOnNextOperation(client: MongoClient): void {
+  const held = client as unknown as { topology?: { close: () => unknown } };
+  const topology = held.topology;
+  held.topology = undefined;
+  topology?.close();
+}
+
 /** MongoDB's error code of a duplicate key (E11000). */
 export const DUPLICATE_KEY = 11000;
 
@@ -104,16 +118,19 @@ export async function guard<T>(what: string, op: () => Promise<T>): Promise<T> {
 /** The shortest bound of a health ping (ms), whatever FLATLINE_DB_TIMEOUT_MS says. */
 export const PING_FLOOR_MS = 5000;
 
+/** Every how many failed pings in a row the watch logs why again. */
+const PING_FAILURE_LOG_EVERY = 10;
+
 /** How long past its deadline a ping may take to settle before the watch counts it as failed. */
 const PING_GRACE_MS = 1000;
 
 /** promise, or a rejection once ms pass without it settling (logged: the driver ignored its deadline). */
-function settleWithin<T>(promise: Promise<T>, ms: number, log: Logger): Promise<T> {
+function settleWithin<T>(promise: Promise<T>, ms: number, log: Logger, what = 'a database ping'): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      log.warn({ afterMs: ms }, 'a database ping did not settle by its deadline: counted as failed (the driver did not honour the abort signal)');
-      reject(new Error(`ping did not settle within ${ms} ms`));
+      log.warn({ afterMs: ms }, `${what} did not settle by its deadline: counted as failed (the driver did not honour it)`);
+      reject(new Error(`${what} did not settle within ${ms} ms`));
     }, ms);
   });
   return Promise.race([promise, late]).finally(() => clearTimeout(timer));
@@ -125,6 +142,42 @@ export interface WatchOptions {
   readonly timeoutMs: number;
   readonly logger: Logger;
   readonly uri: string;
+  /**
+   * The client db belongs to. Given, a watch whose pings keep failing asks a
+   * fresh client whether the database answers it, and if it does drops this
+   * one's connections, so that its next operation connects afresh.
+   */
+  readonly client?: MongoClient;
+}
+
+/** After how many failed pings in a row (and again after as many more) the watch asks a fresh client. */
+export const STUCK_CHECK_EVERY = 10;
+
+/** Whether the database at uri answers a ping from a client made for the question, within timeoutMs. */
+export async function answersFreshClient(uri: string, timeoutMs: number, log: Logger): Promise<boolean> {
+  const fresh = new MongoClient(uri, { serverSelectionTimeoutMS: timeoutMs, connectTimeoutMS: timeoutMs, maxPoolSize: 1, retryWrites: false, appName: 'flatline-probe' });
+  try {
+    await settleWithin(fresh.db().command({ ping: 1 }, deadline(timeoutMs)), timeoutMs + PING_GRACE_MS, log, 'a fresh client\'s ping');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await settleWithin(fresh.close(true), timeoutMs, log, 'closing a fresh client').catch(() => undefined);
+  }
+}
+
+/**
+ * Seen once in CI under heavy load: after FerretDB came back, storage's client
+ * worked again but query's kept failing every ping for minutes, so query
+ * answered UNAVAILABLE for good. A database that answers a fresh client while
+ * this one fails is this client's fault: its topology is dropped, and its
+ * next operation connects afresh.
+ */
+async function resetIfStuck(client: MongoClient, options: WatchOptions, log: Logger, err: unknown, failures: number): Promise<void> {
+  const timeoutMs = Math.max(options.timeoutMs, PING_FLOOR_MS);
+  if (!(await answersFreshClient(options.uri, timeoutMs, log))) return;
+  log.error({ err, failedPings: failures }, 'the database answers a fresh client but not this one: dropping its connections, its next operation connects afresh');
+  reconnectOnNextOperation(client);
 }
 
 /**
@@ -135,6 +188,7 @@ export interface WatchOptions {
 export function watchDatabase(db: Db, options: WatchOptions, onPing: (up: boolean) => Promise<void> | void): Subscription {
   const log = options.logger.child({ component: 'db-watch', uri: redactUrl(options.uri) });
   let last: boolean | undefined;
+  let failures = 0;
   return timer(0, options.intervalMs)
     .pipe(
       exhaustMap(() =>
@@ -144,17 +198,20 @@ export function watchDatabase(db: Db, options: WatchOptions, onPing: (up: boolea
         // And settled by a timer too: a ping the driver never settles (seen once in a campaign: a query
         // replica NOT_SERVING for good after two FerretDB kills) must not stop the watch for ever.
         from(settleWithin(db.command({ ping: 1 }, deadline(Math.max(options.timeoutMs, PING_FLOOR_MS))), Math.max(options.timeoutMs, PING_FLOOR_MS) + PING_GRACE_MS, log)).pipe(
-          map(() => true),
-          catchError((err: unknown) => {
-            log.debug({ err }, 'ping failed');
-            return of(false);
-          }),
-          concatMap(async (up) => {
+          map((): unknown => undefined),
+          catchError((err: unknown) => of(err ?? new Error('ping failed'))),
+          concatMap(async (err) => {
+            const up = err === undefined;
             if (up !== last) {
-              if (up) log.info('database reachable');
-              else log.warn('database unreachable');
+              if (up) log.info({ failedPings: failures }, 'database reachable');
+              else log.warn({ err }, 'database unreachable');
               last = up;
+              failures = 0;
             }
+            // While it stays away, why, now and then: a database back for the others but not for this
+            // client (a driver's pool stuck) reads differently from a database still down.
+            if (!up && ++failures % PING_FAILURE_LOG_EVERY === 0) log.warn({ err, failedPings: failures }, 'database still unreachable');
+            if (!up && options.client !== undefined && failures % STUCK_CHECK_EVERY === 0) await resetIfStuck(options.client, options, log, err, failures);
             await onPing(up);
           }),
         ),

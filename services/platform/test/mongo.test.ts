@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import { join } from 'node:path';
 import { MongoClient, type Db } from 'mongodb';
-import { createMongoClient, deadline, guard, isUnreachable, watchDatabase } from '../src/mongo.ts';
+import { createMongoClient, deadline, guard, isUnreachable, STUCK_CHECK_EVERY, watchDatabase } from '../src/mongo.ts';
 import { createLogger } from '../src/logger.ts';
 import { UnavailableError } from '../src/status.ts';
 import { eventually, startToxiproxy, tempDir, TestDatabase, type RunningToxiproxy } from '@flatline/stack';
@@ -132,6 +132,78 @@ describe('watchDatabase', function () {
       expect(calls).to.be.at.least(2);
     } finally {
       sub.unsubscribe();
+    }
+  });
+});
+
+describe('watchDatabase with its client: a client stuck while the database answers others (real FerretDB)', function () {
+  this.timeout(60000);
+  const dir = tempDir('platform-stuck');
+  const db = new TestDatabase(join(dir.path, 'db'));
+  const logger = createLogger('test', process.env['DEBUG_STUCK'] ? 'debug' : 'silent');
+  before(() => db.start());
+  after(async () => {
+    await db.stop();
+    dir.cleanup();
+  });
+
+  /** A connected client whose topology fails every server selection, as a wedged driver would; close() makes it connect afresh. */
+  async function wedgedClient(): Promise<{ client: MongoClient; closes: () => number }> {
+    const client = createMongoClient(db.uri, 500);
+    await client.db().command({ ping: 1 }, deadline(5000));
+    const topology = (client as unknown as { topology: { selectServer: () => Promise<never> } }).topology;
+    topology.selectServer = () => Promise.reject(new Error('server selection wedged (test)'));
+    let closes = 0;
+    client.on('topologyClosed', () => closes++);
+    return { client, closes: () => closes };
+  }
+
+  it(`drops the connections of a client that failed ${STUCK_CHECK_EVERY} pings while a fresh client reaches the database; the next ping finds it back`, async () => {
+    const { client, closes } = await wedgedClient();
+    const seen: boolean[] = [];
+    const sub = watchDatabase(client.db(), { intervalMs: 50, timeoutMs: 500, logger, uri: db.uri, client }, (up) => void seen.push(up));
+    try {
+      await eventually('the watch to find the database back through the same client', async () => seen.at(-1) === true && seen.includes(false), 30000, 100);
+      expect(seen.filter((up) => !up).length, 'failed pings before the reset').to.be.at.least(STUCK_CHECK_EVERY);
+      expect(closes()).to.equal(1);
+      // The same Db object works again: the services hold it, not the client.
+      expect((await client.db().command({ ping: 1 }, deadline(5000)))['ok']).to.equal(1);
+    } finally {
+      sub.unsubscribe();
+      await client.close();
+    }
+  });
+
+  it('the negative control: without its client the watch reports the wedged client down for good', async () => {
+    const { client, closes } = await wedgedClient();
+    const seen: boolean[] = [];
+    const sub = watchDatabase(client.db(), { intervalMs: 50, timeoutMs: 500, logger, uri: db.uri }, (up) => void seen.push(up));
+    try {
+      await eventually(`${3 * STUCK_CHECK_EVERY} pings`, async () => seen.length >= 3 * STUCK_CHECK_EVERY, 30000, 100);
+      expect(seen.includes(true)).to.equal(false);
+      expect(closes()).to.equal(0);
+    } finally {
+      sub.unsubscribe();
+      await client.close();
+    }
+  });
+
+  it('leaves the client alone while the database is really away (a fresh client fails too)', async () => {
+    const client = createMongoClient(db.uri, 500);
+    let closes = 0;
+    client.on('topologyClosed', () => closes++);
+    await client.db().command({ ping: 1 }, deadline(5000));
+    await db.stop();
+    const seen: boolean[] = [];
+    const sub = watchDatabase(client.db(), { intervalMs: 50, timeoutMs: 500, logger, uri: db.uri, client }, (up) => void seen.push(up));
+    try {
+      await eventually(`${2 * STUCK_CHECK_EVERY} failed pings`, async () => seen.length >= 2 * STUCK_CHECK_EVERY, 50000, 100);
+      expect(seen.includes(true)).to.equal(false);
+      expect(closes).to.equal(0);
+    } finally {
+      sub.unsubscribe();
+      await client.close();
+      await db.start();
     }
   });
 });

@@ -28,7 +28,7 @@ export async function startQuery(config: QueryConfig, logger: Logger): Promise<S
     maxStreamsSetting: 'FLATLINE_QUERY_MAX_STREAMS',
   });
 
-  const database = followDatabase(host, client.db(), { intervalMs: config.dbPingMs, timeoutMs: config.dbTimeoutMs, logger, uri: config.mongoUri });
+  const database = followDatabase(host, client.db(), { intervalMs: config.dbPingMs, timeoutMs: config.dbTimeoutMs, logger, uri: config.mongoUri, client });
   // A copy older than three reloads (and the ping's timeout) is not used: the database is away or slow.
   const snapshot = new StateSnapshot(
     client.db(),

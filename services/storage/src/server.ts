@@ -21,7 +21,7 @@ export async function startStorage(config: StorageConfig, logger: Logger): Promi
   });
   const host = new GrpcHost({ logger, metrics, reflect: ['flatline.storage.v1.StorageService'] });
 
-  const database = followDatabase(host, client.db(), { intervalMs: config.dbPingMs, timeoutMs: config.dbTimeoutMs, logger, uri: config.mongoUri }, {
+  const database = followDatabase(host, client.db(), { intervalMs: config.dbPingMs, timeoutMs: config.dbTimeoutMs, logger, uri: config.mongoUri, client }, {
     what: 'indexes',
     run: () => store.ensureIndexes(config.dbTimeoutMs),
   });
