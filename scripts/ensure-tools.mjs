@@ -23,7 +23,7 @@ export const TOOLS_FOR = Object.freeze({
   /** `flatline chaos run`: the stack it starts when none runs, and Chaos Toolkit (with the report's Python). */
   chaos: Object.freeze(['ferretdb', 'haproxy', 'toxiproxy', 'postgresql', 'chaostoolkit']),
   /** `flatline bench`: the stacks its suites start, and the peers and load generators they measure with. */
-  bench: Object.freeze(['ferretdb', 'haproxy', 'toxiproxy', 'postgresql', 'prometheus', 'wrk', 'ghz']),
+  bench: Object.freeze(['ferretdb', 'haproxy', 'toxiproxy', 'postgresql', 'prometheus', 'victoria-metrics', 'wrk', 'ghz']),
   /** `synth --validate` and test/manifests.test.ts. */
   manifests: Object.freeze(['istioctl', 'kubeconform']),
   /** test/tiltfile.test.ts: the real Tilt (it loads both modes, cluster mode too, without a cluster). */

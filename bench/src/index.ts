@@ -4,6 +4,7 @@ export * from './http-floor.ts';
 export * from './polling.ts';
 export * from './query.ts';
 export * from './resilience.ts';
+export * from './scale.ts';
 export * from './storage.ts';
 export * from './suite.ts';
 export * from './suites.ts';

@@ -95,7 +95,7 @@ export function instantValue(answer: unknown): number {
 }
 
 /** Runs an instant query at timeS (seconds since the epoch) against Prometheus at address. */
-async function promQuery(address: string, query: string, timeS?: number): Promise<number> {
+export async function promQuery(address: string, query: string, timeS?: number): Promise<number> {
   const time = timeS === undefined ? '' : `&time=${timeS.toFixed(3)}`;
   const res = await fetch(`http://${address}/api/v1/query?query=${encodeURIComponent(query)}${time}`, { signal: AbortSignal.timeout(15_000) });
   return instantValue(await res.json());
@@ -233,8 +233,8 @@ export function fileSdTargets(address: string, flatIds: readonly string[]): stri
   return JSON.stringify(flatIds.map((flat) => ({ targets: [address], labels: { flat } })));
 }
 
-/** Starts Prometheus on a free loopback port with its configuration and storage in dir. */
-async function startPrometheus(bin: string, dir: string, stack: LocalStack, user: string, password: string): Promise<{ process: ManagedProcess; address: string }> {
+/** Writes into dir the scrape configuration of every flat of stack (prometheus.yml, its targets and password files); returns its path. */
+export function writeScrapeConfig(dir: string, stack: LocalStack, user: string, password: string): string {
   mkdirSync(dir, { recursive: true });
   const passwordFile = join(dir, 'scrape-password');
   writeFileSync(passwordFile, password, { mode: 0o600 });
@@ -242,6 +242,12 @@ async function startPrometheus(bin: string, dir: string, stack: LocalStack, user
   writeFileSync(targetsFile, fileSdTargets(stack.devices.addresses['https']!, [...loadCredentials(stack.credentialsFile).keys()]));
   const configFile = join(dir, 'prometheus.yml');
   writeFileSync(configFile, prometheusConfig({ intervalMs: stack.options.intervalMs, caFile: join(stack.options.stateDir, 'devices', 'ca.pem'), user, passwordFile, targetsFile }));
+  return configFile;
+}
+
+/** Starts Prometheus on a free loopback port with its configuration and storage in dir. */
+export async function startPrometheus(bin: string, dir: string, stack: LocalStack, user: string, password: string): Promise<{ process: ManagedProcess; address: string }> {
+  const configFile = writeScrapeConfig(dir, stack, user, password);
   const address = `127.0.0.1:${await freePort('127.0.0.1')}`;
   const { process } = await spawnReady({
     name: 'prometheus',

@@ -223,6 +223,47 @@ export function slotIndexName(table: string): string {
   return `${table.slice(0, 50)}_slot_gin`;
 }
 
+/** FerretDB's PostgreSQL table of collection in database (a schema), from FerretDB's own metadata table. */
+export async function collectionTable(psqlUrl: string, database: string, collection: string): Promise<string> {
+  const table = await psql(psqlUrl, `SELECT _jsonb->>'table' FROM ${ident(database)}._ferretdb_database_metadata WHERE _jsonb->>'_id' = ${literal(collection)}`).catch((err: unknown) => {
+    throw new PostgresError(`no FerretDB metadata for database ${JSON.stringify(database)} at ${psqlUrl} (has storage created its collections?): ${(err as Error).message}`, { cause: err });
+  });
+  if (table === '') throw new PostgresError(`FerretDB has no collection ${JSON.stringify(collection)} in database ${JSON.stringify(database)} yet: storage creates it (with its indexes) when it starts`);
+  return table;
+}
+
+/** What readingGapsSql found. */
+export interface SqlGapReport {
+  /** (flat, device, epoch) runs with readings. */
+  readonly runs: number;
+  readonly readings: number;
+  /** Seqs missing between each run's lowest and highest stored seq, summed. */
+  readonly missing: number;
+  /** Runs with at least one missing seq. */
+  readonly runsWithGaps: number;
+}
+
+/**
+ * The gap count of probes.ts's seqGaps, computed by PostgreSQL itself over
+ * FerretDB's table of the readings: per (flat, device, epoch), highest seq −
+ * lowest seq + 1 − readings (the unique index rules out duplicates). At a
+ * scale run's millions of readings FerretDB v1 would sort them all in its own
+ * memory (it pushes no sort down); this is one aggregate in the database.
+ */
+export async function readingGapsSql(psqlUrl: string, database: string, timeoutMs = 10 * 60_000): Promise<SqlGapReport> {
+  const table = await collectionTable(psqlUrl, database, COLLECTIONS.readings);
+  const out = await psql(
+    psqlUrl,
+    `SELECT count(*), coalesce(sum(n), 0), coalesce(sum(hi - lo + 1 - n), 0), count(*) FILTER (WHERE hi - lo + 1 > n) FROM (` +
+      `SELECT count(*) AS n, min((_jsonb->>'seq')::bigint) AS lo, max((_jsonb->>'seq')::bigint) AS hi FROM ${ident(database)}.${ident(table)} ` +
+      `GROUP BY _jsonb->>'flat_id', _jsonb->>'device_id', coalesce((_jsonb->>'epoch')::bigint, 0)) AS runs`,
+    timeoutMs,
+  );
+  const [runs, readings, missing, runsWithGaps] = out.split('|').map(Number);
+  if ([runs, readings, missing, runsWithGaps].some((n) => n === undefined || !Number.isFinite(n))) throw new PostgresError(`readingGapsSql: psql answered ${JSON.stringify(out)}`);
+  return { runs: runs!, readings: readings!, missing: missing!, runsWithGaps: runsWithGaps! };
+}
+
 /**
  * Makes sure FerretDB's PostgreSQL table of collection (in the schema named
  * database, the MongoDB database) has a GIN index on `(_jsonb->'slot')`, the
@@ -239,10 +280,7 @@ export function slotIndexName(table: string): string {
  * it, so under a steady stream of readings the slot lookups slow down.
  */
 export async function ensureSlotIndex(psqlUrl: string, database: string, collection: string): Promise<SlotIndex> {
-  const table = await psql(psqlUrl, `SELECT _jsonb->>'table' FROM ${ident(database)}._ferretdb_database_metadata WHERE _jsonb->>'_id' = ${literal(collection)}`).catch((err: unknown) => {
-    throw new PostgresError(`no FerretDB metadata for database ${JSON.stringify(database)} at ${psqlUrl} (has storage created its collections?): ${(err as Error).message}`, { cause: err });
-  });
-  if (table === '') throw new PostgresError(`FerretDB has no collection ${JSON.stringify(collection)} in database ${JSON.stringify(database)} yet: storage creates it (with its indexes) when it starts`);
+  const table = await collectionTable(psqlUrl, database, collection);
   const index = slotIndexName(table);
   const state = await psql(
     psqlUrl,

@@ -22,7 +22,7 @@ import { dbOfStateDir, FREE_PORTS, LocalStack } from '../src/stack.ts';
 import { stackStatus } from '../src/status.ts';
 import { metricValue, seqGaps } from '../src/probes.ts';
 import { startDatabase, type RunningDatabase } from '../src/components.ts';
-import { ensureSlotIndex, psql, slotIndexName, startPostgres, type RunningPostgres } from '../src/postgres.ts';
+import { ensureSlotIndex, psql, readingGapsSql, slotIndexName, startPostgres, type RunningPostgres } from '../src/postgres.ts';
 
 const MINUTE = 60_000;
 const T0 = Math.floor((Date.now() - 3600_000) / MINUTE) * MINUTE;
@@ -169,6 +169,20 @@ describe('PostgreSQL under FerretDB: the slot index and a slot read that uses it
     } finally {
       clients.forEach((c) => c.close());
     }
+  });
+
+  it('readingGapsSql (the scale suite\'s gap count, in PostgreSQL) agrees with seqGaps, and counts a reading removed from the middle of a run', async () => {
+    const database = new URL(ferretdb.uri).pathname.slice(1);
+    const before = await readingGapsSql(pg.url, database);
+    const scan = await seqGaps(ferretdb.uri);
+    expect(before).to.deep.equal({ runs: scan.devices, readings: scan.readings, missing: 0, runsWithGaps: 0 });
+    expect(before.readings).to.equal(FLATS * DEVICES.length * PER_DEVICE);
+    // The negative control: one reading gone from the middle of flat 3's heat meter.
+    const removed = await mongo.db().collection('readings').deleteOne({ flat_id: '3', device_id: 'heat', seq: 50 });
+    expect(removed.deletedCount).to.equal(1);
+    const after = await readingGapsSql(pg.url, database);
+    expect(after).to.deep.equal({ runs: before.runs, readings: before.readings - 1, missing: 1, runsWithGaps: 1 });
+    expect((await seqGaps(ferretdb.uri)).gaps).to.deep.equal([{ flat: '3', device: 'heat', epoch: 0, missing: 1 }]);
   });
 });
 

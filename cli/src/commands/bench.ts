@@ -20,6 +20,9 @@ interface BenchOptions {
   dry: boolean;
   keep: boolean;
   out: string;
+  flats?: number;
+  minutes?: number;
+  repeats?: number;
 }
 
 const say = (line: string): void => void process.stderr.write(`[bench] ${line}\n`);
@@ -29,6 +32,13 @@ function onlyList(value: string): string[] {
   const unknown = names.filter((n) => !SUITES.some((s) => s.name === n));
   if (unknown.length > 0) throw new InvalidArgumentError(`unknown suite(s) ${unknown.join(', ')}; suites: ${SUITES.map((s) => s.name).join(', ')}`);
   return names;
+}
+
+/** A whole number at least 1, for --flats, --minutes and --repeats. */
+function positive(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a whole number of at least 1, got ${JSON.stringify(value)}`);
+  return n;
 }
 
 function version(command: string, args: string[]): string {
@@ -70,9 +80,13 @@ export function benchCommand(): Command {
     .option('--dry', 'print the plan of each suite and exit (npm test runs this, so the command cannot rot)', false)
     .option('--keep', "keep each stack's state folder and logs", false)
     .option('--out <dir>', 'folder for the JSON results', join(REPO_ROOT, 'bench-results'))
+    .option('--flats <n>', 'flats of the scale suite (default 10000; 2000 with --quick)', positive)
+    .option('--minutes <n>', 'minutes the scale suite watches the stack (default 10; 2 with --quick)', positive)
+    .option('--repeats <n>', 'repeats of the scale suite (default 3; 1 with --quick)', positive)
     .addHelpText('after', `\nSuites:\n${SUITES.map((s) => `  ${s.name.padEnd(12)} ${s.title}`).join('\n')}`)
     .action(async (o: BenchOptions) => {
-      const ctx: BenchContext = { quick: o.quick, keep: o.keep, say };
+      const sizes = { ...(o.flats === undefined ? {} : { flats: o.flats }), ...(o.minutes === undefined ? {} : { minutes: o.minutes }), ...(o.repeats === undefined ? {} : { repeats: o.repeats }) };
+      const ctx: BenchContext = { quick: o.quick, keep: o.keep, say, sizes };
       const suites = SUITES.filter((s) => o.only === undefined || o.only.includes(s.name));
       if (o.dry) {
         for (const s of suites) process.stdout.write(`bench plan: ${s.name}: ${s.plan(ctx)}\n`);

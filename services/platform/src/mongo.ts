@@ -150,8 +150,11 @@ export interface WatchOptions {
   readonly client?: MongoClient;
 }
 
-/** After how many failed pings in a row (and again after as many more) the watch asks a fresh client. */
-export const STUCK_CHECK_EVERY = 10;
+/** After how many failed pings in a row the watch asks a fresh client (then at most once per PING_FLOOR_MS, one at a time). */
+export const STUCK_AFTER_PINGS = 3;
+
+/** Failed pings after a fresh client reached the database that make this client stuck. */
+const STUCK_CONFIRM_PINGS = 2;
 
 /** Whether the database at uri answers a ping from a client made for the question, within timeoutMs. */
 export async function answersFreshClient(uri: string, timeoutMs: number, log: Logger): Promise<boolean> {
@@ -167,16 +170,31 @@ export async function answersFreshClient(uri: string, timeoutMs: number, log: Lo
 }
 
 /**
- * Seen once in CI under heavy load: after FerretDB came back, storage's client
- * worked again but query's kept failing every ping for minutes, so query
- * answered UNAVAILABLE for good. A database that answers a fresh client while
- * this one fails is this client's fault: its topology is dropped, and its
- * next operation connects afresh.
+ * mongodb 7.9 can leave a client failing every server selection after the
+ * database went away and came back: the server's description keeps the error
+ * of a closed connection ("connection 3 … closed") while other clients of the
+ * same database work again. Seen in CI (query answered UNAVAILABLE for
+ * minutes after FerretDB restarted while storage recovered) and reproduced
+ * by a kill -9 of FerretDB followed by freezes: one of four clients stayed
+ * down until this reset. A database that answers a fresh client while this
+ * one fails is this client's fault: its topology is dropped, and its next
+ * operation connects afresh. still() says whether the watch still sees it
+ * down once the fresh client answered (a ping may have come back meanwhile).
  */
-async function resetIfStuck(client: MongoClient, options: WatchOptions, log: Logger, err: unknown, failures: number): Promise<void> {
+async function resetIfStuck(client: MongoClient, options: WatchOptions, log: Logger, still: () => { down: boolean; failures: number; err: unknown }): Promise<void> {
   const timeoutMs = Math.max(options.timeoutMs, PING_FLOOR_MS);
   if (!(await answersFreshClient(options.uri, timeoutMs, log))) return;
-  log.error({ err, failedPings: failures }, 'the database answers a fresh client but not this one: dropping its connections, its next operation connects afresh');
+  // A database that just came back (a freeze ends) answers a fresh client a heartbeat before this one sees it:
+  // stuck is still failing STUCK_CONFIRM_PINGS more pings after the fresh client got its answer.
+  const answered = still().failures;
+  const until = Date.now() + STUCK_CONFIRM_PINGS * (timeoutMs + options.intervalMs + PING_GRACE_MS);
+  let now = still();
+  while (now.down && now.failures < answered + STUCK_CONFIRM_PINGS && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 100));
+    now = still();
+  }
+  if (!now.down || now.failures < answered + STUCK_CONFIRM_PINGS) return;
+  log.error({ err: now.err, failedPings: now.failures }, 'the database answers a fresh client but not this one: dropping its connections, its next operation connects afresh');
   reconnectOnNextOperation(client);
 }
 
@@ -189,6 +207,9 @@ export function watchDatabase(db: Db, options: WatchOptions, onPing: (up: boolea
   const log = options.logger.child({ component: 'db-watch', uri: redactUrl(options.uri) });
   let last: boolean | undefined;
   let failures = 0;
+  let probing = false;
+  let lastProbe = 0;
+  let lastErr: unknown;
   return timer(0, options.intervalMs)
     .pipe(
       exhaustMap(() =>
@@ -211,7 +232,17 @@ export function watchDatabase(db: Db, options: WatchOptions, onPing: (up: boolea
             // While it stays away, why, now and then: a database back for the others but not for this
             // client (a driver's pool stuck) reads differently from a database still down.
             if (!up && ++failures % PING_FAILURE_LOG_EVERY === 0) log.warn({ err, failedPings: failures }, 'database still unreachable');
-            if (!up && options.client !== undefined && failures % STUCK_CHECK_EVERY === 0) await resetIfStuck(options.client, options, log, err, failures);
+            // Beside the pings, not in their way: a frozen database holds a fresh client's ping for its whole deadline too.
+            const client = options.client;
+            if (!up && client !== undefined && failures >= STUCK_AFTER_PINGS && !probing && Date.now() - lastProbe >= PING_FLOOR_MS) {
+              probing = true;
+              lastProbe = Date.now();
+              lastErr = err;
+              void resetIfStuck(client, options, log, () => ({ down: last === false, failures, err: lastErr }))
+                .catch((probeErr: unknown) => log.warn({ err: probeErr }, 'asking a fresh client failed'))
+                .finally(() => (probing = false));
+            }
+            if (!up) lastErr = err;
             await onPing(up);
           }),
         ),

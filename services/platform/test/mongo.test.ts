@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import { join } from 'node:path';
 import { MongoClient, type Db } from 'mongodb';
-import { createMongoClient, deadline, guard, isUnreachable, STUCK_CHECK_EVERY, watchDatabase } from '../src/mongo.ts';
+import { createMongoClient, deadline, guard, isUnreachable, PING_FLOOR_MS, STUCK_AFTER_PINGS, watchDatabase } from '../src/mongo.ts';
 import { createLogger } from '../src/logger.ts';
 import { UnavailableError } from '../src/status.ts';
 import { eventually, startToxiproxy, tempDir, TestDatabase, type RunningToxiproxy } from '@flatline/stack';
@@ -158,13 +158,13 @@ describe('watchDatabase with its client: a client stuck while the database answe
     return { client, closes: () => closes };
   }
 
-  it(`drops the connections of a client that failed ${STUCK_CHECK_EVERY} pings while a fresh client reaches the database; the next ping finds it back`, async () => {
+  it(`drops the connections of a client that failed ${STUCK_AFTER_PINGS} pings while a fresh client reaches the database; the next ping finds it back`, async () => {
     const { client, closes } = await wedgedClient();
     const seen: boolean[] = [];
     const sub = watchDatabase(client.db(), { intervalMs: 50, timeoutMs: 500, logger, uri: db.uri, client }, (up) => void seen.push(up));
     try {
       await eventually('the watch to find the database back through the same client', async () => seen.at(-1) === true && seen.includes(false), 30000, 100);
-      expect(seen.filter((up) => !up).length, 'failed pings before the reset').to.be.at.least(STUCK_CHECK_EVERY);
+      expect(seen.filter((up) => !up).length, 'failed pings before the reset').to.be.at.least(STUCK_AFTER_PINGS);
       expect(closes()).to.equal(1);
       // The same Db object works again: the services hold it, not the client.
       expect((await client.db().command({ ping: 1 }, deadline(5000)))['ok']).to.equal(1);
@@ -179,7 +179,7 @@ describe('watchDatabase with its client: a client stuck while the database answe
     const seen: boolean[] = [];
     const sub = watchDatabase(client.db(), { intervalMs: 50, timeoutMs: 500, logger, uri: db.uri }, (up) => void seen.push(up));
     try {
-      await eventually(`${3 * STUCK_CHECK_EVERY} pings`, async () => seen.length >= 3 * STUCK_CHECK_EVERY, 30000, 100);
+      await eventually('40 pings', async () => seen.length >= 40, 30000, 100);
       expect(seen.includes(true)).to.equal(false);
       expect(closes()).to.equal(0);
     } finally {
@@ -197,7 +197,9 @@ describe('watchDatabase with its client: a client stuck while the database answe
     const seen: boolean[] = [];
     const sub = watchDatabase(client.db(), { intervalMs: 50, timeoutMs: 500, logger, uri: db.uri, client }, (up) => void seen.push(up));
     try {
-      await eventually(`${2 * STUCK_CHECK_EVERY} failed pings`, async () => seen.length >= 2 * STUCK_CHECK_EVERY, 50000, 100);
+      // Long enough for two fresh clients (one per PING_FLOOR_MS) to fail.
+      await new Promise((r) => setTimeout(r, 2 * PING_FLOOR_MS + 2000));
+      expect(seen.length).to.be.at.least(2 * STUCK_AFTER_PINGS);
       expect(seen.includes(true)).to.equal(false);
       expect(closes).to.equal(0);
     } finally {
