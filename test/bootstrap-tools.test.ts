@@ -85,7 +85,7 @@ describe('bootstrap: what each command installs', function () {
       expect(sorted(TOOLS_FOR.chaos)).to.deep.equal(['chaostoolkit', 'ferretdb', 'haproxy', 'postgresql', 'toxiproxy']);
       const bench = spawnedTools([join(ROOT, 'bench', 'src'), join(ROOT, 'cli', 'src', 'bench'), join(ROOT, 'cli', 'src', 'commands', 'bench.ts')]);
       expect(sorted(TOOLS_FOR.bench)).to.deep.equal(sorted([...TOOLS_FOR.up, ...bench]));
-      expect(sorted(TOOLS_FOR.bench)).to.deep.equal(['ferretdb', 'ghz', 'haproxy', 'postgresql', 'prometheus', 'toxiproxy', 'wrk']);
+      expect(sorted(TOOLS_FOR.bench)).to.deep.equal(['ferretdb', 'ghz', 'haproxy', 'postgresql', 'prometheus', 'toxiproxy', 'victoria-metrics', 'wrk']);
     });
 
     it('the manifest and Tiltfile checks name the tools their tests spawn', async () => {

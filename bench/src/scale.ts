@@ -19,7 +19,7 @@
  * ingestion stopped, the rest idle) Prometheus, then VictoriaMetrics.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -313,6 +313,10 @@ async function peerSample(address: string, t: number): Promise<ScaleSample> {
 /** Starts VictoriaMetrics (single node) scraping what prometheus.yml in dir names, on a free loopback port. */
 async function startVictoriaMetrics(bin: string, dir: string, stack: LocalStack, user: string, password: string): Promise<{ process: ManagedProcess; address: string }> {
   const configFile = writeScrapeConfig(dir, stack, user, password);
+  // The same job, less what VictoriaMetrics refuses to parse: file_sd's refresh_interval (it rereads the file on its own).
+  const config = JSON.parse(readFileSync(configFile, 'utf8')) as { scrape_configs: Array<{ file_sd_configs?: Array<Record<string, unknown>> }> };
+  for (const job of config.scrape_configs) for (const sd of job.file_sd_configs ?? []) delete sd['refresh_interval'];
+  writeFileSync(configFile, `${JSON.stringify(config, null, 1)}\n`);
   const address = `127.0.0.1:${await freePort('127.0.0.1')}`;
   const { process } = await spawnReady({
     name: 'victoria-metrics',
@@ -325,7 +329,7 @@ async function startVictoriaMetrics(bin: string, dir: string, stack: LocalStack,
       '-search.latencyOffset=0s',
     ],
     logFile: join(dir, 'victoria-metrics.log'),
-    ready: (line) => (line.includes('started server at') ? 'ready' : undefined),
+    ready: (line) => (line.includes('starting http server at') ? 'ready' : undefined),
     readyTimeoutMs: 60_000,
   });
   return { process, address };
