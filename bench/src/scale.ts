@@ -12,16 +12,17 @@
  * component (process trees: postgres forks a backend per connection). At the
  * end the device link is cut (Toxiproxy), the outboxes drain, and PostgreSQL
  * counts the gaps. The peers' equivalent figure is the age of each target's
- * last successful scrape in their TSDB, `time() - timestamp(up == 1)`.
+ * last scrape in their TSDB, `time() - timestamp(up)` (of `up == 1` it would be the query time).
  *
  * Three systems at once on 2 cores would measure the competition for them,
  * so they take turns against the same simulator: flatline, then (its
  * ingestion stopped, the rest idle) Prometheus, then VictoriaMetrics.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import {
   FREE_PORTS,
   freePort,
@@ -301,7 +302,9 @@ async function drainAndCount(stack: LocalStack, plan: ScalePlan, say: (line: str
 
 /** The peer's freshness over its targets, as flatline's: ages of the last successful scrape. */
 async function peerSample(address: string, t: number): Promise<ScaleSample> {
-  const age = 'time() - timestamp(up{job="flats"} == 1)';
+  // timestamp() of a selector is its sample's time, here each target's last scrape; of `up == 1` it would be the
+  // query's own time (a comparison makes new samples), and every age 0 s (seen). Failed scrapes show in `visible`.
+  const age = 'time() - timestamp(up{job="flats"})';
   try {
     const [p50, p99, worst, visible] = await Promise.all([promQuery(address, `quantile(0.5, ${age})`), promQuery(address, `quantile(0.99, ${age})`), promQuery(address, `max(${age})`), promQuery(address, `count(up{job="flats"} == 1)`)]);
     return { t, p50, p99, worst, visible };
@@ -335,6 +338,20 @@ async function startVictoriaMetrics(bin: string, dir: string, stack: LocalStack,
   return { process, address };
 }
 
+/**
+ * The Debian package version of a tool unpacked by tools/lib.sh (its
+ * changelog's first line), for a binary that prints none: Debian's
+ * VictoriaMetrics says `build version: ` and nothing more.
+ */
+function debianVersion(bin: string, pkg: string): string | undefined {
+  try {
+    const root = join(dirname(realpathSync(bin)), '..', 'root');
+    return /\(([^)]+)\)/.exec(gunzipSync(readFileSync(join(root, 'usr', 'share', 'doc', pkg, 'changelog.Debian.gz'))).toString('utf8').split('\n')[0] ?? '')?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
 /** Runs one peer against the stack's simulator: warm-up, a window of samples, /proc of its process, its scrape count. */
 async function runPeer(
   name: PeerSide['name'],
@@ -345,7 +362,7 @@ async function runPeer(
   credential: { user: string; password: string },
   say: (line: string) => void,
 ): Promise<PeerSide> {
-  const version = (name === 'Prometheus' ? /version (\S+)/.exec(toolVersionLine(bin))?.[1] : /v(\d+\.\d+\.\d+)/.exec(toolVersionLine(bin, '-version'))?.[1]) ?? 'unknown';
+  const version = (name === 'Prometheus' ? /version (\S+)/.exec(toolVersionLine(bin))?.[1] : debianVersion(bin, 'victoria-metrics')) ?? 'unknown';
   say(`starting ${name} ${version}`);
   const running = name === 'Prometheus' ? await startPrometheus(bin, dir, stack, credential.user, credential.password) : await startVictoriaMetrics(bin, dir, stack, credential.user, credential.password);
   const problems: string[] = [];
@@ -560,7 +577,7 @@ export function scaleDetails(results: readonly ScaleRepeat[], plan: ScalePlan): 
 function scaleNotes(plan: ScalePlan, results: readonly ScaleRepeat[]): string[] {
   return [
     `The stack \`npm start\` runs: ${plan.nodes} nodes, ${plan.replicas} replicas of each service, FerretDB on PostgreSQL, Toxiproxy on every link; ${plan.flats} flats × ${plan.devicesPerFlat} devices, a reading per device every ${plan.devicePeriodMs / 1000} s, polled every ${plan.intervalMs / 1000} s.`,
-    `flatline's freshness is GetFreshness through the query frontend every ${plan.sampleMs / 1000} s for ${plan.minutes} minutes from the moment the stack is up; the goal counts the minutes after the first. The peers' is \`time() - timestamp(up{job="flats"} == 1)\` over their targets, every ${plan.sampleMs / 1000} s for ${plan.peerMinutes} minutes after every target was scraped once (their first minute counts).`,
+    `flatline's freshness is GetFreshness through the query frontend every ${plan.sampleMs / 1000} s for ${plan.minutes} minutes from the moment the stack is up; the goal counts the minutes after the first. The peers' is \`time() - timestamp(up{job="flats"})\`, the age of each target's last scrape, over their targets (a failed scrape shows as a target not visible, \`up == 1\` counted), every ${plan.sampleMs / 1000} s for ${plan.peerMinutes} minutes after every target was scraped once (their first minute counts).`,
     'The systems take turns against the same simulator (flatline, then Prometheus, then VictoriaMetrics, ingestion stopped meanwhile): at once, they would measure their competition for 2 cores. The peers scrape each flat with one shared credential (a scrape job takes one basic_auth).',
     'Gaps: once the window ends the device link is cut (Toxiproxy), the outboxes drain, and PostgreSQL counts per (flat, device, epoch) the seqs missing between the lowest and highest stored.',
     'CPU per poll counts ingestion (both replicas) over the window after its first minute, against the successful polls in it; a peer\'s CPU per scrape, its whole process over its window against the sum of its up samples.',
