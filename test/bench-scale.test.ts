@@ -31,6 +31,8 @@ function side(p99PerMinute: readonly number[], over: Partial<NonNullable<ScaleRe
     steadyPolls: 48_000,
     steadyIngestionCpuS: 9.6,
     outboxAtEnd: [10, 20],
+    missed: 0,
+    outboxFull: 0,
     drainS: 2,
     gaps: { runs: 300, readings: 90_000, missing: 0, runsWithGaps: 0 },
     problems: [],
