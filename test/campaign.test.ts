@@ -7,25 +7,13 @@
  * proves nothing.
  */
 import { expect } from 'chai';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { CAMPAIGN_KINDS, tempDir } from '@flatline/stack';
+import { CAMPAIGN_KINDS, databaseWatchLines, tempDir } from '@flatline/stack';
 import { campaign, type CampaignOutcome } from './support/campaign-run.ts';
 
 /** Seed 16 draws every kind in 3 minutes, and the database frozen at +5 s: the weakened run fails early. */
 const SEED = '16';
-
-/** What storage and query said of their database and health (the last lines of each), for a failure's message: the logs go with the test's folder. */
-function databaseWatch(logs: string): string {
-  const out: string[] = [];
-  for (const file of readdirSync(logs).filter((f) => /^(storage|query)-\d+\.log$/.test(f)).sort()) {
-    const lines = readFileSync(join(logs, file), 'utf8')
-      .split('\n')
-      .filter((l) => l.includes('"db-watch"') || l.includes('"msg":"serving"') || l.includes('"msg":"not serving"') || /"level":[45]0/.test(l));
-    out.push(`--- ${file}: the last database-watch, health, warning and error lines`, ...lines.slice(-25).map((l) => l.slice(0, 500)));
-  }
-  return out.join('\n');
-}
 
 describe('flatline chaos campaign', function () {
   this.timeout(480000);
@@ -37,7 +25,7 @@ describe('flatline chaos campaign', function () {
   it(`a 3-minute campaign (seed ${SEED}) of overlapping faults of every kind holds every invariant, and reports it`, async () => {
     strong = await campaign(reports, join(dir.path, 'strong'), ['--duration', '3m', '--seed', SEED], 420000);
     const o = strong;
-    const shown = `${o.stdout.slice(-4000)}\n${readFileSync(join(o.dir, 'report.md'), 'utf8').slice(0, 3000)}\n${databaseWatch(join(dir.path, 'strong', 'logs'))}`;
+    const shown = `${o.stdout.slice(-4000)}\n${readFileSync(join(o.dir, 'report.md'), 'utf8').slice(0, 3000)}\n${databaseWatchLines(join(dir.path, 'strong', 'logs'))}`;
     expect(o.code, shown).to.equal(0);
     expect(o.verdict.verdict, shown).to.equal('passed');
     expect(o.verdict.violations).to.equal(0);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { credentials } from '@grpc/grpc-js';
 import { QueryServiceClient } from '@flatline/proto';
-import { REPO_ROOT, TOOLS_BIN, type LocalStack, freshness, holdFor, metric, queryFaultInterceptor, seqGaps, eventually, startTestStack, tempDir } from '@flatline/stack';
+import { REPO_ROOT, TOOLS_BIN, type LocalStack, databaseWatchLines, freshness, holdFor, metric, queryFaultInterceptor, seqGaps, eventually, startTestStack, tempDir } from '@flatline/stack';
 import { flatIds, loadCredentials, unaryCall } from '@flatline/platform';
 
 const run = promisify(execFile);
@@ -106,10 +106,7 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
   // state folder (and its logs) is gone after the run.
   afterEach(function () {
     if (this.currentTest?.state !== 'failed' || stack === undefined) return;
-    for (const file of ['query.log', 'storage.log']) {
-      const lines = readFileSync(join(stack.logs, file), 'utf8').split('\n').filter((l) => l.includes('"db-watch"'));
-      console.log(`--- the last database watch lines of ${file}:\n${lines.slice(-12).map((l) => l.slice(0, 600)).join('\n')}`);
-    }
+    console.log(databaseWatchLines(stack.logs));
   });
 
   after(async () => {

@@ -260,14 +260,18 @@ export async function startPrometheus(bin: string, dir: string, stack: LocalStac
   return { process, address };
 }
 
-/** Waits until every target was scraped once (each has an up series), at most plan.warmUpMs. */
-async function warmUpPrometheus(address: string, flats: number, plan: PollingPlan, say: (line: string) => void): Promise<void> {
-  const end = Date.now() + plan.warmUpMs;
+/**
+ * Waits until a scraper (Prometheus, or VictoriaMetrics: the same query API)
+ * scraped every target once (each has an up series), at most warmUpMs;
+ * resolves with what fell short, undefined when nothing did.
+ */
+export async function warmUpScraper(name: string, address: string, flats: number, warmUpMs: number, say: (line: string) => void): Promise<string | undefined> {
+  const end = Date.now() + warmUpMs;
   for (;;) {
     const scraped = await promQuery(address, 'count(up{job="flats"})').catch(() => 0);
-    if (scraped >= flats) return;
-    if (Date.now() > end) return say(`only ${scraped} of ${flats} targets scraped after the warm-up; measuring anyway`);
-    say(`warming up Prometheus, ${scraped} of ${flats} targets scraped`);
+    if (scraped >= flats) return undefined;
+    if (Date.now() > end) return `only ${scraped} of ${flats} targets scraped after ${warmUpMs / 1000} s of warm-up; measuring anyway`;
+    say(`warming up ${name}, ${scraped} of ${flats} targets scraped`);
     await sleep(2000);
   }
 }
@@ -307,7 +311,8 @@ async function runPrometheus(
   say('starting Prometheus');
   const running = await startPrometheus(bin, dir, stack, credential.user, credential.password);
   try {
-    await warmUpPrometheus(running.address, flats, plan, say);
+    const short = await warmUpScraper('Prometheus', running.address, flats, plan.warmUpMs, say);
+    if (short !== undefined) say(short);
     const side = await measurePrometheus(running, stack, plan, say);
     say(`Prometheus: ${side.completed} scrapes completed`);
     return side;

@@ -32,11 +32,12 @@ import {
   readingGapsSql,
   spawnReady,
   treeStats,
+  treeStatsOf,
   type ManagedProcess,
   type SqlGapReport,
 } from '@flatline/stack';
 import { ensureTool, mb, showSecondsAsMs, toolVersionLine } from './bench-tools.ts';
-import { promQuery, startPrometheus, writeScrapeConfig } from './polling.ts';
+import { promQuery, startPrometheus, warmUpScraper, writeScrapeConfig } from './polling.ts';
 import { percentile, sleep, type BenchContext, type BenchSuite, type DetailTable, type Figure, type SuiteResult } from './suite.ts';
 
 /** What a run of the suite does. */
@@ -168,8 +169,9 @@ export interface FlatlineSide {
   readonly outboxAtEnd: ReadonlyArray<number | undefined>;
   /**
    * Readings a device no longer had when polled (a flat not polled within its
-   * window), and fetches refused by a full outbox, over the window: gaps
-   * flatline never held, as ingestion counted them.
+   * window), and fetches refused by a full outbox, since ingestion started
+   * (with the stack, just before the window): gaps flatline never held, as
+   * ingestion counted them.
    */
   readonly missed: number;
   readonly outboxFull: number;
@@ -218,12 +220,6 @@ async function ingestionCounter(stack: LocalStack, name: string, labels = ''): P
   return each.reduce((a, b) => a + b, 0);
 }
 
-/** Successful polls of every ingestion replica so far. */
-async function okPolls(stack: LocalStack): Promise<number> {
-  const each = await Promise.all(stack.ingestion.map((r) => (r?.process.running ? metricValue(r.metrics, 'flatline_ingestion_polls_total', 'outcome="ok"').catch(() => Number.NaN) : 0)));
-  return each.reduce((a, b) => a + b, 0);
-}
-
 /** Samples knowledge freshness (and outboxes) every plan.sampleMs for ms; CPU and RSS of every stack process as it goes. */
 async function watchFlatline(stack: LocalStack, plan: ScalePlan, say: (line: string) => void): Promise<FlatlineSide> {
   const windowMs = plan.minutes * 60_000;
@@ -238,8 +234,10 @@ async function watchFlatline(stack: LocalStack, plan: ScalePlan, say: (line: str
   let steadyCpu0: number | undefined;
   const ingestionCpu = (): number => [...cpuUsed].filter(([n]) => n.startsWith('ingestion')).reduce((a, [, v]) => a + v, 0);
   const account = (): void => {
-    for (const p of stackProcesses(stack)) {
-      const use = treeStats(p.pid);
+    const processes = stackProcesses(stack);
+    const stats = treeStatsOf(processes.map((p) => p.pid));
+    for (const p of processes) {
+      const use = stats.get(p.pid)!;
       const last = cpuRaw.get(p.name);
       // A restarted process counts from zero again: what it used since is all new.
       const used = last === undefined ? 0 : use.cpuS >= last ? use.cpuS - last : use.cpuS;
@@ -256,7 +254,7 @@ async function watchFlatline(stack: LocalStack, plan: ScalePlan, say: (line: str
     if (report instanceof Error) samples.push({ t, outbox, error: report.message });
     else samples.push({ t, p50: report.p50AgeSeconds, p99: report.p99AgeSeconds, worst: report.worstAgeSeconds, visible: report.flatCount, outbox });
     if (steadyPolls0 === undefined && t >= 60) {
-      steadyPolls0 = await okPolls(stack);
+      steadyPolls0 = await ingestionCounter(stack, 'flatline_ingestion_polls_total', 'outcome="ok"');
       steadyCpu0 = ingestionCpu();
     }
     const last = samples.at(-1)!;
@@ -272,7 +270,7 @@ async function watchFlatline(stack: LocalStack, plan: ScalePlan, say: (line: str
   const windowS = (Date.now() - start) / 1000;
   account();
   const outboxAtEnd = await outboxes(stack);
-  const polls = await okPolls(stack);
+  const polls = await ingestionCounter(stack, 'flatline_ingestion_polls_total', 'outcome="ok"');
   const missed = await ingestionCounter(stack, 'flatline_ingestion_readings_missed_total');
   const outboxFull = await ingestionCounter(stack, 'flatline_ingestion_outbox_full_fetches_total');
   if (steadyPolls0 === undefined) problems.push('the window was shorter than a minute: no steady part to count polls over');
@@ -388,17 +386,8 @@ async function runPeer(
   const running = name === 'Prometheus' ? await startPrometheus(bin, dir, stack, credential.user, credential.password) : await startVictoriaMetrics(bin, dir, stack, credential.user, credential.password);
   const problems: string[] = [];
   try {
-    const warm = Date.now();
-    for (;;) {
-      const scraped = await promQuery(running.address, 'count(up{job="flats"})').catch(() => 0);
-      if (scraped >= plan.flats) break;
-      if (Date.now() - warm > plan.peerWarmUpMs) {
-        problems.push(`only ${scraped} of ${plan.flats} targets scraped after ${plan.peerWarmUpMs / 1000} s of warm-up`);
-        break;
-      }
-      say(`warming up ${name}, ${scraped} of ${plan.flats} targets scraped`);
-      await sleep(5000);
-    }
+    const short = await warmUpScraper(name, running.address, plan.flats, plan.peerWarmUpMs, say);
+    if (short !== undefined) problems.push(short);
     const pid = running.process.pid!;
     const cpu0 = treeStats(pid).cpuS;
     let rssMax = 0;

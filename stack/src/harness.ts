@@ -1,5 +1,5 @@
 /** Test harness: real FerretDB and real service processes on free ports, in a temporary folder. */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
@@ -10,6 +10,23 @@ import { startDatabase, startService, type RunningDatabase, type RunningService 
 import { FREE_PORTS, LocalStack, type StackOptions } from './stack.ts';
 
 export type { StartedServer };
+
+/**
+ * What storage and query said of their database and health: the last lines
+ * of each of their logs in logs (storage.log, query-1.log, …) that come from
+ * the database watch, change the health, or warn or err. For a failed test's
+ * message: the logs go with the test's temporary folder.
+ */
+export function databaseWatchLines(logs: string, last = 25): string {
+  const out: string[] = [];
+  for (const file of readdirSync(logs).filter((f) => /^(storage|query)(-\d+)?\.log$/.test(f)).sort()) {
+    const lines = readFileSync(join(logs, file), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"db-watch"') || l.includes('"msg":"serving"') || l.includes('"msg":"not serving"') || /"level":[45]0/.test(l));
+    out.push(`--- ${file}: the last database-watch, health, warning and error lines`, ...lines.slice(-last).map((l) => l.slice(0, 500)));
+  }
+  return out.join('\n');
+}
 
 /** A temporary folder removed by cleanup(), unless FLATLINE_KEEP_TEST_STATE is set (to read the logs). */
 export function tempDir(prefix: string): { path: string; cleanup: () => void } {

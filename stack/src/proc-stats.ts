@@ -17,8 +17,8 @@ export function rssBytes(pid: number): number {
   return m === null ? 0 : Number(m[1]) * 1024;
 }
 
-/** pid and every process below it now running (postgres forks a backend per connection; a wrapper forks its tool). */
-export function processTree(pid: number): number[] {
+/** Each running process's children, from one pass over /proc. */
+function childrenByParent(): Map<number, number[]> {
   const children = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -30,6 +30,11 @@ export function processTree(pid: number): number[] {
       // Gone between the listing and the read.
     }
   }
+  return children;
+}
+
+/** pid and every process below it now running (postgres forks a backend per connection; a wrapper forks its tool). */
+function processTree(pid: number, children: Map<number, number[]>): number[] {
   const tree: number[] = [];
   const walk = [pid];
   while (walk.length > 0) {
@@ -40,22 +45,38 @@ export function processTree(pid: number): number[] {
   return tree;
 }
 
+/** CPU seconds and resident bytes of a process tree. */
+export interface TreeStats {
+  readonly cpuS: number;
+  readonly rssBytes: number;
+}
+
 /**
- * CPU seconds and resident bytes of pid's process tree: the processes of
- * processTree() now (a child that already exited is not counted, unless its
- * parent reaped it: then it is in the parent's cutime, which this leaves out
- * too). 0 for a process gone meanwhile.
+ * CPU seconds and resident bytes of each pid's process tree, from one pass
+ * over /proc for all of them: the processes below each pid now (a child that
+ * already exited is not counted, nor is what a reaped child left in its
+ * parent's cutime). A process gone meanwhile counts 0.
  */
-export function treeStats(pid: number): { cpuS: number; rssBytes: number } {
-  let cpuS = 0;
-  let rss = 0;
-  for (const p of processTree(pid)) {
-    try {
-      cpuS += cpuSeconds(p);
-      rss += rssBytes(p);
-    } catch {
-      // Gone meanwhile.
+export function treeStatsOf(pids: readonly number[]): Map<number, TreeStats> {
+  const children = childrenByParent();
+  const out = new Map<number, TreeStats>();
+  for (const pid of pids) {
+    let cpuS = 0;
+    let rss = 0;
+    for (const p of processTree(pid, children)) {
+      try {
+        cpuS += cpuSeconds(p);
+        rss += rssBytes(p);
+      } catch {
+        // Gone meanwhile.
+      }
     }
+    out.set(pid, { cpuS, rssBytes: rss });
   }
-  return { cpuS, rssBytes: rss };
+  return out;
+}
+
+/** treeStatsOf() of one pid. */
+export function treeStats(pid: number): TreeStats {
+  return treeStatsOf([pid]).get(pid)!;
 }

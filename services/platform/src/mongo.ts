@@ -223,6 +223,7 @@ export function watchDatabase(db: Db, options: WatchOptions, onPing: (up: boolea
           catchError((err: unknown) => of(err ?? new Error('ping failed'))),
           concatMap(async (err) => {
             const up = err === undefined;
+            if (!up) lastErr = err;
             if (up !== last) {
               if (up) log.info({ failedPings: failures }, 'database reachable');
               else log.warn({ err }, 'database unreachable');
@@ -237,12 +238,10 @@ export function watchDatabase(db: Db, options: WatchOptions, onPing: (up: boolea
             if (!up && client !== undefined && failures >= STUCK_AFTER_PINGS && !probing && Date.now() - lastProbe >= PING_FLOOR_MS) {
               probing = true;
               lastProbe = Date.now();
-              lastErr = err;
               void resetIfStuck(client, options, log, () => ({ down: last === false, failures, err: lastErr }))
                 .catch((probeErr: unknown) => log.warn({ err: probeErr }, 'asking a fresh client failed'))
                 .finally(() => (probing = false));
             }
-            if (!up) lastErr = err;
             await onPing(up);
           }),
         ),
