@@ -13,7 +13,7 @@ describe('chaos experiments: flatline chaos run under the real Chaos Toolkit', f
   let stack: LocalStack;
 
   before(async () => {
-    stack = await startTestStack(join(dir.path, 'stack'), 24, { ingestion: { FLATLINE_POLL_TIMEOUT_MS: '600', FLATLINE_BACKOFF_MAX_MS: '2000' } }, 2);
+    stack = await startTestStack(join(dir.path, 'stack'), 24, { ingestion: { FLATLINE_BACKOFF_MAX_MS: '2000' } }, 2);
     await eventually('the query service to report all 24 flats', async () => (await freshness(stack.queryAddress)).flatCount === 24, 30000, 500);
   });
 

@@ -28,6 +28,18 @@ export function databaseWatchLines(logs: string, last = 25): string {
   return out.join('\n');
 }
 
+/** The ingestion replicas' last warning and error lines (failed polls, readings missed at the devices, the outbox full), for a failed gap check. */
+export function ingestionWarningLines(logs: string, last = 25): string {
+  const out: string[] = [];
+  for (const file of readdirSync(logs).filter((f) => /^ingestion(-\d+)?\.log$/.test(f)).sort()) {
+    const lines = readFileSync(join(logs, file), 'utf8')
+      .split('\n')
+      .filter((l) => /"level":[456]0/.test(l));
+    out.push(`--- ${file}: the last warning and error lines`, ...lines.slice(-last).map((l) => l.slice(0, 700)));
+  }
+  return out.join('\n');
+}
+
 /** A temporary folder removed by cleanup(), unless FLATLINE_KEEP_TEST_STATE is set (to read the logs). */
 export function tempDir(prefix: string): { path: string; cleanup: () => void } {
   const path = mkdtempSync(join(tmpdir(), `flatline-${prefix}-`));

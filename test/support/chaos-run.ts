@@ -12,7 +12,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { REPO_ROOT, type LocalStack, seqGaps } from '@flatline/stack';
+import { REPO_ROOT, type LocalStack, ingestionWarningLines, seqGaps } from '@flatline/stack';
 
 /** execFile as a promise. */
 export const run = promisify(execFile);
@@ -82,7 +82,7 @@ export async function expectZeroGaps(stack: LocalStack): Promise<void> {
   await run(process.execPath, [...CLI, 'drained', '--timeout', '60s', '--state-dir', stack.options.stateDir], { cwd: REPO_ROOT });
   const report = await seqGaps(stack.db.uri);
   expect(report.readings).to.be.above(0);
-  expect(report.gaps, JSON.stringify(report.gaps.slice(0, 5))).to.deep.equal([]);
+  expect(report.gaps, `${JSON.stringify(report.gaps.slice(0, 5))}\n${ingestionWarningLines(join(stack.options.stateDir, 'logs'))}`).to.deep.equal([]);
 }
 
 /**

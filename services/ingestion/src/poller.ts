@@ -23,7 +23,7 @@ import { MalformedAnswerError, parseDeviceAnswer } from './domain/device-answer.
 import { stableFraction } from './domain/flat-schedule.ts';
 import { PollError, type DeviceClient } from './devices/device-client.ts';
 import type { IngestionMetrics } from './metrics.ts';
-import { OutboxFullError, type NewFetch, type Outbox } from './outbox/outbox.ts';
+import { OutboxFullError, type NewFetch, type Outbox, type Recorded } from './outbox/outbox.ts';
 
 /** Poller settings. */
 export interface PollSettings {
@@ -46,6 +46,8 @@ interface FlatState {
 
 const TICK_MS = 50;
 const LOG_EVERY_MS = 60000;
+/** Holes named in one 'readings missed' line. */
+const MISSED_HOLES_LOGGED = 10;
 
 /** Polls the flats it is given. */
 export class Poller {
@@ -197,6 +199,27 @@ export class Poller {
     this.logger.warn({ flat: flat.id, outcome: kind, reason: message }, 'poll failed (logged once a minute per flat and outcome)');
   }
 
+  /**
+   * Readings lost at the device (it was not fetched for longer than it keeps
+   * readings) are a loss no retry can heal: always logged, naming the first
+   * holes (flat, device, seqs, and the time they span).
+   */
+  private logMissed(batch: readonly NewFetch[], recorded: readonly Recorded[], missed: number): void {
+    const holes: string[] = [];
+    let flats = 0;
+    recorded.forEach((r, i) => {
+      if (r.missed === 0) return;
+      flats += 1;
+      for (const h of r.holes) {
+        if (holes.length >= MISSED_HOLES_LOGGED) return;
+        const span = h.afterTakenAtMs === null ? '' : ` (${((h.beforeTakenAtMs - h.afterTakenAtMs) / 1000).toFixed(1)} s between the readings either side)`;
+        const epoch = h.epoch === 0 ? '' : ` epoch ${h.epoch}`;
+        holes.push(`flat ${batch[i]!.flatId} ${h.deviceId}${epoch}: seq ${h.fromSeq}..${h.toSeq}${span}`);
+      }
+    });
+    this.logger.warn({ readings: missed, flats, holes }, 'readings missed: the devices no longer had them when fetched (unreachable for longer than they keep readings)');
+  }
+
   private save(batch: NewFetch[]): void {
     try {
       const recorded = this.outbox.record(batch);
@@ -213,7 +236,10 @@ export class Poller {
         this.logger.warn({ devices: resets }, 'device seq went backwards (meter reset or replaced): its readings continue in a new epoch');
       }
       this.metrics.readings.inc(fresh);
-      if (missed > 0) this.metrics.missed.inc(missed);
+      if (missed > 0) {
+        this.metrics.missed.inc(missed);
+        this.logMissed(batch, recorded, missed);
+      }
     } catch (err) {
       // Nothing was kept and the cursors did not move: the next poll fetches
       // the same readings again (devices answer a window of them).

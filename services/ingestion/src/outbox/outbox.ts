@@ -30,8 +30,21 @@ export interface Recorded {
   readonly fresh: number;
   /** Readings the device no longer had when we asked: a gap between the cursor and the oldest fresh one. */
   readonly missed: number;
+  /** Each device's missed readings as one run of seqs (what `missed` counts), to be named in the log. */
+  readonly holes: readonly Hole[];
   /** Devices whose seq went backwards (reset or replaced): each starts a new epoch. */
   readonly resets: number;
+}
+
+/** Readings of one device lost at the device (it no longer had them when asked): seqs fromSeq..toSeq of its epoch. */
+export interface Hole {
+  readonly deviceId: string;
+  readonly epoch: number;
+  readonly fromSeq: number;
+  readonly toSeq: number;
+  /** When the device took the last reading we had before the hole (null when unknown), and the first after it. */
+  readonly afterTakenAtMs: number | null;
+  readonly beforeTakenAtMs: number;
 }
 
 /** A fetch as the poller hands it over. */
@@ -211,28 +224,31 @@ export class Outbox {
     const reset = Outbox.resetDevices(readings, cursors);
     for (const deviceId of reset) cursors.set(deviceId, { lastSeq: 0, epoch: cursors.get(deviceId)!.epoch + 1, lastTakenAtMs: null });
     const fresh: ReadingRow[] = [];
-    const firstFresh = new Map<string, number>();
+    const firstFresh = new Map<string, DeviceReading>();
     const newest = new Map<string, DeviceReading>();
     for (const r of readings) {
       const c = cursors.get(r.deviceId);
       if (r.seq <= (c?.lastSeq ?? 0)) continue;
       const epoch = c?.epoch ?? 0;
       fresh.push(epoch === 0 ? [r.deviceId, r.seq, r.takenAtMs, r.quantity, r.unit, r.value] : [r.deviceId, r.seq, r.takenAtMs, r.quantity, r.unit, r.value, epoch]);
-      firstFresh.set(r.deviceId, Math.min(firstFresh.get(r.deviceId) ?? Infinity, r.seq));
+      const first = firstFresh.get(r.deviceId);
+      if (first === undefined || first.seq > r.seq) firstFresh.set(r.deviceId, r);
       const known = newest.get(r.deviceId);
       if (known === undefined || known.seq < r.seq) newest.set(r.deviceId, r);
     }
     let missed = 0;
+    const holes: Hole[] = [];
     for (const [deviceId, first] of firstFresh) {
       const c = cursors.get(deviceId);
       // After a reset the new life starts at 1: what it took before this poll and no longer has is missed too.
-      const last = c === undefined ? undefined : c.lastSeq;
-      if (last !== undefined && first > last + 1) missed += first - last - 1;
+      if (c === undefined || first.seq <= c.lastSeq + 1) continue;
+      missed += first.seq - c.lastSeq - 1;
+      holes.push({ deviceId, epoch: c.epoch, fromSeq: c.lastSeq + 1, toSeq: first.seq - 1, afterTakenAtMs: c.lastTakenAtMs, beforeTakenAtMs: first.takenAtMs });
     }
     this.insertRows(flatId, fetchedAtMs, fresh);
     this.writeLastFetch.run(flatId, fetchedAtMs);
     for (const [deviceId, r] of newest) this.writeCursor.run(flatId, deviceId, r.seq, cursors.get(deviceId)?.epoch ?? 0, r.takenAtMs);
-    return { fresh: fresh.length, missed, resets: reset.size };
+    return { fresh: fresh.length, missed, holes, resets: reset.size };
   }
 
   /**

@@ -17,13 +17,18 @@ describe('outbox (better-sqlite3, WAL)', () => {
   it('keeps only readings newer than each device cursor, and counts readings a device no longer had', () => {
     const box = new Outbox(join(dir.path, 'a', 'outbox.sqlite'));
     const [first] = box.record([{ flatId: '1', fetchedAtMs: 1, readings: [r('heat', 1), r('heat', 2), r('power', 7)] }]);
-    expect(first).to.deep.equal({ fresh: 3, missed: 0, resets: 0 });
+    expect(first).to.deep.equal({ fresh: 3, missed: 0, holes: [], resets: 0 });
     // Overlapping window: heat 2 is known; heat 3 is new; power jumped from 7 to 10 (8 and 9 are gone).
     const [second] = box.record([{ flatId: '1', fetchedAtMs: 2, readings: [r('heat', 2), r('heat', 3), r('power', 10)] }]);
-    expect(second).to.deep.equal({ fresh: 2, missed: 2, resets: 0 });
+    expect(second).to.deep.equal({
+      fresh: 2,
+      missed: 2,
+      holes: [{ deviceId: 'power', epoch: 0, fromSeq: 8, toSeq: 9, afterTakenAtMs: 1_700_000_007_000, beforeTakenAtMs: 1_700_000_010_000 }],
+      resets: 0,
+    });
     // A fetch with nothing new is still recorded: it is a successful fetch.
     const [third] = box.record([{ flatId: '1', fetchedAtMs: 3, readings: [r('heat', 3)] }]);
-    expect(third).to.deep.equal({ fresh: 0, missed: 0, resets: 0 });
+    expect(third).to.deep.equal({ fresh: 0, missed: 0, holes: [], resets: 0 });
     expect(box.size()).to.deep.equal({ fetches: 3, readings: 5 });
     box.close();
   });
@@ -42,7 +47,7 @@ describe('outbox (better-sqlite3, WAL)', () => {
     again.ack(batch);
     expect(again.size()).to.deep.equal({ fetches: 1, readings: 1 });
     // The cursor survived: the same readings are not taken twice.
-    expect(again.record([{ flatId: '2', fetchedAtMs: 2, readings: [r('heat', 2)] }])[0]).to.deep.equal({ fresh: 0, missed: 0, resets: 0 });
+    expect(again.record([{ flatId: '2', fetchedAtMs: 2, readings: [r('heat', 2)] }])[0]).to.deep.equal({ fresh: 0, missed: 0, holes: [], resets: 0 });
     again.close();
   });
 
@@ -78,7 +83,7 @@ describe('outbox bounds', () => {
   it('keeps a fetch of more readings than one Append may carry as rows of at most MAX_ROW_READINGS, and every peek fits an Append', () => {
     const box = new Outbox(join(dir.path, 'split', 'outbox.sqlite'));
     const [rec] = box.record([{ flatId: 'big', fetchedAtMs: 1, readings: many(25_000) }]);
-    expect(rec).to.deep.equal({ fresh: 25_000, missed: 0, resets: 0 });
+    expect(rec).to.deep.equal({ fresh: 25_000, missed: 0, holes: [], resets: 0 });
     expect(box.size()).to.deep.equal({ fetches: Math.ceil(25_000 / MAX_ROW_READINGS), readings: 25_000 });
     const seen = new Set<number>();
     for (;;) {
@@ -139,7 +144,7 @@ describe('outbox bounds', () => {
       if (batch.length === 0) break;
       box.ack(batch);
     }
-    expect(box.record([{ flatId: 'f', fetchedAtMs: 9999, readings: [r('heat', seq + 1)] }])[0]).to.deep.equal({ fresh: 1, missed: 0, resets: 0 });
+    expect(box.record([{ flatId: 'f', fetchedAtMs: 9999, readings: [r('heat', seq + 1)] }])[0]).to.deep.equal({ fresh: 1, missed: 0, holes: [], resets: 0 });
     box.close();
   });
 
@@ -209,10 +214,10 @@ describe('outbox: devices whose seq goes backwards (epochs)', () => {
     const box = new Outbox(join(dir.path, 'reset', 'outbox.sqlite'));
     box.record([{ flatId: '1', fetchedAtMs: 1, readings: [at('heat', 4999, 1000), at('heat', 5000, 2000), at('power', 7, 2000)] }]);
     const [rec] = box.record([{ flatId: '1', fetchedAtMs: 2, readings: [at('heat', 1, 3000), at('heat', 2, 4000), at('power', 7, 2000)] }]);
-    expect(rec).to.deep.equal({ fresh: 2, missed: 0, resets: 1 });
+    expect(rec).to.deep.equal({ fresh: 2, missed: 0, holes: [], resets: 1 });
     expect(all(box)).to.deep.equal(['heat@0#4999', 'heat@0#5000', 'heat@1#1', 'heat@1#2', 'power@0#7']);
     // The new epoch's cursor works like any other: known readings are not taken twice.
-    expect(box.record([{ flatId: '1', fetchedAtMs: 3, readings: [at('heat', 2, 4000), at('heat', 3, 5000)] }])[0]).to.deep.equal({ fresh: 1, missed: 0, resets: 0 });
+    expect(box.record([{ flatId: '1', fetchedAtMs: 3, readings: [at('heat', 2, 4000), at('heat', 3, 5000)] }])[0]).to.deep.equal({ fresh: 1, missed: 0, holes: [], resets: 0 });
     box.close();
   });
 
@@ -233,8 +238,8 @@ describe('outbox: devices whose seq goes backwards (epochs)', () => {
     raw.prepare('INSERT INTO cursors VALUES (?, ?, ?)').run('1', 'heat', 10);
     raw.close();
     const box = new Outbox(file);
-    expect(box.record([{ flatId: '1', fetchedAtMs: 1, readings: [at('heat', 9, 9_000_000), at('heat', 10, 9_500_000)] }])[0]).to.deep.equal({ fresh: 0, missed: 0, resets: 0 });
-    expect(box.record([{ flatId: '1', fetchedAtMs: 2, readings: [at('heat', 10, 9_500_000), at('heat', 11, 9_600_000)] }])[0]).to.deep.equal({ fresh: 1, missed: 0, resets: 0 });
+    expect(box.record([{ flatId: '1', fetchedAtMs: 1, readings: [at('heat', 9, 9_000_000), at('heat', 10, 9_500_000)] }])[0]).to.deep.equal({ fresh: 0, missed: 0, holes: [], resets: 0 });
+    expect(box.record([{ flatId: '1', fetchedAtMs: 2, readings: [at('heat', 10, 9_500_000), at('heat', 11, 9_600_000)] }])[0]).to.deep.equal({ fresh: 1, missed: 0, holes: [], resets: 0 });
     box.close();
   });
 });
