@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, readEvents, type LocalStack, eventually, holdFor, startTestStack, tempDir, freshness } from '@flatline/stack';
-import { chaosRun, CLI, expectNoToxicLeft, expectNothingLeft, expectReport, expectZeroGaps } from './support/chaos-run.ts';
+import { chaosRun, CLI, expectNoToxicLeft, expectNothingLeft, expectReport, expectZeroGaps, stackWarnings } from './support/chaos-run.ts';
 
 describe('chaos experiments: flatline chaos run under the real Chaos Toolkit', function () {
   this.timeout(300000);
@@ -24,7 +24,7 @@ describe('chaos experiments: flatline chaos run under the real Chaos Toolkit', f
 
   it('H1 passes: healthy flats stay fresher than 20 s while three flats answer 30 s late; proof and rollback; zero gaps', async () => {
     const o = await chaosRun(reports, stack.options.stateDir, 'new-measurements', { fault_seconds: '12' });
-    expect(o.code, o.stdout.slice(-3000)).to.equal(0);
+    expect(o.code, `${o.stdout.slice(-3000)}\n${stackWarnings(stack)}`).to.equal(0);
     expect(o.verdict.verdict).to.equal('passed');
     expect(o.verdict.steady_state_checks).to.be.at.least(5);
     expectReport(o, 'passed');
@@ -41,14 +41,14 @@ describe('chaos experiments: flatline chaos run under the real Chaos Toolkit', f
 
   it('devices answering 503: healthy flats stay fresh, the failing ones are isolated', async () => {
     const o = await chaosRun(reports, stack.options.stateDir, 'devices-answer-errors', { fault_seconds: '8' });
-    expect(o.code, o.stdout.slice(-3000)).to.equal(0);
+    expect(o.code, `${o.stdout.slice(-3000)}\n${stackWarnings(stack)}`).to.equal(0);
     expectReport(o, 'passed');
     expectNothingLeft(stack);
   });
 
   it('storage answering UNAVAILABLE: nothing is lost, the outboxes drain after', async () => {
     const o = await chaosRun(reports, stack.options.stateDir, 'storage-is-unavailable', { fault_seconds: '8' });
-    expect(o.code, o.stdout.slice(-3000)).to.equal(0);
+    expect(o.code, `${o.stdout.slice(-3000)}\n${stackWarnings(stack)}`).to.equal(0);
     expectReport(o, 'passed');
     expectNothingLeft(stack);
     await expectZeroGaps(stack);
@@ -56,7 +56,7 @@ describe('chaos experiments: flatline chaos run under the real Chaos Toolkit', f
 
   it('database connections reset (db-reset through Toxiproxy): nothing is lost, the resets took effect, the outboxes drain after', async () => {
     const o = await chaosRun(reports, stack.options.stateDir, 'database-connections-reset', { fault_seconds: '8' });
-    expect(o.code, o.stdout.slice(-3000)).to.equal(0);
+    expect(o.code, `${o.stdout.slice(-3000)}\n${stackWarnings(stack)}`).to.equal(0);
     expectReport(o, 'passed');
     // The proof, as the journal has it: the toxic on each database link, and bytes that met it.
     const journal = JSON.parse(readFileSync(join(o.dir, 'journal.json'), 'utf8')) as { run: Array<{ activity: { name: string }; output?: { stdout?: string } }> };
@@ -71,7 +71,7 @@ describe('chaos experiments: flatline chaos run under the real Chaos Toolkit', f
 
   it('device links slow at the TCP level (flat 7 30 s, 13 5 s, 21 12 s through Toxiproxy): healthy flats stay fresh; the latency acted on each flat\'s own link', async () => {
     const o = await chaosRun(reports, stack.options.stateDir, 'device-links-slow-down', { fault_seconds: '10' });
-    expect(o.code, o.stdout.slice(-3000)).to.equal(0);
+    expect(o.code, `${o.stdout.slice(-3000)}\n${stackWarnings(stack)}`).to.equal(0);
     expectReport(o, 'passed');
     const journal = JSON.parse(readFileSync(join(o.dir, 'journal.json'), 'utf8')) as { run: Array<{ activity: { name: string }; output?: { status?: number; stdout?: string } }> };
     const proof = journal.run.find((r) => r.activity.name === 'the-latency-took-effect')?.output?.stdout ?? '';
@@ -83,7 +83,7 @@ describe('chaos experiments: flatline chaos run under the real Chaos Toolkit', f
 
   it('device connections cut mid-answer (flats 5, 17) and dribbled (9, 19): healthy flats stay fresh, nothing half-read is stored, zero gaps', async () => {
     const o = await chaosRun(reports, stack.options.stateDir, 'device-connections-break', { fault_seconds: '10' });
-    expect(o.code, o.stdout.slice(-3000)).to.equal(0);
+    expect(o.code, `${o.stdout.slice(-3000)}\n${stackWarnings(stack)}`).to.equal(0);
     expectReport(o, 'passed');
     const journal = JSON.parse(readFileSync(join(o.dir, 'journal.json'), 'utf8')) as { run: Array<{ activity: { name: string }; output?: { status?: number; stdout?: string } }> };
     const out = (name: string): string => journal.run.find((r) => r.activity.name === name)?.output?.stdout ?? '';
@@ -98,7 +98,7 @@ describe('chaos experiments: flatline chaos run under the real Chaos Toolkit', f
   for (const failure of ['crash', 'drain', 'freeze']) {
     it(`H2 (${failure}) passes: query answers through HAProxy and every flat stays fresh while node-a is down; zero gaps`, async () => {
       const o = await chaosRun(reports, stack.options.stateDir, 'the-system-stays-reachable', { failure, fault_seconds: '12' });
-      expect(o.code, o.stdout.slice(-3000)).to.equal(0);
+      expect(o.code, `${o.stdout.slice(-3000)}\n${stackWarnings(stack)}`).to.equal(0);
       expect(o.verdict.steady_state_checks).to.be.at.least(5);
       expectReport(o, 'passed');
       expectNothingLeft(stack);

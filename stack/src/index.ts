@@ -8,6 +8,8 @@ export * from './events.ts';
 export * from './freshness-probe.ts';
 export * from './haproxy.ts';
 export * from './harness.ts';
+export { APPLIED_ANNOTATION, applyPlaneRoute, planeVirtualService, PlaneRouteError, virtualServiceFile, type PlaneApplied, type PlaneHandle } from './istio-plane.ts';
+export { fetchConfigz, fetchSyncz, IstiodError, type IstioObject, type SyncStatus } from './istiod.ts';
 export * from './leftovers.ts';
 export * from './nodes.ts';
 export * from './paths.ts';

@@ -13,10 +13,12 @@
  * the ServiceEntries are rewritten. Only the files whose content changed are
  * written (each atomically), so a rewrite pushes nothing when nothing moved.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { baselineVirtualService, DEFAULT_MESH, grpcDestinationRule, hostName, type MeshSettings } from '@flatline/mesh';
-import { writeIstioObject, type IstioObject } from './istiod.ts';
+import { fetchConfigz, fetchSyncz, IstiodError, ROUTE_CONFIGURATION, writeIstioObject, type IstioObject, type SyncStatus } from './istiod.ts';
 
 /** The services proxyless clients reach through the plane. */
 export const PLANE_SERVICES = ['storage', 'query'] as const;
@@ -94,4 +96,109 @@ export function syncPlane(configDir: string, endpoints: Readonly<Record<PlaneSer
     written.push(file);
   }
   return written;
+}
+
+/** The stack's Istio plane, as stack.json names it: istiod's config folder and debug URL. */
+export interface PlaneHandle {
+  readonly config: string;
+  readonly debug: string;
+}
+
+/** What the plane did with a route change: the xDS clients istiod pushed the new routes to, each of which ACKed them. */
+export interface PlaneApplied {
+  readonly ackedBy: readonly string[];
+  readonly waitedMs: number;
+}
+
+/** The plane did not apply a route change (istiod away or not taking it, a client NACKing it, or not answering): the previous routes were put back. */
+export class PlaneRouteError extends Error {
+  override name = 'PlaneRouteError';
+}
+
+/** The annotation that tells one write of a VirtualService from another in istiod's configz. */
+export const APPLIED_ANNOTATION = 'flatline.dev/applied';
+
+/** The VirtualService file of a service on the plane. */
+export function virtualServiceFile(service: PlaneService): string {
+  return `virtualservice-${service}.yaml`;
+}
+
+/** The VirtualService of service now in the plane's folder (undefined when there is none). */
+export function planeVirtualService(configDir: string, service: PlaneService): IstioObject | undefined {
+  const path = join(configDir, virtualServiceFile(service));
+  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as IstioObject) : undefined;
+}
+
+const routesOf = (c: SyncStatus | undefined) => c?.resources?.[ROUTE_CONFIGURATION];
+
+/**
+ * Replaces service's VirtualService on the plane, as `kubectl apply` does on a
+ * cluster, and waits (at most timeoutMs) until the plane applied it: istiod
+ * holds it (its configz shows this write's stamp), every xDS client it then
+ * sent new routes ACKed them, and each client of `expect` (the ones that dial
+ * the service, such as ingestion-0.flatline) is among them. A client NACKing
+ * the routes, istiod not answering or not taking the file, or an expected
+ * client not getting them is a PlaneRouteError, and the previous file is put
+ * back: a fault the plane did not apply must never look applied.
+ */
+export async function applyPlaneRoute(plane: PlaneHandle, service: PlaneService, object: IstioObject, expect: readonly string[], timeoutMs = 15000): Promise<PlaneApplied> {
+  const started = Date.now();
+  const file = virtualServiceFile(service);
+  const path = join(plane.config, file);
+  let before: SyncStatus[];
+  try {
+    before = await fetchSyncz(plane.debug);
+  } catch (err) {
+    throw new PlaneRouteError(`istiod does not answer at ${plane.debug} (${(err as Error).message}): nothing was applied; is the stack up (flatline status)?`, { cause: err });
+  }
+  const sentBefore = new Map(before.map((c) => [c.proxy, routesOf(c)?.sent]));
+  const previous = existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+  const stamp = `${new Date().toISOString()} ${randomBytes(4).toString('hex')}`;
+  const metadata = object.metadata as IstioObject['metadata'] & { annotations?: Record<string, string> };
+  writeIstioObject(plane.config, file, { ...object, metadata: { ...metadata, annotations: { ...(metadata.annotations ?? {}), [APPLIED_ANNOTATION]: stamp } } });
+  const restore = (): void => {
+    if (previous === undefined) return rmSync(path, { force: true });
+    const tmp = join(plane.config, `.${file}.${process.pid}.restore.tmp`);
+    writeFileSync(tmp, previous);
+    renameSync(tmp, path);
+  };
+  const fail = (message: string, cause?: unknown): never => {
+    restore();
+    throw new PlaneRouteError(`${message}; the previous routes of ${service} are back`, cause === undefined ? undefined : { cause });
+  };
+  const deadline = started + timeoutMs;
+  let held = false;
+  let waiting = 'istiod to take the file';
+  // Once everything looks applied, look again after a quiet moment: a push for another reason may have come first.
+  let settledOnce = false;
+  while (Date.now() < deadline) {
+    try {
+      if (!held) {
+        held = (await fetchConfigz(plane.debug)).some(
+          (o) => o.kind === 'VirtualService' && o.metadata.name === object.metadata.name && o.metadata.namespace === object.metadata.namespace && (o.metadata['annotations'] as Record<string, string> | undefined)?.[APPLIED_ANNOTATION] === stamp,
+        );
+      }
+      if (held) {
+        const now = await fetchSyncz(plane.debug);
+        const pushed = now.filter((c) => routesOf(c)?.sent !== undefined && routesOf(c)?.sent !== sentBefore.get(c.proxy));
+        const nacked = pushed.find((c) => routesOf(c)!.sent !== routesOf(c)!.acked && routesOf(c)!.lastError !== undefined);
+        if (nacked !== undefined) fail(`${nacked.proxy} rejected (NACKed) the routes istiod pushed: ${routesOf(nacked)!.lastError}`);
+        const pending = pushed.filter((c) => routesOf(c)!.sent !== routesOf(c)!.acked).map((c) => c.proxy);
+        const missing = expect.filter((name) => !pushed.some((c) => c.proxy === name));
+        waiting = pending.length > 0 ? `${pending.join(', ')} to answer the routes istiod pushed` : `istiod to push the routes to ${missing.join(', ')}`;
+        if (pending.length === 0 && missing.length === 0) {
+          if (settledOnce) return { ackedBy: pushed.map((c) => c.proxy).sort(), waitedMs: Date.now() - started };
+          settledOnce = true;
+          await sleep(300);
+          continue;
+        }
+      }
+    } catch (err) {
+      if (err instanceof PlaneRouteError) throw err;
+      if (err instanceof IstiodError || err instanceof Error) fail(`istiod stopped answering at ${plane.debug} (${err.message})`, err);
+    }
+    settledOnce = false;
+    await sleep(50);
+  }
+  return fail(`the plane did not apply the routes in ${Math.round(timeoutMs / 1000)} s: still waiting for ${waiting}`);
 }

@@ -9,16 +9,20 @@
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import { register as registerXds } from '@grpc/grpc-js-xds';
+import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetFreshnessRequest, QueryServiceClient } from '@flatline/proto';
-import { eventually, tempDir } from '../src/harness.ts';
-import { planeObjects, planeTarget, serviceEntry, syncPlane, type PlaneEndpoint } from '../src/istio-plane.ts';
-import { PILOT_DISCOVERY, ROUTE_CONFIGURATION, writeIstioObject, xdsInSync, type IstioObject } from '../src/istiod.ts';
+import { eventually, holdFor, tempDir } from '../src/harness.ts';
+import { applyPlaneRoute, planeObjects, planeTarget, PlaneRouteError, serviceEntry, syncPlane, type PlaneEndpoint } from '../src/istio-plane.ts';
+import { PILOT_DISCOVERY, ROUTE_CONFIGURATION, xdsInSync, type IstioObject } from '../src/istiod.ts';
 import { callSupervisor } from '../src/supervisor-http.ts';
 import { metricValue } from '../src/probes.ts';
-import { baselineVirtualService, DEFAULT_MESH, faultVirtualService, scenario } from '@flatline/mesh';
+import { DEFAULT_MESH, faultVirtualService, planOf, readFaultFile, scenario } from '@flatline/mesh';
 import { FREE_PORTS, LocalStack } from '../src/stack.ts';
+import { REPO_ROOT } from '../src/paths.ts';
+import { readEvents } from '../src/events.ts';
+import { chaosRun, expectReport } from '../../test/support/chaos-run.ts';
 
 const E = (replica: string, node: string, port: number): PlaneEndpoint => ({ replica, node, address: `127.0.0.1:${port}` });
 
@@ -95,6 +99,14 @@ describe('a stack with --mesh istio: proxyless clients reach the replicas throug
     return se.spec.endpoints.map((e) => e.labels.replica);
   };
 
+  /** The flatline command on this stack, as a user types it: its exit code and what it printed. */
+  const flatline = (...args: string[]): Promise<{ code: number; out: string }> =>
+    new Promise((resolve) => {
+      execFile(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'cli', 'src', 'main.ts'), ...args, '--state-dir', dir!.path], { cwd: REPO_ROOT, timeout: 60000 }, (err, stdout, stderr) =>
+        resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, out: `${stdout}${stderr}` }),
+      );
+    });
+
   before(async function () {
     if (!existsSync(PILOT_DISCOVERY)) {
       console.log(`    istiod is not built (${PILOT_DISCOVERY} is missing): bash tools/install.sh istiod, then run this again`);
@@ -132,18 +144,35 @@ describe('a stack with --mesh istio: proxyless clients reach the replicas throug
     await eventually('every flat fresher than 20 s', async () => (await callSupervisor(stack!.supervisorUrl!, '/freshness', { max_age: '20' }, 10000)).status === 200, 60000, 500);
   });
 
-  it('a storage-unavailable VirtualService istiod pushes fails ingestion\'s Appends (the outboxes keep them); the baseline back, they drain with zero gaps', async () => {
+  it('flatline fault on storage-unavailable applies the VirtualService through istiod (ACKed by both ingestion replicas): Appends fail, touched proves it from what the clients saw, off restores; zero gaps', async () => {
     const errors = async (): Promise<number> => {
       let n = 0;
       for (const r of stack!.ingestion) if (r !== undefined) n += await metricValue(r.metrics, 'flatline_ingestion_forward_errors_total', 'code="UNAVAILABLE"').catch(() => 0);
       return n;
     };
+    // Negative control first: at 0 % the route is pushed and ACKed, but no Append is aborted, and touched says so (exit 1).
+    const zero = await flatline('fault', 'on', 'storage-unavailable', '--percent', '0');
+    expect(zero.code, zero.out).to.equal(0);
+    await holdFor(3000, 'Appends go on at 0 %');
+    const none = await flatline('fault', 'touched', 'storage-unavailable');
+    expect(none.code, none.out).to.equal(1);
+    expect(none.out).to.match(/storage-unavailable \(istiod\): 0 Append\(s\) aborted/);
     const before = await errors();
     const since = new Date().toISOString();
-    const fault = faultVirtualService('storage', [scenario('storage-unavailable')!.build({ percent: 100 })], DEFAULT_MESH).toJSON() as unknown as IstioObject;
-    writeIstioObject(stack!.istioConfigDir, 'virtualservice-storage.yaml', fault);
+    const on = await flatline('fault', 'on', 'storage-unavailable', '--percent', '100');
+    expect(on.code, on.out).to.equal(0);
+    expect(on.out).to.match(/istiod pushed the routes of storage: ACKed by (\S+, )*ingestion-0\.flatline, ingestion-1\.flatline in \d+ ms/);
+    // The plane holds it: the VirtualService in istiod's folder, and no storage fault in the local fault file.
+    const vs = JSON.parse(readFileSync(join(stack!.istioConfigDir, 'virtualservice-storage.yaml'), 'utf8')) as Record<string, unknown>;
+    expect(planOf(vs).map((f) => f.name)).to.deep.equal(['storage-unavailable']);
+    expect(readFaultFile(stack!.faultsFile)).to.deep.equal([]);
     try {
       await eventually('Appends fail with UNAVAILABLE', async () => (await errors()) > before + 5, 30000, 200);
+      const touched = await flatline('fault', 'touched', 'storage-unavailable');
+      expect(touched.code, touched.out).to.equal(0);
+      expect(touched.out).to.match(/storage-unavailable \(istiod\): [1-9]\d* Append\(s\) aborted by the xDS fault filter in the last minute/);
+      const status = await flatline('fault', 'status');
+      expect(status.out).to.match(/storage-unavailable\s+storage\s+-\s+[1-9]\d*\s+.*\(Istio plane: applied by istiod\)/);
       // The outbox gauge /drained reads is refreshed at most once a second, at the top of the forwarder's loop: it may still say 0 for that long.
       let held: { status: number; body: unknown } | undefined;
       await eventually('the outboxes say they hold the readings', async () => {
@@ -151,12 +180,44 @@ describe('a stack with --mesh istio: proxyless clients reach the replicas throug
         return held.status === 409;
       }, 5000, 200).catch((err: Error) => expect.fail(`${err.message}: ${JSON.stringify(held?.body)}`));
     } finally {
-      writeIstioObject(stack!.istioConfigDir, 'virtualservice-storage.yaml', baselineVirtualService('storage', DEFAULT_MESH).toJSON() as unknown as IstioObject);
+      const off = await flatline('fault', 'off', 'storage-unavailable');
+      expect(off.code, off.out).to.equal(0);
+      expect(off.out).to.match(/ACKed by (\S+, )*ingestion-0\.flatline, ingestion-1\.flatline[^\n]*\nstorage-unavailable off/);
     }
+    expect(planOf(JSON.parse(readFileSync(join(stack!.istioConfigDir, 'virtualservice-storage.yaml'), 'utf8')) as Record<string, unknown>)).to.deep.equal([]);
     const drained = await callSupervisor(stack!.supervisorUrl!, '/drained', { timeout: '60s' }, 70000);
     expect(drained.status, JSON.stringify(drained.body)).to.equal(200);
     const gaps = await callSupervisor(stack!.supervisorUrl!, '/gaps', { since }, 60000);
     expect(gaps.status, JSON.stringify(gaps.body)).to.equal(200);
+  });
+
+  it('the storage-unavailable chaos experiment passes on the Istio plane: its fault applied through istiod, proved by what the clients saw, zero gaps', async () => {
+    const since = new Date();
+    const o = await chaosRun(join(dir!.path, 'reports'), dir!.path, 'storage-is-unavailable', { fault_seconds: '8' });
+    expect(o.code, o.stdout.slice(-3000)).to.equal(0);
+    expectReport(o, 'passed');
+    const events = readEvents(dir!.path, since);
+    expect(events.filter((e) => e.target === "storage-unavailable").map((e) => `${e.action} ${e.detail.endsWith("(istiod)") ? "istiod" : e.detail}`), JSON.stringify(events)).to.deep.include.members(["inject istiod"]);
+    expect(planOf(JSON.parse(readFileSync(join(stack!.istioConfigDir, 'virtualservice-storage.yaml'), 'utf8')) as Record<string, unknown>), 'rolled back').to.deep.equal([]);
+  });
+
+  it('a route the clients NACK (an abort without percentage, validation bypassed) is not applied: applyPlaneRoute fails naming the NACK and puts the previous routes back', async () => {
+    const file = join(stack!.istioConfigDir, 'virtualservice-storage.yaml');
+    const previous = readFileSync(file, 'utf8');
+    const trap = faultVirtualService('storage', [scenario('storage-unavailable')!.build({ percent: 100 })], DEFAULT_MESH).toJSON() as unknown as { spec: { http: Array<{ fault?: { abort?: Record<string, unknown> } }> } };
+    for (const route of trap.spec.http) if (route.fault?.abort !== undefined) delete route.fault.abort['percentage'];
+    const stackFile = JSON.parse(readFileSync(join(dir!.path, 'stack.json'), 'utf8')) as { istiod: { config: string; debug: string } };
+    const err = await applyPlaneRoute(stackFile.istiod, 'storage', trap as unknown as IstioObject, ['ingestion-0.flatline', 'ingestion-1.flatline']).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(PlaneRouteError);
+    expect((err as Error).message).to.match(/ingestion-\d\.flatline rejected \(NACKed\) the routes istiod pushed: .*envoy\.filters\.http\.fault.*; the previous routes of storage are back/s);
+    expect(readFileSync(file, 'utf8')).to.equal(previous);
+    // The clients take the previous routes again, and Appends go through.
+    await eventually('both ingestion replicas in sync again', async () => {
+      const clients = await stack!.istiod!.syncz();
+      return ['ingestion-0.flatline', 'ingestion-1.flatline'].every((name) => xdsInSync(clients.find((c) => c.proxy === name), ROUTE_CONFIGURATION));
+    }, 15000, 200);
+    const drained = await callSupervisor(stack!.supervisorUrl!, '/drained', { timeout: '30s' }, 40000);
+    expect(drained.status, JSON.stringify(drained.body)).to.equal(200);
   });
 
   it('a drained node\'s replicas leave the endpoints, calls keep working on the other, and they come back on restore', async () => {
@@ -170,5 +231,31 @@ describe('a stack with --mesh istio: proxyless clients reach the replicas throug
     }
     await eventually('node-a\'s replicas back in the ServiceEntries', async () => endpointsOf('query').length === 2 && endpointsOf('storage').length === 2, 60000, 200);
     expect((await call()).code).to.equal(grpc.status.OK);
+  });
+
+  it('istiod hung (SIGSTOP): fault on storage-unavailable fails loudly (exit 2, nothing written) and Appends keep going on the routes the clients have', async () => {
+    const file = join(stack!.istioConfigDir, 'virtualservice-storage.yaml');
+    const previous = readFileSync(file, 'utf8');
+    // A client that starts while istiod hangs has no routes and waits in name resolution (its Appends stay in the outbox):
+    // both ingestion replicas must hold theirs first (the previous test restarted ingestion-0).
+    await eventually('ingestion-0 and ingestion-1 ACKed their routes', async () => {
+      const clients = await stack!.istiod!.syncz();
+      return ['ingestion-0.flatline', 'ingestion-1.flatline'].every((name) => xdsInSync(clients.find((c) => c.proxy === name), ROUTE_CONFIGURATION));
+    }, 30000, 200);
+    const pid = stack!.istiod!.process.pid!;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const on = await flatline('fault', 'on', 'storage-unavailable');
+      expect(on.code, on.out).to.equal(2);
+      expect(on.out).to.match(/istiod does not answer at http:\/\/\S+\/debug .*nothing was applied/);
+      expect(readFileSync(file, 'utf8')).to.equal(previous);
+      const since = new Date().toISOString();
+      await eventually('every flat fetched and stored while istiod hangs', async () => (await callSupervisor(stack!.supervisorUrl!, '/freshness', { max_age: '3' }, 10000)).status === 200, 20000, 500);
+      const drained = await callSupervisor(stack!.supervisorUrl!, '/drained', { timeout: '30s' }, 40000);
+      expect(drained.status, JSON.stringify(drained.body)).to.equal(200);
+      expect((await callSupervisor(stack!.supervisorUrl!, '/gaps', { since }, 60000)).status).to.equal(200);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
   });
 });

@@ -12,7 +12,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { REPO_ROOT, type LocalStack, ingestionWarningLines, seqGaps } from '@flatline/stack';
+import { REPO_ROOT, type LocalStack, databaseWatchLines, ingestionWarningLines, seqGaps } from '@flatline/stack';
 
 /** execFile as a promise. */
 export const run = promisify(execFile);
@@ -77,12 +77,18 @@ export async function expectNoToxicLeft(stack: LocalStack): Promise<void> {
   expect(left, 'TCP faults left on').to.deep.equal([]);
 }
 
+/** What the stack's logs say went wrong (ingestion's warnings, the database watch of storage and query), for a failed run's message. */
+export function stackWarnings(stack: LocalStack): string {
+  const logs = join(stack.options.stateDir, 'logs');
+  return existsSync(logs) ? `${ingestionWarningLines(logs, 15)}\n${databaseWatchLines(logs, 15)}` : '';
+}
+
 /** Every reading fetched is stored: outboxes drained (flatline drained), then no gap in any device's sequence. */
 export async function expectZeroGaps(stack: LocalStack): Promise<void> {
   await run(process.execPath, [...CLI, 'drained', '--timeout', '60s', '--state-dir', stack.options.stateDir], { cwd: REPO_ROOT });
   const report = await seqGaps(stack.db.uri);
   expect(report.readings).to.be.above(0);
-  expect(report.gaps, `${JSON.stringify(report.gaps.slice(0, 5))}\n${ingestionWarningLines(join(stack.options.stateDir, 'logs'))}`).to.deep.equal([]);
+  expect(report.gaps, `${JSON.stringify(report.gaps.slice(0, 5))}\n${stackWarnings(stack)}`).to.deep.equal([]);
 }
 
 /**

@@ -7,8 +7,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadCredentials, stableFraction } from '@flatline/platform';
-import { InvalidFaultError, readFaultFile, writeFaultFile, SCENARIOS, TCP_SCENARIOS, scenario, tcpScenario, baselineVirtualService, DEFAULT_MESH, faultVirtualService, planOf, HOSTS, type Fault } from '@flatline/mesh';
-import { recordEvent, DEFAULT_STATE_DIR, scrapeText, sumMetric, readStackFile, type ToxiproxyClient } from '@flatline/stack';
+import { InvalidFaultError, readFaultFile, writeFaultFile, SCENARIOS, TCP_SCENARIOS, scenario, tcpScenario, baselineVirtualService, DEFAULT_MESH, durationMs, faultVirtualService, planOf, HOSTS, type Fault } from '@flatline/mesh';
+import { applyPlaneRoute, recordEvent, DEFAULT_STATE_DIR, planeVirtualService, scrapeText, sumMetric, readStackFile, type IstioObject, type PlaneHandle, type ToxiproxyClient } from '@flatline/stack';
 import { spawnSync } from 'node:child_process';
 import { duration } from './up.ts';
 import { clusterToxiproxy, linksOf, portForwardHint, refusePerFlatOnCluster, tcpFaultOff, tcpFaultOn, tcpFaultsAllOff, tcpFaultStatus, tcpFaultTouched, type ClusterToxiproxy } from './tcp-fault.ts';
@@ -83,6 +83,69 @@ function applyObjects(bin: string, objects: unknown[]): string {
 function injectorMetrics(stateDir: string): Promise<string[]> {
   const stack = readStackFile(stateDir);
   return Promise.all((stack?.ingestion ?? []).map((r) => (r.metrics ? scrapeText(r.metrics).catch(() => '') : Promise.resolve(''))));
+}
+
+/**
+ * Hosts whose clients dial through the Istio plane of a stack started with
+ * --mesh istio (ingestion's storage client): their faults are VirtualServices
+ * istiod pushes, as on a cluster. The others (devices over HTTP/1.1, query,
+ * whose clients do not dial through the plane yet) stay on the fault file.
+ */
+const PLANE_HOSTS: readonly string[] = ['storage'];
+
+/** The stack's Istio plane for one host's faults, and the xDS clients that dial that host (they must take every change). */
+interface PlaneTarget {
+  readonly handle: PlaneHandle;
+  readonly expect: string[];
+}
+
+/** The local stack's Istio plane for host's faults, when the stack runs one and host's clients dial through it. */
+function planeFor(stateDir: string, host: string): PlaneTarget | undefined {
+  if (!PLANE_HOSTS.includes(host)) return undefined;
+  const stack = readStackFile(stateDir);
+  if (stack?.istiod === undefined) return undefined;
+  // The running ingestion replicas, as istiod names their xDS clients (workload.namespace).
+  const expect = (stack.replicas ?? []).filter((r) => r.name.startsWith('ingestion-') && r.pid !== undefined).map((r) => `${r.name}.${DEFAULT_MESH.namespace}`);
+  return { handle: { config: stack.istiod.config, debug: stack.istiod.debug }, expect };
+}
+
+/** The faults in force on the plane for storage, read back from its VirtualService. */
+function planeFaults(t: PlaneTarget): Fault[] {
+  const vs = planeVirtualService(t.handle.config, 'storage');
+  return vs === undefined ? [] : planOf(vs as unknown as Record<string, unknown>);
+}
+
+/** Puts these faults (none: the baseline) on storage through istiod; resolves with a line saying which clients ACKed the routes. */
+async function applyOnPlane(t: PlaneTarget, faults: readonly Fault[]): Promise<string> {
+  const vs = (faults.length > 0 ? faultVirtualService('storage', faults, DEFAULT_MESH) : baselineVirtualService('storage', DEFAULT_MESH)).toJSON() as unknown as IstioObject;
+  const applied = await applyPlaneRoute(t.handle, 'storage', vs, t.expect);
+  return `istiod pushed the routes of storage: ACKed by ${applied.ackedBy.length > 0 ? applied.ackedBy.join(', ') : 'no client (none dials storage now)'} in ${applied.waitedMs} ms`;
+}
+
+/** What storage's xDS clients (the ingestion replicas) saw of the plane's faults in the last minute. */
+async function planeTouched(stateDir: string): Promise<{ aborted: number; slowestSeconds: number }> {
+  const texts = await injectorMetrics(stateDir);
+  return {
+    aborted: texts.reduce((n, t) => n + sumMetric(t, 'flatline_ingestion_appends_fault_aborted_last_minute'), 0),
+    slowestSeconds: texts.reduce((m, t) => Math.max(m, sumMetric(t, 'flatline_ingestion_append_slowest_seconds_last_minute')), 0),
+  };
+}
+
+/** Whether a fault on the plane acted in the last minute, and a line each for its abort and delay, from what the clients saw. */
+function planeFaultActed(fault: Fault, seen: { aborted: number; slowestSeconds: number }): { acted: boolean; lines: string[] } {
+  const lines: string[] = [];
+  let acted = false;
+  if (fault.fault.abort !== undefined) {
+    lines.push(`${seen.aborted} Append(s) aborted by the xDS fault filter in the last minute`);
+    acted ||= seen.aborted > 0;
+  }
+  if (fault.fault.delay !== undefined) {
+    const delayMs = durationMs(fault.fault.delay.fixedDelay);
+    lines.push(`the slowest Append of the last minute took ${seen.slowestSeconds.toFixed(3)} s (the fault's delay: ${(delayMs / 1000).toFixed(3)} s)`);
+    // Timers fire a little early or late; a delayed call lasts the delay and then some.
+    acted ||= seen.slowestSeconds * 1000 >= delayMs * 0.95;
+  }
+  return { acted, lines };
 }
 
 function fail(message: string): void {
@@ -185,18 +248,22 @@ export function faultCommand(): Command {
         ...(o.delay !== undefined ? { delayMs: o.delay } : {}),
         ...(o.status !== undefined ? { status: /^\d+$/.test(o.status) ? Number(o.status) : o.status } : {}),
       });
+      const plane = o.kube ? undefined : planeFor(o.stateDir, fault.host);
       if (o.kube) {
         // One VirtualService per host holds every fault on it: keep the others already on.
         const settings = { ...DEFAULT_MESH, namespace: o.namespace };
         const onHost = [...clusterFaults(o.kubectl, o.namespace).filter((f) => f.host === fault.host && f.name !== fault.name), fault];
         process.stdout.write(applyObjects(o.kubectl, [faultVirtualService(fault.host, onHost, settings).toJSON()]));
+      } else if (plane !== undefined) {
+        // The same VirtualService, through istiod: applied only once every client that dials storage ACKed it.
+        process.stdout.write(`${await applyOnPlane(plane, [...planeFaults(plane).filter((f) => f.name !== fault.name), fault])}\n`);
       } else {
         const file = faultFile(o.stateDir);
         writeFaultFile(file, [...readFaultFile(file).filter((f) => f.name !== fault.name), fault]);
       }
       const target = flats.length > 0 ? `flats ${flats.length > 10 ? `${flats.slice(0, 10).join(', ')}, … (${flats.length})` : flats.join(', ')}` : 'every request';
       process.stdout.write(`${fault.name} on (${target}): ${JSON.stringify(fault.fault)}\n`);
-      recordEvent(o.stateDir, 'inject', fault.name, `${target}: ${JSON.stringify(fault.fault)}${o.kube ? ' (cluster)' : ''}`);
+      recordEvent(o.stateDir, 'inject', fault.name, `${target}: ${JSON.stringify(fault.fault)}${o.kube ? ' (cluster)' : plane !== undefined ? ' (istiod)' : ''}`);
     } catch (err) {
       fail(err instanceof InvalidFaultError ? `invalid fault: ${err.message}` : (err as Error).message);
     }
@@ -232,9 +299,17 @@ export function faultCommand(): Command {
       return;
     }
     const file = faultFile(o.stateDir);
+    const plane = planeFor(o.stateDir, 'storage');
     if (o.all) {
       // Written whatever the file held, even a corrupt one: off --all always restores.
       writeFaultFile(file, []);
+      if (plane !== undefined && planeFaults(plane).length > 0) {
+        try {
+          process.stdout.write(`${await applyOnPlane(plane, [])}\n`);
+        } catch (err) {
+          return fail(`the fault file is reset, but storage's faults may still be on the Istio plane: ${(err as Error).message}`);
+        }
+      }
       // And every TCP fault, when the stack runs Toxiproxy (a stack without it has none to remove).
       if (readStackFile(o.stateDir)?.toxiproxy !== undefined) {
         try {
@@ -248,6 +323,17 @@ export function faultCommand(): Command {
       return;
     }
     if (name === undefined) return fail('name a scenario, or use --all');
+    if (plane !== undefined && scenario(name)?.build({}).host === 'storage') {
+      try {
+        const on = planeFaults(plane);
+        if (!on.some((f) => f.name === name)) return void process.stdout.write(`${name} was not on\n`);
+        process.stdout.write(`${await applyOnPlane(plane, on.filter((f) => f.name !== name))}\n${name} off\n`);
+        recordEvent(o.stateDir, 'remove', name, 'off (istiod)');
+      } catch (err) {
+        fail((err as Error).message);
+      }
+      return;
+    }
     try {
       const before = readFaultFile(file);
       writeFaultFile(file, before.filter((f) => f.name !== name));
@@ -278,6 +364,20 @@ export function faultCommand(): Command {
         return;
       }
       if (o.kube) return fail("on a cluster the requests an Istio fault touched are Envoy's istio_requests_total with response_flags DI (delayed) or FI (aborted)");
+      const plane = scenario(name)?.build({}).host === 'storage' ? planeFor(o.stateDir, 'storage') : undefined;
+      if (plane !== undefined) {
+        // The Istio plane: the fault filter runs inside each client; what they saw is the proof.
+        const fault = planeFaults(plane).find((f) => f.name === name);
+        if (fault === undefined) {
+          process.stdout.write(`${name} is not on (no such fault in the plane's VirtualService of storage)\n`);
+          process.exitCode = 1;
+          return;
+        }
+        const { acted, lines } = planeFaultActed(fault, await planeTouched(o.stateDir));
+        for (const line of lines) process.stdout.write(`${name} (istiod): ${line}\n`);
+        if (!acted) process.exitCode = 1;
+        return;
+      }
       const texts = await injectorMetrics(o.stateDir);
       const n = texts.reduce((sum, t) => sum + sumMetric(t, 'flatline_fault_requests_last_minute', `fault="${name}"`), 0);
       process.stdout.write(`${name}: ${n} request(s) touched in the last minute\n`);
@@ -302,14 +402,23 @@ export function faultCommand(): Command {
       }
       const faults = readFaultFile(faultFile(o.stateDir));
       const texts = await injectorMetrics(o.stateDir);
-      const rows = faults.map((f) => ({
+      const rows: Array<{ name: string; host: string; fault: Fault['fault']; matches: number; plane: 'local' | 'istiod'; delayedLastMinute: number | null; abortedLastMinute: number }> = faults.map((f) => ({
         name: f.name,
         host: f.host,
         fault: f.fault,
         matches: f.match.length,
+        plane: 'local',
         delayedLastMinute: texts.reduce((n, t) => n + sumMetric(t, 'flatline_fault_requests_last_minute', `fault="${f.name}",action="delayed"`), 0),
         abortedLastMinute: texts.reduce((n, t) => n + sumMetric(t, 'flatline_fault_requests_last_minute', `fault="${f.name}",action="aborted"`), 0),
       }));
+      const plane = planeFor(o.stateDir, 'storage');
+      if (plane !== undefined) {
+        // On the Istio plane the clients count aborts, not which fault made them; a delay shows only as slow calls.
+        const seen = await planeTouched(o.stateDir);
+        for (const f of planeFaults(plane)) {
+          rows.push({ name: f.name, host: f.host, fault: f.fault, matches: f.match.length, plane: 'istiod', delayedLastMinute: null, abortedLastMinute: f.fault.abort === undefined ? 0 : seen.aborted });
+        }
+      }
       let tcp: Awaited<ReturnType<typeof tcpFaultStatus>> = [];
       if (readStackFile(o.stateDir)?.toxiproxy !== undefined) {
         try {
@@ -324,7 +433,9 @@ export function faultCommand(): Command {
       if (rows.length === 0) return void process.stdout.write(tcp.length === 0 ? 'no fault is on\n' : '');
       process.stdout.write(`${'fault'.padEnd(22)} ${'host'.padEnd(8)} ${'delayed/min'.padEnd(12)} ${'aborted/min'.padEnd(12)} declaration\n`);
       for (const r of rows) {
-        process.stdout.write(`${r.name.padEnd(22)} ${r.host.padEnd(8)} ${String(r.delayedLastMinute).padEnd(12)} ${String(r.abortedLastMinute).padEnd(12)} ${JSON.stringify(r.fault)}${r.matches > 0 ? ` on ${r.matches} match(es)` : ''}\n`);
+        process.stdout.write(
+          `${r.name.padEnd(22)} ${r.host.padEnd(8)} ${String(r.delayedLastMinute ?? '-').padEnd(12)} ${String(r.abortedLastMinute).padEnd(12)} ${JSON.stringify(r.fault)}${r.matches > 0 ? ` on ${r.matches} match(es)` : ''}${r.plane === 'istiod' ? ' (Istio plane: applied by istiod)' : ''}\n`,
+        );
       }
     },
   );

@@ -61,13 +61,15 @@ runMain(NAME, async () => {
     linkOf: (flatId) => links.linkOf(flatId),
   });
   const poller = new Poller(config.poll, devices, outbox, metrics, logger.child({ component: 'poller' }));
-  // xds:///storage…: a proxyless client of Istio's control plane, whose routes (and their faults) it follows.
-  if (isXdsTarget(config.storageAddr)) registerXds();
+  // xds:///storage…: a proxyless client of Istio's control plane, whose routes (and their faults) it follows;
+  // the local injector then stays out of this hop (the fault file is for the hops the plane does not carry).
+  const viaPlane = isXdsTarget(config.storageAddr);
+  if (viaPlane) registerXds();
   const storage = new StorageServiceClient(config.storageAddr, credentials.createInsecure(), {
     // Retries are the forwarder's (with backoff, on an idempotent call): none here, so they do not multiply.
     'grpc.enable_retries': 0,
     'grpc.keepalive_time_ms': 10000,
-    interceptors: [grpcFaultInterceptor(new Injector('storage', () => faults.active(), faultCounter))],
+    interceptors: viaPlane ? [] : [grpcFaultInterceptor(new Injector('storage', () => faults.active(), faultCounter))],
   });
   // Health says so before the outbox is full (then fetches are no longer kept).
   let outboxNearlyFull = false;

@@ -5,10 +5,66 @@ import type { ServiceMetrics } from '@flatline/platform';
 /** Counters and gauges of polling, the outbox, forwarding and leases. */
 export type IngestionMetrics = ReturnType<typeof createIngestionMetrics>;
 
+/** Tallies of the last 60 s, one slot per second: how many, and the largest value. */
+export class LastMinute {
+  private readonly slots = new Map<number, { n: number; max: number }>();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  add(value = 0): void {
+    const s = Math.floor(this.now() / 1000);
+    const slot = this.slots.get(s) ?? { n: 0, max: 0 };
+    slot.n += 1;
+    slot.max = Math.max(slot.max, value);
+    this.slots.set(s, slot);
+    if (this.slots.size > 120) this.prune(s);
+  }
+
+  /** How many were added, and the largest value, in the last 60 s. */
+  read(): { n: number; max: number } {
+    const s = Math.floor(this.now() / 1000);
+    this.prune(s);
+    let n = 0;
+    let max = 0;
+    for (const slot of this.slots.values()) {
+      n += slot.n;
+      max = Math.max(max, slot.max);
+    }
+    return { n, max };
+  }
+
+  private prune(s: number): void {
+    for (const k of this.slots.keys()) if (k <= s - 60) this.slots.delete(k);
+  }
+}
+
 /** Registers ingestion's metrics in base's registry. */
 export function createIngestionMetrics(base: ServiceMetrics) {
   const registers = [base.registry];
+  // What the storage client observed of the mesh's faults (the Istio plane's fault filter runs inside it, unseen otherwise).
+  const faultAborted = new LastMinute();
+  const appendSeconds = new LastMinute();
   return {
+    /** An Append the client's fault filter aborted (grpc-js-xds's "Fault injected"). */
+    faultAborted,
+    /** Every Append's time, failed or not, in seconds. */
+    appendSeconds,
+    appendsFaultAbortedLastMinute: new Gauge({
+      name: 'flatline_ingestion_appends_fault_aborted_last_minute',
+      help: 'Appends the mesh fault filter in the storage client aborted in the last 60 s (status details "Fault injected")',
+      registers,
+      collect() {
+        this.set(faultAborted.read().n);
+      },
+    }),
+    appendSlowestLastMinute: new Gauge({
+      name: 'flatline_ingestion_append_slowest_seconds_last_minute',
+      help: 'The longest Append call of the last 60 s, failed or not (a mesh delay shows here), in seconds',
+      registers,
+      collect() {
+        this.set(appendSeconds.read().max);
+      },
+    }),
     polls: new Counter({ name: 'flatline_ingestion_polls_total', help: 'Polls of a flat, by outcome', labelNames: ['outcome'] as const, registers }),
     pollSeconds: new Histogram({
       name: 'flatline_ingestion_poll_duration_seconds',

@@ -29,6 +29,8 @@ export interface ForwardSettings {
 
 const MAX_READINGS_PER_APPEND = 10000;
 const IDLE_MS = 100;
+/** The status details of a call the xDS fault filter aborted (@grpc/grpc-js-xds, gRFC A33): the only trace a proxyless mesh's abort leaves in the client. */
+export const FAULT_INJECTED = 'Fault injected';
 
 /** The index of the fetch result storage refused as invalid, if err is that verdict about one of batchSize fetches. */
 export function refusedFetchIndex(err: ServiceError, batchSize: number): number | undefined {
@@ -120,8 +122,10 @@ export class Forwarder {
         await this.sleep(IDLE_MS);
         continue;
       }
+      const started = performance.now();
       try {
         await unaryCall(this.client, this.client.append, toAppendRequest(batch), this.settings.timeoutMs);
+        this.metrics.appendSeconds.add((performance.now() - started) / 1000);
         this.outbox.ack(batch);
         this.metrics.forwarded.inc(batch.reduce((n, f) => n + f.readings.length, 0));
         if (this.backoff !== undefined) this.logger.info('storage accepts appends again');
@@ -129,7 +133,9 @@ export class Forwarder {
         limit = this.settings.batch;
       } catch (err) {
         const e = err as ServiceError;
+        this.metrics.appendSeconds.add((performance.now() - started) / 1000);
         this.metrics.forwardErrors.inc({ code: status[e.code] ?? 'UNKNOWN' });
+        if (e.details === FAULT_INJECTED) this.metrics.faultAborted.add();
         const refused = refusedFetchIndex(e, batch.length);
         if (refused !== undefined) {
           // Storage's verdict about one fetch result: set it aside, send the rest at once.
