@@ -40,17 +40,21 @@ async function withRetry<T>(call: () => Promise<T>): Promise<T> {
   }
 }
 
-/** The query service's freshness report at address, through interceptors (faults, a bearer token), retried as above. */
-export async function queryFreshness(address: string, request: FreshnessRequest, interceptors: Interceptor[] = []): Promise<FreshnessReport> {
-  const client = new QueryServiceClient(address, credentials.createInsecure(), { interceptors });
+/**
+ * The query service's freshness report at address (a client of its own,
+ * closed after), or from a long-lived client (an xDS one keeps its routes),
+ * through interceptors (faults, a bearer token), retried as above.
+ */
+export async function queryFreshness(address: string | QueryServiceClient, request: FreshnessRequest, interceptors: Interceptor[] = []): Promise<FreshnessReport> {
+  const client = typeof address === 'string' ? new QueryServiceClient(address, credentials.createInsecure()) : address;
   try {
     const res = await withRetry(() =>
-      unaryCall(client, client.getFreshness, { flatIds: [...request.flatIds], excludeFlatIds: [...request.excludeFlatIds], limit: request.limit }, FRESHNESS_ATTEMPT_MS),
+      unaryCall(client, client.getFreshness, { flatIds: [...request.flatIds], excludeFlatIds: [...request.excludeFlatIds], limit: request.limit }, FRESHNESS_ATTEMPT_MS, interceptors),
     );
     if (res.report === undefined) throw new Error('the query service answered without a report');
     return res.report;
   } finally {
-    client.close();
+    if (typeof address === 'string') client.close();
   }
 }
 

@@ -239,6 +239,14 @@ export interface XdsClientIdentity {
   readonly nodeId?: string;
 }
 
+/**
+ * The channel option of @grpc/grpc-js-xds that gives one channel its own
+ * bootstrap (JSON text) instead of the process's GRPC_XDS_BOOTSTRAP: its only
+ * per-channel way, for a process that is a client of more than one istiod
+ * (the supervisor of a stack, in a test process that runs several stacks).
+ */
+export const XDS_BOOTSTRAP_OPTION = 'grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config';
+
 /** The xDS bootstrap of @grpc/grpc-js-xds (the JSON of GRPC_XDS_BOOTSTRAP_CONFIG or of the file GRPC_XDS_BOOTSTRAP names). */
 export interface XdsBootstrap {
   readonly xds_servers: ReadonlyArray<{ readonly server_uri: string; readonly channel_creds: ReadonlyArray<{ readonly type: string }>; readonly server_features: readonly string[] }>;

@@ -36,7 +36,10 @@ import { CrashLoop, DEFAULT_RESTART_POLICY, type RestartPolicy, type SupervisedS
 import { recordEvent } from './events.ts';
 import { freePort, startHaproxy, type Frontend } from './haproxy.ts';
 import { planeTarget, syncPlane, type PlaneEndpoint, type PlaneService } from './istio-plane.ts';
-import { startIstiod, xdsBootstrap, type RunningIstiod } from './istiod.ts';
+import { startIstiod, XDS_BOOTSTRAP_OPTION, xdsBootstrap, type RunningIstiod } from './istiod.ts';
+import { credentials as grpcCredentials } from '@grpc/grpc-js';
+import { register as registerXds } from '@grpc/grpc-js-xds';
+import { QueryServiceClient } from '@flatline/proto';
 import type { ManagedProcess } from './processes.ts';
 import { startToxiproxy, type RunningToxiproxy } from './toxiproxy.ts';
 
@@ -179,6 +182,8 @@ export class LocalStack {
   istiod: RunningIstiod | undefined;
   /** istiod's xDS and HTTP ports, fixed at its first start: a restarted istiod listens there again, so the clients' bootstrap stays right. */
   private istiodPorts: { grpc: number; http: number } | undefined;
+  /** The supervisor's xDS client of query (planeQuery). */
+  private planeQueryClient: QueryServiceClient | undefined;
   /** Toxiproxy, in front of every link (undefined with links: false). */
   toxiproxy: RunningToxiproxy | undefined;
   /** Where each link's proxy listens, fixed at its first start: a restarted Toxiproxy listens there again, so the clients' addresses stay right. */
@@ -513,7 +518,8 @@ export class LocalStack {
         // Every flat the stack polls when none is named, so a flat never fetched counts (the credentials file, read now: it may have changed).
         const flatIds = request.flatIds.length > 0 ? request.flatIds : (expectedFlats(this.credentialsFile) ?? []);
         // The supervisor is a client of query here: the local plane applies query faults (query-slow) to it, as a sidecar would.
-        return queryFreshness(this.queryAddress, { ...request, flatIds }, [queryFaultInterceptor(this.faultsFile)]);
+        // On the Istio plane it dials query through istiod (the replicas its ServiceEntry lists, the DestinationRule's outlier detection).
+        return queryFreshness(this.planeQuery() ?? this.queryAddress, { ...request, flatIds }, [queryFaultInterceptor(this.faultsFile)]);
       },
       fetched: async (request) => {
         const flatIds = request.flatIds.length > 0 ? request.flatIds : (expectedFlats(this.credentialsFile) ?? []);
@@ -688,6 +694,24 @@ export class LocalStack {
     this.supervise('istiod', started.process, () => this.startIstiod());
     this.onStarted('istiod', started);
     if (this.started) this.writeStackFile();
+  }
+
+  /**
+   * With --mesh istio, the supervisor's own client of query: a proxyless xDS
+   * client of istiod (workload flatline-supervisor), made once and kept, so
+   * that it keeps its routes and endpoints between probes (a new xDS client
+   * would ask istiod for all of them at every probe, and hang while istiod is
+   * away). Its bootstrap is per channel: the supervisor may run in a process
+   * (a test's) with other stacks and their istiods.
+   */
+  private planeQuery(): QueryServiceClient | undefined {
+    if (this.options.mesh !== 'istio' || this.istiod === undefined || this.stopping) return undefined;
+    if (this.planeQueryClient === undefined) {
+      registerXds();
+      const bootstrap = JSON.stringify(xdsBootstrap({ xdsAddress: this.istiod.xdsAddress, namespace: DEFAULT_MESH.namespace, workload: 'flatline-supervisor' }));
+      this.planeQueryClient = new QueryServiceClient(planeTarget('query'), grpcCredentials.createInsecure(), { [XDS_BOOTSTRAP_OPTION]: bootstrap });
+    }
+    return this.planeQueryClient;
   }
 
   /** The replicas of storage and query that take calls now (node ready, process up), as the plane's ServiceEntries list them. */
@@ -990,6 +1014,7 @@ export class LocalStack {
       this.pending.clear();
       this.control?.close();
       await this.probeServer?.close();
+      this.planeQueryClient?.close();
       await Promise.allSettled(this.starting.values());
       for (const p of [...this.processes()].reverse()) onStopped(p.name, await p.stop());
     })();

@@ -233,6 +233,17 @@ describe('a stack with --mesh istio: proxyless clients reach the replicas throug
     expect((await call()).code).to.equal(grpc.status.OK);
   });
 
+  it('H2 (crash) passes on the Istio plane: the supervisor asks query through istiod (its xDS client in syncz), node-a\'s replicas leave the endpoints, every flat stays fresh', async () => {
+    expect((await callSupervisor(stack!.supervisorUrl!, '/freshness', {}, 10000)).status).to.equal(200);
+    const supervisor = (await stack!.istiod!.syncz()).find((c) => c.proxy === 'flatline-supervisor.flatline');
+    expect(xdsInSync(supervisor, ROUTE_CONFIGURATION), JSON.stringify(supervisor)).to.equal(true);
+    const o = await chaosRun(join(dir!.path, 'reports'), dir!.path, 'the-system-stays-reachable', { failure: 'crash', fault_seconds: '12' });
+    expect(o.code, o.stdout.slice(-3000)).to.equal(0);
+    expect(o.verdict.steady_state_checks).to.be.at.least(5);
+    expectReport(o, 'passed');
+    await eventually('node-a\'s replicas back in the ServiceEntries', async () => endpointsOf('query').length === 2 && endpointsOf('storage').length === 2, 60000, 200);
+  });
+
   it('istiod hung (SIGSTOP): fault on storage-unavailable fails loudly (exit 2, nothing written) and Appends keep going on the routes the clients have', async () => {
     const file = join(stack!.istioConfigDir, 'virtualservice-storage.yaml');
     const previous = readFileSync(file, 'utf8');

@@ -1,5 +1,5 @@
 /** Promise-style calls on grpc-js (and ts-proto generated) clients, always with a deadline. */
-import { credentials, loadPackageDefinition, Metadata, type CallOptions, type Client, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
+import { credentials, loadPackageDefinition, Metadata, type CallOptions, type Client, type Interceptor, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
 
@@ -11,10 +11,10 @@ export type UnaryMethod<Req, Res> = (
   callback: (err: ServiceError | null, response: Res) => void,
 ) => unknown;
 
-/** Calls method with a deadline of deadlineMs from now (STYLE.md rule 6). */
-export function unaryCall<Req, Res>(client: Client, method: UnaryMethod<Req, Res>, request: Req, deadlineMs: number): Promise<Res> {
+/** Calls method with a deadline of deadlineMs from now (STYLE.md rule 6), through these interceptors of this call only when given. */
+export function unaryCall<Req, Res>(client: Client, method: UnaryMethod<Req, Res>, request: Req, deadlineMs: number, interceptors?: Interceptor[]): Promise<Res> {
   return new Promise((resolve, reject) => {
-    method.call(client, request, new Metadata(), { deadline: new Date(Date.now() + deadlineMs) }, (err, response) =>
+    method.call(client, request, new Metadata(), { deadline: new Date(Date.now() + deadlineMs), ...(interceptors === undefined ? {} : { interceptors }) }, (err, response) =>
       err ? reject(err) : resolve(response),
     );
   });
