@@ -5,9 +5,9 @@
  * fetched).
  */
 import { existsSync, statSync } from 'node:fs';
-import { credentials, status, type Interceptor } from '@grpc/grpc-js';
+import { credentials, InterceptingCall, status, type Interceptor } from '@grpc/grpc-js';
 import { QueryServiceClient, type FreshnessReport } from '@flatline/proto';
-import { loadCredentials, unaryCall } from '@flatline/platform';
+import { FAULT_INJECTED, LastMinute, loadCredentials, unaryCall } from '@flatline/platform';
 import { grpcFaultInterceptor, Injector, readFaultFile, type Fault } from '@flatline/mesh';
 import { MAX_FLATS_PER_REQUEST } from '@flatline/query';
 
@@ -71,6 +71,52 @@ export function queryFaultInterceptor(faultsFile: string, onError: (err: Error) 
     onError(err as Error);
   }
   return grpcFaultInterceptor(new Injector('query', () => faults, undefined));
+}
+
+/** What a client of the plane saw of the mesh's faults in the last minute: calls its xDS fault filter aborted, and every call's time. */
+export interface ClientObservations {
+  readonly aborted: LastMinute;
+  readonly seconds: LastMinute;
+}
+
+/** The JSON of ClientObservations, as the supervisor's /observed answers it per service. */
+export interface ObservedLastMinute {
+  readonly calls: number;
+  readonly abortedByFault: number;
+  readonly slowestSeconds: number;
+}
+
+/** A new, empty ClientObservations. */
+export function clientObservations(): ClientObservations {
+  return { aborted: new LastMinute(), seconds: new LastMinute() };
+}
+
+/** ClientObservations as JSON. */
+export function observedLastMinute(o: ClientObservations): ObservedLastMinute {
+  const seconds = o.seconds.read();
+  return { calls: seconds.n, abortedByFault: o.aborted.read().n, slowestSeconds: seconds.max };
+}
+
+/**
+ * Records each call's time and whether the xDS fault filter aborted it: on
+ * the Istio plane the fault filter acts inside the client, below the
+ * interceptors, so a delay shows in the time and an abort in the status.
+ */
+export function observingInterceptor(seen: ClientObservations): Interceptor {
+  return (options, nextCall) => {
+    const started = performance.now();
+    return new InterceptingCall(nextCall(options), {
+      start(metadata, _listener, next) {
+        next(metadata, {
+          onReceiveStatus(s, nextStatus) {
+            seen.seconds.add((performance.now() - started) / 1000);
+            if (s.code !== status.OK && s.details === FAULT_INJECTED) seen.aborted.add();
+            nextStatus(s);
+          },
+        });
+      },
+    });
+  };
 }
 
 /**

@@ -24,7 +24,7 @@ import { startDatabase, startService, type RunningDatabase, type RunningService 
 import { ensureReadingsSlotIndex, startPostgres, type RunningPostgres } from './postgres.ts';
 import type { Server } from 'node:http';
 import { serveControl } from './control.ts';
-import { expectedFlats, queryFaultInterceptor, queryFreshness } from './freshness-probe.ts';
+import { clientObservations, expectedFlats, observedLastMinute, observingInterceptor, queryFaultInterceptor, queryFreshness } from './freshness-probe.ts';
 import { heldIn, metricValue, seqGaps, type Held } from './probes.ts';
 import { heldReadings, lastFetches } from '@flatline/ingestion';
 import { freshnessReport } from '@flatline/query';
@@ -182,8 +182,9 @@ export class LocalStack {
   istiod: RunningIstiod | undefined;
   /** istiod's xDS and HTTP ports, fixed at its first start: a restarted istiod listens there again, so the clients' bootstrap stays right. */
   private istiodPorts: { grpc: number; http: number } | undefined;
-  /** The supervisor's xDS client of query (planeQuery). */
+  /** The supervisor's xDS client of query (planeQuery), and what the plane's faults did to its calls. */
   private planeQueryClient: QueryServiceClient | undefined;
+  private readonly planeQueryObserved = clientObservations();
   /** Toxiproxy, in front of every link (undefined with links: false). */
   toxiproxy: RunningToxiproxy | undefined;
   /** Where each link's proxy listens, fixed at its first start: a restarted Toxiproxy listens there again, so the clients' addresses stay right. */
@@ -518,8 +519,11 @@ export class LocalStack {
         // Every flat the stack polls when none is named, so a flat never fetched counts (the credentials file, read now: it may have changed).
         const flatIds = request.flatIds.length > 0 ? request.flatIds : (expectedFlats(this.credentialsFile) ?? []);
         // The supervisor is a client of query here: the local plane applies query faults (query-slow) to it, as a sidecar would.
-        // On the Istio plane it dials query through istiod (the replicas its ServiceEntry lists, the DestinationRule's outlier detection).
-        return queryFreshness(this.planeQuery() ?? this.queryAddress, { ...request, flatIds }, [queryFaultInterceptor(this.faultsFile)]);
+        // On the Istio plane it dials query through istiod (the replicas its ServiceEntry lists, the DestinationRule's
+        // outlier detection), whose routes carry query's faults: it records what they did to its calls.
+        const plane = this.planeQuery();
+        if (plane !== undefined) return queryFreshness(plane, { ...request, flatIds }, [observingInterceptor(this.planeQueryObserved)]);
+        return queryFreshness(this.queryAddress, { ...request, flatIds }, [queryFaultInterceptor(this.faultsFile)]);
       },
       fetched: async (request) => {
         const flatIds = request.flatIds.length > 0 ? request.flatIds : (expectedFlats(this.credentialsFile) ?? []);
@@ -562,6 +566,7 @@ export class LocalStack {
         if (file === undefined) throw new Error('the stack is still starting: no database or simulator yet');
         return { rows: await stackStatus(file), started: this.started };
       },
+      observed: () => ({ query: observedLastMinute(this.planeQueryObserved) }),
     };
   }
 

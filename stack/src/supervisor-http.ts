@@ -18,7 +18,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { FreshnessReport } from '@flatline/proto';
-import { freshEnough, type FreshnessRequest } from './freshness-probe.ts';
+import { freshEnough, type FreshnessRequest, type ObservedLastMinute } from './freshness-probe.ts';
 import type { GapReport } from './probes.ts';
 import { allServing, type StatusRow } from './status.ts';
 
@@ -38,6 +38,12 @@ export interface SupervisorProbes {
   outbox(signal: AbortSignal): Promise<{ waiting: number; unanswered: string[] }>;
   /** Every component's row, and whether the stack has started. */
   status(signal: AbortSignal): Promise<{ rows: StatusRow[]; started: boolean }>;
+  /**
+   * What the supervisor's own client of query saw of the mesh's faults in the
+   * last minute (on the Istio plane, where the fault filter acts inside the
+   * client): the proof `flatline fault touched query-slow` reads there.
+   */
+  observed?(): { query: ObservedLastMinute };
 }
 
 /** How long each endpoint may take (/drained: its timeout and this much more). */
@@ -216,6 +222,14 @@ function endpoints(probes: SupervisorProbes, deadlines: ProbeDeadlines): Record<
           if (empty || Date.now() - started >= timeoutMs || signal.aborted) return { status: empty ? 200 : 409, body: { empty, waiting, unanswered, waitedSeconds } };
           await sleep(Math.min(DRAIN_POLL_MS, Math.max(0, timeoutMs - (Date.now() - started))), signal);
         }
+      },
+    },
+    '/observed': {
+      deadlineMs: () => deadlines.status,
+      answer: async (search) => {
+        new Params(search, []); // refuses any parameter
+        if (probes.observed === undefined) throw new Refusal(404, 'this supervisor observes no client calls');
+        return { status: 200, body: probes.observed() };
       },
     },
     '/status': {

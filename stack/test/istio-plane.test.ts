@@ -244,6 +244,32 @@ describe('a stack with --mesh istio: proxyless clients reach the replicas throug
     await eventually('node-a\'s replicas back in the ServiceEntries', async () => endpointsOf('query').length === 2 && endpointsOf('storage').length === 2, 60000, 200);
   });
 
+  it('query-slow goes through istiod too: the supervisor\'s query calls take the delay (nothing in the fault file), touched proves it from what its client saw, off restores', async () => {
+    // Negative control first: at 0 % the route is pushed, no call is delayed, and touched says so (exit 1).
+    const zero = await flatline('fault', 'on', 'query-slow', '--delay', '1500ms', '--percent', '0');
+    expect(zero.code, zero.out).to.equal(0);
+    expect((await flatline('freshness')).code).to.equal(0);
+    const none = await flatline('fault', 'touched', 'query-slow');
+    expect(none.code, none.out).to.equal(1);
+    const on = await flatline('fault', 'on', 'query-slow', '--delay', '1500ms');
+    expect(on.code, on.out).to.equal(0);
+    expect(on.out).to.match(/istiod pushed the routes of query: ACKed by (\S+, )*flatline-supervisor\.flatline/);
+    expect(readFaultFile(stack!.faultsFile)).to.deep.equal([]);
+    try {
+      const started = Date.now();
+      const fresh = await flatline('freshness');
+      expect(fresh.code, fresh.out).to.equal(0);
+      expect(Date.now() - started, 'flatline freshness took the delay').to.be.at.least(1500);
+      const touched = await flatline('fault', 'touched', 'query-slow');
+      expect(touched.code, touched.out).to.equal(0);
+      expect(touched.out).to.match(/query-slow \(istiod\): the slowest of the query call\(s\) of the supervisor's client of the last minute took 1\.[5-9]\d\d s \(the fault's delay: 1\.500 s\)/);
+    } finally {
+      const off = await flatline('fault', 'off', 'query-slow');
+      expect(off.code, off.out).to.equal(0);
+    }
+    expect((await flatline('fault', 'touched', 'query-slow')).out).to.match(/query-slow is not on/);
+  });
+
   it('istiod hung (SIGSTOP): fault on storage-unavailable fails loudly (exit 2, nothing written) and Appends keep going on the routes the clients have', async () => {
     const file = join(stack!.istioConfigDir, 'virtualservice-storage.yaml');
     const previous = readFileSync(file, 'utf8');

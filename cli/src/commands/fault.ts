@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadCredentials, stableFraction } from '@flatline/platform';
 import { InvalidFaultError, readFaultFile, writeFaultFile, SCENARIOS, TCP_SCENARIOS, scenario, tcpScenario, baselineVirtualService, DEFAULT_MESH, durationMs, faultVirtualService, planOf, HOSTS, type Fault } from '@flatline/mesh';
-import { applyPlaneRoute, recordEvent, DEFAULT_STATE_DIR, planeVirtualService, scrapeText, sumMetric, readStackFile, type IstioObject, type PlaneHandle, type ToxiproxyClient } from '@flatline/stack';
+import { applyPlaneRoute, callSupervisor, recordEvent, DEFAULT_STATE_DIR, planeVirtualService, scrapeText, sumMetric, readStackFile, type IstioObject, type PlaneHandle, type ToxiproxyClient } from '@flatline/stack';
 import { spawnSync } from 'node:child_process';
 import { duration } from './up.ts';
 import { clusterToxiproxy, linksOf, portForwardHint, refusePerFlatOnCluster, tcpFaultOff, tcpFaultOn, tcpFaultsAllOff, tcpFaultStatus, tcpFaultTouched, type ClusterToxiproxy } from './tcp-fault.ts';
@@ -87,61 +87,81 @@ function injectorMetrics(stateDir: string): Promise<string[]> {
 
 /**
  * Hosts whose clients dial through the Istio plane of a stack started with
- * --mesh istio (ingestion's storage client): their faults are VirtualServices
- * istiod pushes, as on a cluster. The others (devices over HTTP/1.1, query,
- * whose clients do not dial through the plane yet) stay on the fault file.
+ * --mesh istio (ingestion's storage client, the supervisor's query client):
+ * their faults are VirtualServices istiod pushes, as on a cluster. Device
+ * faults (HTTP/1.1, which no proxyless client carries) stay on the fault file.
  */
-const PLANE_HOSTS: readonly string[] = ['storage'];
+const PLANE_HOSTS = ['storage', 'query'] as const;
+type PlaneHost = (typeof PLANE_HOSTS)[number];
 
-/** The stack's Istio plane for one host's faults, and the xDS clients that dial that host (they must take every change). */
+/** The stack's Istio plane for one host's faults, and the xDS clients that must take every change of its routes. */
 interface PlaneTarget {
+  readonly host: PlaneHost;
   readonly handle: PlaneHandle;
   readonly expect: string[];
+  readonly supervisor: string | undefined;
 }
+
+const isPlaneHost = (host: string): host is PlaneHost => (PLANE_HOSTS as readonly string[]).includes(host);
 
 /** The local stack's Istio plane for host's faults, when the stack runs one and host's clients dial through it. */
 function planeFor(stateDir: string, host: string): PlaneTarget | undefined {
-  if (!PLANE_HOSTS.includes(host)) return undefined;
+  if (!isPlaneHost(host)) return undefined;
   const stack = readStackFile(stateDir);
   if (stack?.istiod === undefined) return undefined;
-  // The running ingestion replicas, as istiod names their xDS clients (workload.namespace).
-  const expect = (stack.replicas ?? []).filter((r) => r.name.startsWith('ingestion-') && r.pid !== undefined).map((r) => `${r.name}.${DEFAULT_MESH.namespace}`);
-  return { handle: { config: stack.istiod.config, debug: stack.istiod.debug }, expect };
+  // storage: the running ingestion replicas, as istiod names their xDS clients (workload.namespace). query: its
+  // client is the supervisor's, made at its first probe; any client istiod pushes to must ACK all the same.
+  const expect = host === 'storage' ? (stack.replicas ?? []).filter((r) => r.name.startsWith('ingestion-') && r.pid !== undefined).map((r) => `${r.name}.${DEFAULT_MESH.namespace}`) : [];
+  return { host, handle: { config: stack.istiod.config, debug: stack.istiod.debug }, expect, supervisor: stack.supervisor };
 }
 
-/** The faults in force on the plane for storage, read back from its VirtualService. */
+/** The plane of the host of a scenario by name (undefined: not a plane host, or no plane). */
+function planeOfScenario(stateDir: string, name: string): PlaneTarget | undefined {
+  const host = scenario(name)?.build({}).host;
+  return host === undefined ? undefined : planeFor(stateDir, host);
+}
+
+/** The faults in force on the plane for its host, read back from its VirtualService. */
 function planeFaults(t: PlaneTarget): Fault[] {
-  const vs = planeVirtualService(t.handle.config, 'storage');
+  const vs = planeVirtualService(t.handle.config, t.host);
   return vs === undefined ? [] : planOf(vs as unknown as Record<string, unknown>);
 }
 
-/** Puts these faults (none: the baseline) on storage through istiod; resolves with a line saying which clients ACKed the routes. */
+/** Puts these faults (none: the baseline) on the host through istiod; resolves with a line saying which clients ACKed the routes. */
 async function applyOnPlane(t: PlaneTarget, faults: readonly Fault[]): Promise<string> {
-  const vs = (faults.length > 0 ? faultVirtualService('storage', faults, DEFAULT_MESH) : baselineVirtualService('storage', DEFAULT_MESH)).toJSON() as unknown as IstioObject;
-  const applied = await applyPlaneRoute(t.handle, 'storage', vs, t.expect);
-  return `istiod pushed the routes of storage: ACKed by ${applied.ackedBy.length > 0 ? applied.ackedBy.join(', ') : 'no client (none dials storage now)'} in ${applied.waitedMs} ms`;
+  const vs = (faults.length > 0 ? faultVirtualService(t.host, faults, DEFAULT_MESH) : baselineVirtualService(t.host, DEFAULT_MESH)).toJSON() as unknown as IstioObject;
+  const applied = await applyPlaneRoute(t.handle, t.host, vs, t.expect);
+  return `istiod pushed the routes of ${t.host}: ACKed by ${applied.ackedBy.length > 0 ? applied.ackedBy.join(', ') : `no client (none dials ${t.host} now; one that does gets them when it connects)`} in ${applied.waitedMs} ms`;
 }
 
-/** What storage's xDS clients (the ingestion replicas) saw of the plane's faults in the last minute. */
-async function planeTouched(stateDir: string): Promise<{ aborted: number; slowestSeconds: number }> {
+/** What the host's xDS clients saw of the plane's faults in the last minute: calls aborted by the fault filter, the slowest call. */
+async function planeTouched(stateDir: string, t: PlaneTarget): Promise<{ calls: string; aborted: number; slowestSeconds: number }> {
+  if (t.host === 'query') {
+    if (t.supervisor === undefined) throw new Error('the stack names no supervisor: its query calls are the only ones the plane acts on here');
+    const { status, body } = await callSupervisor(t.supervisor, '/observed');
+    if (status !== 200) throw new Error(`the supervisor's /observed answered ${status}: ${JSON.stringify(body)}`);
+    const seen = (body as { query: { abortedByFault: number; slowestSeconds: number } }).query;
+    return { calls: "query call(s) of the supervisor's client", aborted: seen.abortedByFault, slowestSeconds: seen.slowestSeconds };
+  }
   const texts = await injectorMetrics(stateDir);
   return {
+    calls: 'Append(s)',
     aborted: texts.reduce((n, t) => n + sumMetric(t, 'flatline_ingestion_appends_fault_aborted_last_minute'), 0),
     slowestSeconds: texts.reduce((m, t) => Math.max(m, sumMetric(t, 'flatline_ingestion_append_slowest_seconds_last_minute')), 0),
   };
 }
 
 /** Whether a fault on the plane acted in the last minute, and a line each for its abort and delay, from what the clients saw. */
-function planeFaultActed(fault: Fault, seen: { aborted: number; slowestSeconds: number }): { acted: boolean; lines: string[] } {
+function planeFaultActed(fault: Fault, seen: { calls: string; aborted: number; slowestSeconds: number }): { acted: boolean; lines: string[] } {
   const lines: string[] = [];
   let acted = false;
   if (fault.fault.abort !== undefined) {
-    lines.push(`${seen.aborted} Append(s) aborted by the xDS fault filter in the last minute`);
+    lines.push(`${seen.aborted} ${seen.calls} aborted by the xDS fault filter in the last minute`);
     acted ||= seen.aborted > 0;
   }
   if (fault.fault.delay !== undefined) {
     const delayMs = durationMs(fault.fault.delay.fixedDelay);
-    lines.push(`the slowest Append of the last minute took ${seen.slowestSeconds.toFixed(3)} s (the fault's delay: ${(delayMs / 1000).toFixed(3)} s)`);
+    lines.push(`the slowest of the ${seen.calls} of the last minute took ${seen.slowestSeconds.toFixed(3)} s (the fault's delay: ${(delayMs / 1000).toFixed(3)} s)`);
     // Timers fire a little early or late; a delayed call lasts the delay and then some.
     acted ||= seen.slowestSeconds * 1000 >= delayMs * 0.95;
   }
@@ -255,7 +275,7 @@ export function faultCommand(): Command {
         const onHost = [...clusterFaults(o.kubectl, o.namespace).filter((f) => f.host === fault.host && f.name !== fault.name), fault];
         process.stdout.write(applyObjects(o.kubectl, [faultVirtualService(fault.host, onHost, settings).toJSON()]));
       } else if (plane !== undefined) {
-        // The same VirtualService, through istiod: applied only once every client that dials storage ACKed it.
+        // The same VirtualService, through istiod: applied only once every client of the host it pushed to ACKed it.
         process.stdout.write(`${await applyOnPlane(plane, [...planeFaults(plane).filter((f) => f.name !== fault.name), fault])}\n`);
       } else {
         const file = faultFile(o.stateDir);
@@ -299,15 +319,17 @@ export function faultCommand(): Command {
       return;
     }
     const file = faultFile(o.stateDir);
-    const plane = planeFor(o.stateDir, 'storage');
     if (o.all) {
       // Written whatever the file held, even a corrupt one: off --all always restores.
       writeFaultFile(file, []);
-      if (plane !== undefined && planeFaults(plane).length > 0) {
+      // Then everything else, each tried even when one before it failed: what is left on is named.
+      const left: string[] = [];
+      for (const plane of PLANE_HOSTS.map((host) => planeFor(o.stateDir, host))) {
+        if (plane === undefined || planeFaults(plane).length === 0) continue;
         try {
           process.stdout.write(`${await applyOnPlane(plane, [])}\n`);
         } catch (err) {
-          return fail(`the fault file is reset, but storage's faults may still be on the Istio plane: ${(err as Error).message}`);
+          left.push(`${plane.host}'s faults may still be on the Istio plane: ${(err as Error).message}`);
         }
       }
       // And every TCP fault, when the stack runs Toxiproxy (a stack without it has none to remove).
@@ -315,15 +337,17 @@ export function faultCommand(): Command {
         try {
           await tcpFaultsAllOff(linksOf(o.stateDir), o.stateDir);
         } catch (err) {
-          return fail(`the fault file is reset, but the TCP faults may still be on: ${(err as Error).message}`);
+          left.push(`the TCP faults may still be on: ${(err as Error).message}`);
         }
       }
+      if (left.length > 0) return fail(`the fault file is reset, but ${left.join('; and ')}`);
       process.stdout.write('every fault off\n');
       recordEvent(o.stateDir, 'remove', '*', 'every fault off');
       return;
     }
     if (name === undefined) return fail('name a scenario, or use --all');
-    if (plane !== undefined && scenario(name)?.build({}).host === 'storage') {
+    const plane = planeOfScenario(o.stateDir, name);
+    if (plane !== undefined) {
       try {
         const on = planeFaults(plane);
         if (!on.some((f) => f.name === name)) return void process.stdout.write(`${name} was not on\n`);
@@ -364,16 +388,22 @@ export function faultCommand(): Command {
         return;
       }
       if (o.kube) return fail("on a cluster the requests an Istio fault touched are Envoy's istio_requests_total with response_flags DI (delayed) or FI (aborted)");
-      const plane = scenario(name)?.build({}).host === 'storage' ? planeFor(o.stateDir, 'storage') : undefined;
+      const plane = planeOfScenario(o.stateDir, name);
       if (plane !== undefined) {
         // The Istio plane: the fault filter runs inside each client; what they saw is the proof.
         const fault = planeFaults(plane).find((f) => f.name === name);
         if (fault === undefined) {
-          process.stdout.write(`${name} is not on (no such fault in the plane's VirtualService of storage)\n`);
+          process.stdout.write(`${name} is not on (no such fault in the plane's VirtualService of ${plane.host})\n`);
           process.exitCode = 1;
           return;
         }
-        const { acted, lines } = planeFaultActed(fault, await planeTouched(o.stateDir));
+        let seen: Awaited<ReturnType<typeof planeTouched>>;
+        try {
+          seen = await planeTouched(o.stateDir, plane);
+        } catch (err) {
+          return fail((err as Error).message);
+        }
+        const { acted, lines } = planeFaultActed(fault, seen);
         for (const line of lines) process.stdout.write(`${name} (istiod): ${line}\n`);
         if (!acted) process.exitCode = 1;
         return;
@@ -411,13 +441,12 @@ export function faultCommand(): Command {
         delayedLastMinute: texts.reduce((n, t) => n + sumMetric(t, 'flatline_fault_requests_last_minute', `fault="${f.name}",action="delayed"`), 0),
         abortedLastMinute: texts.reduce((n, t) => n + sumMetric(t, 'flatline_fault_requests_last_minute', `fault="${f.name}",action="aborted"`), 0),
       }));
-      const plane = planeFor(o.stateDir, 'storage');
-      if (plane !== undefined) {
+      for (const plane of PLANE_HOSTS.map((host) => planeFor(o.stateDir, host))) {
+        const on = plane === undefined ? [] : planeFaults(plane);
+        if (plane === undefined || on.length === 0) continue;
         // On the Istio plane the clients count aborts, not which fault made them; a delay shows only as slow calls.
-        const seen = await planeTouched(o.stateDir);
-        for (const f of planeFaults(plane)) {
-          rows.push({ name: f.name, host: f.host, fault: f.fault, matches: f.match.length, plane: 'istiod', delayedLastMinute: null, abortedLastMinute: f.fault.abort === undefined ? 0 : seen.aborted });
-        }
+        const seen = await planeTouched(o.stateDir, plane).catch(() => ({ aborted: 0 }));
+        for (const f of on) rows.push({ name: f.name, host: f.host, fault: f.fault, matches: f.match.length, plane: 'istiod', delayedLastMinute: null, abortedLastMinute: f.fault.abort === undefined ? 0 : seen.aborted });
       }
       let tcp: Awaited<ReturnType<typeof tcpFaultStatus>> = [];
       if (readStackFile(o.stateDir)?.toxiproxy !== undefined) {

@@ -1,42 +1,9 @@
 /** Ingestion's own metrics, in the process registry. */
 import { Counter, Gauge, Histogram } from 'prom-client';
-import type { ServiceMetrics } from '@flatline/platform';
+import { LastMinute, type ServiceMetrics } from '@flatline/platform';
 
 /** Counters and gauges of polling, the outbox, forwarding and leases. */
 export type IngestionMetrics = ReturnType<typeof createIngestionMetrics>;
-
-/** Tallies of the last 60 s, one slot per second: how many, and the largest value. */
-export class LastMinute {
-  private readonly slots = new Map<number, { n: number; max: number }>();
-
-  constructor(private readonly now: () => number = Date.now) {}
-
-  add(value = 0): void {
-    const s = Math.floor(this.now() / 1000);
-    const slot = this.slots.get(s) ?? { n: 0, max: 0 };
-    slot.n += 1;
-    slot.max = Math.max(slot.max, value);
-    this.slots.set(s, slot);
-    if (this.slots.size > 120) this.prune(s);
-  }
-
-  /** How many were added, and the largest value, in the last 60 s. */
-  read(): { n: number; max: number } {
-    const s = Math.floor(this.now() / 1000);
-    this.prune(s);
-    let n = 0;
-    let max = 0;
-    for (const slot of this.slots.values()) {
-      n += slot.n;
-      max = Math.max(max, slot.max);
-    }
-    return { n, max };
-  }
-
-  private prune(s: number): void {
-    for (const k of this.slots.keys()) if (k <= s - 60) this.slots.delete(k);
-  }
-}
 
 /** Registers ingestion's metrics in base's registry. */
 export function createIngestionMetrics(base: ServiceMetrics) {

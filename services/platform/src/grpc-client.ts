@@ -3,6 +3,12 @@ import { credentials, loadPackageDefinition, Metadata, type CallOptions, type Cl
 import { loadSync } from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
 
+/**
+ * The status details of a call the xDS fault filter aborted (@grpc/grpc-js-xds,
+ * gRFC A33): the only trace a proxyless mesh's abort leaves in the client.
+ */
+export const FAULT_INJECTED = 'Fault injected';
+
 /** A callback-style unary method as ts-proto generates it. */
 export type UnaryMethod<Req, Res> = (
   request: Req,

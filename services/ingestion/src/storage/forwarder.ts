@@ -14,7 +14,7 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import { StorageServiceClient, type AppendRequest } from '@flatline/proto';
-import { unaryCall, REFUSED_FETCH_TRAILER, type Logger } from '@flatline/platform';
+import { FAULT_INJECTED, unaryCall, REFUSED_FETCH_TRAILER, type Logger } from '@flatline/platform';
 import type { IngestionMetrics } from '../metrics.ts';
 import type { Outbox, OutboxFetch } from '../outbox/outbox.ts';
 
@@ -29,8 +29,6 @@ export interface ForwardSettings {
 
 const MAX_READINGS_PER_APPEND = 10000;
 const IDLE_MS = 100;
-/** The status details of a call the xDS fault filter aborted (@grpc/grpc-js-xds, gRFC A33): the only trace a proxyless mesh's abort leaves in the client. */
-export const FAULT_INJECTED = 'Fault injected';
 
 /** The index of the fetch result storage refused as invalid, if err is that verdict about one of batchSize fetches. */
 export function refusedFetchIndex(err: ServiceError, batchSize: number): number | undefined {
