@@ -1,6 +1,7 @@
 /** The components of the local stack: FerretDB and the flatline services. */
 import { join } from 'node:path';
-import { serviceEntry, TOOLS_BIN } from './paths.ts';
+import { TOOLS_BIN } from './paths.ts';
+import { buildService } from './service-build.ts';
 import { spawnReady, type ManagedProcess } from './processes.ts';
 
 /** A running FerretDB. */
@@ -42,7 +43,8 @@ export interface RunningService {
 }
 
 /**
- * Starts a service's main (services/<name>/src/main.ts) and waits for its
+ * Starts a service's main (services/<name>/src/main.ts), compiled
+ * (service-build.ts: the sources as they are now), and waits for its
  * "listening" log line; name (default: the service) names the process and
  * its log.
  */
@@ -52,7 +54,7 @@ export async function startService(options: { service: string; name?: string; en
     detached: options.detached ?? false,
     name: options.name ?? options.service,
     command: globalThis.process.execPath,
-    args: ['--import', 'tsx', serviceEntry(options.service)],
+    args: [await buildService(options.service)],
     env: options.env,
     logFile: options.logFile,
     ready: (line) => {

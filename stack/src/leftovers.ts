@@ -5,7 +5,8 @@
  */
 import { existsSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { serviceEntry, TOOLS_BIN } from './paths.ts';
+import { TOOLS_BIN } from './paths.ts';
+import { bundlePrefix } from './service-build.ts';
 
 interface Entry {
   readonly name: string;
@@ -22,12 +23,12 @@ function alive(entry: Entry): boolean {
   }
 }
 
-/** The piece of a stack process's command line that identifies it: its binary or its service's main. */
+/** The piece of a stack process's command line that identifies it: its binary, or the start of its service's compiled main. */
 export function markerOf(name: string): string {
   if (name === 'haproxy') return haproxyBinary();
   if (name === 'ferretdb') return join(TOOLS_BIN, name);
   if (name === 'toxiproxy') return join(TOOLS_BIN, 'toxiproxy-server');
-  return serviceEntry(name.replace(/-\d+$/, ''));
+  return bundlePrefix(name.replace(/-\d+$/, ''));
 }
 
 /** The record of one stack's processes. */

@@ -134,29 +134,38 @@ async function applyOnPlane(t: PlaneTarget, faults: readonly Fault[]): Promise<s
   return `istiod pushed the routes of ${t.host}: ACKed by ${applied.ackedBy.length > 0 ? applied.ackedBy.join(', ') : `no client (none dials ${t.host} now; one that does gets them when it connects)`} in ${applied.waitedMs} ms`;
 }
 
+/** What a host's xDS clients saw in the last minute: what their calls are, how many they made, how many the fault filter aborted, the slowest. */
+interface PlaneSeen {
+  readonly calls: string;
+  readonly total: number;
+  readonly aborted: number;
+  readonly slowestSeconds: number;
+}
+
 /** What the host's xDS clients saw of the plane's faults in the last minute: calls aborted by the fault filter, the slowest call. */
-async function planeTouched(stateDir: string, t: PlaneTarget): Promise<{ calls: string; aborted: number; slowestSeconds: number }> {
+async function planeTouched(stateDir: string, t: PlaneTarget): Promise<PlaneSeen> {
   if (t.host === 'query') {
     if (t.supervisor === undefined) throw new Error('the stack names no supervisor: its query calls are the only ones the plane acts on here');
     const { status, body } = await callSupervisor(t.supervisor, '/observed');
     if (status !== 200) throw new Error(`the supervisor's /observed answered ${status}: ${JSON.stringify(body)}`);
-    const seen = (body as { query: { abortedByFault: number; slowestSeconds: number } }).query;
-    return { calls: "query call(s) of the supervisor's client", aborted: seen.abortedByFault, slowestSeconds: seen.slowestSeconds };
+    const seen = (body as { query: { calls: number; abortedByFault: number; slowestSeconds: number } }).query;
+    return { calls: "query call(s) of the supervisor's client", total: seen.calls, aborted: seen.abortedByFault, slowestSeconds: seen.slowestSeconds };
   }
   const texts = await injectorMetrics(stateDir);
   return {
     calls: 'Append(s)',
+    total: texts.reduce((n, t) => n + sumMetric(t, 'flatline_ingestion_appends_last_minute'), 0),
     aborted: texts.reduce((n, t) => n + sumMetric(t, 'flatline_ingestion_appends_fault_aborted_last_minute'), 0),
     slowestSeconds: texts.reduce((m, t) => Math.max(m, sumMetric(t, 'flatline_ingestion_append_slowest_seconds_last_minute')), 0),
   };
 }
 
 /** Whether a fault on the plane acted in the last minute, and a line each for its abort and delay, from what the clients saw. */
-function planeFaultActed(fault: Fault, seen: { calls: string; aborted: number; slowestSeconds: number }): { acted: boolean; lines: string[] } {
+function planeFaultActed(fault: Fault, seen: PlaneSeen): { acted: boolean; lines: string[] } {
   const lines: string[] = [];
   let acted = false;
   if (fault.fault.abort !== undefined) {
-    lines.push(`${seen.aborted} ${seen.calls} aborted by the xDS fault filter in the last minute`);
+    lines.push(`${seen.aborted} ${seen.calls} aborted by the xDS fault filter in the last minute, of ${seen.total} made`);
     acted ||= seen.aborted > 0;
   }
   if (fault.fault.delay !== undefined) {

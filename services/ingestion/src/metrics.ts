@@ -24,6 +24,14 @@ export function createIngestionMetrics(base: ServiceMetrics) {
         this.set(faultAborted.read().n);
       },
     }),
+    appendsLastMinute: new Gauge({
+      name: 'flatline_ingestion_appends_last_minute',
+      help: 'Append calls of the last 60 s, failed or not (beside the ones the mesh fault filter aborted: the share a fault with a percentage hit)',
+      registers,
+      collect() {
+        this.set(appendSeconds.read().n);
+      },
+    }),
     appendSlowestLastMinute: new Gauge({
       name: 'flatline_ingestion_append_slowest_seconds_last_minute',
       help: 'The longest Append call of the last 60 s, failed or not (a mesh delay shows here), in seconds',
