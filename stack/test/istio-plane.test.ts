@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { GetFreshnessRequest, QueryServiceClient } from '@flatline/proto';
 import { eventually, holdFor, tempDir } from '../src/harness.ts';
 import { applyPlaneRoute, planeObjects, planeTarget, PlaneRouteError, serviceEntry, syncPlane, type PlaneEndpoint } from '../src/istio-plane.ts';
-import { PILOT_DISCOVERY, ROUTE_CONFIGURATION, xdsInSync, type IstioObject } from '../src/istiod.ts';
+import { PILOT_DISCOVERY, ROUTE_CONFIGURATION, xdsInSync, type IstioObject, type SyncStatus } from '../src/istiod.ts';
 import { callSupervisor } from '../src/supervisor-http.ts';
 import { metricValue } from '../src/probes.ts';
 import { DEFAULT_MESH, faultVirtualService, planOf, readFaultFile, scenario } from '@flatline/mesh';
@@ -275,10 +275,11 @@ describe('a stack with --mesh istio: proxyless clients reach the replicas throug
     const previous = readFileSync(file, 'utf8');
     // A client that starts while istiod hangs has no routes and waits in name resolution (its Appends stay in the outbox):
     // both ingestion replicas must hold theirs first (the previous test restarted ingestion-0).
-    await eventually('ingestion-0 and ingestion-1 ACKed their routes', async () => {
-      const clients = await stack!.istiod!.syncz();
-      return ['ingestion-0.flatline', 'ingestion-1.flatline'].every((name) => xdsInSync(clients.find((c) => c.proxy === name), ROUTE_CONFIGURATION));
-    }, 30000, 200);
+    let clients: SyncStatus[] = [];
+    await eventually('ingestion-0 and ingestion-1 hold routes they ACKed', async () => {
+      clients = await stack!.istiod!.syncz();
+      return ['ingestion-0.flatline', 'ingestion-1.flatline'].every((name) => clients.find((c) => c.proxy === name)?.resources?.[ROUTE_CONFIGURATION]?.acked !== undefined);
+    }, 60000, 200).catch((err: Error) => expect.fail(`${err.message}; syncz: ${JSON.stringify(clients.map((c) => ({ proxy: c.proxy, routes: c.resources?.[ROUTE_CONFIGURATION] })))}`));
     const pid = stack!.istiod!.process.pid!;
     process.kill(pid, 'SIGSTOP');
     try {

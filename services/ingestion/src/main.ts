@@ -71,6 +71,9 @@ runMain(NAME, async () => {
     'grpc.keepalive_time_ms': 10000,
     interceptors: viaPlane ? [] : [grpcFaultInterceptor(new Injector('storage', () => faults.active(), faultCounter))],
   });
+  // Ask the plane for storage's routes now, not at the first Append: a replica that starts without work (its
+  // flats still leased elsewhere) would otherwise meet istiod only when it has readings, perhaps while istiod is away.
+  if (viaPlane) storage.getChannel().getConnectivityState(true);
   // Health says so before the outbox is full (then fetches are no longer kept).
   let outboxNearlyFull = false;
   const forwarder = new Forwarder(outbox, storage, { ...config.forward, warnRows: config.outboxWarnRows }, metrics, logger.child({ component: 'forwarder' }), (fraction) => {
