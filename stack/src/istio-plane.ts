@@ -18,7 +18,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { baselineVirtualService, DEFAULT_MESH, grpcDestinationRule, hostName, type MeshSettings } from '@flatline/mesh';
-import { fetchConfigz, fetchSyncz, IstiodError, ROUTE_CONFIGURATION, writeIstioObject, type IstioObject, type SyncStatus } from './istiod.ts';
+import { fetchConfigz, fetchSyncz, ROUTE_CONFIGURATION, writeIstioObject, type IstioObject, type SyncStatus } from './istiod.ts';
 
 /** The services proxyless clients reach through the plane. */
 export const PLANE_SERVICES = ['storage', 'query'] as const;
@@ -195,7 +195,7 @@ export async function applyPlaneRoute(plane: PlaneHandle, service: PlaneService,
       }
     } catch (err) {
       if (err instanceof PlaneRouteError) throw err;
-      if (err instanceof IstiodError || err instanceof Error) fail(`istiod stopped answering at ${plane.debug} (${err.message})`, err);
+      fail(`istiod stopped answering at ${plane.debug} (${err instanceof Error ? err.message : String(err)})`, err);
     }
     settledOnce = false;
     await sleep(50);
