@@ -20,7 +20,7 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
-import { REPO_ROOT, TOOLS_BIN, databaseWatchLines, ingestionWarningLines, tempDir } from '@flatline/stack';
+import { REPO_ROOT, TOOLS_BIN, stackWarningLines, tempDir } from '@flatline/stack';
 import { SCENARIOS, TCP_SCENARIOS } from '@flatline/mesh';
 
 const tilt = join(TOOLS_BIN, 'tilt');
@@ -304,7 +304,7 @@ describe(`Tiltfile run by the real Tilt ${TILT_VERSION} (.tools/bin/tilt)`, func
         });
         const tail = log.split('\n').slice(-80).join('\n');
         const logs = join(state, 'logs');
-        const why = code === 0 || !existsSync(logs) ? '' : `\n${databaseWatchLines(logs, 15)}\n${ingestionWarningLines(logs, 15)}`;
+        const why = code === 0 ? '' : `\n${stackWarningLines(logs)}`;
         expect(code, `tilt ${args.join(' ')} failed after ${Math.round((Date.now() - started) / 1000)} s (the stack's logs: ${logs}, kept with FLATLINE_KEEP_TEST_STATE=1):\n${tail}${why}`).to.equal(0);
         expect(log).to.contain('SUCCESS. All workloads are healthy.');
         // The stack was whole when Tilt called it ready, and freshness covered every flat.

@@ -1,5 +1,5 @@
 /** Test harness: real FerretDB and real service processes on free ports, in a temporary folder. */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
@@ -11,6 +11,16 @@ import { FREE_PORTS, LocalStack, type StackOptions } from './stack.ts';
 
 export type { StartedServer };
 
+/** The last lines (each cut to width) of every log in logs whose file name matches, that keep() keeps, each file under a heading saying what they are. */
+function lastLogLines(logs: string, file: RegExp, keep: (line: string) => boolean, what: string, last: number, width: number): string {
+  const out: string[] = [];
+  for (const name of readdirSync(logs).filter((f) => file.test(f)).sort()) {
+    const lines = readFileSync(join(logs, name), 'utf8').split('\n').filter(keep);
+    out.push(`--- ${name}: the last ${what} lines`, ...lines.slice(-last).map((l) => l.slice(0, width)));
+  }
+  return out.join('\n');
+}
+
 /**
  * What storage and query said of their database and health: the last lines
  * of each of their logs in logs (storage.log, query-1.log, …) that come from
@@ -18,26 +28,18 @@ export type { StartedServer };
  * message: the logs go with the test's temporary folder.
  */
 export function databaseWatchLines(logs: string, last = 25): string {
-  const out: string[] = [];
-  for (const file of readdirSync(logs).filter((f) => /^(storage|query)(-\d+)?\.log$/.test(f)).sort()) {
-    const lines = readFileSync(join(logs, file), 'utf8')
-      .split('\n')
-      .filter((l) => l.includes('"db-watch"') || l.includes('"msg":"serving"') || l.includes('"msg":"not serving"') || /"level":[45]0/.test(l));
-    out.push(`--- ${file}: the last database-watch, health, warning and error lines`, ...lines.slice(-last).map((l) => l.slice(0, 500)));
-  }
-  return out.join('\n');
+  const keep = (l: string): boolean => l.includes('"db-watch"') || l.includes('"msg":"serving"') || l.includes('"msg":"not serving"') || /"level":[45]0/.test(l);
+  return lastLogLines(logs, /^(storage|query)(-\d+)?\.log$/, keep, 'database-watch, health, warning and error', last, 500);
 }
 
 /** The ingestion replicas' last warning and error lines (failed polls, readings missed at the devices, the outbox full), for a failed gap check. */
 export function ingestionWarningLines(logs: string, last = 25): string {
-  const out: string[] = [];
-  for (const file of readdirSync(logs).filter((f) => /^ingestion(-\d+)?\.log$/.test(f)).sort()) {
-    const lines = readFileSync(join(logs, file), 'utf8')
-      .split('\n')
-      .filter((l) => /"level":[456]0/.test(l));
-    out.push(`--- ${file}: the last warning and error lines`, ...lines.slice(-last).map((l) => l.slice(0, 700)));
-  }
-  return out.join('\n');
+  return lastLogLines(logs, /^ingestion(-\d+)?\.log$/, (l) => /"level":[456]0/.test(l), 'warning and error', last, 700);
+}
+
+/** Both of the above for a stack's logs folder, 15 lines a file (empty when the folder is not there): what a failed stack test prints. */
+export function stackWarningLines(logs: string): string {
+  return existsSync(logs) ? `${ingestionWarningLines(logs, 15)}\n${databaseWatchLines(logs, 15)}` : '';
 }
 
 /** A temporary folder removed by cleanup(), unless FLATLINE_KEEP_TEST_STATE is set (to read the logs). */

@@ -157,24 +157,29 @@ export async function startIstiod(options: IstiodOptions): Promise<RunningIstiod
   return { xdsAddress, debugUrl, process: child, syncz, stop: (graceMs = 5000) => child.stop(graceMs) };
 }
 
+/** GET <debug>/<path> of istiod, an endpoint that answers a JSON array. */
+async function fetchDebugList(debugUrl: string, path: string): Promise<unknown[]> {
+  const res = await fetch(`${debugUrl}/${path}`, { signal: AbortSignal.timeout(5000) });
+  const text = await res.text();
+  if (!res.ok) throw new IstiodError(`GET ${debugUrl}/${path}: expected 200, got ${res.status}: ${text.slice(0, 200)}`);
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  if (!Array.isArray(body)) throw new IstiodError(`GET ${debugUrl}/${path}: expected a JSON array, got ${text.slice(0, 200)}`);
+  return body;
+}
+
 /** GET <debug>/syncz: what istiod last sent each connected xDS client, and what each ACKed or NACKed. */
 export async function fetchSyncz(debugUrl: string): Promise<SyncStatus[]> {
-  const res = await fetch(`${debugUrl}/syncz`, { signal: AbortSignal.timeout(5000) });
-  const text = await res.text();
-  if (!res.ok) throw new IstiodError(`GET ${debugUrl}/syncz: expected 200, got ${res.status}: ${text.slice(0, 200)}`);
-  const body: unknown = JSON.parse(text);
-  if (!Array.isArray(body)) throw new IstiodError(`GET ${debugUrl}/syncz: expected a JSON array, got ${text.slice(0, 200)}`);
-  return body as SyncStatus[];
+  return (await fetchDebugList(debugUrl, 'syncz')) as SyncStatus[];
 }
 
 /** GET <debug>/configz: every object istiod holds now (as Kubernetes would show it: apiVersion, kind, metadata, spec). */
 export async function fetchConfigz(debugUrl: string): Promise<IstioObject[]> {
-  const res = await fetch(`${debugUrl}/configz`, { signal: AbortSignal.timeout(5000) });
-  const text = await res.text();
-  if (!res.ok) throw new IstiodError(`GET ${debugUrl}/configz: expected 200, got ${res.status}: ${text.slice(0, 200)}`);
-  const body: unknown = JSON.parse(text);
-  if (!Array.isArray(body)) throw new IstiodError(`GET ${debugUrl}/configz: expected a JSON array, got ${text.slice(0, 200)}`);
-  return body as IstioObject[];
+  return (await fetchDebugList(debugUrl, 'configz')) as IstioObject[];
 }
 
 /** An Istio object as istiod reads it from its folder (networking.istio.io/v1 VirtualService, ServiceEntry, …). */

@@ -31,8 +31,14 @@ export function bundlePrefix(service: string): string {
 /** Bundles of a service older than this, not the newest, are removed when a new one is written. */
 const KEEP_OLD_MS = 60 * 60 * 1000;
 
-/** The npm packages of every workspace: external to the bundles. */
+/** The npm packages of every workspace: external to the bundles (read once per process: every start and restart builds). */
+let externals: string[] | undefined;
 function externalPackages(): string[] {
+  externals ??= readExternalPackages();
+  return externals;
+}
+
+function readExternalPackages(): string[] {
   const names = new Set<string>();
   const manifests = [join(REPO_ROOT, 'package.json'), ...['services', 'stack', 'mesh', 'proto'].flatMap((top) => manifestsUnder(join(REPO_ROOT, top)))];
   for (const file of manifests) {

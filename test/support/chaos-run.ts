@@ -12,7 +12,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { REPO_ROOT, type LocalStack, databaseWatchLines, ingestionWarningLines, seqGaps } from '@flatline/stack';
+import { REPO_ROOT, type LocalStack, seqGaps, stackWarningLines } from '@flatline/stack';
 
 /** execFile as a promise. */
 export const run = promisify(execFile);
@@ -79,8 +79,7 @@ export async function expectNoToxicLeft(stack: LocalStack): Promise<void> {
 
 /** What the stack's logs say went wrong (ingestion's warnings, the database watch of storage and query), for a failed run's message. */
 export function stackWarnings(stack: LocalStack): string {
-  const logs = join(stack.options.stateDir, 'logs');
-  return existsSync(logs) ? `${ingestionWarningLines(logs, 15)}\n${databaseWatchLines(logs, 15)}` : '';
+  return stackWarningLines(join(stack.options.stateDir, 'logs'));
 }
 
 /** Every reading fetched is stored: outboxes drained (flatline drained), then no gap in any device's sequence. */

@@ -441,7 +441,7 @@ export function faultCommand(): Command {
       }
       const faults = readFaultFile(faultFile(o.stateDir));
       const texts = await injectorMetrics(o.stateDir);
-      const rows: Array<{ name: string; host: string; fault: Fault['fault']; matches: number; plane: 'local' | 'istiod'; delayedLastMinute: number | null; abortedLastMinute: number }> = faults.map((f) => ({
+      const rows: Array<{ name: string; host: string; fault: Fault['fault']; matches: number; plane: 'local' | 'istiod'; delayedLastMinute: number | null; abortedLastMinute: number | null }> = faults.map((f) => ({
         name: f.name,
         host: f.host,
         fault: f.fault,
@@ -454,8 +454,12 @@ export function faultCommand(): Command {
         const on = plane === undefined ? [] : planeFaults(plane);
         if (plane === undefined || on.length === 0) continue;
         // On the Istio plane the clients count aborts, not which fault made them; a delay shows only as slow calls.
-        const seen = await planeTouched(o.stateDir, plane).catch(() => ({ aborted: 0 }));
-        for (const f of on) rows.push({ name: f.name, host: f.host, fault: f.fault, matches: f.match.length, plane: 'istiod', delayedLastMinute: null, abortedLastMinute: f.fault.abort === undefined ? 0 : seen.aborted });
+        // What the clients saw may be unreadable: the faults are still shown, with no count, and the exit code says so.
+        const seen = await planeTouched(o.stateDir, plane).catch((err: unknown) => {
+          fail(`cannot read what ${plane.host}'s clients saw: ${(err as Error).message}`);
+          return undefined;
+        });
+        for (const f of on) rows.push({ name: f.name, host: f.host, fault: f.fault, matches: f.match.length, plane: 'istiod', delayedLastMinute: null, abortedLastMinute: f.fault.abort === undefined ? 0 : (seen?.aborted ?? null) });
       }
       let tcp: Awaited<ReturnType<typeof tcpFaultStatus>> = [];
       if (readStackFile(o.stateDir)?.toxiproxy !== undefined) {
@@ -472,7 +476,7 @@ export function faultCommand(): Command {
       process.stdout.write(`${'fault'.padEnd(22)} ${'host'.padEnd(8)} ${'delayed/min'.padEnd(12)} ${'aborted/min'.padEnd(12)} declaration\n`);
       for (const r of rows) {
         process.stdout.write(
-          `${r.name.padEnd(22)} ${r.host.padEnd(8)} ${String(r.delayedLastMinute ?? '-').padEnd(12)} ${String(r.abortedLastMinute).padEnd(12)} ${JSON.stringify(r.fault)}${r.matches > 0 ? ` on ${r.matches} match(es)` : ''}${r.plane === 'istiod' ? ' (Istio plane: applied by istiod)' : ''}\n`,
+          `${r.name.padEnd(22)} ${r.host.padEnd(8)} ${String(r.delayedLastMinute ?? '-').padEnd(12)} ${String(r.abortedLastMinute ?? '-').padEnd(12)} ${JSON.stringify(r.fault)}${r.matches > 0 ? ` on ${r.matches} match(es)` : ''}${r.plane === 'istiod' ? ' (Istio plane: applied by istiod)' : ''}\n`,
         );
       }
     },

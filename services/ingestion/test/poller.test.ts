@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createLogger, createMetrics } from '@flatline/platform';
-import { tempDir } from '@flatline/stack';
+import { eventually, tempDir } from '@flatline/stack';
 import { DeviceClient } from '../src/devices/device-client.ts';
 import { createIngestionMetrics } from '../src/metrics.ts';
 import { Outbox } from '../src/outbox/outbox.ts';
@@ -46,24 +46,17 @@ describe('poller: readings lost at the device', () => {
     const logFile = join(dir.path, `${name}.log`);
     const poller = new Poller({ intervalMs: 100, timeoutMs: 1000, concurrency: 4, breakerFailures: 1000, backoffMaxMs: 100 }, client, outbox, metrics, createLogger('ingestion', 'info', logFile));
     const fetches = async (): Promise<number> => outbox.size().fetches;
-    const until = async (what: string, ok: () => Promise<boolean>): Promise<void> => {
-      const end = Date.now() + 5000;
-      while (!(await ok())) {
-        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    };
     try {
       answer([1, 3]);
       poller.setFlats(['7'], true);
       poller.start();
-      await until('the first fetch kept', async () => (await fetches()) >= 1);
+      await eventually('the first fetch kept', async () => (await fetches()) >= 1, 5000, 20);
       answer('down');
       const kept = await fetches();
       await new Promise((r) => setTimeout(r, 300));
       expect(await fetches(), 'nothing kept while the gateway answers 503').to.equal(kept);
       answer(after);
-      await until('a fetch after the outage kept', async () => (await fetches()) > kept);
+      await eventually('a fetch after the outage kept', async () => (await fetches()) > kept, 5000, 20);
       await poller.stop(1000);
       const missed = (await metrics.missed.get()).values.reduce((n, v) => n + v.value, 0);
       return { missed, log: readFileSync(logFile, 'utf8') };
