@@ -18,12 +18,12 @@ const INSTALL = join(TOOLS_DIR, 'install.sh');
  * spawns and against package.json's scripts.
  */
 export const TOOLS_FOR = Object.freeze({
-  /** `flatline up` (npm start): the database (FerretDB, on PostgreSQL with --db postgresql), the balancer and the TCP fault proxy of the local stack; grpcurl is the user's, not the stack's. */
-  up: Object.freeze(['ferretdb', 'haproxy', 'toxiproxy', 'postgresql']),
+  /** `flatline up` (npm start): the database (FerretDB, on PostgreSQL with --db postgresql), the balancer, the TCP fault proxy and Istio's control plane (istiod; --mesh local runs without it) of the local stack; grpcurl is the user's, not the stack's. */
+  up: Object.freeze(['ferretdb', 'haproxy', 'toxiproxy', 'postgresql', 'istiod']),
   /** `flatline chaos run`: the stack it starts when none runs, and Chaos Toolkit (with the report's Python). */
-  chaos: Object.freeze(['ferretdb', 'haproxy', 'toxiproxy', 'postgresql', 'chaostoolkit']),
+  chaos: Object.freeze(['ferretdb', 'haproxy', 'toxiproxy', 'postgresql', 'istiod', 'chaostoolkit']),
   /** `flatline bench`: the stacks its suites start, and the peers and load generators they measure with. */
-  bench: Object.freeze(['ferretdb', 'haproxy', 'toxiproxy', 'postgresql', 'prometheus', 'victoria-metrics', 'wrk', 'ghz']),
+  bench: Object.freeze(['ferretdb', 'haproxy', 'toxiproxy', 'postgresql', 'istiod', 'prometheus', 'victoria-metrics', 'wrk', 'ghz']),
   /** `synth --validate` and test/manifests.test.ts. */
   manifests: Object.freeze(['istioctl', 'kubeconform']),
   /** test/tiltfile.test.ts: the real Tilt (it loads both modes, cluster mode too, without a cluster). */

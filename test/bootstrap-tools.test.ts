@@ -35,7 +35,7 @@ function run(command: string, args: string[], env: Record<string, string> = {}, 
 
 /** Tool names the files reference as .tools/bin/<binary> or ensureTool('<name>'), as installer names. */
 function spawnedTools(paths: string[]): Set<string> {
-  const installerOf: Record<string, string> = { chaos: 'chaostoolkit', promtool: 'prometheus', 'toxiproxy-server': 'toxiproxy', postgres: 'postgresql', initdb: 'postgresql', psql: 'postgresql' };
+  const installerOf: Record<string, string> = { chaos: 'chaostoolkit', promtool: 'prometheus', 'toxiproxy-server': 'toxiproxy', postgres: 'postgresql', initdb: 'postgresql', psql: 'postgresql', 'pilot-discovery': 'istiod' };
   const found = new Set<string>();
   const files = paths.flatMap((p) => (!existsSync(p) ? [] : statSync(p).isDirectory() ? readdirSync(p).filter((f) => f.endsWith('.ts')).map((f) => join(p, f)) : [p]));
   for (const f of files) {
@@ -71,21 +71,21 @@ function snapshot(dir: string): string[] {
 
 describe('bootstrap: what each command installs', function () {
   describe('the per-command tool sets', () => {
-    it('flatline up (npm start) installs exactly what the local stack spawns: ferretdb, haproxy, toxiproxy and postgresql, not grpcurl', async () => {
+    it('flatline up (npm start) installs exactly what the local stack spawns: ferretdb, haproxy, toxiproxy, postgresql and istiod, not grpcurl', async () => {
       const { TOOLS_FOR } = await tools();
       const stackSpawns = spawnedTools([join(ROOT, 'stack', 'src'), join(ROOT, 'cli', 'src', 'stack')]);
       expect(sorted(TOOLS_FOR.up)).to.deep.equal(sorted(stackSpawns));
-      expect(sorted(TOOLS_FOR.up)).to.deep.equal(['ferretdb', 'haproxy', 'postgresql', 'toxiproxy']);
+      expect(sorted(TOOLS_FOR.up)).to.deep.equal(['ferretdb', 'haproxy', 'istiod', 'postgresql', 'toxiproxy']);
     });
 
     it('chaos adds Chaos Toolkit to the stack it may start; bench adds what its suites spawn', async () => {
       const { TOOLS_FOR } = await tools();
       const chaos = spawnedTools([join(ROOT, 'cli', 'src', 'commands', 'chaos.ts')]);
       expect(sorted(TOOLS_FOR.chaos)).to.deep.equal(sorted([...TOOLS_FOR.up, ...chaos]));
-      expect(sorted(TOOLS_FOR.chaos)).to.deep.equal(['chaostoolkit', 'ferretdb', 'haproxy', 'postgresql', 'toxiproxy']);
+      expect(sorted(TOOLS_FOR.chaos)).to.deep.equal(['chaostoolkit', 'ferretdb', 'haproxy', 'istiod', 'postgresql', 'toxiproxy']);
       const bench = spawnedTools([join(ROOT, 'bench', 'src'), join(ROOT, 'cli', 'src', 'bench'), join(ROOT, 'cli', 'src', 'commands', 'bench.ts')]);
       expect(sorted(TOOLS_FOR.bench)).to.deep.equal(sorted([...TOOLS_FOR.up, ...bench]));
-      expect(sorted(TOOLS_FOR.bench)).to.deep.equal(['ferretdb', 'ghz', 'haproxy', 'postgresql', 'prometheus', 'toxiproxy', 'victoria-metrics', 'wrk']);
+      expect(sorted(TOOLS_FOR.bench)).to.deep.equal(['ferretdb', 'ghz', 'haproxy', 'istiod', 'postgresql', 'prometheus', 'toxiproxy', 'victoria-metrics', 'wrk']);
     });
 
     it('the manifest and Tiltfile checks name the tools their tests spawn', async () => {
@@ -130,7 +130,7 @@ describe('bootstrap: what each command installs', function () {
       ensureTools(TOOLS_FOR.up, { quiet: true });
     });
 
-    it('tools/install.sh ferretdb haproxy toxiproxy postgresql (npm start\'s tools) builds nothing and prints at most one line, within 2 s even on a loaded machine', async () => {
+    it('tools/install.sh ferretdb haproxy toxiproxy postgresql istiod (npm start\'s tools) builds nothing and prints at most one line, within 2 s even on a loaded machine', async () => {
       const { TOOLS_FOR } = await tools();
       const cache = join(process.env['XDG_CACHE_HOME'] ?? join(process.env['HOME'] ?? '', '.cache'), 'flatline');
       const before = snapshot(cache);
@@ -141,11 +141,11 @@ describe('bootstrap: what each command installs', function () {
       // About 0.05 s on an idle 2-core machine; the bound leaves room for a loaded one (npm test runs beside builds).
       expect(r.ms, 'warm install.sh').to.be.below(2000);
       expect(snapshot(cache), 'the cache is unchanged').to.deep.equal(before);
-      const binOf: Record<string, string> = { toxiproxy: 'toxiproxy-server', postgresql: 'postgres' };
+      const binOf: Record<string, string> = { toxiproxy: 'toxiproxy-server', postgresql: 'postgres', istiod: 'pilot-discovery' };
       for (const tool of TOOLS_FOR.up) expect(existsSync(join(ROOT, '.tools', 'bin', binOf[tool] ?? tool)), tool).to.equal(true);
     });
 
-    it('node scripts/bootstrap.mjs ferretdb haproxy toxiproxy postgresql (npm start\'s bootstrap) likewise, when node_modules is current', async function () {
+    it('node scripts/bootstrap.mjs ferretdb haproxy toxiproxy postgresql istiod (npm start\'s bootstrap) likewise, when node_modules is current', async function () {
       const stamp = join(ROOT, 'node_modules', '.flatline-lock-sha256');
       const { createHash } = await import('node:crypto');
       const lock = createHash('sha256').update(readFileSync(join(ROOT, 'package-lock.json'))).digest('hex');

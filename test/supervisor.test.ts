@@ -11,7 +11,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { REPO_ROOT, readStackFile, type StackFile, freshness, eventually, holdFor, tempDir } from '@flatline/stack';
+import { REPO_ROOT, readStackFile, type StackFile, fetchSyncz, freshness, eventually, holdFor, tempDir } from '@flatline/stack';
 
 const run = promisify(execFile);
 const FLATS = 24;
@@ -119,6 +119,21 @@ describe('flatline up restarts a process that dies, and keeps the rest running',
     expect((statSync(dirname(socket)).mode & 0o777).toString(8), 'folder').to.equal('700');
   });
 
+  it("runs Istio's control plane by default (no --mesh): istiod in stack.json, and both ingestion replicas take storage's routes from it", async () => {
+    const f = stackFile();
+    expect(f.istiod, 'stack.json names istiod').to.not.equal(undefined);
+    await eventually(
+      'ingestion-0 and ingestion-1 to be xDS clients of istiod',
+      async () => {
+        const clients = (await fetchSyncz(f.istiod!.debug)).map((c) => c.proxy);
+        if (!['ingestion-0', 'ingestion-1'].every((n) => clients.includes(`${n}.flatline`))) throw new Error(`syncz lists ${clients.join(', ') || 'no client'}`);
+        return true;
+      },
+      30000,
+      500,
+    );
+  });
+
   const victims: Array<[string, string]> = [
     ['ingestion-0', 'an ingestion replica'],
     ['storage-1', 'a storage replica'],
@@ -127,6 +142,7 @@ describe('flatline up restarts a process that dies, and keeps the rest running',
     ['ferretdb', 'FerretDB'],
     ['haproxy', 'HAProxy'],
     ['toxiproxy', 'Toxiproxy (every link: it comes back with its proxies on the same ports)'],
+    ['istiod', "Istio's control plane (its clients keep their routes meanwhile, and it comes back on the same ports)"],
   ];
   for (const [name, what] of victims) {
     it(`restarts ${what} killed with SIGKILL (${name}): restart count 1 in flatline status, nothing else restarted, still serving`, async () => {

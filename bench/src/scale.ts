@@ -24,6 +24,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import {
+  DEFAULT_STACK_MESH,
   FREE_PORTS,
   freePort,
   freshnessReport,
@@ -437,6 +438,8 @@ async function runRepeat(repeat: number, plan: ScalePlan, peers: ReadonlyArray<{
       intervalMs: plan.intervalMs,
       replicas: plan.replicas,
       nodes: plan.nodes,
+      // The plane npm start runs: Istio's.
+      mesh: DEFAULT_STACK_MESH,
       logLevel: 'warn',
       env: {
         devices: { FLATLINE_DEVICES_PERIOD_MS: String(plan.devicePeriodMs), FLATLINE_DEVICES_PER_FLAT: String(plan.devicesPerFlat), FLATLINE_DEVICES_SCRAPE_CREDENTIAL: `${user}:${password}` },

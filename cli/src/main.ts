@@ -20,3 +20,8 @@ for (const c of COMMANDS) {
 }
 
 await program.parseAsync(process.argv);
+// A command other than `up` (which runs until Ctrl-C and exits itself) is done once its action resolved: exit,
+// whatever a library still holds open. Seen: after `chaos run` stopped the stack it started on the Istio plane,
+// grpc-js-xds kept redialling the stopped istiod (a TCP socket and a timer), and the run never exited (killed
+// after 240 s by the test that caught it; test/chaos-controls.test.ts, H2 with a single replica).
+if (entry?.name !== 'up') process.exit();

@@ -19,16 +19,11 @@
 import { randomBytes } from 'node:crypto';
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { REPO_ROOT } from './paths.ts';
+import { TOOLS_BIN } from './paths.ts';
 import { spawnReady, type ManagedProcess } from './processes.ts';
 
-/**
- * The binary tools/install-istiod.sh links. Spelt without TOOLS_BIN on
- * purpose: test/bootstrap-tools.test.ts reads `join(TOOLS_BIN, '<name>')` in
- * stack/src as a tool `flatline up` spawns, and istiod is not part of the
- * stack yet. Once it is, use TOOLS_BIN and add istiod to TOOLS_FOR.up.
- */
-export const PILOT_DISCOVERY = join(REPO_ROOT, '.tools', 'bin', 'pilot-discovery');
+/** The binary tools/install-istiod.sh links (part of TOOLS_FOR.up: `flatline up` runs the Istio plane by default). */
+export const PILOT_DISCOVERY = join(TOOLS_BIN, 'pilot-discovery');
 
 /** Something istiod or its config folder refused; the message says what was expected and what was got. */
 export class IstiodError extends Error {

@@ -109,11 +109,13 @@ export interface StackOptions {
    */
   readonly links?: boolean;
   /**
-   * The mesh plane: 'local' (default), the in-process fault injectors only;
-   * 'istio' also runs istiod (tools/install-istiod.sh) with the plane's
-   * objects (stack/src/istio-plane.ts) for proxyless xDS clients.
+   * The mesh plane: 'local' (this library's default, what most tests run),
+   * the in-process fault injectors only; 'istio' (DEFAULT_STACK_MESH, what
+   * `flatline up` and `chaos run` start) also runs istiod
+   * (tools/install-istiod.sh) with the plane's objects
+   * (stack/src/istio-plane.ts) for proxyless xDS clients.
    */
-  readonly mesh?: 'local' | 'istio';
+  readonly mesh?: StackMesh;
   /**
    * FerretDB's backend (default DEFAULT_STACK_DB): 'postgresql', a
    * PostgreSQL 15 cluster in <state>/postgresql that the stack starts and
@@ -123,6 +125,17 @@ export interface StackOptions {
    */
   readonly db?: StackDb;
 }
+
+/** The mesh planes (StackOptions.mesh). */
+export const STACK_MESHES = ['istio', 'local'] as const;
+export type StackMesh = (typeof STACK_MESHES)[number];
+/**
+ * The plane `flatline up` (npm start), `chaos run` and `chaos campaign` start
+ * unless told `--mesh local`: Istio's control plane, so that a fault on a
+ * gRPC hop is a VirtualService istiod translates and the clients' xDS fault
+ * filter applies, as in a proxyless mesh on a cluster.
+ */
+export const DEFAULT_STACK_MESH: StackMesh = 'istio';
 
 /** FerretDB's backends (StackOptions.db). */
 export const STACK_DBS = ['sqlite', 'postgresql'] as const;

@@ -233,14 +233,22 @@ describe('a stack with --mesh istio: proxyless clients reach the replicas throug
     expect((await call()).code).to.equal(grpc.status.OK);
   });
 
-  it('H2 (crash) passes on the Istio plane: the supervisor asks query through istiod (its xDS client in syncz), node-a\'s replicas leave the endpoints, every flat stays fresh', async () => {
+  it('H2 (crash) passes on the Istio plane: the supervisor asks query through istiod (its xDS client in syncz), node-a\'s replicas leave the endpoints, every flat stays fresh; the sweep after it takes off a fault left on the plane', async () => {
     expect((await callSupervisor(stack!.supervisorUrl!, '/freshness', {}, 10000)).status).to.equal(200);
     const supervisor = (await stack!.istiod!.syncz()).find((c) => c.proxy === 'flatline-supervisor.flatline');
     expect(xdsInSync(supervisor, ROUTE_CONFIGURATION), JSON.stringify(supervisor)).to.equal(true);
+    // A fault H2's rollback (node restore --all) does not touch, on the plane before the run (at 0 %: it delays no call).
+    const left = await flatline('fault', 'on', 'query-slow', '--percent', '0', '--delay', '1s');
+    expect(left.code, left.out).to.equal(0);
+    const queryFaults = (): string[] => planOf(JSON.parse(readFileSync(join(stack!.istioConfigDir, 'virtualservice-query.yaml'), 'utf8')) as Record<string, unknown>).map((f) => f.name);
+    expect(queryFaults()).to.deep.equal(['query-slow']);
     const o = await chaosRun(join(dir!.path, 'reports'), dir!.path, 'the-system-stays-reachable', { failure: 'crash', fault_seconds: '12' });
     expect(o.code, o.stdout.slice(-3000)).to.equal(0);
     expect(o.verdict.steady_state_checks).to.be.at.least(5);
     expectReport(o, 'passed');
+    // The sweep found it on the plane (the fault file, which it also reads, has none) and put the baseline back.
+    expect(JSON.parse(readFileSync(join(o.dir, 'sweep.json'), 'utf8'))).to.deep.equal({ found: ['faults still on the Istio plane for query: query-slow'] });
+    expect(queryFaults(), 'swept').to.deep.equal([]);
     await eventually('node-a\'s replicas back in the ServiceEntries', async () => endpointsOf('query').length === 2 && endpointsOf('storage').length === 2, 60000, 200);
   });
 

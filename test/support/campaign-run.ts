@@ -11,7 +11,7 @@ export interface CampaignOutcome {
   dir: string;
   verdict: { verdict: string; seed: number; faults: number; injected: number; skipped: string[]; violations: number; byInvariant: Record<string, number>; finalChecks: Record<string, string> };
   schedule: CampaignSchedule;
-  timeline: Array<{ type: string; tMs: number; phase?: string; id?: number; invariant?: string; excused?: number | 'all'; worst?: number | null }>;
+  timeline: Array<{ type: string; tMs: number; phase?: string; id?: number; detail?: string; invariant?: string; excused?: number | 'all'; worst?: number | null }>;
 }
 
 export async function campaign(reports: string, stateDir: string, args: string[], timeoutMs: number): Promise<CampaignOutcome> {

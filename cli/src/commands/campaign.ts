@@ -16,7 +16,7 @@ import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { readFaultFile, scenario, writeFaultFile } from '@flatline/mesh';
+import { scenario } from '@flatline/mesh';
 import {
   CAMPAIGN_INVARIANTS,
   CAMPAIGN_KINDS,
@@ -48,6 +48,7 @@ import {
 } from '@flatline/stack';
 import { duration, wholeNumber } from './up.ts';
 import { keepSupervising, stackChoiceOptions, say as chaosSay, sweep, timestamp, useOrStartStack, type StackChoice } from './chaos-common.ts';
+import { setScenarioFault } from './plane-faults.ts';
 import { linksOf, tcpFaultOff, tcpFaultOn } from './tcp-fault.ts';
 
 interface CampaignOptions extends StackChoice {
@@ -167,13 +168,12 @@ async function act(stateDir: string, f: CampaignFault, heal: boolean, frozenPids
   const file = readStackFile(stateDir);
   switch (a.type) {
     case 'scenario': {
-      const faultsFile = join(stateDir, 'faults.json');
       const s = scenario(a.scenario);
       if (s === undefined) throw new Error(`no scenario ${a.scenario}`);
       const fault = s.build(a.options);
-      const others = readFaultFile(faultsFile).filter((x) => x.name !== fault.name);
-      writeFaultFile(faultsFile, heal ? others : [...others, fault]);
-      return heal ? `${fault.name} off` : `${fault.name} on: ${JSON.stringify(fault.fault)}`;
+      // On the Istio plane a storage or query fault is a VirtualService istiod pushes; elsewhere the fault file.
+      const where = await setScenarioFault(stateDir, fault, !heal);
+      return heal ? `${fault.name} off (${where})` : `${fault.name} on: ${JSON.stringify(fault.fault)} (${where})`;
     }
     case 'tcp': {
       const links = linksOf(stateDir);

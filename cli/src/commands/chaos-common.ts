@@ -7,7 +7,9 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { readFaultFile, writeFaultFile } from '@flatline/mesh';
-import { callControl, dbOfStateDir, DEFAULT_STACK_DB, expectedFlats, FREE_PORTS, freshnessReport, LocalStack, markerOf, ProcessRecord, readStackFile, recordEvent, STACK_DBS, stackRunning, ToxiproxyClient, type StackDb, type StackFile } from '@flatline/stack';
+import { callControl, dbOfStateDir, DEFAULT_STACK_DB, expectedFlats, FREE_PORTS, freshnessReport, LocalStack, markerOf, ProcessRecord, readStackFile, recordEvent, STACK_DBS, STACK_MESHES, DEFAULT_STACK_MESH, stackRunning, ToxiproxyClient, type StackDb, type StackFile, type StackMesh } from '@flatline/stack';
+import { ensureTools, ToolsError } from '../../../scripts/ensure-tools.mjs';
+import { sweepPlaneFaults } from './plane-faults.ts';
 import { tcpFaultsAllOff } from './tcp-fault.ts';
 import { duration, wholeNumber } from './up.ts';
 
@@ -57,6 +59,8 @@ export async function sweep(stateDir: string): Promise<string[]> {
   }
   const stack: StackFile | undefined = readStackFile(stateDir);
   if (stack === undefined || !stackRunning(stack)) return found;
+  // A storage or query fault of a stack on the Istio plane is a VirtualService in istiod's folder, not in the file.
+  found.push(...(await sweepPlaneFaults(stateDir)));
   if (frozen(stack.databasePid)) {
     found.push('database frozen');
     process.kill(stack.databasePid!, 'SIGCONT');
@@ -101,6 +105,7 @@ export interface StackChoice {
   nodes: number;
   replicas: number;
   db?: StackDb;
+  mesh: StackMesh;
   env: Partial<Record<Service, Record<string, string>>>;
 }
 
@@ -111,10 +116,18 @@ export interface StackChoice {
 export async function useOrStartStack(stateDir: string, o: StackChoice): Promise<LocalStack | undefined> {
   const existing = readStackFile(stateDir);
   if (existing !== undefined && stackRunning(existing)) {
-    say(`using the stack already running in ${stateDir} (pid ${existing.pid}); --flats, --nodes, --replicas and --env apply only to a stack this command starts`);
+    say(`using the stack already running in ${stateDir} (pid ${existing.pid}, ${existing.istiod === undefined ? 'local' : 'Istio'} plane); --flats, --nodes, --replicas, --mesh and --env apply only to a stack this command starts`);
     return undefined;
   }
-  say(`no stack runs in ${stateDir}: starting one (${o.flats} flats, ${o.nodes} nodes, ${o.replicas} replicas, ${o.interval / 1000} s interval, FerretDB on ${o.db ?? dbOfStateDir(stateDir)})…`);
+  say(`no stack runs in ${stateDir}: starting one (${o.flats} flats, ${o.nodes} nodes, ${o.replicas} replicas, ${o.interval / 1000} s interval, FerretDB on ${o.db ?? dbOfStateDir(stateDir)}, ${o.mesh === 'istio' ? "Istio's control plane" : 'the local plane'})…`);
+  if (o.mesh === 'istio') {
+    try {
+      ensureTools(['istiod'], { quiet: true });
+    } catch (err) {
+      if (!(err instanceof ToolsError)) throw err;
+      throw new Error(`${err.message} (--mesh local runs the stack without istiod)`, { cause: err });
+    }
+  }
   mkdirSync(stateDir, { recursive: true });
   const record = new ProcessRecord(stateDir);
   await record.stopLeftovers();
@@ -128,6 +141,7 @@ export async function useOrStartStack(stateDir: string, o: StackChoice): Promise
       replicas: o.replicas,
       nodes: o.nodes,
       db: o.db,
+      mesh: o.mesh,
       logLevel: 'info',
       env: o.env,
       say: (l) => say(l),
@@ -175,6 +189,11 @@ export function stackChoiceOptions(cmd: Command, after: string): Command {
     .addOption(new Option('--nodes <n>', 'local nodes of a stack this command starts').default(2).argParser(wholeNumber(1, 8)))
     .addOption(new Option('--replicas <n>', 'replicas per service of a stack this command starts').default(2).argParser(wholeNumber(1, 16)))
     .addOption(new Option('--db <backend>', "FerretDB's backend in a stack this command starts (see flatline up --help)").default(undefined, `${DEFAULT_STACK_DB} (sqlite for a state folder that holds SQLite files only)`).choices([...STACK_DBS]))
+    .addOption(
+      new Option('--mesh <plane>', "the mesh plane of a stack this command starts: istio (istiod applies storage and query faults as VirtualServices; see flatline up --help) or local (the in-process injectors, for a machine that cannot build istiod)")
+        .default(DEFAULT_STACK_MESH)
+        .choices([...STACK_MESHES]),
+    )
     .option('--env <service:NAME=value>', 'environment of a stack this command starts, e.g. ingestion:FLATLINE_FORWARD_ON_FAILURE=drop (repeatable; for weakened configurations)', serviceEnv, {})
     .option('--keep-stack', `keep a stack this command started running after the ${after}, supervised until Ctrl-C`, false);
 }

@@ -8,9 +8,10 @@ import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadCredentials, stableFraction } from '@flatline/platform';
 import { InvalidFaultError, readFaultFile, writeFaultFile, SCENARIOS, TCP_SCENARIOS, scenario, tcpScenario, baselineVirtualService, DEFAULT_MESH, durationMs, faultVirtualService, planOf, HOSTS, type Fault } from '@flatline/mesh';
-import { applyPlaneRoute, callSupervisor, recordEvent, DEFAULT_STATE_DIR, planeVirtualService, scrapeText, sumMetric, readStackFile, type IstioObject, type PlaneHandle, type ToxiproxyClient } from '@flatline/stack';
+import { callSupervisor, recordEvent, DEFAULT_STATE_DIR, scrapeText, sumMetric, readStackFile, type ToxiproxyClient } from '@flatline/stack';
 import { spawnSync } from 'node:child_process';
 import { duration } from './up.ts';
+import { applyOnPlane, faultFile, PLANE_HOSTS, planeFaults, planeFor, planeOfScenario, type PlaneTarget } from './plane-faults.ts';
 import { clusterToxiproxy, linksOf, portForwardHint, refusePerFlatOnCluster, tcpFaultOff, tcpFaultOn, tcpFaultsAllOff, tcpFaultStatus, tcpFaultTouched, type ClusterToxiproxy } from './tcp-fault.ts';
 
 /** The options every cluster-aware subcommand takes. */
@@ -58,8 +59,6 @@ function perFlat(value: string, previous: Record<string, number> = {}): Record<s
   return out;
 }
 
-const faultFile = (stateDir: string): string => join(stateDir, 'faults.json');
-
 /** Runs kubectl with input on stdin; throws with its stderr when it fails or is missing. */
 function kubectl(bin: string, args: string[], input?: string): string {
   const res = spawnSync(bin, args, { input, encoding: 'utf8' });
@@ -83,55 +82,6 @@ function applyObjects(bin: string, objects: unknown[]): string {
 function injectorMetrics(stateDir: string): Promise<string[]> {
   const stack = readStackFile(stateDir);
   return Promise.all((stack?.ingestion ?? []).map((r) => (r.metrics ? scrapeText(r.metrics).catch(() => '') : Promise.resolve(''))));
-}
-
-/**
- * Hosts whose clients dial through the Istio plane of a stack started with
- * --mesh istio (ingestion's storage client, the supervisor's query client):
- * their faults are VirtualServices istiod pushes, as on a cluster. Device
- * faults (HTTP/1.1, which no proxyless client carries) stay on the fault file.
- */
-const PLANE_HOSTS = ['storage', 'query'] as const;
-type PlaneHost = (typeof PLANE_HOSTS)[number];
-
-/** The stack's Istio plane for one host's faults, and the xDS clients that must take every change of its routes. */
-interface PlaneTarget {
-  readonly host: PlaneHost;
-  readonly handle: PlaneHandle;
-  readonly expect: string[];
-  readonly supervisor: string | undefined;
-}
-
-const isPlaneHost = (host: string): host is PlaneHost => (PLANE_HOSTS as readonly string[]).includes(host);
-
-/** The local stack's Istio plane for host's faults, when the stack runs one and host's clients dial through it. */
-function planeFor(stateDir: string, host: string): PlaneTarget | undefined {
-  if (!isPlaneHost(host)) return undefined;
-  const stack = readStackFile(stateDir);
-  if (stack?.istiod === undefined) return undefined;
-  // storage: the running ingestion replicas, as istiod names their xDS clients (workload.namespace). query: its
-  // client is the supervisor's, made at its first probe; any client istiod pushes to must ACK all the same.
-  const expect = host === 'storage' ? (stack.replicas ?? []).filter((r) => r.name.startsWith('ingestion-') && r.pid !== undefined).map((r) => `${r.name}.${DEFAULT_MESH.namespace}`) : [];
-  return { host, handle: { config: stack.istiod.config, debug: stack.istiod.debug }, expect, supervisor: stack.supervisor };
-}
-
-/** The plane of the host of a scenario by name (undefined: not a plane host, or no plane). */
-function planeOfScenario(stateDir: string, name: string): PlaneTarget | undefined {
-  const host = scenario(name)?.build({}).host;
-  return host === undefined ? undefined : planeFor(stateDir, host);
-}
-
-/** The faults in force on the plane for its host, read back from its VirtualService. */
-function planeFaults(t: PlaneTarget): Fault[] {
-  const vs = planeVirtualService(t.handle.config, t.host);
-  return vs === undefined ? [] : planOf(vs as unknown as Record<string, unknown>);
-}
-
-/** Puts these faults (none: the baseline) on the host through istiod; resolves with a line saying which clients ACKed the routes. */
-async function applyOnPlane(t: PlaneTarget, faults: readonly Fault[]): Promise<string> {
-  const vs = (faults.length > 0 ? faultVirtualService(t.host, faults, DEFAULT_MESH) : baselineVirtualService(t.host, DEFAULT_MESH)).toJSON() as unknown as IstioObject;
-  const applied = await applyPlaneRoute(t.handle, t.host, vs, t.expect);
-  return `istiod pushed the routes of ${t.host}: ACKed by ${applied.ackedBy.length > 0 ? applied.ackedBy.join(', ') : `no client (none dials ${t.host} now; one that does gets them when it connects)`} in ${applied.waitedMs} ms`;
 }
 
 /** What a host's xDS clients saw in the last minute: what their calls are, how many they made, how many the fault filter aborted, the slowest. */

@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN, markerOf, ProcessRecord, DEFAULT_PORTS, FREE_PORTS, LocalStack, DEFAULT_STACK_DB, STACK_DBS, type StackDb, type StackPorts } from '@flatline/stack';
+import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN, markerOf, ProcessRecord, DEFAULT_PORTS, FREE_PORTS, LocalStack, DEFAULT_STACK_DB, DEFAULT_STACK_MESH, STACK_DBS, STACK_MESHES, type StackDb, type StackMesh, type StackPorts } from '@flatline/stack';
 import { ensureTools, TOOLS_FOR, ToolsError } from '../../../scripts/ensure-tools.mjs';
 
 /** Parses a whole number within [min, max] for commander. */
@@ -30,7 +30,7 @@ interface UpOptions {
   nodes: number;
   logLevel: string;
   freePorts: boolean;
-  mesh: 'local' | 'istio';
+  mesh: StackMesh;
   db?: StackDb;
 }
 
@@ -57,10 +57,10 @@ export function upCommand(): Command {
     .addOption(
       new Option(
         '--mesh <plane>',
-        "local: the in-process fault injectors; istio: also Istio's control plane (istiod, built by bash tools/install.sh istiod) serving proxyless xDS clients, with a ServiceEntry per service listing the replicas that take calls (<state-dir>/istio/config, bootstrap in <state-dir>/istio/xds-bootstrap.json)",
+        "istio: Istio's control plane (istiod, built from source by bash tools/install.sh istiod, ~4 min the first time) serving proxyless xDS clients: ingestion's storage client and the supervisor's query client take their routes, endpoints and faults from it (a ServiceEntry per service listing the replicas that take calls, in <state-dir>/istio/config; bootstrap in <state-dir>/istio/xds-bootstrap.json); local: the in-process fault injectors only, for a machine that cannot build istiod. Device faults (HTTP/1.1) use the fault file on both",
       )
-        .default('local')
-        .choices(['local', 'istio']),
+        .default(DEFAULT_STACK_MESH)
+        .choices([...STACK_MESHES]),
     )
     .addOption(
       new Option(
@@ -86,10 +86,10 @@ export function upCommand(): Command {
 async function up(o: UpOptions, ports: StackPorts): Promise<void> {
   // Run directly (not through npm start): build what the stack runs if it is missing.
   try {
-    ensureTools(o.mesh === 'istio' ? [...TOOLS_FOR.up, 'istiod'] : TOOLS_FOR.up, { quiet: true });
+    ensureTools(o.mesh === 'istio' ? TOOLS_FOR.up : TOOLS_FOR.up.filter((t) => t !== 'istiod'), { quiet: true });
   } catch (err) {
     if (!(err instanceof ToolsError)) throw err;
-    process.stderr.write(`flatline up: ${err.message}\n`);
+    process.stderr.write(`flatline up: ${err.message}${o.mesh === 'istio' ? ' (--mesh local runs the stack without istiod)' : ''}\n`);
     process.exitCode = 1;
     return;
   }
