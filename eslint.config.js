@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['proto/gen/**', 'node_modules/**', '**/dist/**', '.tools/**', '.venv/**', '.state/**'] },
+  { ignores: ['proto/gen/**', 'node_modules/**', '**/dist/**', '.tools/**', '.venv/**', '.state/**', '.cache/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
