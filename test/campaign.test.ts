@@ -40,12 +40,14 @@ describe('flatline chaos campaign', function () {
     expect(on).to.have.length(o.verdict.injected);
     expect([...off].sort()).to.deep.equal([...on].sort(), 'every fault that went on went off');
     expect(o.schedule.faults.filter((f) => o.schedule.faults.some((g) => g.id < f.id && g.healMs > f.atMs)).length, 'overlapping faults').to.be.at.least(5);
-    // The stack it started runs the Istio plane (the default): each gRPC fault went on and off as a VirtualService
-    // istiod pushed and its clients ACKed, not into the fault file, which no xDS client reads.
-    const grpcIds = new Set(o.schedule.faults.filter((f) => f.kind === 'grpc').map((f) => f.id));
-    const grpcEvents = o.timeline.filter((e) => e.type === 'fault' && grpcIds.has(e.id ?? -1));
-    expect(grpcEvents.length, 'gRPC faults on and off').to.be.at.least(2);
-    for (const e of grpcEvents) expect(e.detail, `#${e.id} ${e.phase}`).to.match(/istiod pushed the routes of (storage|query): ACKed by/);
+    // The stack it started runs the Istio plane (the default): each gRPC and HTTP fault went on and off as a
+    // VirtualService istiod pushed and its clients ACKed, not into the fault file, which no client there reads.
+    for (const [kind, hosts] of [['grpc', /storage|query/], ['http', /devices/]] as const) {
+      const ids = new Set(o.schedule.faults.filter((f) => f.kind === kind).map((f) => f.id));
+      const events = o.timeline.filter((e) => e.type === 'fault' && ids.has(e.id ?? -1));
+      expect(events.length, `${kind} faults on and off`).to.be.at.least(2);
+      for (const e of events) expect(e.detail, `#${e.id} ${e.phase}`).to.match(new RegExp(`istiod pushed the routes of (${hosts.source}): ACKed by`));
+    }
     // Checked continuously, not only at the end.
     expect(o.timeline.filter((e) => e.type === 'gaps').length).to.be.at.least(10);
     expect(o.timeline.filter((e) => e.type === 'freshness').length).to.be.at.least(100);

@@ -43,6 +43,15 @@ export const DEFAULT_MESH: MeshSettings = {
   devicesCaFile: '/etc/flatline/devices-ca/ca.pem',
 };
 
+/**
+ * The RDS name a client of Istio's grpc generator asks for the routes of the
+ * devices host (`outbound|<port>||<host>`): istiod answers it with the
+ * virtual hosts an Envoy sidecar of the same identity gets for that port.
+ */
+export function devicesRouteName(s: MeshSettings = DEFAULT_MESH): string {
+  return `outbound|${s.devicesPort}||${s.devicesHost}`;
+}
+
 /** The DNS name a host's VirtualService routes. */
 export function hostName(host: Host, s: MeshSettings): string {
   return host === 'devices' ? s.devicesHost : `${host}.${s.namespace}.svc.cluster.local`;

@@ -24,6 +24,33 @@ import { fetchConfigz, fetchSyncz, ROUTE_CONFIGURATION, writeIstioObject, type I
 export const PLANE_SERVICES = ['storage', 'query'] as const;
 export type PlaneService = (typeof PLANE_SERVICES)[number];
 
+/**
+ * The hosts whose routes (and faults) the plane holds: storage and query, and
+ * devices, whose routes ingestion asks for as a sidecar of its identity
+ * (services/ingestion/src/devices/istio-routes.ts) and applies in its HTTP
+ * fault interceptor: the device hop is HTTP/1.1, which no proxyless gRPC
+ * client carries.
+ */
+export const PLANE_HOSTS = ['storage', 'query', 'devices'] as const;
+export type PlaneHost = (typeof PLANE_HOSTS)[number];
+
+/** The ServiceEntry of the device gateway (HTTP: TLS is originated below the routes, as the cluster's DestinationRule does), at the simulator's address. */
+export function devicesServiceEntry(address: string, s: MeshSettings = DEFAULT_MESH): IstioObject {
+  const { host, port } = split(address);
+  return {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'ServiceEntry',
+    metadata: { name: 'devices', namespace: s.namespace, labels: { 'app.kubernetes.io/part-of': 'flatline', 'flatline.dev/plane': 'local-istio' } },
+    spec: {
+      hosts: [s.devicesHost],
+      location: 'MESH_INTERNAL',
+      resolution: 'STATIC',
+      ports: [{ number: s.devicesPort, name: 'http-devices', protocol: 'HTTP' }],
+      endpoints: [{ address: host, ports: { 'http-devices': port } }],
+    },
+  };
+}
+
 /** The service ports clients dial (xds:///<host>:<port>): the cluster's (cdk8s/src/settings.ts PORTS). */
 export const PLANE_PORTS: Readonly<Record<PlaneService, number>> = { storage: 7101, query: 7102 };
 
@@ -68,13 +95,17 @@ function split(address: string): { host: string; port: number } {
   return { host: address.slice(0, i), port };
 }
 
-/** Every object of the plane, by file name, for these endpoints. */
-export function planeObjects(endpoints: Readonly<Record<PlaneService, readonly PlaneEndpoint[]>>, s: MeshSettings = DEFAULT_MESH): Map<string, IstioObject> {
+/** Every object of the plane, by file name, for these endpoints (and the device simulator's address, when it runs). */
+export function planeObjects(endpoints: Readonly<Record<PlaneService, readonly PlaneEndpoint[]>>, s: MeshSettings = DEFAULT_MESH, devices?: string): Map<string, IstioObject> {
   const out = new Map<string, IstioObject>();
   for (const service of PLANE_SERVICES) {
     out.set(`serviceentry-${service}.yaml`, serviceEntry(service, endpoints[service], s));
-    out.set(`virtualservice-${service}.yaml`, baselineVirtualService(service, s).toJSON() as unknown as IstioObject);
+    out.set(virtualServiceFile(service), baselineVirtualService(service, s).toJSON() as unknown as IstioObject);
     out.set(`destinationrule-${service}.yaml`, grpcDestinationRule(service, s, 'DISABLE').toJSON() as unknown as IstioObject);
+  }
+  if (devices !== undefined) {
+    out.set('serviceentry-devices.yaml', devicesServiceEntry(devices, s));
+    out.set(virtualServiceFile('devices'), baselineVirtualService('devices', s).toJSON() as unknown as IstioObject);
   }
   return out;
 }
@@ -85,10 +116,10 @@ export function planeObjects(endpoints: Readonly<Record<PlaneService, readonly P
  * there is none: once there, it is the fault toggles' (a fault's route
  * replaces the baseline of the same name, as `fault on --kube` does).
  */
-export function syncPlane(configDir: string, endpoints: Readonly<Record<PlaneService, readonly PlaneEndpoint[]>>, s: MeshSettings = DEFAULT_MESH): string[] {
+export function syncPlane(configDir: string, endpoints: Readonly<Record<PlaneService, readonly PlaneEndpoint[]>>, s: MeshSettings = DEFAULT_MESH, devices?: string): string[] {
   mkdirSync(configDir, { recursive: true });
   const written: string[] = [];
-  for (const [file, object] of planeObjects(endpoints, s)) {
+  for (const [file, object] of planeObjects(endpoints, s, devices)) {
     const path = join(configDir, file);
     const text = `${JSON.stringify(object, null, 2)}\n`;
     if (existsSync(path) && (object.kind === 'VirtualService' || readFileSync(path, 'utf8') === text)) continue;
@@ -118,13 +149,13 @@ export class PlaneRouteError extends Error {
 /** The annotation that tells one write of a VirtualService from another in istiod's configz. */
 export const APPLIED_ANNOTATION = 'flatline.dev/applied';
 
-/** The VirtualService file of a service on the plane. */
-export function virtualServiceFile(service: PlaneService): string {
+/** The VirtualService file of a host on the plane. */
+export function virtualServiceFile(service: PlaneHost): string {
   return `virtualservice-${service}.yaml`;
 }
 
 /** The VirtualService of service now in the plane's folder (undefined when there is none). */
-export function planeVirtualService(configDir: string, service: PlaneService): IstioObject | undefined {
+export function planeVirtualService(configDir: string, service: PlaneHost): IstioObject | undefined {
   const path = join(configDir, virtualServiceFile(service));
   return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as IstioObject) : undefined;
 }
@@ -141,7 +172,7 @@ const routesOf = (c: SyncStatus | undefined) => c?.resources?.[ROUTE_CONFIGURATI
  * client not getting them is a PlaneRouteError, and the previous file is put
  * back: a fault the plane did not apply must never look applied.
  */
-export async function applyPlaneRoute(plane: PlaneHandle, service: PlaneService, object: IstioObject, expect: readonly string[], timeoutMs = 15000): Promise<PlaneApplied> {
+export async function applyPlaneRoute(plane: PlaneHandle, service: PlaneHost, object: IstioObject, expect: readonly string[], timeoutMs = 15000): Promise<PlaneApplied> {
   const started = Date.now();
   const file = virtualServiceFile(service);
   const path = join(plane.config, file);

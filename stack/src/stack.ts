@@ -745,7 +745,7 @@ export class LocalStack {
   private syncIstioPlane(): void {
     if (this.options.mesh !== 'istio' || this.stopping) return;
     try {
-      syncPlane(this.istioConfigDir, this.planeEndpoints());
+      syncPlane(this.istioConfigDir, this.planeEndpoints(), DEFAULT_MESH, this.devices?.addresses['https']);
     } catch (err) {
       this.say(`istiod config: cannot write the plane's objects: ${(err as Error).message}`);
     }
@@ -863,13 +863,18 @@ export class LocalStack {
    * the balancer; with --mesh istio, as a proxyless xDS client of istiod
    * (its own bootstrap, so istiod tells the replicas apart), straight to the
    * replicas the ServiceEntry lists: storage-link-reset (a Toxiproxy fault)
-   * does not act on that path.
+   * does not act on that path. On the plane it also asks istiod for the
+   * devices host's routes as a sidecar of its own (workload
+   * <replica>-sidecar, so syncz tells its two clients apart), and takes the
+   * device faults from them instead of the fault file.
    */
   private storageDial(r: Replica): Record<string, string> {
     if (this.options.mesh !== 'istio' || this.istiod === undefined) return { FLATLINE_STORAGE_ADDR: this.viaLink('ingestion-storage', this.storageAddress) };
     const file = join(this.options.stateDir, 'istio', `${r.name}-bootstrap.json`);
     this.writeXdsBootstrap(file, r.name);
-    return { FLATLINE_STORAGE_ADDR: planeTarget('storage'), GRPC_XDS_BOOTSTRAP: file };
+    const sidecar = join(this.options.stateDir, 'istio', `${r.name}-sidecar-bootstrap.json`);
+    this.writeXdsBootstrap(sidecar, `${r.name}-sidecar`);
+    return { FLATLINE_STORAGE_ADDR: planeTarget('storage'), GRPC_XDS_BOOTSTRAP: file, FLATLINE_DEVICES_XDS_BOOTSTRAP: sidecar };
   }
 
   /** Writes the xDS bootstrap of a proxyless client of this stack's istiod, known to it as workload. */

@@ -99,6 +99,12 @@ describe('a stack with --mesh istio: proxyless clients reach the replicas throug
     return se.spec.endpoints.map((e) => e.labels.replica);
   };
 
+  /** The clients a `fault on|off` line says ACKed the routes istiod pushed for host (every client istiod pushed to is listed). */
+  const ackedBy = (out: string, host: string): string[] => {
+    const m = new RegExp(`istiod pushed the routes of ${host}: ACKed by ([^\\n]*) in \\d+ ms`).exec(out);
+    return m === null ? [] : m[1]!.split(', ');
+  };
+
   /** The flatline command on this stack, as a user types it: its exit code and what it printed. */
   const flatline = (...args: string[]): Promise<{ code: number; out: string }> =>
     new Promise((resolve) => {
@@ -161,7 +167,7 @@ describe('a stack with --mesh istio: proxyless clients reach the replicas throug
     const since = new Date().toISOString();
     const on = await flatline('fault', 'on', 'storage-unavailable', '--percent', '100');
     expect(on.code, on.out).to.equal(0);
-    expect(on.out).to.match(/istiod pushed the routes of storage: ACKed by (\S+, )*ingestion-0\.flatline, ingestion-1\.flatline in \d+ ms/);
+    expect(ackedBy(on.out, 'storage'), on.out).to.include.members(['ingestion-0.flatline', 'ingestion-1.flatline']);
     // The plane holds it: the VirtualService in istiod's folder, and no storage fault in the local fault file.
     const vs = JSON.parse(readFileSync(join(stack!.istioConfigDir, 'virtualservice-storage.yaml'), 'utf8')) as Record<string, unknown>;
     expect(planOf(vs).map((f) => f.name)).to.deep.equal(['storage-unavailable']);
@@ -182,7 +188,8 @@ describe('a stack with --mesh istio: proxyless clients reach the replicas throug
     } finally {
       const off = await flatline('fault', 'off', 'storage-unavailable');
       expect(off.code, off.out).to.equal(0);
-      expect(off.out).to.match(/ACKed by (\S+, )*ingestion-0\.flatline, ingestion-1\.flatline[^\n]*\nstorage-unavailable off/);
+      expect(ackedBy(off.out, 'storage'), off.out).to.include.members(['ingestion-0.flatline', 'ingestion-1.flatline']);
+      expect(off.out).to.match(/\nstorage-unavailable off/);
     }
     expect(planOf(JSON.parse(readFileSync(join(stack!.istioConfigDir, 'virtualservice-storage.yaml'), 'utf8')) as Record<string, unknown>)).to.deep.equal([]);
     const drained = await callSupervisor(stack!.supervisorUrl!, '/drained', { timeout: '60s' }, 70000);
@@ -261,7 +268,7 @@ describe('a stack with --mesh istio: proxyless clients reach the replicas throug
     expect(none.code, none.out).to.equal(1);
     const on = await flatline('fault', 'on', 'query-slow', '--delay', '1500ms');
     expect(on.code, on.out).to.equal(0);
-    expect(on.out).to.match(/istiod pushed the routes of query: ACKed by (\S+, )*flatline-supervisor\.flatline/);
+    expect(ackedBy(on.out, 'query'), on.out).to.include('flatline-supervisor.flatline');
     expect(readFaultFile(stack!.faultsFile)).to.deep.equal([]);
     try {
       const started = Date.now();
@@ -276,6 +283,37 @@ describe('a stack with --mesh istio: proxyless clients reach the replicas throug
       expect(off.code, off.out).to.equal(0);
     }
     expect((await flatline('fault', 'touched', 'query-slow')).out).to.match(/query-slow is not on/);
+  });
+
+  it("device faults come from istiod's translation: fault on devices-failing is a VirtualService ACKed by both replicas' sidecar clients, ingestion's HTTP interceptor applies istiod's routes (nothing in the fault file), touched counts it, off restores", async () => {
+    const devicesFaults = (): string[] => planOf(JSON.parse(readFileSync(join(stack!.istioConfigDir, 'virtualservice-devices.yaml'), 'utf8')) as Record<string, unknown>).map((f) => f.name);
+    expect(devicesFaults(), 'the baseline first').to.deep.equal([]);
+    // Negative control first: at 0 % the route is pushed and ACKed, and no request is touched.
+    const zero = await flatline('fault', 'on', 'devices-failing', '--flats', '1', '--percent', '0');
+    expect(zero.code, zero.out).to.equal(0);
+    expect(ackedBy(zero.out, 'devices'), zero.out).to.include.members(['ingestion-0-sidecar.flatline', 'ingestion-1-sidecar.flatline']);
+    await new Promise((r) => setTimeout(r, 3000));
+    const none = await flatline('fault', 'touched', 'devices-failing');
+    expect(none.code, none.out).to.equal(1);
+    const on = await flatline('fault', 'on', 'devices-failing', '--flats', '1', '--status', '502');
+    expect(on.code, on.out).to.equal(0);
+    expect(devicesFaults()).to.deep.equal(['devices-failing']);
+    expect(readFaultFile(stack!.faultsFile), 'nothing in the fault file').to.deep.equal([]);
+    let touched = '';
+    await eventually('fault touched devices-failing to count requests', async () => {
+      const t = await flatline('fault', 'touched', 'devices-failing');
+      touched = t.out;
+      return t.code === 0;
+    }, 20000, 1000);
+    expect(touched).to.match(/devices-failing: [1-9]\d* request\(s\) touched/);
+    const status = await flatline('fault', 'status', '--json');
+    const row = (JSON.parse(status.out) as Array<{ name: string; plane?: string; abortedLastMinute?: number }>).find((r) => r.name === 'devices-failing');
+    expect(row?.plane).to.equal('istiod');
+    expect(row?.abortedLastMinute).to.be.above(0);
+    const off = await flatline('fault', 'off', 'devices-failing');
+    expect(off.code, off.out).to.equal(0);
+    expect(devicesFaults()).to.deep.equal([]);
+    await eventually('flat 1 fresh again', async () => (await callSupervisor(stack!.supervisorUrl!, '/freshness', { max_age: '20' }, 10000)).status === 200, 40000, 1000);
   });
 
   it('istiod hung (SIGSTOP): fault on storage-unavailable fails loudly (exit 2, nothing written) and Appends keep going on the routes the clients have', async () => {

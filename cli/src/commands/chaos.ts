@@ -11,7 +11,8 @@ import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN, readEvents, freshnessReport, readStackFile, DEFAULT_PORTS } from '@flatline/stack';
+import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN, callSupervisor, readEvents, readStackFile, DEFAULT_PORTS } from '@flatline/stack';
+import { FreshnessReport } from '@flatline/proto';
 import { duration } from './up.ts';
 import { campaignCommand } from './campaign.ts';
 import { keepSupervising, stackChoiceOptions, say, sweep, timestamp, useOrStartStack, type StackChoice } from './chaos-common.ts';
@@ -81,11 +82,15 @@ function sampleFreshness(stateDir: string, exclude: string[], file: string): () 
   const loop = (async () => {
     while (!stopped) {
       const started = Date.now();
-      const query = readStackFile(stateDir)?.query;
+      const supervisor = readStackFile(stateDir)?.supervisor;
       const sample: Record<string, unknown> = { t: new Date().toISOString() };
       try {
-        if (query === undefined) throw new Error('no stack');
-        const r = await freshnessReport(query, { excludeFlatIds: exclude, limit: 0 }, 2500);
+        if (supervisor === undefined) throw new Error('no stack');
+        // Through the supervisor, as the experiments' probes ask: on the Istio plane its query client is an xDS
+        // client (query's routes and faults from istiod), on the local plane it applies the fault file's.
+        const { status, body } = await callSupervisor(supervisor, '/freshness', { exclude: exclude.join(',') || undefined, limit: '0' }, 2500);
+        if (status !== 200 && status !== 409) throw new Error(`answered ${status}`);
+        const r = FreshnessReport.fromJSON(body);
         Object.assign(sample, { worst_healthy_age_s: r.worstAgeSeconds, p99_healthy_age_s: r.p99AgeSeconds, query_ok: true, flats: r.flatCount, never_fetched: r.neverFetchedCount });
       } catch {
         Object.assign(sample, { worst_healthy_age_s: null, p99_healthy_age_s: null, query_ok: false });

@@ -356,6 +356,10 @@ export function faultCommand(): Command {
           process.exitCode = 1;
           return;
         }
+      }
+      // Device faults on the plane are applied by ingestion's HTTP interceptor from istiod's routes: it counts them by name, as on the local plane.
+      if (plane !== undefined && plane.host !== 'devices') {
+        const fault = planeFaults(plane).find((f) => f.name === name)!;
         let seen: Awaited<ReturnType<typeof planeTouched>>;
         try {
           seen = await planeTouched(o.stateDir, plane);
@@ -405,6 +409,14 @@ export function faultCommand(): Command {
         if (plane === undefined || on.length === 0) continue;
         // On the Istio plane the clients count aborts, not which fault made them; a delay shows only as slow calls.
         // What the clients saw may be unreadable: the faults are still shown, with no count, and the exit code says so.
+        if (plane.host === 'devices') {
+          // Applied by ingestion's HTTP interceptor from istiod's routes, which counts them by name as on the local plane.
+          for (const f of on) {
+            const count = (action: string): number => texts.reduce((n, t) => n + sumMetric(t, 'flatline_fault_requests_last_minute', `fault="${f.name}",action="${action}"`), 0);
+            rows.push({ name: f.name, host: f.host, fault: f.fault, matches: f.match.length, plane: 'istiod', delayedLastMinute: count('delayed'), abortedLastMinute: count('aborted') });
+          }
+          continue;
+        }
         const seen = await planeTouched(o.stateDir, plane).catch((err: unknown) => {
           fail(`cannot read what ${plane.host}'s clients saw: ${(err as Error).message}`);
           return undefined;

@@ -8,16 +8,19 @@
  */
 import { join } from 'node:path';
 import { baselineVirtualService, DEFAULT_MESH, faultVirtualService, planOf, readFaultFile, scenario, writeFaultFile, type Fault } from '@flatline/mesh';
-import { applyPlaneRoute, planeVirtualService, readStackFile, type IstioObject, type PlaneHandle } from '@flatline/stack';
+import { applyPlaneRoute, PLANE_HOSTS as PLANE_HOST_NAMES, planeVirtualService, readStackFile, type IstioObject, type PlaneHandle, type PlaneHost } from '@flatline/stack';
 
 /**
- * Hosts whose clients dial through the Istio plane of a stack started with
- * --mesh istio (ingestion's storage client, the supervisor's query client):
- * their faults are VirtualServices istiod pushes, as on a cluster. Device
- * faults (HTTP/1.1, which no proxyless client carries) stay on the fault file.
+ * Hosts whose faults are VirtualServices istiod pushes on a stack started
+ * with --mesh istio, as on a cluster: storage and query, whose clients dial
+ * through the plane (ingestion's storage client, the supervisor's query
+ * client), and devices, whose routes each ingestion replica asks for as a
+ * sidecar of its own (workload <replica>-sidecar) and applies in its HTTP
+ * fault interceptor (the device hop is HTTP/1.1, which no proxyless client
+ * carries).
  */
-export const PLANE_HOSTS = ['storage', 'query'] as const;
-export type PlaneHost = (typeof PLANE_HOSTS)[number];
+export const PLANE_HOSTS = PLANE_HOST_NAMES;
+export type { PlaneHost };
 
 /** The stack's Istio plane for one host's faults, and the xDS clients that must take every change of its routes. */
 export interface PlaneTarget {
@@ -37,9 +40,11 @@ export function planeFor(stateDir: string, host: string): PlaneTarget | undefine
   if (!isPlaneHost(host)) return undefined;
   const stack = readStackFile(stateDir);
   if (stack?.istiod === undefined) return undefined;
-  // storage: the running ingestion replicas, as istiod names their xDS clients (workload.namespace). query: its
-  // client is the supervisor's, made at its first probe; any client istiod pushes to must ACK all the same.
-  const expect = host === 'storage' ? (stack.replicas ?? []).filter((r) => r.name.startsWith('ingestion-') && r.pid !== undefined).map((r) => `${r.name}.${DEFAULT_MESH.namespace}`) : [];
+  // storage: the running ingestion replicas, as istiod names their xDS clients (workload.namespace); devices: their
+  // sidecar clients (<replica>-sidecar). query: its client is the supervisor's, made at its first probe; any client
+  // istiod pushes to must ACK all the same.
+  const ingestion = (stack.replicas ?? []).filter((r) => r.name.startsWith('ingestion-') && r.pid !== undefined).map((r) => r.name);
+  const expect = host === 'storage' ? ingestion.map((n) => `${n}.${DEFAULT_MESH.namespace}`) : host === 'devices' ? ingestion.map((n) => `${n}-sidecar.${DEFAULT_MESH.namespace}`) : [];
   return { host, handle: { config: stack.istiod.config, debug: stack.istiod.debug }, expect, supervisor: stack.supervisor };
 }
 

@@ -57,7 +57,7 @@ export function upCommand(): Command {
     .addOption(
       new Option(
         '--mesh <plane>',
-        "istio: Istio's control plane (istiod, built from source by bash tools/install.sh istiod, ~4 min the first time) serving proxyless xDS clients: ingestion's storage client and the supervisor's query client take their routes, endpoints and faults from it (a ServiceEntry per service listing the replicas that take calls, in <state-dir>/istio/config; bootstrap in <state-dir>/istio/xds-bootstrap.json); local: the in-process fault injectors only, for a machine that cannot build istiod. Device faults (HTTP/1.1) use the fault file on both",
+        "istio: Istio's control plane (istiod, built from source by bash tools/install.sh istiod, ~4 min the first time) serving proxyless xDS clients: ingestion's storage client and the supervisor's query client take their routes, endpoints and faults from it (a ServiceEntry per service listing the replicas that take calls, in <state-dir>/istio/config; bootstrap in <state-dir>/istio/xds-bootstrap.json); device faults are the routes istiod generates for each ingestion replica's sidecar identity, applied by its HTTP interceptor; local: the in-process fault injectors and the fault file only, for a machine that cannot build istiod",
       )
         .default(DEFAULT_STACK_MESH)
         .choices([...STACK_MESHES]),

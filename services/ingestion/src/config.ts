@@ -35,6 +35,12 @@ export const INGESTION_ENV = {
   FLATLINE_DEVICES_CREDENTIALS: text('.state/devices/credentials.json', 'the flats\' credentials file (which flats exist, and how to log in)'),
   FLATLINE_STORAGE_ADDR: grpcTarget('127.0.0.1:7101'),
   FLATLINE_FAULTS_FILE: text('.state/faults.json', 'the local fault file (flatline fault on/off writes it; absent means no fault)'),
+  FLATLINE_DEVICES_XDS_BOOTSTRAP: {
+    describe:
+      "an xDS bootstrap file (GRPC_XDS_BOOTSTRAP's format) of Istio's control plane: the device faults are then the routes istiod generates for a sidecar of that node identity (asked over ADS for the devices host), not the fault file; empty (the default): the fault file",
+    fallback: '',
+    schema: z.string(),
+  } satisfies Variable<string>,
   FLATLINE_DEVICE_LINKS_FILE: text('.state/device-links.json', 'the local plane\'s per-flat device links: flats polled through a proxy of their own (flatline fault on with --flats and a TCP scenario writes it; absent means none)'),
   FLATLINE_MONGODB_URI: DATABASE_ENV.FLATLINE_MONGODB_URI,
   FLATLINE_POLL_INTERVAL_MS: int(5000, 100, 3600000, 'milliseconds between two polls of a flat (100 to 3600000)'),
@@ -106,6 +112,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     credentialsFile: resolve(e.FLATLINE_DEVICES_CREDENTIALS),
     storageAddr: e.FLATLINE_STORAGE_ADDR,
     faultsFile: resolve(e.FLATLINE_FAULTS_FILE),
+    devicesXdsBootstrap: e.FLATLINE_DEVICES_XDS_BOOTSTRAP === '' ? undefined : resolve(e.FLATLINE_DEVICES_XDS_BOOTSTRAP),
     deviceLinksFile: resolve(e.FLATLINE_DEVICE_LINKS_FILE),
     mongoUri: e.FLATLINE_MONGODB_URI,
     poll: {

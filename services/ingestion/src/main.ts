@@ -4,9 +4,10 @@ import { credentials } from '@grpc/grpc-js';
 import { register as registerXds } from '@grpc/grpc-js-xds';
 import { StorageServiceClient } from '@flatline/proto';
 import { isXdsTarget, loadCredentials, GrpcHost, helpRequested, printHelp, onShutdownSignal, runMain, announceListening, createLogger, createMetrics, serveMetrics, createMongoClient, withPort } from '@flatline/platform';
-import { DeviceLinkSource, FaultSource, grpcFaultInterceptor, httpFaultInterceptor, createFaultCounter, Injector } from '@flatline/mesh';
+import { DEFAULT_MESH, DeviceLinkSource, devicesRouteName, FaultSource, grpcFaultInterceptor, httpFaultInterceptor, createFaultCounter, Injector } from '@flatline/mesh';
 import { INGESTION_ENV, loadConfig } from './config.ts';
 import { DeviceClient } from './devices/device-client.ts';
+import { IstioDeviceRoutes } from './devices/istio-routes.ts';
 import { bucketOf } from './domain/flat-schedule.ts';
 import { fallbackShare, LeaseManager } from './leases/lease-manager.ts';
 import { createIngestionMetrics } from './metrics.ts';
@@ -49,6 +50,17 @@ runMain(NAME, async () => {
     (err) => logger.error({ err: err.message }, 'device-links file refused; keeping the previous links'),
     (flats) => logger.info({ flats: Object.keys(flats) }, 'per-flat device links in force'),
   );
+  // On the Istio plane the device faults are Istio's own translation: the routes istiod generates for a sidecar of
+  // this replica's identity (the device hop is HTTP/1.1, which no proxyless client carries), applied below.
+  const istioRoutes =
+    config.devicesXdsBootstrap === undefined
+      ? undefined
+      : IstioDeviceRoutes.fromBootstrapFile(config.devicesXdsBootstrap, devicesRouteName(), DEFAULT_MESH.devicesHost, {
+          onRoutes: (routes, version) => logger.info({ version, faults: routes.filter((r) => r.fault.delay !== undefined || r.fault.abort !== undefined).map((r) => r.name) }, "device routes from istiod (ACKed)"),
+          onRejected: (err, version) => logger.error({ version, err: err.message }, 'device routes from istiod refused (NACKed); keeping the previous ones'),
+          onDisconnected: (err, delayMs) => logger.warn({ err: err.message, retryInMs: Math.round(delayMs) }, 'lost the stream of device routes from istiod; keeping the routes in force'),
+        }).start();
+  const deviceFaults = istioRoutes === undefined ? () => faults.active() : () => istioRoutes.active();
   const devices = new DeviceClient({
     baseUrl: config.devicesUrl,
     caFile: config.devicesCa,
@@ -57,7 +69,7 @@ runMain(NAME, async () => {
     // The poll timeout bounds the handshake too: undici's own 10 s connect
     // timeout would cut a longer configured poll timeout short.
     timeoutMs: config.poll.timeoutMs,
-    compose: (agent) => agent.compose(httpFaultInterceptor(new Injector('devices', () => faults.active(), faultCounter))),
+    compose: (agent) => agent.compose(httpFaultInterceptor(new Injector('devices', deviceFaults, faultCounter))),
     linkOf: (flatId) => links.linkOf(flatId),
   });
   const poller = new Poller(config.poll, devices, outbox, metrics, logger.child({ component: 'poller' }));
@@ -118,6 +130,7 @@ runMain(NAME, async () => {
     await forwarder.stop(config.shutdownGraceMs / 2);
     outbox.close();
     faults.close();
+    istioRoutes?.close();
     links.close();
     await devices.close();
     storage.close();
