@@ -208,6 +208,22 @@ describe('a stack with --mesh istio: proxyless clients reach the replicas throug
     expect(planOf(JSON.parse(readFileSync(join(stack!.istioConfigDir, 'virtualservice-storage.yaml'), 'utf8')) as Record<string, unknown>), 'rolled back').to.deep.equal([]);
   });
 
+  it("H1 passes on the Istio plane: devices-slow is the route istiod generated for the replicas' sidecar identity, applied by ingestion's HTTP interceptor; healthy flats stay fresh, the faulted went stale; rolled back", async () => {
+    const since = new Date();
+    const o = await chaosRun(join(dir!.path, 'reports'), dir!.path, 'new-measurements', { fault_seconds: '12', faulted_flats: '1,2' });
+    expect(o.code, o.stdout.slice(-3000)).to.equal(0);
+    expectReport(o, 'passed');
+    const journal = JSON.parse(readFileSync(join(o.dir, 'journal.json'), 'utf8')) as { run: Array<{ activity: { name: string }; output?: { status: number } }> };
+    expect(journal.run.map((r) => [r.activity.name, r.output?.status])).to.deep.include.members([
+      ['the-delay-took-effect', 0],
+      ['the-faulted-flats-went-stale', 409],
+    ]);
+    const events = readEvents(dir!.path, since).filter((e) => e.target === 'devices-slow');
+    expect(events.some((e) => e.action === 'inject' && e.detail.endsWith('(istiod)')), JSON.stringify(events)).to.equal(true);
+    expect(readFaultFile(stack!.faultsFile), 'nothing in the fault file').to.deep.equal([]);
+    expect(planOf(JSON.parse(readFileSync(join(stack!.istioConfigDir, 'virtualservice-devices.yaml'), 'utf8')) as Record<string, unknown>), 'rolled back').to.deep.equal([]);
+  });
+
   it('a route the clients NACK (an abort without percentage, validation bypassed) is not applied: applyPlaneRoute fails naming the NACK and puts the previous routes back', async () => {
     const file = join(stack!.istioConfigDir, 'virtualservice-storage.yaml');
     const previous = readFileSync(file, 'utf8');
