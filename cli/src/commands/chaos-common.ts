@@ -59,7 +59,7 @@ export async function sweep(stateDir: string): Promise<string[]> {
   }
   const stack: StackFile | undefined = readStackFile(stateDir);
   if (stack === undefined || !stackRunning(stack)) return found;
-  // A storage or query fault of a stack on the Istio plane is a VirtualService in istiod's folder, not in the file.
+  // A device, storage or query fault of a stack on the Istio plane is a VirtualService in istiod's folder, not in the file.
   found.push(...(await sweepPlaneFaults(stateDir)));
   if (frozen(stack.databasePid)) {
     found.push('database frozen');
@@ -190,7 +190,7 @@ export function stackChoiceOptions(cmd: Command, after: string): Command {
     .addOption(new Option('--replicas <n>', 'replicas per service of a stack this command starts').default(2).argParser(wholeNumber(1, 16)))
     .addOption(new Option('--db <backend>', "FerretDB's backend in a stack this command starts (see flatline up --help)").default(undefined, `${DEFAULT_STACK_DB} (sqlite for a state folder that holds SQLite files only)`).choices([...STACK_DBS]))
     .addOption(
-      new Option('--mesh <plane>', "the mesh plane of a stack this command starts: istio (istiod applies storage and query faults as VirtualServices; see flatline up --help) or local (the in-process injectors, for a machine that cannot build istiod)")
+      new Option('--mesh <plane>', "the mesh plane of a stack this command starts: istio (istiod applies the device, storage and query faults as VirtualServices; see flatline up --help) or local (the in-process injectors, for a machine that cannot build istiod)")
         .default(DEFAULT_STACK_MESH)
         .choices([...STACK_MESHES]),
     )
