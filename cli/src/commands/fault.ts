@@ -348,18 +348,15 @@ export function faultCommand(): Command {
       }
       if (o.kube) return fail("on a cluster the requests an Istio fault touched are Envoy's istio_requests_total with response_flags DI (delayed) or FI (aborted)");
       const plane = planeOfScenario(o.stateDir, name);
-      if (plane !== undefined) {
-        // The Istio plane: the fault filter runs inside each client; what they saw is the proof.
-        const fault = planeFaults(plane).find((f) => f.name === name);
-        if (fault === undefined) {
-          process.stdout.write(`${name} is not on (no such fault in the plane's VirtualService of ${plane.host})\n`);
-          process.exitCode = 1;
-          return;
-        }
+      const fault = plane === undefined ? undefined : planeFaults(plane).find((f) => f.name === name);
+      if (plane !== undefined && fault === undefined) {
+        process.stdout.write(`${name} is not on (no such fault in the plane's VirtualService of ${plane.host})\n`);
+        process.exitCode = 1;
+        return;
       }
-      // Device faults on the plane are applied by ingestion's HTTP interceptor from istiod's routes: it counts them by name, as on the local plane.
-      if (plane !== undefined && plane.host !== 'devices') {
-        const fault = planeFaults(plane).find((f) => f.name === name)!;
+      // storage and query on the plane: the xDS fault filter runs inside each client, and what they saw is the proof.
+      // Device faults there are applied by ingestion's HTTP interceptor from istiod's routes: it counts them by name, as on the local plane (below).
+      if (plane !== undefined && fault !== undefined && plane.host !== 'devices') {
         let seen: Awaited<ReturnType<typeof planeTouched>>;
         try {
           seen = await planeTouched(o.stateDir, plane);

@@ -8,7 +8,7 @@
  */
 import { join } from 'node:path';
 import { baselineVirtualService, DEFAULT_MESH, faultVirtualService, planOf, readFaultFile, scenario, writeFaultFile, type Fault } from '@flatline/mesh';
-import { applyPlaneRoute, PLANE_HOSTS as PLANE_HOST_NAMES, planeVirtualService, readStackFile, type IstioObject, type PlaneHandle, type PlaneHost } from '@flatline/stack';
+import { applyPlaneRoute, PLANE_HOSTS, planeVirtualService, readStackFile, type IstioObject, type PlaneHandle, type PlaneHost } from '@flatline/stack';
 
 /**
  * Hosts whose faults are VirtualServices istiod pushes on a stack started
@@ -19,8 +19,7 @@ import { applyPlaneRoute, PLANE_HOSTS as PLANE_HOST_NAMES, planeVirtualService, 
  * fault interceptor (the device hop is HTTP/1.1, which no proxyless client
  * carries).
  */
-export const PLANE_HOSTS = PLANE_HOST_NAMES;
-export type { PlaneHost };
+export { PLANE_HOSTS, type PlaneHost };
 
 /** The stack's Istio plane for one host's faults, and the xDS clients that must take every change of its routes. */
 export interface PlaneTarget {

@@ -15,7 +15,7 @@
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { credentials, loadPackageDefinition, type ClientDuplexStream, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
@@ -38,17 +38,7 @@ function types(): protobuf.Root {
   if (typesRoot === undefined) {
     const dirs = protoDirs();
     const root = new protobuf.Root();
-    root.resolvePath = (_origin, target) => {
-      for (const d of dirs) {
-        try {
-          readFileSync(join(d, target));
-          return join(d, target);
-        } catch {
-          // not in this folder
-        }
-      }
-      return target;
-    };
+    root.resolvePath = (_origin, target) => dirs.map((d) => join(d, target)).find((p) => existsSync(p)) ?? target;
     root.loadSync(['envoy/config/route/v3/route.proto', 'envoy/extensions/filters/http/fault/v3/fault.proto'], { keepCase: true });
     typesRoot = root;
   }
@@ -73,7 +63,7 @@ export class UnsupportedRouteError extends Error {
 
 const DENOMINATORS: Record<string, number> = { HUNDRED: 100, TEN_THOUSAND: 10000, MILLION: 1000000 };
 
-/** An Envoy FractionalPercent as a percentage (absent: Envoy's default, 100 %... but Istio always sets one). */
+/** An Envoy FractionalPercent as a percentage (absent: Envoy's default, 100 %; Istio always sets one). */
 function percentOf(p: unknown): number {
   if (p === undefined || p === null) return 100;
   const { numerator, denominator } = p as { numerator?: number; denominator?: string };
