@@ -19,7 +19,7 @@
 import { existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { DB_LINKS, DEFAULT_MESH, writeDeviceLinks, writeFaultFile, type Link } from '@flatline/mesh';
 import { join } from 'node:path';
-import { flatIds, loadCredentials, writeCredentials } from '@flatline/platform';
+import { checkHealth, flatIds, loadCredentials, writeCredentials } from '@flatline/platform';
 import { startDatabase, startService, type RunningDatabase, type RunningService } from './components.ts';
 import { ensureReadingsSlotIndex, startPostgres, type RunningPostgres } from './postgres.ts';
 import type { Server } from 'node:http';
@@ -124,7 +124,23 @@ export interface StackOptions {
    * 'sqlite', files in <state>/ferretdb, where a range is a scan.
    */
   readonly db?: StackDb;
+  /**
+   * With --mesh istio, how often each storage and query replica's gRPC
+   * health is checked (default READINESS.periodMs): one that answers
+   * anything but SERVING twice in a row leaves the plane's endpoints until
+   * it answers SERVING again, as a pod that fails its readinessProbe leaves
+   * its Service's endpoints.
+   */
+  readonly readinessPeriodMs?: number;
 }
+
+/**
+ * The readiness of the plane's replicas, as the cluster's readinessProbe
+ * (cdk8s/src/services-chart.ts grpcReadiness: a gRPC health check, timeout
+ * 2 s, failure threshold 2, success threshold 1), checked every second
+ * here as HAProxy checks the replicas on the local plane.
+ */
+export const READINESS = { periodMs: 1000, timeoutMs: 2000, failureThreshold: 2 } as const;
 
 /** The mesh planes (StackOptions.mesh). */
 export const STACK_MESHES = ['istio', 'local'] as const;
@@ -198,6 +214,11 @@ export class LocalStack {
   /** The supervisor's xDS client of query (planeQuery), and what the plane's faults did to its calls. */
   private planeQueryClient: QueryServiceClient | undefined;
   private readonly planeQueryObserved = clientObservations();
+  /** Storage and query replicas out of the plane's endpoints: their health check failed READINESS.failureThreshold times in a row. */
+  private readonly unready = new Set<string>();
+  /** Failed health checks in a row, per replica. */
+  private readonly failedChecks = new Map<string, number>();
+  private readinessTimer: NodeJS.Timeout | undefined;
   /** Toxiproxy, in front of every link (undefined with links: false). */
   toxiproxy: RunningToxiproxy | undefined;
   /** Where each link's proxy listens, fixed at its first start: a restarted Toxiproxy listens there again, so the clients' addresses stay right. */
@@ -506,6 +527,7 @@ export class LocalStack {
     if (options.mesh === 'istio') {
       say(`starting istiod (Istio's control plane; config in ${this.istioConfigDir}) for proxyless xDS clients…`);
       await this.startIstiod();
+      this.startReadinessChecks();
     }
 
     if (this.toxiproxy !== undefined) {
@@ -732,11 +754,56 @@ export class LocalStack {
     return this.planeQueryClient;
   }
 
-  /** The replicas of storage and query that take calls now (node ready, process up), as the plane's ServiceEntries list them. */
+  /**
+   * With --mesh istio, checks the health of every running storage and query
+   * replica each READINESS period: the plane lists only the ready ones, as a
+   * cluster's endpoints list only pods that pass their readinessProbe. (A
+   * replica NOT_SERVING, its database out of reach, kept its endpoint before:
+   * in a campaign one flapped for 50 s after every fault healed and half the
+   * Appends met it.)
+   */
+  private startReadinessChecks(): void {
+    let busy = false;
+    this.readinessTimer = setInterval(() => {
+      if (busy || this.stopping) return;
+      busy = true;
+      void this.checkReadiness().finally(() => {
+        busy = false;
+      });
+    }, this.options.readinessPeriodMs ?? READINESS.periodMs);
+    this.readinessTimer.unref();
+  }
+
+  private async checkReadiness(): Promise<void> {
+    const checked = this.replicas.filter((r) => (r.service === 'storage' || r.service === 'query') && r.running !== undefined && this.nodeStates.get(r.node) === 'ready');
+    const answers = await Promise.all(checked.map(async (r) => [r, await checkHealth(at(this.options.host, r.grpcPort), '', READINESS.timeoutMs)] as const));
+    if (this.stopping) return;
+    let changed = false;
+    for (const [r, health] of answers) {
+      if (health === 'SERVING') {
+        this.failedChecks.delete(r.name);
+        if (this.unready.delete(r.name)) {
+          changed = true;
+          this.say(`${r.name} answers SERVING again: back in the Istio plane's endpoints`);
+        }
+        continue;
+      }
+      const failed = (this.failedChecks.get(r.name) ?? 0) + 1;
+      this.failedChecks.set(r.name, failed);
+      if (failed >= READINESS.failureThreshold && !this.unready.has(r.name)) {
+        this.unready.add(r.name);
+        changed = true;
+        this.say(`${r.name} not ready (${health}, ${failed} checks in a row): out of the Istio plane's endpoints until it answers SERVING`);
+      }
+    }
+    if (changed) this.syncIstioPlane();
+  }
+
+  /** The replicas of storage and query that take calls now (node ready, process up, ready by its health checks), as the plane's ServiceEntries list them. */
   private planeEndpoints(): Record<PlaneService, PlaneEndpoint[]> {
     const of = (service: PlaneService) =>
       this.replicas
-        .filter((r) => r.service === service && r.running !== undefined && this.nodeStates.get(r.node) === 'ready')
+        .filter((r) => r.service === service && r.running !== undefined && this.nodeStates.get(r.node) === 'ready' && !this.unready.has(r.name))
         .map((r) => ({ replica: r.name, node: r.node, address: at(this.options.host, r.grpcPort) }));
     return { storage: of('storage'), query: of('query') };
   }
@@ -889,6 +956,9 @@ export class LocalStack {
       startService({ service: r.service, name: r.name, env: { ...this.envOf(r), ...env }, logFile: join(this.logs, `${r.name}.log`), detached: this.options.detached ?? false }),
     );
     r.running = running;
+    // A new process is ready when it says so (startService waited for it); its checks count from there.
+    this.unready.delete(r.name);
+    this.failedChecks.delete(r.name);
     r.grpcPort = portOf(running.grpc);
     r.metricsPort = portOf(running.metrics);
     if (r.service === 'ingestion') this.ingestion[r.index] = running;
@@ -1035,6 +1105,7 @@ export class LocalStack {
       this.stopping = true;
       for (const timer of this.pending.values()) clearTimeout(timer);
       this.pending.clear();
+      clearInterval(this.readinessTimer);
       this.control?.close();
       await this.probeServer?.close();
       this.planeQueryClient?.close();

@@ -256,6 +256,25 @@ describe('a stack with --mesh istio: proxyless clients reach the replicas throug
     expect((await call()).code).to.equal(grpc.status.OK);
   });
 
+  it('a replica that is not SERVING leaves the endpoints (readiness), though its process runs and its node is ready, and comes back once SERVING; nothing is lost meanwhile', async () => {
+    const toxiproxy = stack!.toxiproxy!.client;
+    // Storage's link to the database cut: both storage replicas run, and answer NOT_SERVING.
+    const since = new Date().toISOString();
+    await toxiproxy.setProxyEnabled('storage-db', false);
+    try {
+      await eventually('storage-0 and storage-1 gone from the ServiceEntry', async () => endpointsOf('storage').length === 0, 30000, 200);
+      expect(endpointsOf('query'), 'query is SERVING: it stays').to.deep.equal(['query-0', 'query-1']);
+      expect(stack!.supervised().filter((p) => p.state !== 'running'), 'every process still runs').to.deep.equal([]);
+    } finally {
+      await toxiproxy.setProxyEnabled('storage-db', true);
+    }
+    await eventually('storage-0 and storage-1 back in the ServiceEntry', async () => endpointsOf('storage').join() === 'storage-0,storage-1', 60000, 200);
+    const drained = await callSupervisor(stack!.supervisorUrl!, '/drained', { timeout: '60s' }, 70000);
+    expect(drained.status, JSON.stringify(drained.body)).to.equal(200);
+    const gaps = await callSupervisor(stack!.supervisorUrl!, '/gaps', { since }, 60000);
+    expect(gaps.status, JSON.stringify(gaps.body)).to.equal(200);
+  });
+
   it('H2 (crash) passes on the Istio plane: the supervisor asks query through istiod (its xDS client in syncz), node-a\'s replicas leave the endpoints, every flat stays fresh; the sweep after it takes off a fault left on the plane', async () => {
     expect((await callSupervisor(stack!.supervisorUrl!, '/freshness', {}, 10000)).status).to.equal(200);
     const supervisor = (await stack!.istiod!.syncz()).find((c) => c.proxy === 'flatline-supervisor.flatline');
