@@ -19,6 +19,14 @@ for (const c of COMMANDS) {
   else program.command(c.name).summary(c.summary).description(c.summary);
 }
 
+// A reader that went away (a closed pipe: the terminal or the test runner that started us is gone) must not
+// kill a command between its lines: a chaos run or a campaign still has to heal its faults and stop its stack.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
+}
+
 await program.parseAsync(process.argv);
 // A command other than `up` (which runs until Ctrl-C and exits itself) is done once its action resolved: exit,
 // whatever a library still holds open. Seen: after `chaos run` stopped the stack it started on the Istio plane,

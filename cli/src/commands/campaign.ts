@@ -299,10 +299,21 @@ async function run(o: CampaignOptions): Promise<void> {
   const frozenPids = new Map<number, number>();
   const skipped: string[] = [];
   let interrupted = false;
-  const onSignal = (): void => {
+  // SIGTERM (a supervisor, a test runner's timeout), or Ctrl-C twice: heal, sweep and stop the stack it
+  // started, without the final checks, which may wait minutes (the drain timeout). Before, a campaign
+  // killed by a test's timeout was still in its final checks when the test runner exited; its next
+  // line met a closed pipe and it died there, leaving its stack running for an hour.
+  let terminate: () => void = () => {};
+  const terminated = new Promise<'terminated'>((resolve) => (terminate = () => resolve('terminated')));
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (signal === 'SIGTERM' || interrupted) {
+      say(`${signal === 'SIGTERM' ? 'terminated' : 'interrupted again'}: healing every fault and stopping the stack, without the final checks…`);
+      terminate();
+    } else {
+      say('interrupted: healing every fault, then the final checks (Ctrl-C again skips them)…');
+    }
     interrupted = true;
     stopEarly = true;
-    say('interrupted: healing every fault, then the final checks…');
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -498,7 +509,7 @@ async function run(o: CampaignOptions): Promise<void> {
   say(`+${seconds(lastHeal)} every fault healed; the final checks: SERVING, outboxes drained, every flat fresh, zero gaps…`);
 
   // The final checks: the samplers keep running (a hang or a stale healthy flat still counts).
-  const finalChecks = await finalPhase(o, supervisor, since, rec, lastHeal);
+  const finalChecks = await Promise.race([finalPhase(o, supervisor, since, rec, lastHeal), terminated.then(() => ({ skipped: 'terminated before the final checks ended' }))]);
   await Promise.all([freshness.stop(), fetched.stop(), health.stop(), gaps.stop()]);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
