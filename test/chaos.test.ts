@@ -1,10 +1,17 @@
-/** The chaos experiments (H1, devices failing, storage unavailable, H2, Ctrl-C) on one shared stack, as a user runs them. */
+/**
+ * The chaos experiments (H1, devices failing, storage unavailable, the TCP
+ * faults, H2, Ctrl-C) on one shared stack of two nodes on the Istio plane, as
+ * a user runs them (`npm run chaos -- <experiment>` starts that plane): every
+ * mesh fault is a VirtualService istiod pushes, and the events say so. (The
+ * local plane, `--mesh local`, keeps its own tests of the fault file.)
+ */
 import { expect } from 'chai';
+import { planOf } from '@flatline/mesh';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT, readEvents, type LocalStack, eventually, holdFor, startTestStack, tempDir, freshness } from '@flatline/stack';
-import { chaosRun, CLI, expectNoToxicLeft, expectNothingLeft, expectReport, expectZeroGaps, stackWarnings } from './support/chaos-run.ts';
+import { REPO_ROOT, readEvents, type LocalStack, eventually, holdFor, ROUTE_CONFIGURATION, startTestStack, tempDir, freshness, xdsInSync } from '@flatline/stack';
+import { chaosRun, CLI, run, expectNoToxicLeft, expectNothingLeft, expectReport, expectZeroGaps, stackWarnings } from './support/chaos-run.ts';
 
 describe('chaos experiments: flatline chaos run under the real Chaos Toolkit', function () {
   this.timeout(300000);
@@ -13,9 +20,13 @@ describe('chaos experiments: flatline chaos run under the real Chaos Toolkit', f
   let stack: LocalStack;
 
   before(async () => {
-    stack = await startTestStack(join(dir.path, 'stack'), 24, { ingestion: { FLATLINE_BACKOFF_MAX_MS: '2000' } }, 2);
+    stack = await startTestStack(join(dir.path, 'stack'), 24, { ingestion: { FLATLINE_BACKOFF_MAX_MS: '2000' } }, 2, 'istio');
     await eventually('the query service to report all 24 flats', async () => (await freshness(stack.queryAddress)).flatCount === 24, 30000, 500);
   });
+
+  /** The replicas the plane's ServiceEntry of service lists. */
+  const endpointsOf = (service: string): string[] =>
+    (JSON.parse(readFileSync(join(stack.istioConfigDir, `serviceentry-${service}.yaml`), 'utf8')) as { spec: { endpoints: Array<{ labels: { replica: string } }> } }).spec.endpoints.map((e) => e.labels.replica);
 
   after(async () => {
     await stack?.stop();
@@ -34,7 +45,9 @@ describe('chaos experiments: flatline chaos run under the real Chaos Toolkit', f
       // An http probe of the supervisor: 409, the flats were asked and are staler than the proof age.
       ['the-faulted-flats-went-stale', 409],
     ]);
-    expect(readEvents(join(stack.options.stateDir)).some((e) => e.action === 'inject' && e.target === 'devices-slow')).to.equal(true);
+    // The route istiod generated for the replicas' sidecar identity, applied by ingestion's HTTP interceptor.
+    const injected = readEvents(stack.options.stateDir).filter((e) => e.action === 'inject' && e.target === 'devices-slow');
+    expect(injected.some((e) => e.detail.endsWith('(istiod)')), JSON.stringify(injected)).to.equal(true);
     expectNothingLeft(stack);
     await expectZeroGaps(stack);
   });
@@ -47,9 +60,12 @@ describe('chaos experiments: flatline chaos run under the real Chaos Toolkit', f
   });
 
   it('storage answering UNAVAILABLE: nothing is lost, the outboxes drain after', async () => {
+    const since = new Date();
     const o = await chaosRun(reports, stack.options.stateDir, 'storage-is-unavailable', { fault_seconds: '8' });
     expect(o.code, `${o.stdout.slice(-3000)}\n${stackWarnings(stack)}`).to.equal(0);
     expectReport(o, 'passed');
+    const events = readEvents(stack.options.stateDir, since).filter((e) => e.target === 'storage-unavailable');
+    expect(events.map((e) => `${e.action} ${e.detail.endsWith('(istiod)') ? 'istiod' : e.detail}`), JSON.stringify(events)).to.deep.include.members(['inject istiod']);
     expectNothingLeft(stack);
     await expectZeroGaps(stack);
   });
@@ -96,12 +112,28 @@ describe('chaos experiments: flatline chaos run under the real Chaos Toolkit', f
   });
 
   for (const failure of ['crash', 'drain', 'freeze']) {
-    it(`H2 (${failure}) passes: query answers through HAProxy and every flat stays fresh while node-a is down; zero gaps`, async () => {
+    it(`H2 (${failure}) passes on the Istio plane: the supervisor asks query through istiod, every flat stays fresh while node-a is down, its replicas are back in the endpoints after; zero gaps${failure === 'crash' ? '; the sweep takes off a fault left on the plane' : ''}`, async () => {
+      // The probes' client of query is an xDS client of istiod, in sync before the run.
+      const supervisor = (await stack.istiod!.syncz()).find((c) => c.proxy === 'flatline-supervisor.flatline');
+      expect(xdsInSync(supervisor, ROUTE_CONFIGURATION), JSON.stringify(supervisor)).to.equal(true);
+      const queryFaults = (): string[] => planOf(JSON.parse(readFileSync(join(stack.istioConfigDir, 'virtualservice-query.yaml'), 'utf8')) as Record<string, unknown>).map((f) => f.name);
+      if (failure === 'crash') {
+        // A fault H2's rollback (node restore --all) does not touch, on the plane before the run (at 0 %: it delays no call).
+        await run(process.execPath, [...CLI, 'fault', 'on', 'query-slow', '--percent', '0', '--delay', '1s', '--state-dir', stack.options.stateDir], { cwd: REPO_ROOT });
+        expect(queryFaults()).to.deep.equal(['query-slow']);
+      }
+      const since = new Date();
       const o = await chaosRun(reports, stack.options.stateDir, 'the-system-stays-reachable', { failure, fault_seconds: '12' });
       expect(o.code, `${o.stdout.slice(-3000)}\n${stackWarnings(stack)}`).to.equal(0);
       expect(o.verdict.steady_state_checks).to.be.at.least(5);
       expectReport(o, 'passed');
+      // The sweep found it on the plane (the fault file, which it also reads, has none) and put the baseline back.
+      const found = failure === 'crash' ? ['faults still on the Istio plane for query: query-slow'] : [];
+      expect(JSON.parse(readFileSync(join(o.dir, 'sweep.json'), 'utf8'))).to.deep.equal({ found });
+      expect(queryFaults(), 'swept').to.deep.equal([]);
+      expect(readEvents(stack.options.stateDir, since).some((e) => e.action === 'inject' && e.target === 'node-a'), 'node-a went down').to.equal(true);
       expectNothingLeft(stack);
+      await eventually("node-a's replicas back in the plane's endpoints", async () => endpointsOf('query').length === 2 && endpointsOf('storage').length === 2, 60000, 200);
       await expectZeroGaps(stack);
     });
   }

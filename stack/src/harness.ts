@@ -7,7 +7,7 @@ import { MongoClient } from 'mongodb';
 import { checkHealth, createLogger, type StartedServer } from '@flatline/platform';
 import { QueryServiceClient, StorageServiceClient } from '@flatline/proto';
 import { startDatabase, startService, type RunningDatabase, type RunningService } from './components.ts';
-import { FREE_PORTS, LocalStack, type StackOptions } from './stack.ts';
+import { FREE_PORTS, LocalStack, type StackMesh, type StackOptions } from './stack.ts';
 
 export type { StartedServer };
 
@@ -183,9 +183,9 @@ export async function eventually(what: string, check: () => Promise<boolean>, ti
   }
 }
 
-/** The local stack as the whole-system tests run it: free ports, a 1 s poll interval, two replicas, env per component. */
-export function startTestStack(stateDir: string, flats: number, env: NonNullable<StackOptions['env']>, nodes = 1): Promise<LocalStack> {
-  return LocalStack.start({ stateDir, host: '127.0.0.1', ports: FREE_PORTS, flats, intervalMs: 1000, replicas: 2, nodes, logLevel: 'info', env });
+/** The local stack as the whole-system tests run it: free ports, a 1 s poll interval, two replicas, env per component; the local plane unless told mesh. */
+export function startTestStack(stateDir: string, flats: number, env: NonNullable<StackOptions['env']>, nodes = 1, mesh: StackMesh = 'local'): Promise<LocalStack> {
+  return LocalStack.start({ stateDir, host: '127.0.0.1', ports: FREE_PORTS, flats, intervalMs: 1000, replicas: 2, nodes, logLevel: 'info', env, mesh });
 }
 
 /** Extra environment per service of a ServicesFixture. */

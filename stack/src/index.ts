@@ -9,7 +9,7 @@ export * from './freshness-probe.ts';
 export * from './haproxy.ts';
 export * from './harness.ts';
 export { APPLIED_ANNOTATION, applyPlaneRoute, PLANE_HOSTS, planeVirtualService, PlaneRouteError, virtualServiceFile, type PlaneApplied, type PlaneHandle, type PlaneHost } from './istio-plane.ts';
-export { fetchConfigz, fetchSyncz, IstiodError, PILOT_DISCOVERY, startIstiod, writeIstioObject, xdsBootstrap, type IstioObject, type RunningIstiod, type SyncStatus } from './istiod.ts';
+export { fetchConfigz, fetchSyncz, IstiodError, PILOT_DISCOVERY, ROUTE_CONFIGURATION, startIstiod, writeIstioObject, xdsBootstrap, xdsInSync, type IstioObject, type RunningIstiod, type SyncStatus } from './istiod.ts';
 export * from './leftovers.ts';
 export * from './nodes.ts';
 export * from './paths.ts';

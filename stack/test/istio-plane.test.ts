@@ -4,7 +4,8 @@
  * istiod whose proxyless xDS clients reach query's replicas through the
  * ServiceEntry, follow a drained node (its replicas leave the endpoints and
  * calls keep working), and see the endpoints come back on restore. Skipped
- * when istiod is not built (bash tools/install.sh istiod).
+ * when istiod is not built (bash tools/install.sh istiod). The chaos
+ * experiments run on this plane in test/chaos.test.ts.
  */
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
@@ -21,8 +22,6 @@ import { metricValue } from '../src/probes.ts';
 import { DEFAULT_MESH, faultVirtualService, planOf, readFaultFile, scenario } from '@flatline/mesh';
 import { FREE_PORTS, LocalStack } from '../src/stack.ts';
 import { REPO_ROOT } from '../src/paths.ts';
-import { readEvents } from '../src/events.ts';
-import { chaosRun, expectReport } from '../../test/support/chaos-run.ts';
 
 const E = (replica: string, node: string, port: number): PlaneEndpoint => ({ replica, node, address: `127.0.0.1:${port}` });
 
@@ -198,32 +197,6 @@ describe('a stack with --mesh istio: proxyless clients reach the replicas throug
     expect(gaps.status, JSON.stringify(gaps.body)).to.equal(200);
   });
 
-  it('the storage-unavailable chaos experiment passes on the Istio plane: its fault applied through istiod, proved by what the clients saw, zero gaps', async () => {
-    const since = new Date();
-    const o = await chaosRun(join(dir!.path, 'reports'), dir!.path, 'storage-is-unavailable', { fault_seconds: '8' });
-    expect(o.code, o.stdout.slice(-3000)).to.equal(0);
-    expectReport(o, 'passed');
-    const events = readEvents(dir!.path, since);
-    expect(events.filter((e) => e.target === "storage-unavailable").map((e) => `${e.action} ${e.detail.endsWith("(istiod)") ? "istiod" : e.detail}`), JSON.stringify(events)).to.deep.include.members(["inject istiod"]);
-    expect(planOf(JSON.parse(readFileSync(join(stack!.istioConfigDir, 'virtualservice-storage.yaml'), 'utf8')) as Record<string, unknown>), 'rolled back').to.deep.equal([]);
-  });
-
-  it("H1 passes on the Istio plane: devices-slow is the route istiod generated for the replicas' sidecar identity, applied by ingestion's HTTP interceptor; healthy flats stay fresh, the faulted went stale; rolled back", async () => {
-    const since = new Date();
-    const o = await chaosRun(join(dir!.path, 'reports'), dir!.path, 'new-measurements', { fault_seconds: '12', faulted_flats: '1,2' });
-    expect(o.code, o.stdout.slice(-3000)).to.equal(0);
-    expectReport(o, 'passed');
-    const journal = JSON.parse(readFileSync(join(o.dir, 'journal.json'), 'utf8')) as { run: Array<{ activity: { name: string }; output?: { status: number } }> };
-    expect(journal.run.map((r) => [r.activity.name, r.output?.status])).to.deep.include.members([
-      ['the-delay-took-effect', 0],
-      ['the-faulted-flats-went-stale', 409],
-    ]);
-    const events = readEvents(dir!.path, since).filter((e) => e.target === 'devices-slow');
-    expect(events.some((e) => e.action === 'inject' && e.detail.endsWith('(istiod)')), JSON.stringify(events)).to.equal(true);
-    expect(readFaultFile(stack!.faultsFile), 'nothing in the fault file').to.deep.equal([]);
-    expect(planOf(JSON.parse(readFileSync(join(stack!.istioConfigDir, 'virtualservice-devices.yaml'), 'utf8')) as Record<string, unknown>), 'rolled back').to.deep.equal([]);
-  });
-
   it('a route the clients NACK (an abort without percentage, validation bypassed) is not applied: applyPlaneRoute fails naming the NACK and puts the previous routes back', async () => {
     const file = join(stack!.istioConfigDir, 'virtualservice-storage.yaml');
     const previous = readFileSync(file, 'utf8');
@@ -273,25 +246,6 @@ describe('a stack with --mesh istio: proxyless clients reach the replicas throug
     expect(drained.status, JSON.stringify(drained.body)).to.equal(200);
     const gaps = await callSupervisor(stack!.supervisorUrl!, '/gaps', { since }, 60000);
     expect(gaps.status, JSON.stringify(gaps.body)).to.equal(200);
-  });
-
-  it('H2 (crash) passes on the Istio plane: the supervisor asks query through istiod (its xDS client in syncz), node-a\'s replicas leave the endpoints, every flat stays fresh; the sweep after it takes off a fault left on the plane', async () => {
-    expect((await callSupervisor(stack!.supervisorUrl!, '/freshness', {}, 10000)).status).to.equal(200);
-    const supervisor = (await stack!.istiod!.syncz()).find((c) => c.proxy === 'flatline-supervisor.flatline');
-    expect(xdsInSync(supervisor, ROUTE_CONFIGURATION), JSON.stringify(supervisor)).to.equal(true);
-    // A fault H2's rollback (node restore --all) does not touch, on the plane before the run (at 0 %: it delays no call).
-    const left = await flatline('fault', 'on', 'query-slow', '--percent', '0', '--delay', '1s');
-    expect(left.code, left.out).to.equal(0);
-    const queryFaults = (): string[] => planOf(JSON.parse(readFileSync(join(stack!.istioConfigDir, 'virtualservice-query.yaml'), 'utf8')) as Record<string, unknown>).map((f) => f.name);
-    expect(queryFaults()).to.deep.equal(['query-slow']);
-    const o = await chaosRun(join(dir!.path, 'reports'), dir!.path, 'the-system-stays-reachable', { failure: 'crash', fault_seconds: '12' });
-    expect(o.code, o.stdout.slice(-3000)).to.equal(0);
-    expect(o.verdict.steady_state_checks).to.be.at.least(5);
-    expectReport(o, 'passed');
-    // The sweep found it on the plane (the fault file, which it also reads, has none) and put the baseline back.
-    expect(JSON.parse(readFileSync(join(o.dir, 'sweep.json'), 'utf8'))).to.deep.equal({ found: ['faults still on the Istio plane for query: query-slow'] });
-    expect(queryFaults(), 'swept').to.deep.equal([]);
-    await eventually('node-a\'s replicas back in the ServiceEntries', async () => endpointsOf('query').length === 2 && endpointsOf('storage').length === 2, 60000, 200);
   });
 
   it('query-slow goes through istiod too: the supervisor\'s query calls take the delay (nothing in the fault file), touched proves it from what its client saw, off restores', async () => {

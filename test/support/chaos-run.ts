@@ -13,6 +13,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { REPO_ROOT, type LocalStack, seqGaps, stackWarningLines } from '@flatline/stack';
+import { planOf } from '@flatline/mesh';
 
 /** execFile as a promise. */
 export const run = promisify(execFile);
@@ -63,6 +64,13 @@ export function expectReport(o: Outcome, verdict: string): void {
 /** Nothing left behind: no fault on, every node ready with its processes running, the database not frozen. */
 export function expectNothingLeft(stack: LocalStack): void {
   expect(JSON.parse(readFileSync(stack.faultsFile, 'utf8'))).to.deep.equal({ version: 1, faults: [] });
+  if (stack.options.mesh === 'istio') {
+    // On the Istio plane the faults are VirtualServices in istiod's folder: every host back to its baseline.
+    const left = readdirSync(stack.istioConfigDir)
+      .filter((f) => /^virtualservice-.*\.yaml$/.test(f))
+      .flatMap((f) => planOf(JSON.parse(readFileSync(join(stack.istioConfigDir, f), 'utf8')) as Record<string, unknown>).map((fault) => `${fault.name} in ${f}`));
+    expect(left, 'faults left on the Istio plane').to.deep.equal([]);
+  }
   expect(stack.nodes().map((n) => n.state)).to.deep.equal(['ready', 'ready']);
   for (const p of stack.processes()) {
     expect(p.running, `${p.name} runs`).to.equal(true);
