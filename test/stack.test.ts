@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { credentials } from '@grpc/grpc-js';
 import { QueryServiceClient } from '@flatline/proto';
-import { REPO_ROOT, TOOLS_BIN, type LocalStack, databaseWatchLines, freshness, holdFor, metric, queryFaultInterceptor, seqGaps, eventually, startTestStack, tempDir } from '@flatline/stack';
+import { REPO_ROOT, TOOLS_BIN, type LocalStack, databaseWatchLines, freshness, holdFor, metric, queryFaultInterceptor, eventually, type GapReport, startTestStack, tempDir } from '@flatline/stack';
 import { flatIds, loadCredentials, unaryCall } from '@flatline/platform';
 
 const run = promisify(execFile);
@@ -134,9 +134,9 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
 
   it('stores every device reading with no gap in any sequence', async () => {
     // Outboxes drain newest first: a backlog leaves holes in storage until it has drained. A lost reading's hole stays.
-    let last: Awaited<ReturnType<typeof seqGaps>> | undefined;
+    let last: GapReport | undefined;
     await eventually(`readings of all ${FLATS * 3} devices stored, with no gap in any sequence`, async () => {
-      last = await seqGaps(stack.db.uri);
+      last = await stack.storedGaps();
       return last.devices === FLATS * 3 && last.gaps.length === 0;
     }, 20000, 250).catch((err: Error) => {
       throw new Error(`${err.message}; the last read: ${JSON.stringify(last?.gaps.slice(0, 5))}`);
@@ -154,7 +154,7 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
     expect(stack.supervised().find((c) => c.name === 'ingestion-0')).to.deep.include({ state: 'running', restarts: 1 });
     await eventually('the restarted ingestion-0 to poll its flats again', async () => (await metric(stack.ingestion[0]!.metrics, 'flatline_ingestion_polls_total', 'outcome="ok"')) > 0, 20000, 250);
     await eventually('the outboxes to drain', async () => (await outboxTotal(stack)) === 0, 60000, 500);
-    const report = await seqGaps(stack.db.uri);
+    const report = await stack.storedGaps();
     expect(report.gaps).to.deep.equal([]);
     expect((await freshness(stack.queryAddress)).worstAgeSeconds).to.be.below(20);
   });
@@ -187,7 +187,7 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
     expect(await outboxTotal(stack), 'outbox grew while the database was away').to.be.greaterThan(0);
     await stack.startDb();
     await eventually('the outboxes to drain once FerretDB is back', async () => (await outboxTotal(stack)) === 0, 60000, 500);
-    const report = await seqGaps(stack.db.uri);
+    const report = await stack.storedGaps();
     expect(report.gaps).to.deep.equal([]);
     await eventually('every flat fresher than 20 s once FerretDB is back', async () => (await freshness(stack.queryAddress)).worstAgeSeconds < 20, 30000, 500);
   });
@@ -225,7 +225,7 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
       expect(off.stdout).to.contain('db-reset off (3 toxic(s) removed)');
     }
     await eventually('the outboxes to drain once db-reset is off', async () => (await outboxTotal(stack)) === 0, 60000, 500);
-    const report = await seqGaps(stack.db.uri);
+    const report = await stack.storedGaps();
     // What ingestion says of its side, to tell a loss apart from readings set aside or never fetched.
     const sums = async (name: string): Promise<number[]> => Promise.all(stack.ingestion.map((r) => (r ? metric(r.metrics, name).catch(() => -1) : -1)));
     const side = `dead letters ${await sums('flatline_ingestion_dead_letters_total')}, missed ${await sums('flatline_ingestion_readings_missed_total')}, dropped ${await sums('flatline_ingestion_dropped_readings_total')}`;

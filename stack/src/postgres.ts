@@ -40,6 +40,7 @@ import { COLLECTIONS } from '@flatline/platform';
 import { freePort } from './haproxy.ts';
 import { TOOLS_BIN } from './paths.ts';
 import { spawnReady, type ManagedProcess } from './processes.ts';
+import { gapsOfHoles, type GapReport, type Held, type SeqHole } from './probes.ts';
 
 const run = promisify(execFile);
 
@@ -262,6 +263,39 @@ export async function readingGapsSql(psqlUrl: string, database: string, timeoutM
   const [runs, readings, missing, runsWithGaps] = out.split('|').map(Number);
   if ([runs, readings, missing, runsWithGaps].some((n) => n === undefined || !Number.isFinite(n))) throw new PostgresError(`readingGapsSql: psql answered ${JSON.stringify(out)}`);
   return { runs: runs!, readings: readings!, missing: missing!, runsWithGaps: runsWithGaps! };
+}
+
+/**
+ * probes.ts's seqGaps (the same GapReport, the same holes, the same outbox
+ * check), asked of PostgreSQL over FerretDB's table of the readings: a
+ * window over each (flat, device, epoch) ordered by seq finds the holes in
+ * the database, and only they come back. FerretDB v1 pushes no sort down:
+ * seqGaps through it sorts every reading in FerretDB's memory (seconds per
+ * count at a few hundred thousand readings, and every chaos experiment
+ * counts gaps every few seconds). Readings taken before since are left out,
+ * as seqGaps does.
+ */
+export async function readingGapsPostgres(psqlUrl: string, database: string, since?: Date, held?: Held, timeoutMs = 60_000): Promise<GapReport> {
+  const table = await collectionTable(psqlUrl, database, COLLECTIONS.readings);
+  if (since !== undefined && !Number.isFinite(since.getTime())) throw new PostgresError(`readingGapsPostgres: since is not a time (${String(since)})`);
+  const where = since === undefined ? '' : ` WHERE (_jsonb->>'taken_at')::bigint >= ${since.getTime()}`;
+  const out = await psql(
+    psqlUrl,
+    `WITH r AS (SELECT _jsonb->>'flat_id' AS f, _jsonb->>'device_id' AS d, coalesce((_jsonb->>'epoch')::bigint, 0) AS e, (_jsonb->>'seq')::bigint AS s ` +
+      `FROM ${ident(database)}.${ident(table)}${where}), ` +
+      `w AS (SELECT f, d, e, s, lag(s) OVER (PARTITION BY f, d, e ORDER BY s) AS p FROM r) ` +
+      `SELECT json_build_object('readings', (SELECT count(*) FROM r), 'devices', (SELECT count(*) FROM (SELECT DISTINCT f, d FROM r) AS x), ` +
+      `'holes', (SELECT coalesce(json_agg(json_build_array(f, d, e, p, s) ORDER BY f, d, e, s), '[]'::json) FROM w WHERE s - p > 1))`,
+    timeoutMs,
+  );
+  let answer: { readings: number; devices: number; holes: Array<[string, string, number, number, number]> };
+  try {
+    answer = JSON.parse(out) as typeof answer;
+  } catch {
+    throw new PostgresError(`readingGapsPostgres: psql answered ${JSON.stringify(out.slice(0, 200))}`);
+  }
+  const holes: SeqHole[] = answer.holes.map(([flat, device, epoch, after, before]) => ({ flat, device, epoch, after, before }));
+  return gapsOfHoles(holes, answer.devices, answer.readings, held);
 }
 
 /**

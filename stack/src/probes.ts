@@ -61,12 +61,50 @@ export function heldIn(readings: ReadonlyArray<{ flatId: string; deviceId: strin
   return (flat, device, epoch, seq) => keys.has(`${flat}\u0000${device}\u0000${epoch}\u0000${seq}`);
 }
 
+/** A hole in one device's sequence: the seqs after `after` and before `before` are not stored. */
+export interface SeqHole {
+  readonly flat: string;
+  readonly device: string;
+  readonly epoch: number;
+  readonly after: number;
+  readonly before: number;
+}
+
+/**
+ * The gaps of a list of holes (in (flat, device, epoch) order): per device
+ * and epoch, the seqs missing, unless held says an outbox still holds them
+ * (on their way: outboxes drain newest first, so storage has holes while a
+ * backlog drains). Shared by seqGaps (through FerretDB) and
+ * readingGapsPostgres (PostgreSQL's own query), so both count alike.
+ */
+export function gapsOfHoles(holes: Iterable<SeqHole>, devices: number, readings: number, held?: Held): GapReport {
+  const gaps: GapReport['gaps'] = [];
+  let waiting = 0;
+  for (const h of holes) {
+    const size = h.before - h.after - 1;
+    let missing = 0;
+    if (held === undefined || size > 1_000_000) missing = size;
+    else {
+      for (let s = h.after + 1; s < h.before; s++) {
+        if (held(h.flat, h.device, h.epoch, s)) waiting += 1;
+        else missing += 1;
+      }
+    }
+    if (missing === 0) continue;
+    const last = gaps.at(-1);
+    if (last !== undefined && last.flat === h.flat && last.device === h.device && last.epoch === h.epoch) last.missing += missing;
+    else gaps.push({ flat: h.flat, device: h.device, epoch: h.epoch, missing });
+  }
+  return { devices, readings, gaps, held: waiting };
+}
+
 /**
  * Reads every stored reading's (flat, device, epoch, seq) — or only those
  * taken at or after since — and finds the holes in each device's range,
  * epoch by epoch: a reset meter starts a new sequence, which is no gap. A
- * seq that held says an outbox still holds is on its way, not missing
- * (outboxes drain newest first, so storage has holes while a backlog drains).
+ * seq that held says an outbox still holds is on its way, not missing.
+ * FerretDB v1 sorts in its own memory (it pushes no sort down): on the
+ * PostgreSQL backend readingGapsPostgres asks PostgreSQL instead.
  */
 export async function seqGaps(uri: string, since?: Date, held?: Held): Promise<GapReport> {
   const client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
@@ -81,26 +119,10 @@ export async function seqGaps(uri: string, since?: Date, held?: Held): Promise<G
       .collection('readings')
       .find(filter, { projection: { _id: 0, flat_id: 1, device_id: 1, epoch: 1, seq: 1 } })
       .sort({ flat_id: 1, device_id: 1, epoch: 1, seq: 1 });
-    const gaps: GapReport['gaps'] = [];
+    const holes: SeqHole[] = [];
     let devices = 0;
     let readings = 0;
-    let run: { flat: string; device: string; epoch: number; last: number; missing: number } | undefined;
-    let waiting = 0;
-    const close = (): void => {
-      if (run !== undefined && run.missing > 0) gaps.push({ flat: run.flat, device: run.device, epoch: run.epoch, missing: run.missing });
-    };
-    /** The seqs after r.last and before seq: missing, unless an outbox holds them. */
-    const hole = (r: NonNullable<typeof run>, seq: number): void => {
-      const size = seq - r.last - 1;
-      if (held === undefined || size > 1_000_000) {
-        r.missing += size;
-        return;
-      }
-      for (let s = r.last + 1; s < seq; s++) {
-        if (held(r.flat, r.device, r.epoch, s)) waiting += 1;
-        else r.missing += 1;
-      }
-    };
+    let run: { flat: string; device: string; epoch: number; last: number } | undefined;
     for await (const d of cursor) {
       readings += 1;
       const flat = d['flat_id'] as string;
@@ -109,15 +131,13 @@ export async function seqGaps(uri: string, since?: Date, held?: Held): Promise<G
       const seq = d['seq'] as number;
       if (run === undefined || run.flat !== flat || run.device !== device || run.epoch !== epoch) {
         if (run === undefined || run.flat !== flat || run.device !== device) devices += 1;
-        close();
-        run = { flat, device, epoch, last: seq, missing: 0 };
+        run = { flat, device, epoch, last: seq };
       } else if (seq !== run.last) {
-        hole(run, seq);
+        if (seq - run.last > 1) holes.push({ flat, device, epoch, after: run.last, before: seq });
         run.last = seq;
       }
     }
-    close();
-    return { devices, readings, gaps, held: waiting };
+    return gapsOfHoles(holes, devices, readings, held);
   } finally {
     await client.close();
   }

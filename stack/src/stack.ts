@@ -21,11 +21,11 @@ import { DB_LINKS, DEFAULT_MESH, writeDeviceLinks, writeFaultFile, type Link } f
 import { join } from 'node:path';
 import { checkHealth, flatIds, loadCredentials, writeCredentials } from '@flatline/platform';
 import { startDatabase, startService, type RunningDatabase, type RunningService } from './components.ts';
-import { ensureReadingsSlotIndex, startPostgres, type RunningPostgres } from './postgres.ts';
+import { ensureReadingsSlotIndex, readingGapsPostgres, startPostgres, type RunningPostgres } from './postgres.ts';
 import type { Server } from 'node:http';
 import { serveControl } from './control.ts';
 import { clientObservations, expectedFlats, observedLastMinute, observingInterceptor, queryFaultInterceptor, queryFreshness } from './freshness-probe.ts';
-import { heldIn, metricValue, seqGaps, type Held } from './probes.ts';
+import { heldIn, metricValue, seqGaps, type GapReport, type Held } from './probes.ts';
 import { heldReadings, lastFetches } from '@flatline/ingestion';
 import { freshnessReport } from '@flatline/query';
 import type { StackFile } from './stack-file.ts';
@@ -542,6 +542,19 @@ export class LocalStack {
     this.writeStackFile();
   }
 
+  /**
+   * The holes in each device's sequence among the stored readings (those
+   * taken since since, if given), not counting what held says an outbox
+   * holds. On PostgreSQL, PostgreSQL finds them itself (FerretDB v1 would
+   * sort every reading in its own memory: ~20x slower at 14,000 readings).
+   * A database that hangs mid-read (frozen) ends the read after 30 s.
+   */
+  storedGaps(since?: Date, held?: Held): Promise<GapReport> {
+    if (this.db === undefined) return Promise.reject(new Error('the database has not started yet'));
+    if (this.postgres !== undefined) return readingGapsPostgres(this.postgres.url, new URL(this.db.uri).pathname.slice(1), since, held, 30000);
+    return seqGaps(`${this.db.uri}?connectTimeoutMS=5000&socketTimeoutMS=30000`, since, held);
+  }
+
   /** The supervisor's read-only probes (http://127.0.0.1:<port>), once it serves them. */
   get supervisorUrl(): string | undefined {
     return this.probeServer?.url;
@@ -577,15 +590,12 @@ export class LocalStack {
         return freshnessReport(fetches, { flatIds: flatIds.length > 0 ? flatIds : undefined, exclude: new Set(request.excludeFlatIds), limit: request.limit }, new Date());
       },
       gaps: async (since) => {
-        if (this.db === undefined) throw new Error('the database has not started yet');
-        // A database that hangs mid-read (frozen) ends the read after 30 s instead of holding it for ever.
-        const uri = `${this.db.uri}?connectTimeoutMS=5000&socketTimeoutMS=30000`;
         // A reading still in an outbox is on its way, not lost (outboxes drain newest first).
-        const first = await seqGaps(uri, since, this.heldReadings());
+        const first = await this.storedGaps(since, this.heldReadings());
         if (first.gaps.length === 0) return first;
         // A row recorded after that view of the outboxes, then stored and acknowledged while the read
         // passed its device, was in neither: a real gap is there again with what the outboxes hold now.
-        return seqGaps(uri, since, this.heldReadings());
+        return this.storedGaps(since, this.heldReadings());
       },
       outbox: async () => {
         // A replica that is down (its node, or waiting to restart) is not asked; one that runs but does not answer may hold anything.

@@ -20,9 +20,9 @@ import { checkHealth, unaryCall } from '@flatline/platform';
 import { eventually, startInProcessService, tempDir, type StartedServer } from '../src/harness.ts';
 import { dbOfStateDir, FREE_PORTS, LocalStack } from '../src/stack.ts';
 import { stackStatus } from '../src/status.ts';
-import { metricValue, seqGaps } from '../src/probes.ts';
+import { heldIn, metricValue, seqGaps, type GapReport } from '../src/probes.ts';
 import { startDatabase, type RunningDatabase } from '../src/components.ts';
-import { ensureSlotIndex, psql, readingGapsSql, slotIndexName, startPostgres, type RunningPostgres } from '../src/postgres.ts';
+import { ensureSlotIndex, psql, readingGapsPostgres, readingGapsSql, slotIndexName, startPostgres, type RunningPostgres } from '../src/postgres.ts';
 
 const MINUTE = 60_000;
 const T0 = Math.floor((Date.now() - 3600_000) / MINUTE) * MINUTE;
@@ -183,6 +183,74 @@ describe('PostgreSQL under FerretDB: the slot index and a slot read that uses it
     const after = await readingGapsSql(pg.url, database);
     expect(after).to.deep.equal({ runs: before.runs, readings: before.readings - 1, missing: 1, runsWithGaps: 1 });
     expect((await seqGaps(ferretdb.uri)).gaps).to.deep.equal([{ flat: '3', device: 'heat', epoch: 0, missing: 1 }]);
+  });
+
+  it("readingGapsPostgres (the supervisor's gap count on PostgreSQL) finds what seqGaps finds: a missing reading, two in a row, one an outbox holds, a meter reset (no gap) and a hole in the new epoch, only since a time", async () => {
+    const database = new URL(ferretdb.uri).pathname.slice(1);
+    const readings = mongo.db().collection('readings');
+    // Besides flat 3's heat seq 50 (the test before): flat 6's water 60 and 61 gone; flat 5's power meter reset
+    // (epoch 1: seqs 1, 2, 3, then 5), taken after every earlier reading.
+    expect((await readings.deleteMany({ flat_id: '6', device_id: 'water', seq: { $in: [60, 61] } })).deletedCount).to.equal(2);
+    const later = (seq: number) => ({ flat_id: '5', device_id: 'power', epoch: 1, seq, taken_at: new Date(T0 + (PER_DEVICE + seq) * 5000) });
+    await readings.insertMany([1, 2, 3, 5].map(later));
+    const held = heldIn([{ flatId: '6', deviceId: 'water', epoch: 0, seq: 60 }]);
+    const since = new Date(T0 + 51 * 5000);
+    const cases: Array<[string, Date | undefined, typeof held | undefined, GapReport]> = [
+      [
+        'every reading',
+        undefined,
+        undefined,
+        {
+          devices: FLATS * DEVICES.length,
+          readings: FLATS * DEVICES.length * PER_DEVICE - 3 + 4,
+          gaps: [
+            { flat: '3', device: 'heat', epoch: 0, missing: 1 },
+            { flat: '5', device: 'power', epoch: 1, missing: 1 },
+            { flat: '6', device: 'water', epoch: 0, missing: 2 },
+          ],
+          held: 0,
+        },
+      ],
+      [
+        'an outbox holds water 60',
+        undefined,
+        held,
+        {
+          devices: FLATS * DEVICES.length,
+          readings: FLATS * DEVICES.length * PER_DEVICE - 3 + 4,
+          gaps: [
+            { flat: '3', device: 'heat', epoch: 0, missing: 1 },
+            { flat: '5', device: 'power', epoch: 1, missing: 1 },
+            { flat: '6', device: 'water', epoch: 0, missing: 1 },
+          ],
+          held: 1,
+        },
+      ],
+      [
+        'taken since seq 51 (flat 3 begins after its hole)',
+        since,
+        undefined,
+        {
+          devices: FLATS * DEVICES.length,
+          readings: FLATS * DEVICES.length * (PER_DEVICE - 50) - 2 + 4,
+          gaps: [
+            { flat: '5', device: 'power', epoch: 1, missing: 1 },
+            { flat: '6', device: 'water', epoch: 0, missing: 2 },
+          ],
+          held: 0,
+        },
+      ],
+    ];
+    for (const [what, from, h, expected] of cases) {
+      let t = Date.now();
+      const sql = await readingGapsPostgres(pg.url, database, from, h);
+      const sqlMs = Date.now() - t;
+      t = Date.now();
+      const scan = await seqGaps(ferretdb.uri, from, h);
+      console.log(`      ${what}: PostgreSQL ${sqlMs} ms, through FerretDB ${Date.now() - t} ms (${scan.readings} readings)`);
+      expect(sql, what).to.deep.equal(expected);
+      expect(scan, what).to.deep.equal(expected);
+    }
   });
 });
 

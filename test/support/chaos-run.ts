@@ -12,7 +12,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { REPO_ROOT, type LocalStack, seqGaps, stackWarningLines } from '@flatline/stack';
+import { REPO_ROOT, type LocalStack, stackWarningLines } from '@flatline/stack';
 import { planOf } from '@flatline/mesh';
 
 /** execFile as a promise. */
@@ -93,7 +93,7 @@ export function stackWarnings(stack: LocalStack): string {
 /** Every reading fetched is stored: outboxes drained (flatline drained), then no gap in any device's sequence. */
 export async function expectZeroGaps(stack: LocalStack): Promise<void> {
   await run(process.execPath, [...CLI, 'drained', '--timeout', '60s', '--state-dir', stack.options.stateDir], { cwd: REPO_ROOT });
-  const report = await seqGaps(stack.db.uri);
+  const report = await stack.storedGaps();
   expect(report.readings).to.be.above(0);
   expect(report.gaps, `${JSON.stringify(report.gaps.slice(0, 5))}\n${stackWarnings(stack)}`).to.deep.equal([]);
 }
