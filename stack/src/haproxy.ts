@@ -7,7 +7,7 @@
  * about two seconds and its sessions are cut, which a TCP check would miss.
  */
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { TOOLS_BIN } from './paths.ts';
 import { spawnReady, type ManagedProcess } from './processes.ts';
@@ -20,12 +20,13 @@ export interface Frontend {
   readonly servers: ReadonlyArray<{ readonly name: string; readonly address: string }>;
 }
 
-/** Renders haproxy.cfg for the frontends. */
-export function haproxyConfig(frontends: readonly Frontend[]): string {
+/** Renders haproxy.cfg for the frontends; with adminSocket, HAProxy's runtime API listens there (mode 0600). */
+export function haproxyConfig(frontends: readonly Frontend[], adminSocket?: string): string {
   const lines = [
     'global',
     // One line per replica going down or up: the log tells when the balancer saw a node fail.
     '  log stderr format raw local0 notice',
+    ...(adminSocket === undefined ? [] : [`  stats socket ${adminSocket} mode 600 level admin`]),
     'defaults',
     '  mode http',
     '  log global',
@@ -72,10 +73,33 @@ export async function freePort(host: string): Promise<number> {
   return port;
 }
 
+/** Where startHaproxy puts HAProxy's runtime API (a Unix socket, mode 0600) in a state folder. */
+export function haproxyAdminSocket(stateDir: string): string {
+  return join(stateDir, 'haproxy.sock');
+}
+
+/**
+ * Takes a server out of its backend's rotation (maint) or puts it back
+ * (ready) through HAProxy's runtime API: `set server <backend>/<server>
+ * state …`. HAProxy answers nothing on success; anything else is an error.
+ */
+export async function setServerState(adminSocket: string, backend: string, server: string, state: 'ready' | 'maint', timeoutMs = 2000): Promise<void> {
+  const answer = await new Promise<string>((resolve, reject) => {
+    const socket = connect(adminSocket);
+    let out = '';
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    socket.on('data', (d: Buffer) => (out += d.toString()));
+    socket.once('error', reject);
+    socket.once('close', () => resolve(out));
+    socket.end(`set server ${backend}/${server} state ${state}\n`);
+  });
+  if (answer.trim() !== '') throw new Error(`HAProxy's runtime API at ${adminSocket}: set server ${backend}/${server} state ${state}: ${answer.trim()}`);
+}
+
 /** Writes the configuration into stateDir, checks it (haproxy -c) and starts HAProxy; ready once it logs that it started. */
 export async function startHaproxy(options: { frontends: readonly Frontend[]; stateDir: string; logFile: string; detached?: boolean }): Promise<ManagedProcess> {
   const cfg = join(options.stateDir, 'haproxy.cfg');
-  writeFileSync(cfg, haproxyConfig(options.frontends));
+  writeFileSync(cfg, haproxyConfig(options.frontends, haproxyAdminSocket(options.stateDir)));
   const { process } = await spawnReady({
     name: 'haproxy',
     detached: options.detached ?? false,

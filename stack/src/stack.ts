@@ -34,7 +34,7 @@ import { serveProbes, type ProbeServer, type SupervisorProbes } from './supervis
 import type { NodeAction, NodeState } from './nodes.ts';
 import { CrashLoop, DEFAULT_RESTART_POLICY, type RestartPolicy, type SupervisedStatus } from './crash-loop.ts';
 import { recordEvent } from './events.ts';
-import { freePort, startHaproxy, type Frontend } from './haproxy.ts';
+import { freePort, haproxyAdminSocket, setServerState, startHaproxy, type Frontend } from './haproxy.ts';
 import { planeTarget, syncPlane, type PlaneEndpoint, type PlaneService } from './istio-plane.ts';
 import { startIstiod, XDS_BOOTSTRAP_OPTION, xdsBootstrap, type RunningIstiod } from './istiod.ts';
 import { credentials as grpcCredentials } from '@grpc/grpc-js';
@@ -125,11 +125,11 @@ export interface StackOptions {
    */
   readonly db?: StackDb;
   /**
-   * With --mesh istio, how often each storage and query replica's gRPC
-   * health is checked (default READINESS.periodMs): one that answers
-   * anything but SERVING twice in a row leaves the plane's endpoints until
-   * it answers SERVING again, as a pod that fails its readinessProbe leaves
-   * its Service's endpoints.
+   * With --mesh istio or two nodes or more, how often each storage and
+   * query replica's gRPC health is checked (default READINESS.periodMs): one
+   * that answers anything but SERVING twice in a row leaves the plane's
+   * endpoints and HAProxy's rotation until it answers SERVING again, as a
+   * pod that fails its readinessProbe leaves its Service's endpoints.
    */
   readonly readinessPeriodMs?: number;
 }
@@ -219,6 +219,8 @@ export class LocalStack {
   /** Failed health checks in a row, per replica. */
   private readonly failedChecks = new Map<string, number>();
   private readinessTimer: NodeJS.Timeout | undefined;
+  /** What HAProxy's runtime API was last told of each storage and query replica (absent: ready, as it starts). */
+  private readonly balancerStates = new Map<string, 'ready' | 'maint'>();
   /** Toxiproxy, in front of every link (undefined with links: false). */
   toxiproxy: RunningToxiproxy | undefined;
   /** Where each link's proxy listens, fixed at its first start: a restarted Toxiproxy listens there again, so the clients' addresses stay right. */
@@ -527,8 +529,8 @@ export class LocalStack {
     if (options.mesh === 'istio') {
       say(`starting istiod (Istio's control plane; config in ${this.istioConfigDir}) for proxyless xDS clients…`);
       await this.startIstiod();
-      this.startReadinessChecks();
     }
+    if (this.balancer !== undefined || options.mesh === 'istio') this.startReadinessChecks();
 
     if (this.toxiproxy !== undefined) {
       say('adding the links ingestion → devices and ingestion → storage to toxiproxy…');
@@ -707,6 +709,9 @@ export class LocalStack {
       process: await startHaproxy({ stateDir: this.options.stateDir, logFile: join(this.logs, 'haproxy.log'), detached: this.options.detached ?? false, frontends }),
     }));
     this.haproxy = started.process;
+    // A new HAProxy starts with every server in rotation: it hears again which replicas are not ready.
+    this.balancerStates.clear();
+    await this.syncBalancerReadiness();
     this.supervise('haproxy', started.process, () => this.startBalancer());
     this.onStarted('haproxy', started);
     if (this.started) this.writeStackFile();
@@ -765,12 +770,15 @@ export class LocalStack {
   }
 
   /**
-   * With --mesh istio, checks the health of every running storage and query
-   * replica each READINESS period: the plane lists only the ready ones, as a
-   * cluster's endpoints list only pods that pass their readinessProbe. (A
-   * replica NOT_SERVING, its database out of reach, kept its endpoint before:
-   * in a campaign one flapped for 50 s after every fault healed and half the
-   * Appends met it.)
+   * Checks the health of every running storage and query replica each
+   * READINESS period: the Istio plane lists only the ready ones, and HAProxy
+   * (the stable addresses of a stack of two nodes or more) takes the others
+   * out of its rotation through its runtime API, as a cluster's endpoints
+   * list only pods that pass their readinessProbe. (A replica NOT_SERVING,
+   * its database out of reach, kept its share of the calls before: in a
+   * campaign one flapped for 50 s after every fault healed. HAProxy's own
+   * check cannot tell: the body of a health answer starts with zero bytes,
+   * where its string and regex matches end.)
    */
   private startReadinessChecks(): void {
     let busy = false;
@@ -794,7 +802,7 @@ export class LocalStack {
         this.failedChecks.delete(r.name);
         if (this.unready.delete(r.name)) {
           changed = true;
-          this.say(`${r.name} answers SERVING again: back in the Istio plane's endpoints`);
+          this.say(`${r.name} answers SERVING again: back in ${this.rotations()}`);
         }
         continue;
       }
@@ -803,10 +811,35 @@ export class LocalStack {
       if (failed >= READINESS.failureThreshold && !this.unready.has(r.name)) {
         this.unready.add(r.name);
         changed = true;
-        this.say(`${r.name} not ready (${health}, ${failed} checks in a row): out of the Istio plane's endpoints until it answers SERVING`);
+        this.say(`${r.name} not ready (${health}, ${failed} checks in a row): out of ${this.rotations()} until it answers SERVING`);
       }
     }
-    if (changed) this.syncIstioPlane();
+    if (changed) {
+      this.syncIstioPlane();
+      await this.syncBalancerReadiness();
+    }
+  }
+
+  /** Where readiness takes a replica out of: the Istio plane's endpoints, HAProxy's rotation. */
+  private rotations(): string {
+    return [this.options.mesh === 'istio' ? "the Istio plane's endpoints" : '', this.balancer !== undefined ? "HAProxy's rotation" : ''].filter(Boolean).join(' and ');
+  }
+
+  /** Puts each storage and query replica in HAProxy's rotation, or takes it out, as its readiness says (what HAProxy has not been told yet). */
+  private async syncBalancerReadiness(): Promise<void> {
+    if (this.balancer === undefined || this.haproxy === undefined || this.stopping) return;
+    for (const r of this.replicas) {
+      if (r.service !== 'storage' && r.service !== 'query') continue;
+      const state = this.unready.has(r.name) ? 'maint' : 'ready';
+      if ((this.balancerStates.get(r.name) ?? 'ready') === state) continue;
+      try {
+        await setServerState(haproxyAdminSocket(this.options.stateDir), r.service, r.name, state);
+        this.balancerStates.set(r.name, state);
+      } catch (err) {
+        // HAProxy restarting: startBalancer tells the new one.
+        this.say(`haproxy: cannot set ${r.name} ${state}: ${(err as Error).message}`);
+      }
+    }
   }
 
   /** The replicas of storage and query that take calls now (node ready, process up, ready by its health checks), as the plane's ServiceEntries list them. */
@@ -967,8 +1000,8 @@ export class LocalStack {
     );
     r.running = running;
     // A new process is ready when it says so (startService waited for it); its checks count from there.
-    this.unready.delete(r.name);
     this.failedChecks.delete(r.name);
+    if (this.unready.delete(r.name)) void this.syncBalancerReadiness();
     r.grpcPort = portOf(running.grpc);
     r.metricsPort = portOf(running.metrics);
     if (r.service === 'ingestion') this.ingestion[r.index] = running;

@@ -14,6 +14,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetFreshnessRequest, QueryServiceClient } from '@flatline/proto';
+import { checkHealth } from '@flatline/platform';
 import { eventually, holdFor, tempDir } from '../src/harness.ts';
 import { applyPlaneRoute, planeObjects, planeTarget, PlaneRouteError, serviceEntry, syncPlane, type PlaneEndpoint } from '../src/istio-plane.ts';
 import { PILOT_DISCOVERY, ROUTE_CONFIGURATION, xdsInSync, type IstioObject, type SyncStatus } from '../src/istiod.ts';
@@ -229,7 +230,7 @@ describe('a stack with --mesh istio: proxyless clients reach the replicas throug
     expect((await call()).code).to.equal(grpc.status.OK);
   });
 
-  it('a replica that is not SERVING leaves the endpoints (readiness), though its process runs and its node is ready, and comes back once SERVING; nothing is lost meanwhile', async () => {
+  it('a replica that is not SERVING leaves the endpoints and HAProxy\'s rotation (readiness), though its process runs and its node is ready, and comes back once SERVING; nothing is lost meanwhile', async () => {
     const toxiproxy = stack!.toxiproxy!.client;
     // Storage's link to the database cut: both storage replicas run, and answer NOT_SERVING.
     const since = new Date().toISOString();
@@ -237,11 +238,15 @@ describe('a stack with --mesh istio: proxyless clients reach the replicas throug
     try {
       await eventually('storage-0 and storage-1 gone from the ServiceEntry', async () => endpointsOf('storage').length === 0, 30000, 200);
       expect(endpointsOf('query'), 'query is SERVING: it stays').to.deep.equal(['query-0', 'query-1']);
+      // HAProxy (the stable address grpcurl users dial) took them out of its rotation too: no replica answers there.
+      await eventually('HAProxy to have no storage replica in rotation', async () => /UNAVAILABLE: Received HTTP status code 503/.test(await checkHealth(stack!.storageAddress)), 10000, 200);
+      expect(await checkHealth(stack!.queryAddress)).to.equal('SERVING');
       expect(stack!.supervised().filter((p) => p.state !== 'running'), 'every process still runs').to.deep.equal([]);
     } finally {
       await toxiproxy.setProxyEnabled('storage-db', true);
     }
     await eventually('storage-0 and storage-1 back in the ServiceEntry', async () => endpointsOf('storage').join() === 'storage-0,storage-1', 60000, 200);
+    await eventually('storage SERVING through HAProxy again', async () => (await checkHealth(stack!.storageAddress)) === 'SERVING', 10000, 200);
     const drained = await callSupervisor(stack!.supervisorUrl!, '/drained', { timeout: '60s' }, 70000);
     expect(drained.status, JSON.stringify(drained.body)).to.equal(200);
     const gaps = await callSupervisor(stack!.supervisorUrl!, '/gaps', { since }, 60000);
