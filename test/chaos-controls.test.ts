@@ -32,6 +32,8 @@ describe('chaos experiments deviate on a weakened system (negative controls)', f
       { fault_seconds: '30' },
       ['--env', 'ingestion:FLATLINE_POLL_TIMEOUT_MS=40000', '--env', 'ingestion:FLATLINE_POLL_CONCURRENCY=1'],
     ],
+    // On a stack of its own: on the shared one below it passed once in CI (no Append met a reset in its 8 s).
+    ['database connections reset with the outbox bypassed (a failed Append is dropped)', 'database-connections-reset', { fault_seconds: '8' }, ['--env', 'ingestion:FLATLINE_FORWARD_ON_FAILURE=drop']],
   ];
   for (const [title, experiment, vars, extra] of cases) {
     it(`${title}: deviates, and still leaves nothing behind`, async () => {
@@ -57,10 +59,7 @@ describe('chaos experiments deviate on a weakened system (negative controls)', f
       await stack?.stop();
     });
 
-    for (const [title, experiment] of [
-      ['database connections reset', 'database-connections-reset'],
-      ['storage answering UNAVAILABLE (the fault a VirtualService istiod pushes)', 'storage-is-unavailable'],
-    ] as const) {
+    for (const [title, experiment] of [['storage answering UNAVAILABLE (the fault a VirtualService istiod pushes)', 'storage-is-unavailable']] as const) {
       it(`${title}: deviates (readings lost), and still leaves nothing behind`, async () => {
         const o = await chaosRun(reports, stack.options.stateDir, experiment, { fault_seconds: '8' });
         expect(o.code, o.stdout.slice(-3000)).to.equal(1);

@@ -179,6 +179,8 @@ describe('the supervisor answers probes over loopback HTTP', function () {
   it('GET /drained: 409 while storage refuses (the outboxes hold readings), 200 once they drained, waiting up to its timeout', async () => {
     expect((await flatline('fault', 'on', 'storage-unavailable')).code).to.equal(0);
     try {
+      // Acting first: a 409 seen before ingestion read the fault file may be a fetch on its way, gone a moment later (seen in CI under load).
+      await eventually('the fault to abort an Append', async () => (await flatline('fault', 'touched', 'storage-unavailable')).code === 0, 30000, 500);
       await eventually('readings waiting in the outboxes', async () => (await get('/drained', { timeout: '0s' })).status === 409, 30000, 500);
       const waited = await get('/drained', { timeout: '2s' });
       expect(waited.status).to.equal(409);
