@@ -62,13 +62,17 @@ describe('chaos experiments deviate on a weakened system (negative controls)', f
     it('storage answering UNAVAILABLE (the fault a VirtualService istiod pushes): deviates (readings lost), and still leaves nothing behind', async () => {
       const o = await chaosRun(reports, stack.options.stateDir, 'storage-is-unavailable', { fault_seconds: '8' });
       expect(o.code, o.stdout.slice(-3000)).to.equal(1);
-      expect(o.verdict.verdict, o.verdict.reason).to.equal('deviated');
+      // The loss is caught either by the steady state (deviated) or first by the method's own evidence probe
+      // zero-gaps-after (failed: seen in CI, with the steady state after not met as well); either way for the gaps.
+      expect(o.verdict.verdict, o.verdict.reason).to.be.oneOf(['deviated', 'failed']);
+      expect(o.verdict.reason).to.match(/zero-gaps/);
       expect(o.verdict.steady_state_failures).to.be.at.least(1);
       // For the reason it names: the gaps (Chaos Toolkit's journal, the steady state after the method).
       const journal = JSON.parse(readFileSync(join(o.dir, 'journal.json'), 'utf8')) as { steady_states: { after?: { probes: Array<{ activity: { name: string }; tolerance_met: boolean }> } } };
       const unmet = (journal.steady_states.after?.probes ?? []).filter((p) => !p.tolerance_met).map((p) => p.activity.name);
       expect(unmet, JSON.stringify(journal.steady_states.after)).to.include('zero-gaps-in-every-device-sequence');
-      expectReport(o, 'deviated');
+      if (o.verdict.verdict === 'deviated') expectReport(o, 'deviated');
+      else expect(readFileSync(join(o.dir, 'report.md'), 'utf8')).to.include('**Verdict: FAILED');
       expect(JSON.parse(readFileSync(join(o.dir, 'sweep.json'), 'utf8'))).to.deep.equal({ found: [] });
       expectNothingLeft(stack);
       await expectNoToxicLeft(stack);
