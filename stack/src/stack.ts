@@ -814,10 +814,9 @@ export class LocalStack {
         this.say(`${r.name} not ready (${health}, ${failed} checks in a row): out of ${this.rotations()} until it answers SERVING`);
       }
     }
-    if (changed) {
-      this.syncIstioPlane();
-      await this.syncBalancerReadiness();
-    }
+    if (changed) this.syncIstioPlane();
+    // Every period, not only on a change: a runtime call that failed (HAProxy restarting) is tried again.
+    await this.syncBalancerReadiness();
   }
 
   /** Where readiness takes a replica out of: the Istio plane's endpoints, HAProxy's rotation. */
@@ -836,7 +835,7 @@ export class LocalStack {
         await setServerState(haproxyAdminSocket(this.options.stateDir), r.service, r.name, state);
         this.balancerStates.set(r.name, state);
       } catch (err) {
-        // HAProxy restarting: startBalancer tells the new one.
+        // HAProxy restarting: the next check, or startBalancer, tells it again.
         this.say(`haproxy: cannot set ${r.name} ${state}: ${(err as Error).message}`);
       }
     }
