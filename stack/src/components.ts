@@ -24,7 +24,8 @@ export async function startDatabase(options: { listen: string; stateDir: string;
     detached: options.detached ?? false,
     name: 'ferretdb',
     command: join(TOOLS_BIN, 'ferretdb'),
-    args: ['--listen-addr', options.listen, ...backend, '--log-level', 'warn'],
+    // Its profiler on a free loopback port; the address is in its log ("ferretdb debug http://…/debug/pprof/").
+    args: ['--listen-addr', options.listen, ...backend, '--log-level', 'warn', '--debug-addr', '127.0.0.1:0'],
     logFile: options.logFile,
     ready: (line) => /^ferretdb ready (\S+)$/.exec(line)?.[1],
   });

@@ -21,7 +21,7 @@ import { DB_LINKS, DEFAULT_MESH, writeDeviceLinks, writeFaultFile, type Link } f
 import { join } from 'node:path';
 import { checkHealth, flatIds, loadCredentials, writeCredentials } from '@flatline/platform';
 import { startDatabase, startService, type RunningDatabase, type RunningService } from './components.ts';
-import { ensureReadingsSlotIndex, readingGapsPostgres, startPostgres, type RunningPostgres } from './postgres.ts';
+import { ensureIdIndexes, ensureReadingsSlotIndex, readingGapsPostgres, startPostgres, type RunningPostgres } from './postgres.ts';
 import type { Server } from 'node:http';
 import { serveControl } from './control.ts';
 import { clientObservations, expectedFlats, observedLastMinute, observingInterceptor, queryFaultInterceptor, queryFreshness } from './freshness-probe.ts';
@@ -497,6 +497,8 @@ export class LocalStack {
       await this.startDb(options.ports.db);
       const index = await ensureReadingsSlotIndex(this.db!.uri, this.postgres!.url);
       say(`slot index ${index.index} on ${index.table}${index.created ? ' built' : ' already there'}`);
+      const ids = await ensureIdIndexes(this.db!.uri, this.postgres!.url);
+      say(`_id lookup indexes: ${ids.filter((i) => i.created).length} built, ${ids.filter((i) => !i.created).length} already there`);
     } else {
       if (options.db === undefined) say(`FerretDB stays on SQLite: ${join(options.stateDir, 'ferretdb')} holds this stack's readings (--db postgresql starts afresh on PostgreSQL)`);
       say(`starting ferretdb (state in ${join(options.stateDir, 'ferretdb')})…`);

@@ -23,6 +23,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -53,6 +55,7 @@ func run() int {
 	listenAddr := fs.String("listen-addr", "127.0.0.1:27017", "TCP `host:port` to listen on (port 0 picks a free port)")
 	stateDir := fs.String("state-dir", "./ferretdb-state", "`dir`ectory for the SQLite databases (created if missing)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
+	debugAddr := fs.String("debug-addr", "", "TCP `host:port` for Go's profiler (/debug/pprof/; port 0 picks a free port; empty: off); its address is logged to stderr")
 	postgresqlURL := fs.String("postgresql-url", "", "PostgreSQL connection `url` (postgres://host:port/database): use the postgresql backend instead of SQLite; --state-dir is then unused")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
@@ -110,6 +113,13 @@ func run() int {
 		// ending with "/"; url.URL escapes spaces and the like.
 		config.Handler = "sqlite"
 		config.SQLiteURL = (&url.URL{Scheme: "file", Path: filepath.ToSlash(dir) + "/"}).String()
+	}
+
+	if *debugAddr != "" {
+		if err := serveDebug(*debugAddr); err != nil {
+			fmt.Fprintf(os.Stderr, "ferretdb: --debug-addr: %s\n", err)
+			return 1
+		}
 	}
 
 	f, err := ferretdb.New(config)
@@ -184,4 +194,23 @@ func run() int {
 		return 1
 	}
 	return 0
+}
+
+// serveDebug serves Go's profiler (net/http/pprof) on addr and logs
+// "ferretdb debug http://<addr>/debug/pprof/" to stderr: CPU profiles of
+// FerretDB under load (go tool pprof http://<addr>/debug/pprof/profile).
+func serveDebug(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	fmt.Fprintf(os.Stderr, "ferretdb debug http://%s/debug/pprof/\n", ln.Addr())
+	go func() { _ = http.Serve(ln, mux) }() //nolint:gosec // loopback profiler, no timeouts needed
+	return nil
 }

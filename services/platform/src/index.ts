@@ -13,6 +13,7 @@ export * from './mongo.ts';
 export * from './net.ts';
 export * from './status.ts';
 export * from './store-schema.ts';
+export * from './state-log.ts';
 export * from './stable-hash.ts';
 export * from './database-health.ts';
 export * from './serve.ts';

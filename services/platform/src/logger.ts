@@ -46,3 +46,8 @@ export function redactUrl(url: string): string {
 export function announceListening(logger: Logger, addresses: Record<string, string | number>): void {
   logger.child({}, { level: 'info' }).info(addresses, 'listening');
 }
+
+/** A logger that writes nothing (for a component built where no one reads its log). */
+export function silentLogger(): Logger {
+  return pino({ enabled: false });
+}

@@ -23,6 +23,12 @@ export const STORAGE_ENV = {
     'milliseconds after its last reading a device leaves the flat state (latest readings), which keeps the state documents bounded; its readings stay (60000 to 31536000000)',
   ),
   FLATLINE_STATE_PRUNE_MS: int(600000, 1000, 86400000, 'milliseconds between two passes of the flat-state pruner (1000 to 86400000)'),
+  FLATLINE_STATE_COMPACT_MS: int(
+    15000,
+    100,
+    600000,
+    'milliseconds between two passes of the flat-state compactor, which moves the log of last fetches and latest readings into the bucket documents (100 to 600000)',
+  ),
   ...SHUTDOWN_ENV,
   ...LOG_LEVEL_ENV,
 };
@@ -42,6 +48,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     maxClockSkewMs: e.FLATLINE_MAX_CLOCK_SKEW_MS,
     stateDeviceTtlMs: e.FLATLINE_STATE_DEVICE_TTL_MS,
     statePruneMs: e.FLATLINE_STATE_PRUNE_MS,
+    stateCompactMs: e.FLATLINE_STATE_COMPACT_MS,
     shutdownGraceMs: e.FLATLINE_SHUTDOWN_GRACE_MS,
     logLevel: e.FLATLINE_LOG_LEVEL,
   };

@@ -4,6 +4,8 @@ import { GrpcHost, createMetrics, createMongoClient, followDatabase, serveServic
 import type { loadConfig } from './config.ts';
 import { ReadingStore } from './mongo/reading-store.ts';
 import { startStatePruning } from './mongo/prune-schedule.ts';
+import { startStateCompaction } from './mongo/compact-schedule.ts';
+import { StateCompactor } from './mongo/state-compactor.ts';
 import { StatePruner } from './mongo/state-pruner.ts';
 import { storageService } from './storage-service.ts';
 
@@ -17,6 +19,11 @@ export async function startStorage(config: StorageConfig, logger: Logger): Promi
   const pruning = startStatePruning(new StatePruner(client.db(), { deviceTtlMs: config.stateDeviceTtlMs, timeoutMs: config.dbTimeoutMs }), {
     everyMs: config.statePruneMs,
     logger: logger.child({ component: 'state-pruner' }),
+    registry: metrics.registry,
+  });
+  const compaction = startStateCompaction(new StateCompactor(client.db(), config.dbTimeoutMs), {
+    everyMs: config.stateCompactMs,
+    logger: logger.child({ component: 'state-compactor' }),
     registry: metrics.registry,
   });
   const host = new GrpcHost({ logger, metrics, reflect: ['flatline.storage.v1.StorageService'] });
@@ -45,6 +52,7 @@ export async function startStorage(config: StorageConfig, logger: Logger): Promi
   return serveService(host, metrics, { ...config, logger }, async () => {
     database.stop();
     pruning.unsubscribe();
+    compaction.unsubscribe();
     await client.close();
   });
 }

@@ -40,10 +40,10 @@ describe('forwarder → storage (real storage in-process, real FerretDB)', funct
   });
 
   /** Forwards what box holds until it is empty (or timeoutMs passes); returns the forwarder's metrics text. */
-  async function forwardAll(box: Outbox, timeoutMs: number, via: StorageServiceClient = client): Promise<string> {
+  async function forwardAll(box: Outbox, timeoutMs: number, via: StorageServiceClient = client, appendTimeoutMs = 10000): Promise<string> {
     const base = createMetrics('ingestion');
     const metrics = createIngestionMetrics(base);
-    const forwarder = new Forwarder(box, via, { batch: 500, timeoutMs: 10000, warnRows: 100000, onFailure: 'retry' }, metrics, createLogger('test', 'silent'));
+    const forwarder = new Forwarder(box, via, { batch: 500, timeoutMs: appendTimeoutMs, warnRows: 100000, onFailure: 'retry' }, metrics, createLogger('test', 'silent'));
     forwarder.start();
     try {
       await eventually('the outbox to drain into storage', async () => box.size().fetches === 0, timeoutMs);
@@ -132,6 +132,35 @@ describe('forwarder → storage (real storage in-process, real FerretDB)', funct
     expect(box.deadLetters(), 'dead letters').to.deep.equal([]);
     expect(box.size().fetches).to.equal(0);
     expect([await stored('hop-1'), await stored('hop-2'), await stored('hop-3')]).to.deep.equal([2, 2, 2]);
+    box.close();
+  });
+
+  it('sends smaller Appends while large ones do not finish within their deadline, and drains (a loaded storage)', async () => {
+    const box = new Outbox(join(dir.path, 'slow', 'outbox.sqlite'));
+    box.record(Array.from({ length: 300 }, (_, n) => ({ flatId: `slow-${n}`, fetchedAtMs: T0, readings: [reading(1)] })));
+    // A storage that finishes an Append of more than 40 fetch results only after its deadline: the call is held, never answered.
+    const sizes: number[] = [];
+    const slow: Interceptor = (options, next) => {
+      let held = false;
+      return new InterceptingCall(next(options), {
+        sendMessage: (message: { fetches: unknown[] }, nextSend) => {
+          sizes.push(message.fetches.length);
+          held = message.fetches.length > 40;
+          if (!held) nextSend(message);
+        },
+        halfClose: (nextHalfClose) => (held ? undefined : nextHalfClose()),
+      });
+    };
+    const viaSlow = new StorageServiceClient(storage.grpc, credentials.createInsecure(), { interceptors: [slow] });
+    try {
+      await forwardAll(box, 60000, viaSlow, 500);
+    } finally {
+      viaSlow.close();
+    }
+    expect(box.size().fetches).to.equal(0);
+    expect(sizes[0], 'the first Append is the configured size').to.equal(300);
+    expect(Math.min(...sizes), 'then smaller ones').to.be.at.most(40);
+    expect(await mongo.db().collection('readings').countDocuments({ flat_id: { $regex: '^slow-' } })).to.equal(300);
     box.close();
   });
 

@@ -1,12 +1,15 @@
 /** Reads of the collections that storage writes. */
 import type { Db, Filter } from 'mongodb';
 import type { Reading } from '@flatline/proto';
-import { deadline, guard, COLLECTIONS, decodeLatest, deviceIdOf, slotMinute, slotOf, stateBucket, DeadlineExceededError, SLOT_MS, type ReadingDoc, type StateDoc } from '@flatline/platform';
+import { deadline, guard, silentLogger, COLLECTIONS, decodeLatest, deviceIdOf, slotMinute, slotOf, stateBucket, DeadlineExceededError, SLOT_MS, type ReadingDoc, type StateDoc } from '@flatline/platform';
 import type { LastFetch } from '../domain/freshness.ts';
 import type { Cursor } from '../domain/page-token.ts';
 import type { RangeQuery } from '../domain/query-args.ts';
 import type { SlotHorizon } from './slot-horizon.ts';
-import type { StateSnapshot } from './state-snapshot.ts';
+import { StateSnapshot } from './state-snapshot.ts';
+
+/** Bound on the refresh a QueryStore without a kept snapshot does at each call. */
+const PER_CALL_REFRESH_TIMEOUT_MS = 5000;
 
 function toReading(d: ReadingDoc): Reading {
   return { flatId: d.flat_id, deviceId: d.device_id, seq: String(d.seq), takenAt: d.taken_at, quantity: d.quantity, unit: d.unit, value: d.value, epoch: d.epoch ?? 0 };
@@ -124,23 +127,23 @@ function toPage(docs: readonly ReadingDoc[], pageSize: number): ReadingPage {
 
 /** The query service's MongoDB repository. */
 export class QueryStore {
+  /** Answers latest and last fetches (see state-snapshot.ts). */
+  private readonly snapshot: StateSnapshot;
+
   constructor(
     private readonly db: Db,
-    /** Answers latest and last fetches from memory while recent (see state-snapshot.ts). */
-    private readonly snapshot?: StateSnapshot,
+    /** The copy of the flat state the service keeps; absent: one refreshed at every call. */
+    snapshot?: StateSnapshot,
     /** Reads ListMeasurements pages slot by slot where the horizon allows (planSlotRead); absent: the old way. */
     private readonly slots?: SlotReads,
-  ) {}
+  ) {
+    this.snapshot = snapshot ?? new StateSnapshot(db, { refreshMs: 0, maxAgeMs: 0, timeoutMs: PER_CALL_REFRESH_TIMEOUT_MS }, silentLogger());
+  }
 
   /** Latest reading of each device of a flat, ordered by device id, and its last fetch. */
   async latest(flatId: string, timeoutMS: number): Promise<{ readings: Reading[]; lastFetchAt: Date | undefined }> {
-    const doc = this.snapshot?.usable()
-      ? this.snapshot.bucketOf(flatId)
-      : await guard('read latest', () =>
-          this.db
-            .collection<StateDoc>(COLLECTIONS.state)
-            .findOne({ _id: stateBucket(flatId) }, deadline(timeoutMS, { projection: { [`at.${flatId}`]: 1, [`latest.${flatId}`]: 1 } })),
-        );
+    await this.snapshot.current(timeoutMS);
+    const doc = this.snapshot.bucketOf(flatId);
     const readings = Object.entries(doc?.latest?.[flatId] ?? {})
       .flatMap(([key, text]): Reading[] => {
         const v = decodeLatest(text);
@@ -227,10 +230,8 @@ export class QueryStore {
 
   /** Last successful fetch of the given flats, or of every flat when flatIds is undefined. */
   async lastFetches(flatIds: readonly string[] | undefined, timeoutMS: number): Promise<LastFetch[]> {
-    const filter: Filter<StateDoc> = flatIds === undefined ? {} : { _id: { $in: [...new Set(flatIds.map(stateBucket))] } };
-    const docs = this.snapshot?.usable()
-      ? this.snapshot.all()
-      : await guard('read fetches', () => this.db.collection<StateDoc>(COLLECTIONS.state).find(filter, deadline(timeoutMS, { projection: { at: 1 } })).toArray());
+    await this.snapshot.current(timeoutMS);
+    const docs = this.snapshot.all();
     const wanted = flatIds === undefined ? undefined : new Set(flatIds);
     return docs.flatMap((d) =>
       Object.entries(d.at ?? {})

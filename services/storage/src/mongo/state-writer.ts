@@ -1,12 +1,32 @@
 /**
  * Group commit of flat state (last fetch per flat, latest reading per
  * device, earliest reading per flat): Appends add what they learned to a
- * pending set and wait for the write that carries it; the writer turns
- * everything pending into one $max (and $min) update per bucket document, so the cost follows the number of buckets, not
- * of flats. An Append is answered only once its state is written.
+ * pending set and wait for the round that carries it. A round inserts one
+ * small document into the flat-state log (platform/state-log.ts: the last
+ * fetches and latest readings, grouped by bucket) and, only for flats whose
+ * earliest reading it lowers, a $min update of their bucket. The compactor
+ * (state-compactor.ts) moves the log into the buckets later. An Append is
+ * answered only once its round is written.
  */
-import type { Db } from 'mongodb';
-import { deadline, guard, UnavailableError, COLLECTIONS, deviceKey, encodeLatest, stateBucket, type LatestValue, type StateDoc } from '@flatline/platform';
+import { randomBytes } from 'node:crypto';
+import { MongoServerError, type Db } from 'mongodb';
+import {
+  deadline,
+  guard,
+  UnavailableError,
+  COLLECTIONS,
+  DUPLICATE_KEY,
+  STATE_LOG_COLLECTIONS,
+  deviceKey,
+  encodeLatest,
+  stateBucket,
+  stateLogId,
+  type BucketChange,
+  type LatestValue,
+  type StateDoc,
+  type StateLogDoc,
+  type StateWriterDoc,
+} from '@flatline/platform';
 
 /** What one Append contributes. */
 export interface StateUpdate {
@@ -17,67 +37,100 @@ export interface StateUpdate {
 }
 
 interface Waiter {
-  /** The buckets this waiter's update touches: it fails only if one of them does. */
+  /** The buckets whose `first` this waiter lowers: it fails if one of them does (or if the round's log insert does). */
   readonly buckets: ReadonlySet<string>;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
 
-/** Per bucket document, field → value to $max and field → value to $min. */
-type Pending = Map<string, { max: Map<string, Date | string>; min: Map<string, Date> }>;
+/** Flats per log document: a round with more is split (a document must stay far below MongoDB's 16 MiB). */
+export const LOG_FLATS_PER_DOC = 2000;
 
-function fieldsOf(into: Pending, bucket: string): { max: Map<string, Date | string>; min: Map<string, Date> } {
-  let fields = into.get(bucket);
-  if (fields === undefined) into.set(bucket, (fields = { max: new Map(), min: new Map() }));
-  return fields;
+/** How often a writer renews its record's `seen` (the compactor forgets writers not seen for an hour with no log left). */
+const HEARTBEAT_MS = 10_000;
+
+/**
+ * $max and $min of one bucket document, with upsert. Shared with the
+ * compactor; a failure throws (UnavailableError when the database is away).
+ */
+export async function updateBucket(db: Db, bucket: string, max: ReadonlyMap<string, Date | string>, min: ReadonlyMap<string, Date>, timeoutMs: number): Promise<void> {
+  await guard('write flat state', () =>
+    db.collection<StateDoc>(COLLECTIONS.state).updateOne(
+      { _id: bucket },
+      {
+        // MongoDB refuses an empty operator.
+        ...(max.size > 0 ? { $max: Object.fromEntries(max) } : {}),
+        ...(min.size > 0 ? { $min: Object.fromEntries(min) } : {}),
+      },
+      deadline(timeoutMs, { upsert: true }),
+    ),
+  );
 }
 
-function merge(into: Pending, bucket: string, field: string, value: Date | string): void {
-  const { max } = fieldsOf(into, bucket);
-  const known = max.get(field);
-  if (known === undefined || known < value) max.set(field, value);
-}
-
-function mergeMin(into: Pending, bucket: string, field: string, value: Date): void {
-  const { min } = fieldsOf(into, bucket);
-  const known = min.get(field);
-  if (known === undefined || value < known) min.set(field, value);
+function maxInto<T extends Date | string>(into: Record<string, T>, field: string, value: T): void {
+  const known = into[field];
+  if (known === undefined || known < value) into[field] = value;
 }
 
 /**
- * The group-commit writer of flat state. Each bucket document is written on
- * its own: a bucket whose update fails fails only the Appends that touched
- * it, and what failed is not kept for the next round (the failed Appends
- * carry it again when the outbox retries them), so one bad bucket can never
- * block the others or every later round.
+ * The group-commit writer of flat state. A round whose log insert fails
+ * fails all of its Appends (the outbox retries them) and is inserted again,
+ * the same document under the same n, before any later round: a log never
+ * has a hole, and an insert that did land but looked failed is a duplicate
+ * key the retry accepts. A bucket whose `first` update fails fails only the
+ * Appends that lowered it.
  */
 export class StateWriter {
-  private pending: Pending = new Map();
+  private pendingLog = new Map<string, BucketChange>();
+  private pendingFlats = new Set<string>();
+  private pendingFirst = new Map<string, Map<string, Date>>();
   private waiters: Waiter[] = [];
   private writing = false;
+  /** This writer's id in the log: a new one for each process, and again when its record was forgotten. */
+  private id = '';
+  private next = 1;
+  private beatAt = -Infinity;
+  /** A round whose insert failed: inserted again before anything else. */
+  private retry: StateLogDoc | undefined;
+  /** Per flat, the earliest reading already written to its bucket (a later Append's that is not lower writes nothing). */
+  private readonly firstWritten = new Map<string, number>();
 
   constructor(
     private readonly db: Db,
     private readonly timeoutMs: number,
+    private readonly now: () => number = Date.now,
   ) {}
 
-  /** Adds update to the next write; resolves once it is written, rejects if the write of one of its buckets fails. */
+  /** The writer id of the log documents it writes now. */
+  get writerId(): string {
+    return this.id;
+  }
+
+  /** Adds update to the next round; resolves once it is written, rejects if its round's log insert (or one of its `first` buckets) fails. */
   write(update: StateUpdate): Promise<void> {
     const buckets = new Set<string>();
-    for (const [flatId, at] of update.fetches) {
+    const change = (flatId: string): BucketChange => {
       const bucket = stateBucket(flatId);
-      buckets.add(bucket);
-      merge(this.pending, bucket, `at.${flatId}`, at);
-    }
+      let c = this.pendingLog.get(bucket);
+      if (c === undefined) this.pendingLog.set(bucket, (c = {}));
+      this.pendingFlats.add(flatId);
+      return c;
+    };
+    for (const [flatId, at] of update.fetches) maxInto((change(flatId).at ??= {}), flatId, at);
     for (const l of update.latest) {
-      const bucket = stateBucket(l.flatId);
-      buckets.add(bucket);
-      merge(this.pending, bucket, `latest.${l.flatId}.${deviceKey(l.deviceId)}`, encodeLatest(l.value));
+      const c = change(l.flatId);
+      maxInto(((c.latest ??= {})[l.flatId] ??= {}), deviceKey(l.deviceId), encodeLatest(l.value));
     }
     for (const [flatId, takenAt] of update.first ?? []) {
+      const written = this.firstWritten.get(flatId);
+      if (written !== undefined && written <= takenAt.getTime()) continue;
       const bucket = stateBucket(flatId);
       buckets.add(bucket);
-      mergeMin(this.pending, bucket, `first.${flatId}`, takenAt);
+      let min = this.pendingFirst.get(bucket);
+      if (min === undefined) this.pendingFirst.set(bucket, (min = new Map()));
+      const field = `first.${flatId}`;
+      const known = min.get(field);
+      if (known === undefined || takenAt < known) min.set(field, takenAt);
     }
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ buckets, resolve, reject }));
     if (!this.writing) void this.drain();
@@ -87,42 +140,127 @@ export class StateWriter {
   private async drain(): Promise<void> {
     this.writing = true;
     while (this.waiters.length > 0) {
-      const batch = this.pending;
+      const log = this.pendingLog;
+      const flats = this.pendingFlats.size;
+      const first = this.pendingFirst;
       const waiters = this.waiters;
-      this.pending = new Map();
+      this.pendingLog = new Map();
+      this.pendingFlats = new Set();
+      this.pendingFirst = new Map();
       this.waiters = [];
-      const state = this.db.collection<StateDoc>(COLLECTIONS.state);
-      const failed = new Map<string, unknown>();
-      let unreachable: unknown;
-      for (const [bucket, fields] of batch) {
-        if (unreachable !== undefined) {
-          // The database is away: the other buckets would each wait out the timeout.
-          failed.set(bucket, unreachable);
-          continue;
-        }
-        try {
-          await guard('write flat state', () =>
-            state.updateOne(
-              { _id: bucket },
-              {
-                // MongoDB refuses an empty operator.
-                ...(fields.max.size > 0 ? { $max: Object.fromEntries(fields.max) } : {}),
-                ...(fields.min.size > 0 ? { $min: Object.fromEntries(fields.min) } : {}),
-              },
-              deadline(this.timeoutMs, { upsert: true }),
-            ),
-          );
-        } catch (err) {
-          failed.set(bucket, err);
-          if (err instanceof UnavailableError) unreachable = err;
-        }
+      let logFailure: unknown;
+      try {
+        await this.appendLog(log, flats);
+      } catch (err) {
+        logFailure = err;
       }
+      const failed = logFailure === undefined ? await this.writeFirst(first) : new Map<string, unknown>();
       for (const w of waiters) {
         const bad = [...w.buckets].find((b) => failed.has(b));
-        if (bad === undefined) w.resolve();
-        else w.reject(failed.get(bad));
+        if (logFailure !== undefined) w.reject(logFailure);
+        else if (bad !== undefined) w.reject(failed.get(bad));
+        else w.resolve();
       }
     }
     this.writing = false;
   }
+
+  /** Registers (first round) or renews this writer's record; a record that was forgotten means a new id. */
+  private async beat(): Promise<void> {
+    const t = this.now();
+    if (this.id !== '' && t - this.beatAt < HEARTBEAT_MS) return;
+    const writers = this.db.collection<StateWriterDoc>(STATE_LOG_COLLECTIONS.writers);
+    if (this.id !== '') {
+      const res = await guard('renew state writer', () => writers.updateOne({ _id: this.id }, { $max: { seen: new Date(t) } }, deadline(this.timeoutMs)));
+      if (res.matchedCount === 1) {
+        this.beatAt = t;
+        return;
+      }
+    }
+    // New, or forgotten by the compactor (idle for an hour): a fresh id, so
+    // that no reader waits for an n the old record had already passed.
+    const id = randomBytes(6).toString('hex');
+    await guard('register state writer', () =>
+      writers.updateOne({ _id: id }, { $setOnInsert: { through: 0 }, $max: { seen: new Date(t) } }, deadline(this.timeoutMs, { upsert: true })),
+    );
+    this.id = id;
+    this.next = 1;
+    this.beatAt = t;
+    if (this.retry !== undefined) this.retry = { ...this.retry, _id: stateLogId(id, 1), w: id, n: 1 };
+  }
+
+  /** Inserts one log document; a duplicate key is the same document already in (an insert that looked failed). */
+  private async insertLog(doc: StateLogDoc): Promise<void> {
+    await guard('write flat-state log', async () => {
+      try {
+        await this.db.collection<StateLogDoc>(STATE_LOG_COLLECTIONS.log).insertOne(doc, deadline(this.timeoutMs));
+      } catch (err) {
+        if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
+      }
+    });
+  }
+
+  private async appendLog(log: ReadonlyMap<string, BucketChange>, flats: number): Promise<void> {
+    await this.beat();
+    if (this.retry !== undefined) {
+      await this.insertLog(this.retry);
+      this.retry = undefined;
+    }
+    if (log.size === 0) return;
+    for (const part of split(log, flats)) {
+      const doc: StateLogDoc = { _id: stateLogId(this.id, this.next), w: this.id, n: this.next, t: new Date(this.now()), b: part };
+      this.next += 1;
+      try {
+        await this.insertLog(doc);
+      } catch (err) {
+        this.retry = doc;
+        throw err;
+      }
+    }
+  }
+
+  /** The $min of `first` per bucket; returns the buckets whose update failed. */
+  private async writeFirst(first: ReadonlyMap<string, Map<string, Date>>): Promise<Map<string, unknown>> {
+    const failed = new Map<string, unknown>();
+    let unreachable: unknown;
+    for (const [bucket, min] of first) {
+      if (unreachable !== undefined) {
+        // The database is away: the other buckets would each wait out the timeout.
+        failed.set(bucket, unreachable);
+        continue;
+      }
+      try {
+        await updateBucket(this.db, bucket, new Map(), min, this.timeoutMs);
+        for (const [field, at] of min) {
+          const flatId = field.slice('first.'.length);
+          const known = this.firstWritten.get(flatId);
+          if (known === undefined || at.getTime() < known) this.firstWritten.set(flatId, at.getTime());
+        }
+      } catch (err) {
+        failed.set(bucket, err);
+        if (err instanceof UnavailableError) unreachable = err;
+      }
+    }
+    return failed;
+  }
+}
+
+/** The round's buckets in parts of at most LOG_FLATS_PER_DOC flats (a bucket is never split). */
+function split(log: ReadonlyMap<string, BucketChange>, flats: number): Array<Record<string, BucketChange>> {
+  if (flats <= LOG_FLATS_PER_DOC) return [Object.fromEntries(log)];
+  const parts: Array<Record<string, BucketChange>> = [];
+  let part: Record<string, BucketChange> = {};
+  let inPart = 0;
+  for (const [bucket, change] of log) {
+    const n = new Set([...Object.keys(change.at ?? {}), ...Object.keys(change.latest ?? {})]).size;
+    if (inPart > 0 && inPart + n > LOG_FLATS_PER_DOC) {
+      parts.push(part);
+      part = {};
+      inPart = 0;
+    }
+    part[bucket] = change;
+    inPart += n;
+  }
+  if (inPart > 0) parts.push(part);
+  return parts;
 }

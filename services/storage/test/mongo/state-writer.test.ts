@@ -1,10 +1,13 @@
 /**
- * The flat-state writer and pruner against a real FerretDB: a bucket whose
- * update fails fails only its own Appends, and the state stays bounded.
+ * The flat-state writer, compactor and pruner against a real FerretDB: a
+ * round is a log document, compaction moves it into the buckets without
+ * losing what it cannot write, a failed round leaves no hole, and the state
+ * stays bounded.
  */
 import { expect } from 'chai';
 import type { MongoClient } from 'mongodb';
-import { createMongoClient, COLLECTIONS, decodeLatest, deviceKey, stateBucket, type StateDoc } from '@flatline/platform';
+import { createMongoClient, COLLECTIONS, decodeLatest, deviceKey, stateBucket, STATE_LOG_COLLECTIONS, type StateDoc, type StateLogDoc, type StateWriterDoc } from '@flatline/platform';
+import { StateCompactor } from '../../src/mongo/state-compactor.ts';
 import { StatePruner } from '../../src/mongo/state-pruner.ts';
 import { StateWriter, type StateUpdate } from '../../src/mongo/state-writer.ts';
 import { tempDir, TestDatabase } from '@flatline/stack';
@@ -52,31 +55,132 @@ describe('flat state: writer and pruner (real FerretDB)', function () {
 
   const state = () => client.db().collection<StateDoc>(COLLECTIONS.state);
 
-  it('a bucket whose update always fails fails only the Appends that touch it, in this round and every later one', async () => {
-    const [poisoned, healthy] = twoBuckets('iso');
-    // A bucket document whose `latest` is no object: every $max under it is
-    // refused by the database, as a document past the size limit would be.
-    await state().insertOne({ _id: stateBucket(poisoned), latest: 'not an object' as unknown as StateDoc['latest'] });
+  const log = () => client.db().collection<StateLogDoc>(STATE_LOG_COLLECTIONS.log);
+  const writers = () => client.db().collection<StateWriterDoc>(STATE_LOG_COLLECTIONS.writers);
+  /** Writes through a writer, then compacts, as storage does over time. */
+  const writeAndCompact = async (writer: StateWriter, u: StateUpdate): Promise<void> => {
+    await writer.write(u);
+    await new StateCompactor(client.db(), 3000).compact(NOW);
+  };
+
+  it('a round is one log document; compaction moves it into the bucket, marks the writer and deletes what it applied', async () => {
     const writer = new StateWriter(client.db(), 3000);
+    await writer.write(update('log-1', 'heat', 1));
+    await writer.write(update('log-1', 'heat', 2));
+    const docs = await log().find({ w: writer.writerId }).toArray();
+    expect(docs.map((d) => d.n).sort()).to.deep.equal([1, 2]);
+    // The bucket has no latest yet: the log is where it is until compaction.
+    expect((await state().findOne({ _id: stateBucket('log-1') }))?.latest?.['log-1']).to.equal(undefined);
+    const outcome = await new StateCompactor(client.db(), 3000).compact(NOW);
+    expect(outcome.applied).to.be.at.least(2);
+    const doc = await state().findOne({ _id: stateBucket('log-1') });
+    expect(decodeLatest(doc!.latest!['log-1']![deviceKey('heat')]!)?.seq).to.equal(2);
+    expect(doc!.at!['log-1']).to.be.instanceOf(Date);
+    expect((await writers().findOne({ _id: writer.writerId }))?.through).to.equal(2);
+    expect(await log().countDocuments({ w: writer.writerId })).to.equal(0);
+    // The next round goes on at n 3: a reader that had n 2 waits for 3.
+    await writer.write(update('log-1', 'heat', 3));
+    expect((await log().find({ w: writer.writerId }).toArray()).map((d) => d.n)).to.deep.equal([3]);
+  });
+
+  it('a bucket whose first-reading update always fails fails only the Appends that lower it, in this round and every later one', async () => {
+    const [poisoned, healthy] = twoBuckets('iso');
+    // A bucket document whose `first` is no object: every $min under it is
+    // refused by the database, as a document past the size limit would be.
+    await state().insertOne({ _id: stateBucket(poisoned), first: 'not an object' as unknown as StateDoc['first'] });
+    const writer = new StateWriter(client.db(), 3000);
+    const withFirst = (flatId: string, seq: number): StateUpdate => ({ ...update(flatId, 'heat', seq), first: new Map([[flatId, new Date(NOW - seq)]]) });
     // Same round: both are pending when the first write starts.
-    const [bad, good] = await Promise.all([settle(writer.write(update(poisoned, 'heat', 1))), settle(writer.write(update(healthy, 'heat', 1)))]);
+    const [bad, good] = await Promise.all([settle(writer.write(withFirst(poisoned, 1))), settle(writer.write(withFirst(healthy, 1)))]);
     expect(bad).to.be.instanceOf(Error);
     expect(good, String(good)).to.equal('ok');
     // Later rounds: the failed fields were not kept, so healthy buckets keep working.
     for (let seq = 2; seq <= 4; seq++) {
-      const later = await settle(writer.write(update(healthy, 'heat', seq)));
+      const later = await settle(writer.write(withFirst(healthy, seq)));
       expect(later, `round ${seq}: ${String(later)}`).to.equal('ok');
     }
-    const doc = await state().findOne({ _id: stateBucket(healthy) });
-    expect(decodeLatest(doc!.latest![healthy]![deviceKey('heat')]!)?.seq).to.equal(4);
+    expect((await state().findOne({ _id: stateBucket(healthy) }))?.first?.[healthy]?.getTime()).to.equal(NOW - 4);
     await state().deleteOne({ _id: stateBucket(poisoned) });
+  });
+
+  it('a compaction that cannot update one bucket leaves the whole log in place, and the next one applies it', async () => {
+    const [poisoned, healthy] = twoBuckets('cpt');
+    await state().insertOne({ _id: stateBucket(poisoned), latest: 'not an object' as unknown as StateDoc['latest'] });
+    const writer = new StateWriter(client.db(), 3000);
+    await writer.write(update(poisoned, 'heat', 1));
+    await writer.write(update(healthy, 'heat', 1));
+    const before = await log().countDocuments({ w: writer.writerId });
+    let failure: unknown;
+    await new StateCompactor(client.db(), 3000).compact(NOW).catch((err: unknown) => (failure = err));
+    expect(String(failure)).to.match(/bucket update\(s\) failed/);
+    expect(await log().countDocuments({ w: writer.writerId }), 'nothing deleted').to.equal(before);
+    expect((await writers().findOne({ _id: writer.writerId }))?.through, 'not marked').to.equal(0);
+    await state().deleteOne({ _id: stateBucket(poisoned) });
+    await new StateCompactor(client.db(), 3000).compact(NOW);
+    expect(await log().countDocuments({ w: writer.writerId })).to.equal(0);
+    const doc = await state().findOne({ _id: stateBucket(poisoned) });
+    expect(decodeLatest(doc!.latest![poisoned]![deviceKey('heat')]!)?.seq).to.equal(1);
+  });
+
+  it('a round whose insert failed is inserted again under the same n before later rounds: no hole (database stopped), no double (frozen)', async () => {
+    const writer = new StateWriter(client.db(), 1000);
+    const contents = async (): Promise<Array<[number, number | undefined]>> =>
+      (await log().find({ w: writer.writerId }).toArray())
+        .map((d): [number, number | undefined] => [d.n, decodeLatest(d.b[stateBucket('frz-1')]?.latest?.['frz-1']?.[deviceKey('heat')] ?? '')?.seq])
+        .sort((a, b) => a[0] - b[0]);
+    await writer.write(update('frz-1', 'heat', 1));
+    // Stopped: the insert never reaches the database.
+    await db.stop();
+    let failed: unknown;
+    try {
+      failed = await settle(writer.write(update('frz-1', 'heat', 2)));
+    } finally {
+      await db.start();
+    }
+    expect(failed, 'the round fails while the database is away').to.be.instanceOf(Error);
+    await writer.write(update('frz-1', 'heat', 3));
+    expect(await contents(), 'n 2 is the failed round, inserted again before n 3').to.deep.equal([
+      [1, 1],
+      [2, 2],
+      [3, 3],
+    ]);
+    // Frozen: the insert is sent, times out, and lands after the thaw; the retry of the same document takes it as done.
+    await db.freeze(true);
+    try {
+      failed = await settle(writer.write(update('frz-1', 'heat', 4)));
+    } finally {
+      await db.freeze(false);
+    }
+    expect(failed, 'the round fails while the database does not answer').to.be.instanceOf(Error);
+    await writer.write(update('frz-1', 'heat', 5));
+    expect((await contents()).slice(3)).to.deep.equal([
+      [4, 4],
+      [5, 5],
+    ]);
+  });
+
+  it('a writer whose record was forgotten goes on under a new id (a reader of the old one would wait for ever)', async () => {
+    let now = NOW;
+    const writer = new StateWriter(client.db(), 3000, () => now);
+    await writer.write(update('fgt-1', 'heat', 1));
+    const old = writer.writerId;
+    await new StateCompactor(client.db(), 3000).compact(NOW);
+    // An hour and more later, with nothing left in its log, the compactor forgets it.
+    const outcome = await new StateCompactor(client.db(), 3000).compact(NOW + 2 * HOUR);
+    expect(outcome.forgotten).to.be.at.least(1);
+    expect(await writers().findOne({ _id: old })).to.equal(null);
+    now = NOW + 2 * HOUR;
+    await writer.write(update('fgt-1', 'heat', 2));
+    expect(writer.writerId).to.not.equal(old);
+    expect((await writers().findOne({ _id: writer.writerId }))?.through).to.equal(0);
+    expect((await log().find({ w: writer.writerId }).toArray()).map((d) => d.n)).to.deep.equal([1]);
   });
 
   it('prunes devices not seen for the TTL, keeps the others and the last fetch, and reports the largest bucket', async () => {
     const writer = new StateWriter(client.db(), 3000);
     await writer.write(update('prune-1', 'old-meter', 7, NOW - 48 * HOUR));
     await writer.write(update('prune-1', 'new-meter', 1, NOW - HOUR));
-    await writer.write(update('prune-1', 'heat.a', 3, NOW - 30 * HOUR));
+    await writeAndCompact(writer, update('prune-1', 'heat.a', 3, NOW - 30 * HOUR));
     const pruner = new StatePruner(client.db(), { deviceTtlMs: 24 * HOUR, timeoutMs: 3000 });
     const outcome = await pruner.prune(NOW);
     expect(outcome.removed).to.be.at.least(2);
@@ -90,10 +194,10 @@ describe('flat state: writer and pruner (real FerretDB)', function () {
 
   it('keeps a device whose reading arrived between the pruner\'s read and its removal', async () => {
     const writer = new StateWriter(client.db(), 3000);
-    await writer.write(update('race-1', 'meter', 1, NOW - 48 * HOUR));
+    await writeAndCompact(writer, update('race-1', 'meter', 1, NOW - 48 * HOUR));
     const pruner = new StatePruner(client.db(), { deviceTtlMs: 24 * HOUR, timeoutMs: 3000 });
     const plan = await pruner.plan(NOW);
-    await writer.write(update('race-1', 'meter', 2, NOW)); // the meter comes back after the read
+    await writeAndCompact(writer, update('race-1', 'meter', 2, NOW)); // the meter comes back after the read
     const outcome = await pruner.apply(plan);
     expect(outcome.raced).to.be.at.least(1);
     const doc = await state().findOne({ _id: stateBucket('race-1') });

@@ -1,0 +1,104 @@
+/**
+ * The flat-state log: how the last fetch and the latest readings reach query
+ * without rewriting the bucket documents on every Append.
+ *
+ * Why: at 10,000 flats every bucket changes in every round of storage's
+ * group commit, so each round rewrote all 64 buckets (~3 MB of documents),
+ * and each query replica read all of them back every 500 ms. A CPU profile
+ * of FerretDB at 10,000 flats put 60 % of its time in those reads and 24 %
+ * in those updates; Appends waited seconds for their round and timed out.
+ *
+ * The layout:
+ * - each storage process is a writer with a random id; a round of its group
+ *   commit inserts one small log document, `<writer>.<n>` (n = 1, 2, …, with
+ *   no hole: n+1 is inserted only once n is), holding what the round learned,
+ *   grouped by bucket. An Append is answered once its round's document is in;
+ * - `state_writers` has one document per writer: `through`, the highest n
+ *   already compacted into the buckets, and `seen`, its last round;
+ * - a compactor (any storage replica, every FLATLINE_STATE_COMPACT_MS) reads
+ *   the log, applies it to the buckets ($max, idempotent), raises each
+ *   writer's `through`, then deletes what it applied. The buckets are then a
+ *   checkpoint of everything up to `through`;
+ * - query loads the buckets and the log after each writer's `through`, then
+ *   follows each writer's log by _id (an equality FerretDB v1 pushes down):
+ *   a few small documents a second instead of every bucket.
+ *
+ * `first.<flat>` (where a range with no start begins) is still written to
+ * the bucket at once: it changes once per flat, and ListMeasurements reads
+ * it from the database.
+ */
+import { type StateDoc } from './store-schema.ts';
+
+/** Collections of the log. */
+export const STATE_LOG_COLLECTIONS = {
+  log: 'state_log',
+  writers: 'state_writers',
+} as const;
+
+/** What a round learned about one bucket's flats: fields as in StateDoc. */
+export interface BucketChange {
+  at?: Record<string, Date>;
+  latest?: Record<string, Record<string, string>>;
+}
+
+/** One round of one writer. */
+export interface StateLogDoc {
+  /** `<writer>.<n>` (stateLogId). */
+  _id: string;
+  /** The writer's id. */
+  w: string;
+  n: number;
+  /** When the writer inserted it. */
+  t: Date;
+  /** Per bucket id, what changed ($max semantics). */
+  b: Record<string, BucketChange>;
+}
+
+/** A writer's record. */
+export interface StateWriterDoc {
+  _id: string;
+  /** Every log document of this writer with n ≤ through is in the buckets (and may be gone from the log). */
+  through: number;
+  /** Its last round (a writer whose record is gone registers again under a new id). */
+  seen: Date;
+}
+
+/** The _id of writer's n-th log document. */
+export function stateLogId(writer: string, n: number): string {
+  return `${writer}.${n}`;
+}
+
+function maxInto<T extends Date | string>(into: Record<string, T>, from: Record<string, T>): void {
+  for (const [k, v] of Object.entries(from)) {
+    const known = into[k];
+    if (known === undefined || known < v) into[k] = v;
+  }
+}
+
+/** Merges change into bucket doc (in place): `at` and `latest` keep the greater value, as $max does. */
+export function applyBucketChange(doc: StateDoc, change: BucketChange): void {
+  if (change.at !== undefined) maxInto((doc.at ??= {}), change.at);
+  for (const [flatId, devices] of Object.entries(change.latest ?? {})) {
+    const latest = (doc.latest ??= {});
+    maxInto((latest[flatId] ??= {}), devices);
+  }
+}
+
+/** Merges a log document into docs (bucket id → doc), creating buckets it names. */
+export function applyStateLog(docs: Map<string, StateDoc>, log: StateLogDoc): void {
+  for (const [bucket, change] of Object.entries(log.b)) {
+    let doc = docs.get(bucket);
+    if (doc === undefined) docs.set(bucket, (doc = { _id: bucket }));
+    applyBucketChange(doc, change);
+  }
+}
+
+/** The $max fields of change as one update: `at.<flat>` and `latest.<flat>.<device>`. */
+export function bucketChangeFields(change: BucketChange): Map<string, Date | string> {
+  const fields = new Map<string, Date | string>();
+  for (const [flatId, at] of Object.entries(change.at ?? {})) fields.set(`at.${flatId}`, at);
+  for (const [flatId, devices] of Object.entries(change.latest ?? {})) {
+    for (const [key, text] of Object.entries(devices)) fields.set(`latest.${flatId}.${key}`, text);
+  }
+  return fields;
+}
