@@ -356,7 +356,7 @@ async function ensureGinIndex(psqlUrl: string, database: string, table: string, 
  * that took 121 ms per lookup; with a GIN index on `(_jsonb->'_id')`, 0.13 ms
  * (EXPLAIN ANALYZE on this machine).
  */
-export const ID_LOOKUP_COLLECTIONS = [COLLECTIONS.state, STATE_LOG_COLLECTIONS.log, STATE_LOG_COLLECTIONS.writers, 'ingestion_leases', 'ingestion_members'] as const;
+export const ID_LOOKUP_COLLECTIONS = [COLLECTIONS.state, STATE_LOG_COLLECTIONS.log, STATE_LOG_COLLECTIONS.writers, STATE_LOG_COLLECTIONS.locks, 'ingestion_leases', 'ingestion_members'] as const;
 
 /** The index ensureIdIndexes makes on a FerretDB table. */
 export function idIndexName(table: string): string {

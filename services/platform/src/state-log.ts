@@ -23,9 +23,15 @@
  *   follows each writer's log by _id (an equality FerretDB v1 pushes down):
  *   a few small documents a second instead of every bucket.
  *
- * `first.<flat>` (where a range with no start begins) is still written to
- * the bucket at once: it changes once per flat, and ListMeasurements reads
- * it from the database.
+ * `first.<flat>` (where a range with no start begins) goes through the log
+ * too ($min), and ListMeasurements reads it from query's copy.
+ *
+ * Only one process at a time updates the bucket documents: the holder of
+ * the compaction lock (`state_locks`, taken by inserting its one document).
+ * FerretDB v1 runs an update as a read and then a write, not atomically
+ * (FerretDB issues #3017, #3040): two $max updates of one bucket at once
+ * can each write back the document it read, and one loses the other's
+ * fields. A test with two compactors at once lost updates that way.
  */
 import { type StateDoc } from './store-schema.ts';
 
@@ -33,12 +39,15 @@ import { type StateDoc } from './store-schema.ts';
 export const STATE_LOG_COLLECTIONS = {
   log: 'state_log',
   writers: 'state_writers',
+  /** The compaction lock (one document, inserted to take it): only its holder updates the bucket documents. */
+  locks: 'state_locks',
 } as const;
 
-/** What a round learned about one bucket's flats: fields as in StateDoc. */
+/** What a round learned about one bucket's flats: fields as in StateDoc (`first` keeps the lower value, the others the greater). */
 export interface BucketChange {
   at?: Record<string, Date>;
   latest?: Record<string, Record<string, string>>;
+  first?: Record<string, Date>;
 }
 
 /** One round of one writer. */
@@ -75,9 +84,17 @@ function maxInto<T extends Date | string>(into: Record<string, T>, from: Record<
   }
 }
 
-/** Merges change into bucket doc (in place): `at` and `latest` keep the greater value, as $max does. */
+function minInto(into: Record<string, Date>, from: Record<string, Date>): void {
+  for (const [k, v] of Object.entries(from)) {
+    const known = into[k];
+    if (known === undefined || v < known) into[k] = v;
+  }
+}
+
+/** Merges change into bucket doc (in place): `at` and `latest` keep the greater value, as $max does, `first` the lower, as $min. */
 export function applyBucketChange(doc: StateDoc, change: BucketChange): void {
   if (change.at !== undefined) maxInto((doc.at ??= {}), change.at);
+  if (change.first !== undefined) minInto((doc.first ??= {}), change.first);
   for (const [flatId, devices] of Object.entries(change.latest ?? {})) {
     const latest = (doc.latest ??= {});
     maxInto((latest[flatId] ??= {}), devices);
@@ -93,12 +110,14 @@ export function applyStateLog(docs: Map<string, StateDoc>, log: StateLogDoc): vo
   }
 }
 
-/** The $max fields of change as one update: `at.<flat>` and `latest.<flat>.<device>`. */
-export function bucketChangeFields(change: BucketChange): Map<string, Date | string> {
-  const fields = new Map<string, Date | string>();
-  for (const [flatId, at] of Object.entries(change.at ?? {})) fields.set(`at.${flatId}`, at);
+/** The fields of change as one update: $max of `at.<flat>` and `latest.<flat>.<device>`, $min of `first.<flat>`. */
+export function bucketChangeFields(change: BucketChange): { max: Map<string, Date | string>; min: Map<string, Date> } {
+  const max = new Map<string, Date | string>();
+  const min = new Map<string, Date>();
+  for (const [flatId, at] of Object.entries(change.at ?? {})) max.set(`at.${flatId}`, at);
   for (const [flatId, devices] of Object.entries(change.latest ?? {})) {
-    for (const [key, text] of Object.entries(devices)) fields.set(`latest.${flatId}.${key}`, text);
+    for (const [key, text] of Object.entries(devices)) max.set(`latest.${flatId}.${key}`, text);
   }
-  return fields;
+  for (const [flatId, first] of Object.entries(change.first ?? {})) min.set(`first.${flatId}`, first);
+  return { max, min };
 }

@@ -1,7 +1,7 @@
 /** Reads of the collections that storage writes. */
 import type { Db, Filter } from 'mongodb';
 import type { Reading } from '@flatline/proto';
-import { deadline, guard, silentLogger, COLLECTIONS, decodeLatest, deviceIdOf, slotMinute, slotOf, stateBucket, DeadlineExceededError, SLOT_MS, type ReadingDoc, type StateDoc } from '@flatline/platform';
+import { deadline, guard, silentLogger, COLLECTIONS, decodeLatest, deviceIdOf, slotMinute, slotOf, DeadlineExceededError, SLOT_MS, type ReadingDoc } from '@flatline/platform';
 import type { LastFetch } from '../domain/freshness.ts';
 import type { Cursor } from '../domain/page-token.ts';
 import type { RangeQuery } from '../domain/query-args.ts';
@@ -211,12 +211,15 @@ export class QueryStore {
     return toPage(docs, q.pageSize);
   }
 
-  /** The earliest taken_at of flatId's readings stored since slots exist (`first.<flat>` of its state), read from the database: a drain of old readings lowers it. */
+  /**
+   * The earliest taken_at of flatId's readings stored since slots exist
+   * (`first.<flat>` of its state), from the copy of the flat state: storage
+   * writes it to the flat-state log, which the copy follows (a drain of old
+   * readings that lowers it shows within a refresh).
+   */
   private async firstReading(flatId: string, timeoutMS: number): Promise<number | undefined> {
-    const doc = await guard('read first reading', () =>
-      this.db.collection<StateDoc>(COLLECTIONS.state).findOne({ _id: stateBucket(flatId) }, deadline(timeoutMS, { projection: { [`first.${flatId}`]: 1 } })),
-    );
-    return doc?.first?.[flatId]?.getTime();
+    await this.snapshot.current(timeoutMS);
+    return this.snapshot.bucketOf(flatId)?.first?.[flatId]?.getTime();
   }
 
   /** Up to limit readings of q in page order, only those of one slot when given. */

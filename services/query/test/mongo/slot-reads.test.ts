@@ -14,11 +14,12 @@ import { expect } from 'chai';
 import { credentials } from '@grpc/grpc-js';
 import { MongoClient } from 'mongodb';
 import { QueryServiceClient, type ListMeasurementsRequest, type Reading } from '@flatline/proto';
-import { COLLECTIONS, createLogger, READING_SLOTS, stateBucket, unaryCall, type SlotsRecord, type StateDoc } from '@flatline/platform';
+import { COLLECTIONS, createLogger, READING_SLOTS, silentLogger, unaryCall, type SlotsRecord } from '@flatline/platform';
 import { eventually, ServicesFixture, startInProcessService, type StartedServer } from '@flatline/stack';
 import type { RangeQuery } from '../../src/domain/query-args.ts';
 import { QueryStore, type ReadingPage } from '../../src/mongo/query-store.ts';
 import { SlotHorizon } from '../../src/mongo/slot-horizon.ts';
+import { StateSnapshot } from '../../src/mongo/state-snapshot.ts';
 
 const KEY = 'a-test-deployment-page-token-key';
 const MINUTE = 60_000;
@@ -103,8 +104,10 @@ describe('ListMeasurements by slots: the same pages as the old read (real Ferret
     const readings = client.db().collection(COLLECTIONS.readings);
     const doc = await readings.findOne({ flat_id: 's', seq: 1000, device_id: 'heat' });
     expect(doc?.['slot']).to.equal(`s/${Math.floor(at(600).getTime() / MINUTE)}`);
-    const state = await client.db().collection<StateDoc>(COLLECTIONS.state).findOne({ _id: stateBucket('s') });
-    expect(state?.first?.['s']?.toISOString(), 'the drained reading at 120 s lowered it').to.equal(at(120).toISOString());
+    // The flat state as query reads it: the buckets and the flat-state log after them.
+    const copy = new StateSnapshot(client.db(), { refreshMs: 0, maxAgeMs: 0, timeoutMs: 30000 }, silentLogger());
+    await copy.refresh();
+    expect(copy.bucketOf('s')?.first?.['s']?.toISOString(), 'the drained reading at 120 s lowered it').to.equal(at(120).toISOString());
     expect(horizon.get()).to.equal(undefined);
     expect(await horizon.refresh()).to.equal(true);
     expect(horizon.get()).to.equal(at(300).getTime() + 1);

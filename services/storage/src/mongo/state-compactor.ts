@@ -1,22 +1,32 @@
 /**
  * Moves the flat-state log into the bucket documents (platform/state-log.ts).
  * Any storage replica may run it at any time, several at once: each pass
- * reads the whole log, applies it to the buckets with $max (idempotent, in
- * any order), raises each writer's `through` to the highest n it applied,
- * and only then deletes what it applied. A pass that fails part-way leaves
+ * reads each writer's log after its `through` (by _id, up to the first
+ * missing n), applies it to the buckets with $max (idempotent, in any
+ * order), raises each writer's `through` to the highest n it applied, and
+ * only then deletes what it applied. A pass that fails part-way leaves
  * the log in place for the next one. So a writer that crashed loses nothing
  * it acknowledged: its log is compacted by whoever comes next.
  */
-import type { Db } from 'mongodb';
+import { randomBytes } from 'node:crypto';
+import { MongoServerError, type Db } from 'mongodb';
 import {
   deadline,
   guard,
+  DUPLICATE_KEY,
   STATE_LOG_COLLECTIONS,
   bucketChangeFields,
+  stateLogId,
   type StateLogDoc,
   type StateWriterDoc,
 } from '@flatline/platform';
 import { updateBucket } from './state-writer.ts';
+
+/** Log documents one pass reads at most (the next pass goes on). */
+export const MAX_LOG_PER_PASS = 1000;
+
+/** Log documents of one writer read at once (concurrently). */
+const LOOKAHEAD = 4;
 
 /** A writer with no log left and not seen for this long is forgotten (its record deleted). */
 export const FORGET_WRITER_MS = 3600_000;
@@ -31,6 +41,8 @@ export interface CompactOutcome {
   readonly failedBuckets: number;
   /** Writer records forgotten. */
   readonly forgotten: number;
+  /** Another process held the lock: this pass did nothing. */
+  readonly skipped?: boolean;
 }
 
 /** The compactor of the flat-state log. */
@@ -38,30 +50,66 @@ export class StateCompactor {
   constructor(
     private readonly db: Db,
     private readonly timeoutMs: number,
+    /** Who holds the lock while this compactor runs (a process's id; each compactor of a test its own). */
+    private readonly owner: string = randomBytes(6).toString('hex'),
   ) {}
 
-  /** One pass. */
+  /**
+   * One pass: per writer, its log after `through` by _id (an indexed lookup
+   * on PostgreSQL; a scan of the log would read every document, and a loaded
+   * database could not read a grown log within the bound, so compaction
+   * would never catch up), at most MAX_LOG_PER_PASS documents in all.
+   */
   async compact(nowMs: number): Promise<CompactOutcome> {
+    const outcome = await withBucketLock(this.db, this.owner, this.timeoutMs, (lock) => this.pass(nowMs, lock));
+    return outcome ?? { applied: 0, buckets: 0, failedBuckets: 0, forgotten: 0, skipped: true };
+  }
+
+  private async pass(nowMs: number, lock: HeldLock): Promise<CompactOutcome> {
     const timeoutMS = this.timeoutMs;
-    const logs = await guard('read flat-state log', () => this.log().find({}, deadline(timeoutMS)).toArray());
-    const merged = new Map<string, Map<string, Date | string>>();
+    const records = await guard('read state writers', () => this.writers().find({}, deadline(timeoutMS)).toArray());
+    const logs: StateLogDoc[] = [];
+    const idle = new Set<string>();
+    for (const w of records) {
+      let n = w.through + 1;
+      for (;;) {
+        if (logs.length >= MAX_LOG_PER_PASS) break;
+        const ids = Array.from({ length: LOOKAHEAD }, (_, i) => stateLogId(w._id, n + i));
+        const found = await Promise.all(ids.map((_id) => guard('read flat-state log', () => this.log().findOne({ _id }, deadline(timeoutMS)))));
+        const present = found.findIndex((d) => d === null);
+        const got = (present === -1 ? found : found.slice(0, present)) as StateLogDoc[];
+        logs.push(...got);
+        n += got.length;
+        if (present !== -1) break;
+      }
+      if (n === w.through + 1) idle.add(w._id);
+    }
+    const merged = new Map<string, { max: Map<string, Date | string>; min: Map<string, Date> }>();
     const through = new Map<string, number>();
     for (const doc of logs) {
+      // Contiguous from the writer's `through` + 1: the highest is how far this pass got.
       through.set(doc.w, Math.max(through.get(doc.w) ?? 0, doc.n));
       for (const [bucket, change] of Object.entries(doc.b)) {
         let fields = merged.get(bucket);
-        if (fields === undefined) merged.set(bucket, (fields = new Map()));
-        for (const [field, value] of bucketChangeFields(change)) {
-          const known = fields.get(field);
-          if (known === undefined || known < value) fields.set(field, value);
+        if (fields === undefined) merged.set(bucket, (fields = { max: new Map(), min: new Map() }));
+        const { max, min } = bucketChangeFields(change);
+        for (const [field, value] of max) {
+          const known = fields.max.get(field);
+          if (known === undefined || known < value) fields.max.set(field, value);
+        }
+        for (const [field, value] of min) {
+          const known = fields.min.get(field);
+          if (known === undefined || value < known) fields.min.set(field, value);
         }
       }
     }
     let failedBuckets = 0;
     let lastError: unknown;
     for (const [bucket, fields] of merged) {
+      // The lock is the only thing between this update and another process's (see platform/state-log.ts): stop well before it runs out.
+      lock.check();
       try {
-        await updateBucket(this.db, bucket, fields, new Map(), timeoutMS);
+        await updateBucket(this.db, bucket, fields.max, fields.min, timeoutMS);
       } catch (err) {
         failedBuckets += 1;
         lastError = err;
@@ -83,7 +131,7 @@ export class StateCompactor {
     }
     // Records of writers gone for an hour with nothing left in the log.
     const old = new Date(nowMs - FORGET_WRITER_MS);
-    const gone = (await guard('read state writers', () => this.writers().find({}, deadline(timeoutMS)).toArray())).filter((w) => w.seen < old && !through.has(w._id));
+    const gone = records.filter((w) => w.seen < old && idle.has(w._id));
     for (const w of gone) await guard('forget state writer', () => this.writers().deleteOne({ _id: w._id, seen: w.seen }, deadline(timeoutMS)));
     return { applied: logs.length, buckets: merged.size, failedBuckets, forgotten: gone.length };
   }
@@ -94,5 +142,69 @@ export class StateCompactor {
 
   private writers() {
     return this.db.collection<StateWriterDoc>(STATE_LOG_COLLECTIONS.writers);
+  }
+}
+
+/** How long the lock is held at most; its holder stops updating buckets after half of it. */
+export const LOCK_LEASE_MS = 60_000;
+
+const LOCK_ID = 'buckets';
+
+interface LockDoc {
+  _id: string;
+  owner: string;
+  until: Date;
+}
+
+/** The lock while held: check() throws once half of the lease has gone. */
+export interface HeldLock {
+  check(): void;
+}
+
+/**
+ * Runs fn while holding the lock of the bucket documents, taken by
+ * inserting its one document (an insert of an _id that exists fails
+ * atomically, which an update on FerretDB v1 does not); waits up to waitMs
+ * for a holder to let go, then returns undefined without running fn. A lock
+ * past its lease (a holder that crashed) is taken over. The holder stops
+ * updating after half of the lease (HeldLock.check), so that a takeover
+ * never meets it still writing.
+ */
+export async function withBucketLock<T>(db: Db, owner: string, timeoutMs: number, fn: (lock: HeldLock) => Promise<T>, waitMs = 0): Promise<T | undefined> {
+  const locks = db.collection<LockDoc>(STATE_LOG_COLLECTIONS.locks);
+  const giveUpAt = Date.now() + waitMs;
+  let retries = 0;
+  for (;;) {
+    const takenAt = Date.now();
+    const taken = await guard('take the flat-state lock', async () => {
+      try {
+        await locks.insertOne({ _id: LOCK_ID, owner, until: new Date(takenAt + LOCK_LEASE_MS) }, deadline(timeoutMs));
+        return true;
+      } catch (err) {
+        if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
+        const held = await locks.findOne({ _id: LOCK_ID }, deadline(timeoutMs));
+        // Gone meanwhile, or past its lease (its holder crashed or stopped long ago: a live one stops at half): try again at once.
+        if (held === null) return 'again';
+        if (held.until.getTime() < takenAt) {
+          await locks.deleteOne({ _id: LOCK_ID, owner: held.owner, until: held.until }, deadline(timeoutMs));
+          return 'again';
+        }
+        return false;
+      }
+    });
+    if (taken === 'again' && ++retries <= 3) continue;
+    if (taken === true) {
+      try {
+        return await fn({
+          check: () => {
+            if (Date.now() - takenAt > LOCK_LEASE_MS / 2) throw new Error(`the flat-state lock was held for more than ${LOCK_LEASE_MS / 2} ms: stopping before its lease runs out`);
+          },
+        });
+      } finally {
+        await guard('let go of the flat-state lock', () => locks.deleteOne({ _id: LOCK_ID, owner }, deadline(timeoutMs))).catch(() => undefined);
+      }
+    }
+    if (Date.now() >= giveUpAt) return undefined;
+    await new Promise((r) => setTimeout(r, 200));
   }
 }

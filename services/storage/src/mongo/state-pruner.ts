@@ -8,7 +8,9 @@
  * the largest bucket, so that a deployment heading for the limit is told
  * (log, metric, health) long before a write fails.
  */
+import { randomBytes } from 'node:crypto';
 import { BSON, type Db, type Filter } from 'mongodb';
+import { withBucketLock } from './state-compactor.ts';
 import { deadline, guard, COLLECTIONS, decodeLatest, type StateDoc } from '@flatline/platform';
 
 /** MongoDB's document limit. */
@@ -54,11 +56,14 @@ export class StatePruner {
   constructor(
     private readonly db: Db,
     private readonly settings: PruneSettings,
+    private readonly owner: string = randomBytes(6).toString('hex'),
   ) {}
 
-  /** One pass over every bucket: plan, then apply. */
+  /** One pass over every bucket, plan then apply, holding the lock of the bucket documents (waits up to 30 s for it; state-compactor.ts). */
   async prune(nowMs: number): Promise<PruneOutcome> {
-    return this.apply(await this.plan(nowMs));
+    const outcome = await withBucketLock(this.db, this.owner, this.settings.timeoutMs, async () => this.apply(await this.plan(nowMs)), 30_000);
+    if (outcome === undefined) throw new Error('the flat-state lock stayed held by another replica for 30 s; pruning at the next pass');
+    return outcome;
   }
 
   /** Reads every bucket and finds the stale device entries. */

@@ -3,8 +3,8 @@
  * device, earliest reading per flat): Appends add what they learned to a
  * pending set and wait for the round that carries it. A round inserts one
  * small document into the flat-state log (platform/state-log.ts: the last
- * fetches and latest readings, grouped by bucket) and, only for flats whose
- * earliest reading it lowers, a $min update of their bucket. The compactor
+ * fetches, latest readings and, where they lower it, earliest readings,
+ * grouped by bucket); it updates no bucket. The compactor
  * (state-compactor.ts) moves the log into the buckets later. An Append is
  * answered only once its round is written.
  */
@@ -13,7 +13,6 @@ import { MongoServerError, type Db } from 'mongodb';
 import {
   deadline,
   guard,
-  UnavailableError,
   COLLECTIONS,
   DUPLICATE_KEY,
   STATE_LOG_COLLECTIONS,
@@ -37,8 +36,6 @@ export interface StateUpdate {
 }
 
 interface Waiter {
-  /** The buckets whose `first` this waiter lowers: it fails if one of them does (or if the round's log insert does). */
-  readonly buckets: ReadonlySet<string>;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
@@ -54,7 +51,7 @@ const HEARTBEAT_MS = 10_000;
  * compactor; a failure throws (UnavailableError when the database is away).
  */
 export async function updateBucket(db: Db, bucket: string, max: ReadonlyMap<string, Date | string>, min: ReadonlyMap<string, Date>, timeoutMs: number): Promise<void> {
-  await guard('write flat state', () =>
+  const update = () =>
     db.collection<StateDoc>(COLLECTIONS.state).updateOne(
       { _id: bucket },
       {
@@ -63,8 +60,17 @@ export async function updateBucket(db: Db, bucket: string, max: ReadonlyMap<stri
         ...(min.size > 0 ? { $min: Object.fromEntries(min) } : {}),
       },
       deadline(timeoutMs, { upsert: true }),
-    ),
-  );
+    );
+  await guard('write flat state', async () => {
+    try {
+      await update();
+    } catch (err) {
+      // Two upserts of a bucket that did not exist yet (two compactors, two replicas' first readings): one inserts
+      // it, the other's insert is a duplicate key; once more, it is an update of the document now there.
+      if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
+      await update();
+    }
+  });
 }
 
 function maxInto<T extends Date | string>(into: Record<string, T>, field: string, value: T): void {
@@ -77,13 +83,13 @@ function maxInto<T extends Date | string>(into: Record<string, T>, field: string
  * fails all of its Appends (the outbox retries them) and is inserted again,
  * the same document under the same n, before any later round: a log never
  * has a hole, and an insert that did land but looked failed is a duplicate
- * key the retry accepts. A bucket whose `first` update fails fails only the
- * Appends that lowered it.
+ * key the retry accepts.
  */
 export class StateWriter {
   private pendingLog = new Map<string, BucketChange>();
   private pendingFlats = new Set<string>();
-  private pendingFirst = new Map<string, Map<string, Date>>();
+  /** Per flat, the earliest reading of the round (only where it is lower than what the log already has). */
+  private pendingFirst = new Map<string, Date>();
   private waiters: Waiter[] = [];
   private writing = false;
   /** This writer's id in the log: a new one for each process, and again when its record was forgotten. */
@@ -92,7 +98,7 @@ export class StateWriter {
   private beatAt = -Infinity;
   /** A round whose insert failed: inserted again before anything else. */
   private retry: StateLogDoc | undefined;
-  /** Per flat, the earliest reading already written to its bucket (a later Append's that is not lower writes nothing). */
+  /** Per flat, the earliest reading this writer's log already holds (a later Append's that is not lower adds nothing). */
   private readonly firstWritten = new Map<string, number>();
 
   constructor(
@@ -106,9 +112,8 @@ export class StateWriter {
     return this.id;
   }
 
-  /** Adds update to the next round; resolves once it is written, rejects if its round's log insert (or one of its `first` buckets) fails. */
+  /** Adds update to the next round; resolves once it is written, rejects if its round's log insert fails. */
   write(update: StateUpdate): Promise<void> {
-    const buckets = new Set<string>();
     const change = (flatId: string): BucketChange => {
       const bucket = stateBucket(flatId);
       let c = this.pendingLog.get(bucket);
@@ -124,15 +129,13 @@ export class StateWriter {
     for (const [flatId, takenAt] of update.first ?? []) {
       const written = this.firstWritten.get(flatId);
       if (written !== undefined && written <= takenAt.getTime()) continue;
-      const bucket = stateBucket(flatId);
-      buckets.add(bucket);
-      let min = this.pendingFirst.get(bucket);
-      if (min === undefined) this.pendingFirst.set(bucket, (min = new Map()));
-      const field = `first.${flatId}`;
-      const known = min.get(field);
-      if (known === undefined || takenAt < known) min.set(field, takenAt);
+      const c = change(flatId);
+      const first = (c.first ??= {});
+      if (first[flatId] === undefined || takenAt < first[flatId]) first[flatId] = takenAt;
+      const pending = this.pendingFirst.get(flatId);
+      if (pending === undefined || takenAt < pending) this.pendingFirst.set(flatId, takenAt);
     }
-    const done = new Promise<void>((resolve, reject) => this.waiters.push({ buckets, resolve, reject }));
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     if (!this.writing) void this.drain();
     return done;
   }
@@ -148,18 +151,15 @@ export class StateWriter {
       this.pendingFlats = new Set();
       this.pendingFirst = new Map();
       this.waiters = [];
-      let logFailure: unknown;
       try {
         await this.appendLog(log, flats);
+        for (const [flatId, at] of first) {
+          const known = this.firstWritten.get(flatId);
+          if (known === undefined || at.getTime() < known) this.firstWritten.set(flatId, at.getTime());
+        }
+        for (const w of waiters) w.resolve();
       } catch (err) {
-        logFailure = err;
-      }
-      const failed = logFailure === undefined ? await this.writeFirst(first) : new Map<string, unknown>();
-      for (const w of waiters) {
-        const bad = [...w.buckets].find((b) => failed.has(b));
-        if (logFailure !== undefined) w.reject(logFailure);
-        else if (bad !== undefined) w.reject(failed.get(bad));
-        else w.resolve();
+        for (const w of waiters) w.reject(err);
       }
     }
     this.writing = false;
@@ -218,31 +218,6 @@ export class StateWriter {
       }
     }
   }
-
-  /** The $min of `first` per bucket; returns the buckets whose update failed. */
-  private async writeFirst(first: ReadonlyMap<string, Map<string, Date>>): Promise<Map<string, unknown>> {
-    const failed = new Map<string, unknown>();
-    let unreachable: unknown;
-    for (const [bucket, min] of first) {
-      if (unreachable !== undefined) {
-        // The database is away: the other buckets would each wait out the timeout.
-        failed.set(bucket, unreachable);
-        continue;
-      }
-      try {
-        await updateBucket(this.db, bucket, new Map(), min, this.timeoutMs);
-        for (const [field, at] of min) {
-          const flatId = field.slice('first.'.length);
-          const known = this.firstWritten.get(flatId);
-          if (known === undefined || at.getTime() < known) this.firstWritten.set(flatId, at.getTime());
-        }
-      } catch (err) {
-        failed.set(bucket, err);
-        if (err instanceof UnavailableError) unreachable = err;
-      }
-    }
-    return failed;
-  }
 }
 
 /** The round's buckets in parts of at most LOG_FLATS_PER_DOC flats (a bucket is never split). */
@@ -252,7 +227,7 @@ function split(log: ReadonlyMap<string, BucketChange>, flats: number): Array<Rec
   let part: Record<string, BucketChange> = {};
   let inPart = 0;
   for (const [bucket, change] of log) {
-    const n = new Set([...Object.keys(change.at ?? {}), ...Object.keys(change.latest ?? {})]).size;
+    const n = new Set([...Object.keys(change.at ?? {}), ...Object.keys(change.latest ?? {}), ...Object.keys(change.first ?? {})]).size;
     if (inPart > 0 && inPart + n > LOG_FLATS_PER_DOC) {
       parts.push(part);
       part = {};

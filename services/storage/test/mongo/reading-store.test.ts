@@ -7,6 +7,7 @@ import { MongoBulkWriteError, MongoClient } from 'mongodb';
 import { createMongoClient, deadline, stateBucket, UnavailableError, COLLECTIONS, EPOCH_BACKFILL, READING_SLOTS, type SlotsRecord, type StateDoc } from '@flatline/platform';
 import type { AppendBatch, ValidReading } from '../../src/domain/append-batch.ts';
 import { INSERT_CHUNK, ReadingStore } from '../../src/mongo/reading-store.ts';
+import { StateCompactor } from '../../src/mongo/state-compactor.ts';
 import { startToxiproxy, tempDir, TestDatabase, type RunningToxiproxy } from '@flatline/stack';
 
 const T0 = Date.parse('2026-11-29T08:00:00Z');
@@ -164,7 +165,11 @@ describe('ReadingStore (real FerretDB, in-process)', function () {
 
   it('keeps the earliest taken_at of each flat in its state ($min), retries and late readings included', async () => {
     const state = client.db().collection<StateDoc>(COLLECTIONS.state);
-    const firstOf = async (flatId: string) => (await state.findOne({ _id: stateBucket(flatId) }))?.first?.[flatId]?.getTime();
+    // Through the flat-state log, compacted into the buckets.
+    const firstOf = async (flatId: string) => {
+      await new StateCompactor(client.db(), 5000).compact(Date.now());
+      return (await state.findOne({ _id: stateBucket(flatId) }))?.first?.[flatId]?.getTime();
+    };
     await store.append(batchOf('first-1', [50, 60]), 5000);
     expect(await firstOf('first-1')).to.equal(T0 + 50_000);
     await store.append(batchOf('first-1', [70]), 5000);
