@@ -16,6 +16,7 @@ import {
   DUPLICATE_KEY,
   STATE_LOG_COLLECTIONS,
   bucketChangeFields,
+  logChanges,
   stateLogId,
   type StateLogDoc,
   type StateWriterDoc,
@@ -89,7 +90,7 @@ export class StateCompactor {
     for (const doc of logs) {
       // Contiguous from the writer's `through` + 1: the highest is how far this pass got.
       through.set(doc.w, Math.max(through.get(doc.w) ?? 0, doc.n));
-      for (const [bucket, change] of Object.entries(doc.b)) {
+      for (const [bucket, change] of logChanges(doc)) {
         let fields = merged.get(bucket);
         if (fields === undefined) merged.set(bucket, (fields = { max: new Map(), min: new Map() }));
         const { max, min } = bucketChangeFields(change);

@@ -17,6 +17,7 @@ import {
   DUPLICATE_KEY,
   STATE_LOG_COLLECTIONS,
   deviceKey,
+  encodeBucketChange,
   encodeLatest,
   stateBucket,
   stateLogId,
@@ -208,7 +209,7 @@ export class StateWriter {
     }
     if (log.size === 0) return;
     for (const part of split(log, flats)) {
-      const doc: StateLogDoc = { _id: stateLogId(this.id, this.next), w: this.id, n: this.next, t: new Date(this.now()), b: part };
+      const doc: StateLogDoc = { _id: stateLogId(this.id, this.next), w: this.id, n: this.next, t: new Date(this.now()), b: Object.fromEntries(Object.entries(part).map(([bucket, change]) => [bucket, encodeBucketChange(change)])) };
       this.next += 1;
       try {
         await this.insertLog(doc);

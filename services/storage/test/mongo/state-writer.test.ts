@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import type { MongoClient } from 'mongodb';
-import { createMongoClient, COLLECTIONS, decodeLatest, deviceKey, stateBucket, STATE_LOG_COLLECTIONS, type StateDoc, type StateLogDoc, type StateWriterDoc } from '@flatline/platform';
+import { createMongoClient, COLLECTIONS, decodeLatest, deviceKey, logChanges, stateBucket, STATE_LOG_COLLECTIONS, type StateDoc, type StateLogDoc, type StateWriterDoc } from '@flatline/platform';
 import { StateCompactor, withBucketLock } from '../../src/mongo/state-compactor.ts';
 import { StatePruner } from '../../src/mongo/state-pruner.ts';
 import { StateWriter, type StateUpdate } from '../../src/mongo/state-writer.ts';
@@ -91,7 +91,7 @@ describe('flat state: writer and pruner (real FerretDB)', function () {
     await writer.write(withFirst(3, NOW - 200)); // a drain of older readings: lowers it
     const firsts = (await log().find({ w: writer.writerId }).toArray())
       .sort((a, b) => a.n - b.n)
-      .map((d) => d.b[stateBucket('fst-1')]?.first?.['fst-1']?.getTime());
+      .map((d) => new Map(logChanges(d)).get(stateBucket('fst-1'))?.first?.['fst-1']?.getTime());
     expect(firsts).to.deep.equal([NOW - 100, undefined, NOW - 200]);
     await new StateCompactor(client.db(), 3000).compact(NOW);
     expect((await state().findOne({ _id: stateBucket('fst-1') }))?.first?.['fst-1']?.getTime()).to.equal(NOW - 200);
@@ -188,7 +188,7 @@ describe('flat state: writer and pruner (real FerretDB)', function () {
     const writer = new StateWriter(client.db(), 1000);
     const contents = async (): Promise<Array<[number, number | undefined]>> =>
       (await log().find({ w: writer.writerId }).toArray())
-        .map((d): [number, number | undefined] => [d.n, decodeLatest(d.b[stateBucket('frz-1')]?.latest?.['frz-1']?.[deviceKey('heat')] ?? '')?.seq])
+        .map((d): [number, number | undefined] => [d.n, decodeLatest(new Map(logChanges(d)).get(stateBucket('frz-1'))?.latest?.['frz-1']?.[deviceKey('heat')] ?? '')?.seq])
         .sort((a, b) => a[0] - b[0]);
     await writer.write(update('frz-1', 'heat', 1));
     // Stopped: the insert never reaches the database.
