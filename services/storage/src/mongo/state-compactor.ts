@@ -13,15 +13,44 @@ import { MongoServerError, type Db } from 'mongodb';
 import {
   deadline,
   guard,
+  COLLECTIONS,
   DUPLICATE_KEY,
   STATE_LOG_COLLECTIONS,
   bucketChangeFields,
   logChanges,
   stateLogId,
+  type StateDoc,
   type StateLogDoc,
   type StateWriterDoc,
 } from '@flatline/platform';
-import { updateBucket } from './state-writer.ts';
+
+/**
+ * $max and $min of one bucket document, with upsert: the compactor's, under
+ * the lock of the buckets (state-compactor.ts). A failure throws
+ * (UnavailableError when the database is away).
+ */
+async function updateBucket(db: Db, bucket: string, max: ReadonlyMap<string, Date | string>, min: ReadonlyMap<string, Date>, timeoutMs: number): Promise<void> {
+  const update = () =>
+    db.collection<StateDoc>(COLLECTIONS.state).updateOne(
+      { _id: bucket },
+      {
+        // MongoDB refuses an empty operator.
+        ...(max.size > 0 ? { $max: Object.fromEntries(max) } : {}),
+        ...(min.size > 0 ? { $min: Object.fromEntries(min) } : {}),
+      },
+      deadline(timeoutMs, { upsert: true }),
+    );
+  await guard('write flat state', async () => {
+    try {
+      await update();
+    } catch (err) {
+      // Two upserts of a bucket that did not exist yet (the lock holder and the pruner of an older release, or a
+      // test without the lock): one inserts it, the other's insert is a duplicate key; once more, it is an update.
+      if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
+      await update();
+    }
+  });
+}
 
 /** Log documents one pass reads at most (the next pass goes on). */
 export const MAX_LOG_PER_PASS = 1000;

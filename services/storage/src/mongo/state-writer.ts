@@ -13,7 +13,6 @@ import { MongoServerError, type Db } from 'mongodb';
 import {
   deadline,
   guard,
-  COLLECTIONS,
   DUPLICATE_KEY,
   STATE_LOG_COLLECTIONS,
   deviceKey,
@@ -23,7 +22,6 @@ import {
   stateLogId,
   type BucketChange,
   type LatestValue,
-  type StateDoc,
   type StateLogDoc,
   type StateWriterDoc,
 } from '@flatline/platform';
@@ -46,33 +44,6 @@ export const LOG_FLATS_PER_DOC = 2000;
 
 /** How often a writer renews its record's `seen` (the compactor forgets writers not seen for an hour with no log left). */
 const HEARTBEAT_MS = 10_000;
-
-/**
- * $max and $min of one bucket document, with upsert. Shared with the
- * compactor; a failure throws (UnavailableError when the database is away).
- */
-export async function updateBucket(db: Db, bucket: string, max: ReadonlyMap<string, Date | string>, min: ReadonlyMap<string, Date>, timeoutMs: number): Promise<void> {
-  const update = () =>
-    db.collection<StateDoc>(COLLECTIONS.state).updateOne(
-      { _id: bucket },
-      {
-        // MongoDB refuses an empty operator.
-        ...(max.size > 0 ? { $max: Object.fromEntries(max) } : {}),
-        ...(min.size > 0 ? { $min: Object.fromEntries(min) } : {}),
-      },
-      deadline(timeoutMs, { upsert: true }),
-    );
-  await guard('write flat state', async () => {
-    try {
-      await update();
-    } catch (err) {
-      // Two upserts of a bucket that did not exist yet (two compactors, two replicas' first readings): one inserts
-      // it, the other's insert is a duplicate key; once more, it is an update of the document now there.
-      if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
-      await update();
-    }
-  });
-}
 
 function maxInto<T extends Date | string>(into: Record<string, T>, field: string, value: T): void {
   const known = into[field];
