@@ -96,7 +96,7 @@ export interface StateWriterDoc {
   _id: string;
   /** Every log document of this writer with n ≤ through is in the buckets (and may be gone from the log). */
   through: number;
-  /** Its last round (a writer whose record is gone registers again under a new id). */
+  /** When it registered, then its newest round compacted (the compactor forgets a writer with no log whose `seen` is an hour old; the writer then registers again under a new id). */
   seen: Date;
 }
 

@@ -148,7 +148,9 @@ export class StateCompactor {
     // Nothing is marked or deleted unless every bucket took its part.
     if (failedBuckets > 0) throw Object.assign(new Error(`compaction left the log in place: ${failedBuckets} bucket update(s) failed: ${String(lastError)}`), { cause: lastError });
     for (const [writer, n] of through) {
-      await guard('mark state writer compacted', () => this.writers().updateOne({ _id: writer }, { $max: { through: n } }, deadline(timeoutMS)));
+      // `seen`: the writer's newest round compacted. Only the lock holder updates a record once it exists.
+      const seen = new Date(Math.max(...logs.filter((d) => d.w === writer).map((d) => d.t.getTime())));
+      await guard('mark state writer compacted', () => this.writers().updateOne({ _id: writer }, { $max: { through: n, seen } }, deadline(timeoutMS)));
     }
     // One delete per document, by _id (FerretDB pushes that down; an $in it would answer by reading the whole log).
     if (logs.length > 0) {

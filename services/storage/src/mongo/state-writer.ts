@@ -42,7 +42,7 @@ interface Waiter {
 /** Flats per log document: a round with more is split (a document must stay far below MongoDB's 16 MiB). */
 export const LOG_FLATS_PER_DOC = 2000;
 
-/** How often a writer renews its record's `seen` (the compactor forgets writers not seen for an hour with no log left). */
+/** How often a writer makes sure its record is still there (the compactor forgets a writer with no log for an hour). */
 const HEARTBEAT_MS = 10_000;
 
 function maxInto<T extends Date | string>(into: Record<string, T>, field: string, value: T): void {
@@ -143,18 +143,18 @@ export class StateWriter {
     if (this.id !== '' && t - this.beatAt < HEARTBEAT_MS) return;
     const writers = this.db.collection<StateWriterDoc>(STATE_LOG_COLLECTIONS.writers);
     if (this.id !== '') {
-      const res = await guard('renew state writer', () => writers.updateOne({ _id: this.id }, { $max: { seen: new Date(t) } }, deadline(this.timeoutMs)));
-      if (res.matchedCount === 1) {
+      // Read, never written: the record is the compactor's (under the lock) once it exists. An update here met the
+      // compactor's raise of `through` and, FerretDB v1 updates being a read then a write, could undo it.
+      const mine = await guard('look up state writer', () => writers.findOne({ _id: this.id }, deadline(this.timeoutMs, { projection: { _id: 1 } })));
+      if (mine !== null) {
         this.beatAt = t;
         return;
       }
     }
-    // New, or forgotten by the compactor (idle for an hour): a fresh id, so
+    // New, or forgotten by the compactor (no log for an hour): a fresh id, so
     // that no reader waits for an n the old record had already passed.
     const id = randomBytes(6).toString('hex');
-    await guard('register state writer', () =>
-      writers.updateOne({ _id: id }, { $setOnInsert: { through: 0 }, $max: { seen: new Date(t) } }, deadline(this.timeoutMs, { upsert: true })),
-    );
+    await guard('register state writer', () => writers.insertOne({ _id: id, through: 0, seen: new Date(t) }, deadline(this.timeoutMs)));
     this.id = id;
     this.next = 1;
     this.beatAt = t;
