@@ -108,6 +108,8 @@ export interface StackOptions {
    * false connects them directly.
    */
   readonly links?: boolean;
+  /** Each Node service writes a V8 CPU profile (node --cpu-prof) into this folder when it stops; undefined: none. */
+  readonly cpuProfileDir?: string;
   /**
    * The mesh plane: 'local' (this library's default, what most tests run),
    * the in-process fault injectors only; 'istio' (DEFAULT_STACK_MESH, what
@@ -930,6 +932,7 @@ export class LocalStack {
         },
         logFile: join(this.logs, 'devices.log'),
         detached: this.options.detached ?? false,
+        cpuProfileDir: this.options.cpuProfileDir,
       }),
     );
     this.devices = devices;
@@ -997,7 +1000,7 @@ export class LocalStack {
   private async startReplica(r: Replica, env: Record<string, string> = {}): Promise<RunningService> {
     this.cancelRestart(r.name);
     const running = await this.track(r.name, () =>
-      startService({ service: r.service, name: r.name, env: { ...this.envOf(r), ...env }, logFile: join(this.logs, `${r.name}.log`), detached: this.options.detached ?? false }),
+      startService({ service: r.service, name: r.name, env: { ...this.envOf(r), ...env }, logFile: join(this.logs, `${r.name}.log`), detached: this.options.detached ?? false, cpuProfileDir: this.options.cpuProfileDir }),
     );
     r.running = running;
     // A new process is ready when it says so (startService waited for it); its checks count from there.

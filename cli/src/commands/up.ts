@@ -1,6 +1,6 @@
 /** `flatline up`: the whole local stack in the foreground, until Ctrl-C. */
 import { existsSync, mkdirSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_STATE_DIR, REPO_ROOT, TOOLS_BIN, markerOf, ProcessRecord, DEFAULT_PORTS, FREE_PORTS, LocalStack, DEFAULT_STACK_DB, DEFAULT_STACK_MESH, STACK_DBS, STACK_MESHES, type StackDb, type StackMesh, type StackPorts } from '@flatline/stack';
 import { ensureTools, TOOLS_FOR, ToolsError } from '../../../scripts/ensure-tools.mjs';
@@ -32,6 +32,7 @@ interface UpOptions {
   freePorts: boolean;
   mesh: StackMesh;
   db?: StackDb;
+  cpuProf?: string;
 }
 
 function say(line: string): void {
@@ -70,6 +71,7 @@ export function upCommand(): Command {
         .default(undefined, `${DEFAULT_STACK_DB}, or sqlite for a state folder that holds SQLite files only`)
         .choices([...STACK_DBS]),
     )
+    .option('--cpu-prof <dir>', "each Node service writes a V8 CPU profile (node --cpu-prof) into <dir> when it stops: open it in Chrome's DevTools or speedscope")
     .addHelpText(
       'after',
       `\nPorts (on --host): ferretdb ${DEFAULT_PORTS.db}, storage ${DEFAULT_PORTS.storage}, query ${DEFAULT_PORTS.query}, ` +
@@ -110,6 +112,7 @@ async function up(o: UpOptions, ports: StackPorts): Promise<void> {
       logLevel: o.logLevel,
       mesh: o.mesh,
       db: o.db,
+      ...(o.cpuProf !== undefined ? { cpuProfileDir: resolve(o.cpuProf) } : {}),
       say: (l) => say(`[up] ${l}`),
     },
     (name, running) => record.add(running.process.name, running.process.pid, markerOf(name)),
