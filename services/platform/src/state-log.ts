@@ -16,7 +16,8 @@
  * - `state_writers` has one document per writer: `through`, the highest n
  *   already compacted into the buckets, and `seen`, its last round;
  * - a compactor (any storage replica, every FLATLINE_STATE_COMPACT_MS) reads
- *   the log, applies it to the buckets ($max, idempotent), raises each
+ *   the log, merges it into the buckets (the greater value, as $max:
+ *   idempotent), writes each back whole, raises each
  *   writer's `through`, then deletes what it applied. The buckets are then a
  *   checkpoint of everything up to `through`;
  * - query loads the buckets and the log after each writer's `through`, then
@@ -138,14 +139,3 @@ export function applyStateLog(docs: Map<string, StateDoc>, log: StateLogDoc): vo
   }
 }
 
-/** The fields of change as one update: $max of `at.<flat>` and `latest.<flat>.<device>`, $min of `first.<flat>`. */
-export function bucketChangeFields(change: BucketChange): { max: Map<string, Date | string>; min: Map<string, Date> } {
-  const max = new Map<string, Date | string>();
-  const min = new Map<string, Date>();
-  for (const [flatId, at] of Object.entries(change.at ?? {})) max.set(`at.${flatId}`, at);
-  for (const [flatId, devices] of Object.entries(change.latest ?? {})) {
-    for (const [key, text] of Object.entries(devices)) max.set(`latest.${flatId}.${key}`, text);
-  }
-  for (const [flatId, first] of Object.entries(change.first ?? {})) min.set(`first.${flatId}`, first);
-  return { max, min };
-}

@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import type { MongoClient } from 'mongodb';
-import { createMongoClient, COLLECTIONS, decodeLatest, deviceKey, logChanges, stateBucket, STATE_LOG_COLLECTIONS, type StateDoc, type StateLogDoc, type StateWriterDoc } from '@flatline/platform';
+import { createMongoClient, COLLECTIONS, decodeLatest, deviceKey, encodeLatest, logChanges, stateBucket, STATE_LOG_COLLECTIONS, type StateDoc, type StateLogDoc, type StateWriterDoc } from '@flatline/platform';
 import { StateCompactor, withBucketLock } from '../../src/mongo/state-compactor.ts';
 import { StatePruner } from '../../src/mongo/state-pruner.ts';
 import { StateWriter, type StateUpdate } from '../../src/mongo/state-writer.ts';
@@ -81,6 +81,43 @@ describe('flat state: writer and pruner (real FerretDB)', function () {
     // The next round goes on at n 3: a reader that had n 2 waits for 3.
     await writer.write(update('log-1', 'heat', 3));
     expect((await log().find({ w: writer.writerId }).toArray()).map((d) => d.n)).to.deep.equal([3]);
+  });
+
+  it('compaction merges the log into what a bucket holds: newer values already there stay, flats and fields the log does not name stay, new flats are added', async () => {
+    // Three flats of one bucket: "old" already has newer values than the log brings, "kept" is not in the log, "new" only in the log.
+    const bucket = stateBucket('mrg-old');
+    const same = (prefix: string) => Array.from({ length: 5000 }, (_, i) => `${prefix}-${i}`).find((f) => stateBucket(f) === bucket)!;
+    const [kept, added] = [same('mrg-kept'), same('mrg-new')];
+    const heat = deviceKey('heat');
+    const latestOf = (seq: number, takenAtMs: number) => ({ epoch: 0, seq, takenAtMs, value: seq, quantity: 'temperature', unit: 'Cel' });
+    await state().updateOne(
+      { _id: bucket },
+      {
+        $set: {
+          'at.mrg-old': new Date(NOW + 10_000),
+          'latest.mrg-old': { [heat]: encodeLatest(latestOf(9, NOW + 9000)) },
+          'first.mrg-old': new Date(NOW - HOUR),
+          [`at.${kept}`]: new Date(NOW - 1000),
+          [`latest.${kept}`]: { [heat]: encodeLatest(latestOf(4, NOW - 1000)) },
+          marker: 'a field of another release',
+        },
+      },
+      { upsert: true },
+    );
+    const writer = new StateWriter(client.db(), 3000);
+    await writer.write({ ...update('mrg-old', 'heat', 5, NOW), first: new Map([['mrg-old', new Date(NOW - 60_000)]]) });
+    await writer.write({ ...update(added, 'heat', 1, NOW), first: new Map([[added, new Date(NOW - 5000)]]) });
+    await new StateCompactor(client.db(), 3000).compact(NOW);
+    const doc = (await state().findOne({ _id: bucket })) as StateDoc & { marker?: string };
+    expect(doc.at!['mrg-old']!.getTime(), 'a newer last fetch stays').to.equal(NOW + 10_000);
+    expect(decodeLatest(doc.latest!['mrg-old']![heat]!)?.seq, 'a newer latest reading stays').to.equal(9);
+    expect(doc.first!['mrg-old']!.getTime(), 'an earlier first reading stays').to.equal(NOW - HOUR);
+    expect(doc.at![kept]!.getTime(), 'a flat the log does not name stays').to.equal(NOW - 1000);
+    expect(decodeLatest(doc.latest![kept]![heat]!)?.seq).to.equal(4);
+    expect(doc.at![added]!.getTime(), 'a new flat is added').to.equal(NOW);
+    expect(decodeLatest(doc.latest![added]![heat]!)?.seq).to.equal(1);
+    expect(doc.first![added]!.getTime()).to.equal(NOW - 5000);
+    expect(doc.marker, 'a field the compactor does not know stays').to.equal('a field of another release');
   });
 
   it('the earliest reading goes through the log only where it lowers what the log has, and compaction keeps the lowest', async () => {
