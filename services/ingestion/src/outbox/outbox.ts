@@ -108,8 +108,18 @@ export class Outbox {
   private readonly writeCursor: Database.Statement<[string, string, number, number, number]>;
   private readonly writeLastFetch: Database.Statement<[string, number]>;
   private readonly selectBatch: Database.Statement<[number], { id: number; flat_id: string; fetched_at_ms: number; readings: string; reading_count: number; bytes: number }>;
-  private readonly deleteRange: Database.Statement<[number, number]>;
+  private readonly deleteRange: Database.Statement<[number, number], { reading_count: number }>;
   private readonly countRows: Database.Statement<[], { rows: number; readings: number | null }>;
+  /**
+   * What the outbox holds, kept as rows come and go: counting them is a scan
+   * of the table, and the forwarder reads the size every second, so a backlog
+   * of 500,000 rows made each second's count cost more. Recounted when
+   * another connection changed the file (a dead-letter replay from the CLI).
+   */
+  private held = { fetches: 0, readings: 0 };
+  /** Rows inserted by the transaction under way, added to held when it commits. */
+  private inserting = { fetches: 0, readings: 0 };
+  private heldVersion = -1;
   private readonly recordMany: (fetches: ReadonlyArray<NewFetch>) => Recorded[];
 
   private readonly maxBytes: number;
@@ -165,10 +175,42 @@ export class Outbox {
       'INSERT INTO last_fetch (flat_id, fetched_at_ms) VALUES (?, ?) ON CONFLICT (flat_id) DO UPDATE SET fetched_at_ms = max(fetched_at_ms, excluded.fetched_at_ms)',
     );
     this.selectBatch = this.db.prepare('SELECT id, flat_id, fetched_at_ms, readings, reading_count, length(readings) AS bytes FROM outbox ORDER BY id DESC LIMIT ?');
-    this.deleteRange = this.db.prepare('DELETE FROM outbox WHERE id BETWEEN ? AND ?');
+    this.deleteRange = this.db.prepare('DELETE FROM outbox WHERE id BETWEEN ? AND ? RETURNING reading_count');
     this.countRows = this.db.prepare('SELECT count(*) AS rows, sum(reading_count) AS readings FROM outbox');
     this.recordMany = this.db.transaction((fetches: ReadonlyArray<NewFetch>) => fetches.map((f) => this.recordOne(f.flatId, f.fetchedAtMs, f.readings)));
     this.splitOversized();
+    this.recount();
+  }
+
+  /** Counts what the file holds (a scan), as of now. */
+  private recount(): void {
+    const r = this.countRows.get();
+    this.held = { fetches: r?.rows ?? 0, readings: r?.readings ?? 0 };
+    this.heldVersion = this.dataVersion();
+  }
+
+  /** Changes when another connection commits to the file (SQLite's data_version). */
+  private dataVersion(): number {
+    return this.db.pragma('data_version', { simple: true }) as number;
+  }
+
+  /** Runs a transaction that inserts rows; what it inserted counts once it committed. */
+  private inserts<T>(transaction: () => T): T {
+    this.inserting = { fetches: 0, readings: 0 };
+    try {
+      const out = transaction();
+      this.held.fetches += this.inserting.fetches;
+      this.held.readings += this.inserting.readings;
+      return out;
+    } finally {
+      this.inserting = { fetches: 0, readings: 0 };
+    }
+  }
+
+  /** Takes deleted rows (their reading counts) off what the outbox holds. */
+  private deleted(rows: ReadonlyArray<{ reading_count: number }>): void {
+    this.held.fetches -= rows.length;
+    for (const r of rows) this.held.readings -= r.reading_count;
   }
 
   /** Rows kept by an older version with more than MAX_ROW_READINGS readings become rows of that size. */
@@ -193,6 +235,8 @@ export class Outbox {
     for (let i = 0; i === 0 || i < rows.length; i += MAX_ROW_READINGS) {
       const part = rows.slice(i, i + MAX_ROW_READINGS);
       this.insertFetch.run(flatId, fetchedAtMs, JSON.stringify(part), part.length);
+      this.inserting.fetches += 1;
+      this.inserting.readings += part.length;
     }
   }
 
@@ -261,7 +305,7 @@ export class Outbox {
     if (used >= this.maxBytes) {
       throw new OutboxFullError(`outbox full: ${used} of ${this.maxBytes} bytes used (FLATLINE_OUTBOX_MAX_BYTES); ${fetches.length} fetch results not kept`);
     }
-    return this.recordMany(fetches);
+    return this.inserts(() => this.recordMany(fetches));
   }
 
   /** Bytes the outbox's database uses (its pages less the free ones; the WAL is checkpointed into them). */
@@ -309,17 +353,18 @@ export class Outbox {
   /** Deletes the fetches of a batch peek() returned (what storage acknowledged): those with ids from lowest to highest. */
   ack(batch: ReadonlyArray<Pick<OutboxFetch, 'id'>>): void {
     const ids = batch.map((f) => f.id);
-    if (ids.length > 0) this.deleteRange.run(Math.min(...ids), Math.max(...ids));
+    if (ids.length > 0) this.deleted(this.deleteRange.all(Math.min(...ids), Math.max(...ids)));
   }
 
   /** Moves one fetch that storage refused as invalid out of the way, keeping it. */
   deadLetter(id: number, reason: string): void {
-    this.db.transaction(() => {
+    const moved = this.db.transaction(() => {
       this.db
         .prepare('INSERT INTO dead_letter (id, flat_id, fetched_at_ms, readings, reason) SELECT id, flat_id, fetched_at_ms, readings, ? FROM outbox WHERE id = ?')
         .run(reason, id);
-      this.db.prepare('DELETE FROM outbox WHERE id = ?').run(id);
+      return this.db.prepare('DELETE FROM outbox WHERE id = ? RETURNING reading_count').all(id) as Array<{ reading_count: number }>;
     })();
+    this.deleted(moved);
   }
 
   /** The dead letters, oldest first (at most limit). */
@@ -341,7 +386,7 @@ export class Outbox {
    * given ids), so the forwarder sends them again; returns how many moved.
    */
   replayDeadLetters(ids?: readonly number[]): number {
-    return this.db.transaction(() => {
+    return this.inserts(this.db.transaction(() => {
       const rows = this.db.prepare('SELECT id, flat_id, fetched_at_ms, readings FROM dead_letter ORDER BY id').all() as Array<{
         id: number;
         flat_id: string;
@@ -357,13 +402,13 @@ export class Outbox {
         moved += 1;
       }
       return moved;
-    })();
+    }));
   }
 
   /** Fetch results and readings waiting. */
   size(): { fetches: number; readings: number } {
-    const r = this.countRows.get();
-    return { fetches: r?.rows ?? 0, readings: r?.readings ?? 0 };
+    if (this.dataVersion() !== this.heldVersion) this.recount();
+    return { ...this.held };
   }
 
   /** Closes the database. */

@@ -210,6 +210,45 @@ describe('outbox: devices whose seq goes backwards (epochs)', () => {
   const at = (deviceId: string, seq: number, takenAtMs: number): DeviceReading => ({ deviceId, seq, takenAtMs, quantity: 'temperature', unit: 'Cel', value: seq });
   const all = (box: Outbox) => box.peek(1000, 100_000).flatMap((f) => f.readings.map((x) => `${x.deviceId}@${x.epoch}#${x.seq}`)).sort();
 
+  it('knows its size without counting the table, and the size matches a count after every way rows come and go (a failed record, a dead letter, a replay by another process)', () => {
+    const file = join(dir.path, 'size', 'outbox.sqlite');
+    const box = new Outbox(file);
+    const counted = () => {
+      const db = new Database(file, { readonly: true });
+      try {
+        const row = db.prepare('SELECT count(*) AS fetches, coalesce(sum(reading_count), 0) AS readings FROM outbox').get() as { fetches: number; readings: number };
+        return { fetches: row.fetches, readings: row.readings };
+      } finally {
+        db.close();
+      }
+    };
+    const check = (what: string) => expect(box.size(), what).to.deep.equal(counted());
+    box.record([
+      { flatId: '1', fetchedAtMs: 1, readings: [r('heat', 1), r('heat', 2)] },
+      { flatId: '2', fetchedAtMs: 1, readings: [] },
+      { flatId: '3', fetchedAtMs: 1, readings: Array.from({ length: MAX_ROW_READINGS + 5 }, (_, i) => r('heat', i + 1)) },
+    ]);
+    check('after a record (an empty fetch and one split in two rows)');
+    // A record that fails half-way (the second fetch cannot be written) keeps nothing, and counts nothing.
+    const poisoned = { ...r('heat', 9), value: 1n as unknown as number };
+    expect(() => box.record([{ flatId: '4', fetchedAtMs: 2, readings: [r('heat', 1)] }, { flatId: '5', fetchedAtMs: 2, readings: [poisoned] }])).to.throw();
+    check('after a record that rolled back');
+    const batch = box.peek(2, 100_000);
+    box.ack(batch);
+    check('after an ack');
+    const [next] = box.peek(1, 100_000);
+    box.deadLetter(next!.id, 'refused by storage');
+    check('after a dead letter');
+    // The CLI replays dead letters through its own connection while ingestion runs.
+    const cli = new Outbox(file);
+    expect(cli.replayDeadLetters()).to.equal(1);
+    cli.close();
+    check('after a replay by another process');
+    box.record([{ flatId: '1', fetchedAtMs: 3, readings: [r('heat', 3)] }]);
+    check('after recording again');
+    box.close();
+  });
+
   it('keeps the readings of a reset meter in a new epoch (before: dropped until its seq passed the old cursor)', () => {
     const box = new Outbox(join(dir.path, 'reset', 'outbox.sqlite'));
     box.record([{ flatId: '1', fetchedAtMs: 1, readings: [at('heat', 4999, 1000), at('heat', 5000, 2000), at('power', 7, 2000)] }]);
