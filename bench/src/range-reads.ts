@@ -16,7 +16,7 @@ import { MongoClient } from 'mongodb';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { QueryServiceClient } from '@flatline/proto';
-import { checkHealth, COLLECTIONS, READING_INDEXES, READING_SLOTS, slotMinute, slotOf, unaryCall, type ReadingDoc } from '@flatline/platform';
+import { checkHealth, COLLECTIONS, readingIndexesFor, READING_SLOTS, slotMinute, slotOf, unaryCall, type ReadingDoc } from '@flatline/platform';
 import { ensureReadingsSlotIndex, eventually, startDatabase, startInProcessService, startPostgres, tempDir, type StartedServer } from '@flatline/stack';
 import { percentile, type BenchContext, type BenchSuite, type SuiteResult } from './suite.ts';
 
@@ -67,7 +67,7 @@ async function load(uri: string, p: RangeReadsPlan, startMs: number, say: (line:
   try {
     const db = client.db();
     const readings = db.collection<ReadingDoc>(COLLECTIONS.readings);
-    for (const { key, ...options } of READING_INDEXES) await readings.createIndex(key, options);
+    for (const { key, ...options } of readingIndexesFor({ ferretdb: true })) await readings.createIndex(key, options);
     await db.collection<{ _id: string; done_at: Date }>(COLLECTIONS.migrations).insertOne({ _id: READING_SLOTS, done_at: new Date() });
     const chunks = readingChunks(p, startMs);
     const total = readingsOf(p);

@@ -6,7 +6,7 @@
  * Every run starts from an empty database of its own (one per run, same
  * FerretDB), so no run pays for the index pages another one grew, and the
  * storage service is started fresh against that database (it creates its
- * indexes itself; the raw runs create the very same ones, READING_INDEXES
+ * indexes itself; the raw runs create the very same ones, readingIndexesFor({ ferretdb: true })
  * of the store schema, with the driver). The kinds of run alternate their order from
  * repeat to repeat so that a neighbour's burst of CPU or a warming SQLite
  * page cache does not always favour the same side.
@@ -17,7 +17,7 @@ import { join, relative } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import type { Db, MongoClient } from 'mongodb';
 import { StorageServiceClient, type FetchResult } from '@flatline/proto';
-import { checkHealth, deadline, unaryCall, createMongoClient, COLLECTIONS, deviceKey, encodeLatest, stateBucket, type ReadingDoc, type StateDoc, READING_INDEXES, DUPLICATE_KEY } from '@flatline/platform';
+import { checkHealth, deadline, unaryCall, createMongoClient, COLLECTIONS, deviceKey, encodeLatest, stateBucket, type ReadingDoc, type StateDoc, readingIndexesFor, DUPLICATE_KEY } from '@flatline/platform';
 import { REPO_ROOT, TOOLS_BIN, startDatabase, startService, type RunningDatabase, type RunningService, cpuSeconds } from '@flatline/stack';
 import { sleep, type BenchContext, type BenchSuite, type DetailTable, type Figure, type SuiteResult } from './suite.ts';
 
@@ -377,7 +377,7 @@ async function timedRun(kind: StorageRunKind, repeat: number, bench: BenchDataba
     }
   }
   const db = client.db(database);
-  for (const { key, ...options } of READING_INDEXES) await db.collection(COLLECTIONS.readings).createIndex(key, deadline(30000, options));
+  for (const { key, ...options } of readingIndexesFor({ ferretdb: true })) await db.collection(COLLECTIONS.readings).createIndex(key, deadline(30000, options));
   const withState = kind === 'raw+state';
   await rawAll(db, p.warmupDocs, withState ? p.warmupState : undefined, callers);
   const cpu0 = cpuOf(dbPid);
@@ -445,7 +445,7 @@ export function storageResult(runs: readonly StorageRun[], settings: StorageSett
     },
   ];
   const notes = [
-    `Same documents every way: ${w.flats} flats × ${w.devicesPerFlat} devices × ${w.rounds} consecutive seqs = ${whole(workloadReadings(w))} readings in Appends of ${w.fetchesPerAppend} fetch results (${w.fetchesPerAppend * w.devicesPerFlat} readings), ${settings.callers} concurrent callers on every side; every run into an empty database of its own with storage's indexes (unique flat_device_epoch_seq and flat_taken_at_device_seq), after the same 50-flat warm-up batch.`,
+    `Same documents every way: ${w.flats} flats × ${w.devicesPerFlat} devices × ${w.rounds} consecutive seqs = ${whole(workloadReadings(w))} readings in Appends of ${w.fetchesPerAppend} fetch results (${w.fetchesPerAppend * w.devicesPerFlat} readings), ${settings.callers} concurrent callers on every side; every run into an empty database of its own with storage's indexes on FerretDB (the unique flat_device_epoch_seq), after the same 50-flat warm-up batch.`,
     'storage does more than insertMany: it validates the request, and after the readings it writes the flat state (last fetch per flat, latest reading per device: $max upserts of the bucket documents, group-committed across concurrent Appends). "raw+state" adds those updates to raw insertMany the plain way (one upsert per touched bucket per batch, no group commit): storage / raw+state shows what flatline\'s own code (gRPC, validation, state writer) costs or saves; raw+state / raw what the state costs.',
     'Both sides run with the driver defaults (write concern of the server, no journal flag), retryWrites off as in the services; the storage service runs with FLATLINE_DB_TIMEOUT_MS=30000 so that a queued big batch is measured, not timed out.',
     'Every reading is new, as ingestion\'s outbox forwards only readings past its per-device cursor; duplicates (a retried Append, overlapping replicas) take another path in storage, not measured here. One new reading per device per fetch (a device period equal to the poll interval): with the simulator\'s defaults (1 s period, 5 s interval) a fetch carries about 5 per device and Appends are that much bigger.',

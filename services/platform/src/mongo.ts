@@ -50,6 +50,12 @@ export function reconnectOnNextOperation(client: MongoClient): void {
   topology?.close();
 }
 
+/** Whether db's server is FerretDB: its buildInfo names FerretDB's version (`ferretdbVersion`), MongoDB's has no such field. */
+export async function isFerretDb(db: Db, timeoutMs: number): Promise<boolean> {
+  const info = await db.admin().command({ buildInfo: 1 }, deadline(timeoutMs));
+  return Object.hasOwn(info, 'ferretdbVersion');
+}
+
 /** MongoDB's error code of a duplicate key (E11000). */
 export const DUPLICATE_KEY = 11000;
 

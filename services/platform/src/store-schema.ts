@@ -61,18 +61,38 @@ export function slotOf(flatId: string, minute: number): string {
 }
 
 /**
- * The indexes of the readings collection, as the driver's createIndexes
- * takes them: storage creates them (and a benchmark's raw runs the same):
+ * The indexes of the readings collection on MongoDB, as the driver's
+ * createIndexes takes them: storage creates them (and a benchmark's raw runs
+ * the same; see readingIndexesFor):
  * - a reading is (flat, device, epoch, seq): unique, so a retry never stores
  *   one twice, and a device whose seq starts again after a reset stores its
  *   new readings beside the old ones;
  * - ListMeasurements filters on flat_id and a taken_at range and sorts by
- *   (taken_at, device_id, seq): the second index serves both without a sort.
+ *   (taken_at, device_id, seq): the second index (RANGE_INDEX) serves both
+ *   without a sort.
  */
 export const READING_INDEXES = [
   { key: { flat_id: 1, device_id: 1, epoch: 1, seq: 1 }, name: 'flat_device_epoch_seq', unique: true },
   { key: { flat_id: 1, taken_at: 1, device_id: 1, seq: 1 }, name: 'flat_taken_at_device_seq' },
 ] as const;
+
+/** The name of the range index of READING_INDEXES (ListMeasurements' on MongoDB). */
+export const RANGE_INDEX = 'flat_taken_at_device_seq';
+
+/**
+ * The indexes storage keeps on the readings of a server. FerretDB v1 uses no
+ * secondary index for a find: on SQLite it narrows only by _id, on
+ * PostgreSQL it filters with `_jsonb->'<field>' @> …`, which the btree it
+ * makes for an index cannot answer (query reads a range by slots there). The
+ * range index would only slow every insert, so FerretDB keeps only the
+ * unique one, which still refuses a duplicate reading. Measured on this
+ * machine (FerretDB on PostgreSQL, 90,000 readings in insertMany of 1,000,
+ * two runs each): with the range index 8.0–9.0 s of database CPU, without it
+ * 6.9–7.1 s (about -18 %).
+ */
+export function readingIndexesFor(server: { readonly ferretdb: boolean }): ReadonlyArray<(typeof READING_INDEXES)[number]> {
+  return server.ferretdb ? READING_INDEXES.filter((i) => i.name !== RANGE_INDEX) : READING_INDEXES;
+}
 
 /** The unique index of the releases before epochs: it would refuse a new epoch's seq 1. */
 export const LEGACY_READING_INDEX = 'flat_device_seq';

@@ -17,11 +17,12 @@ function toReading(d: ReadingDoc): Reading {
 
 /**
  * The index of readings that a ListMeasurements page follows exactly:
- * equality on flat_id, then the keyset order. Storage creates it
- * (ensureIndexes); on MongoDB a page is one index range read in order, with
- * no in-memory sort. FerretDB v1 on SQLite uses no secondary index for a
- * find (its explain shows a full SCAN, sortPushdown false): locally a page
- * costs a scan of the collection whatever the index.
+ * equality on flat_id, then the keyset order. Storage creates it on
+ * MongoDB (ensureIndexes, readingIndexesFor): a page is one index range read
+ * in order, with no in-memory sort. FerretDB v1 uses no secondary index for
+ * a find (on SQLite its explain shows a full SCAN, sortPushdown false), so
+ * storage does not make it there: a page is read by slots on PostgreSQL,
+ * and costs a scan of the collection on SQLite.
  */
 export const RANGE_INDEX_KEY = { flat_id: 1, taken_at: 1, device_id: 1, seq: 1 } as const;
 

@@ -8,7 +8,9 @@ import {
   COLLECTIONS,
   EPOCH_BACKFILL,
   LEGACY_READING_INDEX,
-  READING_INDEXES,
+  readingIndexesFor,
+  isFerretDb,
+  RANGE_INDEX,
   READING_SLOTS,
   slotMinute,
   slotOf,
@@ -108,10 +110,16 @@ export class ReadingStore {
       // One at a time: FerretDB v1.24 panics (and drops the connection) on a
       // createIndexes of several indexes when some already exist — what every
       // replica but the first finds.
-      for (const { key, ...options } of READING_INDEXES) await readings.createIndex(key, deadline(timeoutMS, options));
-      await readings.dropIndex(LEGACY_READING_INDEX, deadline(timeoutMS)).catch((err: unknown) => {
-        if (!(err instanceof MongoServerError && (err.code === INDEX_NOT_FOUND || err.code === NAMESPACE_NOT_FOUND))) throw err;
-      });
+      // On FerretDB without the range index, which only MongoDB reads with
+      // (readingIndexesFor); one an earlier release made there goes.
+      const ferretdb = await isFerretDb(this.db, timeoutMS);
+      for (const { key, ...options } of readingIndexesFor({ ferretdb })) await readings.createIndex(key, deadline(timeoutMS, options));
+      const unused = ferretdb ? [LEGACY_READING_INDEX, RANGE_INDEX] : [LEGACY_READING_INDEX];
+      for (const name of unused) {
+        await readings.dropIndex(name, deadline(timeoutMS)).catch((err: unknown) => {
+          if (!(err instanceof MongoServerError && (err.code === INDEX_NOT_FOUND || err.code === NAMESPACE_NOT_FOUND))) throw err;
+        });
+      }
       if (!backfilled) await migrations.updateOne({ _id: EPOCH_BACKFILL }, { $setOnInsert: { done_at: new Date() } }, deadline(timeoutMS, { upsert: true }));
       // From now on every reading has a slot: since when, for query (READING_SLOTS).
       // Checked before writing: the first replica's record stands; a later

@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { MongoBulkWriteError, MongoClient } from 'mongodb';
-import { createMongoClient, deadline, stateBucket, UnavailableError, COLLECTIONS, EPOCH_BACKFILL, READING_SLOTS, type SlotsRecord, type StateDoc } from '@flatline/platform';
+import { createMongoClient, deadline, isFerretDb, readingIndexesFor, RANGE_INDEX, stateBucket, UnavailableError, COLLECTIONS, EPOCH_BACKFILL, READING_SLOTS, type SlotsRecord, type StateDoc } from '@flatline/platform';
 import type { AppendBatch, ValidReading } from '../../src/domain/append-batch.ts';
 import { INSERT_CHUNK, ReadingStore } from '../../src/mongo/reading-store.ts';
 import { StateCompactor } from '../../src/mongo/state-compactor.ts';
@@ -182,7 +182,22 @@ describe('ReadingStore (real FerretDB, in-process)', function () {
     await store.ensureIndexes(5000);
     await new ReadingStore(client.db(), 10000).ensureIndexes(5000);
     const names = (await client.db().collection(COLLECTIONS.readings).indexes()).map((i) => i.name);
-    expect(names).to.include.members(['flat_device_epoch_seq', 'flat_taken_at_device_seq']);
+    expect(names).to.include('flat_device_epoch_seq');
+  });
+
+  it('keeps no range index on FerretDB, which reads with none (one an earlier release made is dropped); MongoDB gets it', async () => {
+    const readings = client.db().collection(COLLECTIONS.readings);
+    expect(await isFerretDb(client.db(), 5000), 'the test server is FerretDB').to.equal(true);
+    await readings.createIndex({ flat_id: 1, taken_at: 1, device_id: 1, seq: 1 }, { name: RANGE_INDEX });
+    await store.ensureIndexes(5000);
+    const names = (await readings.indexes()).map((i) => i.name);
+    expect(names).to.include('flat_device_epoch_seq');
+    expect(names).to.not.include(RANGE_INDEX);
+    // Still unique without it: a retry stores nothing twice.
+    const batch = batchOf('no-range-1', [1, 2]);
+    expect(await store.append(batch, 5000)).to.deep.equal({ inserted: 2, duplicates: 0 });
+    expect(await store.append(batch, 5000)).to.deep.equal({ inserted: 0, duplicates: 2 });
+    expect(readingIndexesFor({ ferretdb: false }).map((i) => i.name)).to.deep.equal(['flat_device_epoch_seq', RANGE_INDEX]);
   });
 
   it('the driver really wraps a network failure in a MongoBulkWriteError with no write errors (why the check must be strict)', async () => {
