@@ -2,7 +2,7 @@
  * Group commit of flat state (last fetch per flat, latest reading per
  * device, earliest reading per flat): Appends add what they learned to a
  * pending set and wait for the round that carries it. A round inserts one
- * small document into the flat-state log (platform/state-log.ts: the last
+ * small document (its changes deflated) into the flat-state log (platform/state-log.ts: the last
  * fetches, latest readings and, where they lower it, earliest readings,
  * grouped by bucket); it updates no bucket. The compactor
  * (state-compactor.ts) moves the log into the buckets later. An Append is
@@ -16,7 +16,7 @@ import {
   DUPLICATE_KEY,
   STATE_LOG_COLLECTIONS,
   deviceKey,
-  encodeBucketChange,
+  encodeLogChanges,
   encodeLatest,
   stateBucket,
   stateLogId,
@@ -180,7 +180,7 @@ export class StateWriter {
     }
     if (log.size === 0) return;
     for (const part of split(log, flats)) {
-      const doc: StateLogDoc = { _id: stateLogId(this.id, this.next), w: this.id, n: this.next, t: new Date(this.now()), b: Object.fromEntries(Object.entries(part).map(([bucket, change]) => [bucket, encodeBucketChange(change)])) };
+      const doc: StateLogDoc = { _id: stateLogId(this.id, this.next), w: this.id, n: this.next, t: new Date(this.now()), z: encodeLogChanges(part) };
       this.next += 1;
       try {
         await this.insertLog(doc);
