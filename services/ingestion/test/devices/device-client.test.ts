@@ -5,6 +5,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import tls from 'node:tls';
 import { join } from 'node:path';
 import { ensureTlsMaterial } from '@flatline/devices';
 import type { Dispatcher } from 'undici';
@@ -60,6 +61,33 @@ describe('device client', () => {
       await trusting.close();
       await wrongCa.close();
       server.close();
+    }
+  });
+
+  it('https://: one TLS context for every connection, not one per connection (each poll of an unreachable gateway is a new connection)', async () => {
+    const material = await ensureTlsMaterial(join(dir, 'gateway'), []);
+    // A port with nothing listening: every poll is a new connection, refused.
+    const server = createHttpServer();
+    const closed = await listen(server);
+    server.close();
+    await once(server, 'close');
+    const client = new DeviceClient({ baseUrl: `https://127.0.0.1:${closed}`, caFile: material.caPath, credentials, connections: 2 });
+    // tls.connect builds a context through the module's own export when it is given none (counted here).
+    const built = tls.createSecureContext;
+    let contexts = 0;
+    tls.createSecureContext = (...args: Parameters<typeof built>) => {
+      contexts += 1;
+      return built(...args);
+    };
+    try {
+      for (let i = 0; i < 20; i++) {
+        const err = await client.fetch('7', AbortSignal.timeout(2000)).catch((e: unknown) => e);
+        expect(err).to.be.instanceOf(PollError).with.property('kind', 'network_error');
+      }
+      expect(contexts, 'TLS contexts built by 20 refused connections').to.equal(0);
+    } finally {
+      tls.createSecureContext = built;
+      await client.close();
     }
   });
 
