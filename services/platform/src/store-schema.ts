@@ -3,11 +3,13 @@
  *
  * FerretDB v1 has no $max/$last in $group, so the latest reading per device
  * and the last successful fetch per flat are kept, not aggregated. They live
- * in "flat state" documents, one per bucket of flats, updated with $max: one
- * document per flat or per device would cost one update per fetch, and
- * FerretDB v1 on SQLite takes about 2 ms per update (measured), so 10,000
- * flats every 5 s could not keep up. $max makes every update commutative and
- * idempotent: replicas and retries may write in any order.
+ * in "flat state" documents, one per bucket of flats: one document per flat
+ * or per device would cost one update per fetch, and FerretDB v1 on SQLite
+ * takes about 2 ms per update (measured), so 10,000 flats every 5 s could
+ * not keep up. Every change merges as $max would (the greater value; the
+ * lower for `first`), so replicas and retries may write in any order; they
+ * reach the buckets through the flat-state log (state-log.ts), and a bucket
+ * is stored packed (state-log.ts, packBucket).
  */
 import { createHash } from 'node:crypto';
 
@@ -123,7 +125,8 @@ export interface ReadingDoc {
  * The state of a bucket of flats: `at.<flat>` is the last successful fetch,
  * `latest.<flat>.<device key>` the latest reading, encoded by encodeLatest,
  * `first.<flat>` the earliest taken_at of the flat's readings stored since
- * slots exist ($min; where a range with no start begins).
+ * slots exist ($min; where a range with no start begins). Stored packed
+ * (StoredBucket): read it with unpackBucket.
  */
 export interface StateDoc {
   _id: string;

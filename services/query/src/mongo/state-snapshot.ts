@@ -32,6 +32,8 @@ import {
   stateLogId,
   type StateDoc,
   type StateLogDoc,
+  type StoredBucket,
+  unpackBucket,
   type StateWriterDoc,
 } from '@flatline/platform';
 
@@ -263,8 +265,8 @@ export class StateSnapshot {
     for (let attempt = 1; ; attempt++) {
       const startedAt = this.now();
       const before = await this.writers();
-      const buckets = await guard('read flat state', () => this.db.collection<StateDoc>(COLLECTIONS.state).find({}, deadline(timeoutMS)).toArray());
-      const copy: Copy = { docs: new Map(buckets.map((d) => [d._id, d])), cursors: new Map(before.map((w) => [w._id, w.through + 1])), applied: 0, startedAt };
+      const buckets = await guard('read flat state', () => this.db.collection<StoredBucket>(COLLECTIONS.state).find({}, deadline(timeoutMS)).toArray());
+      const copy: Copy = { docs: new Map(buckets.map((d) => [d._id, unpackBucket(d)])), cursors: new Map(before.map((w) => [w._id, w.through + 1])), applied: 0, startedAt };
       let applied = 0;
       for (const w of before) applied += (await this.followWriter(copy, w, Infinity)) ?? 0;
       const after = await this.writers();

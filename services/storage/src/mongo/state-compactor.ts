@@ -18,15 +18,19 @@ import {
   STATE_LOG_COLLECTIONS,
   applyBucketChange,
   applyStateLog,
+  packBucket,
   stateLogId,
+  unpackBucket,
   type BucketChange,
   type StateDoc,
+  type StoredBucket,
   type StateLogDoc,
   type StateWriterDoc,
 } from '@flatline/platform';
 
 /**
- * Merges change into one bucket document and writes it back whole: the
+ * Merges change into one bucket document and writes it back whole, packed
+ * (packBucket: its fields deflated into one): the
  * compactor's, under the lock of the buckets (state-compactor.ts). The
  * merge is applyBucketChange's (query applies the log with the same one):
  * the greater `at` and `latest`, the lower `first`, idempotent.
@@ -40,14 +44,15 @@ import {
  * it was with $max. A failure throws (UnavailableError when the database is away).
  */
 async function updateBucket(db: Db, bucket: string, change: BucketChange, timeoutMs: number, lock: HeldLock): Promise<void> {
-  const buckets = db.collection<StateDoc>(COLLECTIONS.state);
+  const buckets = db.collection<StoredBucket>(COLLECTIONS.state);
   await guard('write flat state', async () => {
     for (let attempt = 1; ; attempt++) {
-      const doc = (await buckets.findOne({ _id: bucket }, deadline(timeoutMs))) ?? { _id: bucket };
+      const stored = await buckets.findOne({ _id: bucket }, deadline(timeoutMs));
+      const doc = stored === null ? { _id: bucket } : unpackBucket(stored);
       applyBucketChange(doc, change);
       lock.check();
       try {
-        await buckets.replaceOne({ _id: bucket }, doc, deadline(timeoutMs, { upsert: true }));
+        await buckets.replaceOne({ _id: bucket }, packBucket(doc), deadline(timeoutMs, { upsert: true }));
         return;
       } catch (err) {
         // Two upserts of a bucket that did not exist yet (the lock holder and the pruner of an older release, or a

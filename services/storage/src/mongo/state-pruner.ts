@@ -9,9 +9,9 @@
  * (log, metric, health) long before a write fails.
  */
 import { randomBytes } from 'node:crypto';
-import { BSON, type Db, type Filter } from 'mongodb';
+import { BSON, type Db } from 'mongodb';
 import { withBucketLock } from './state-compactor.ts';
-import { deadline, guard, COLLECTIONS, decodeLatest, type StateDoc } from '@flatline/platform';
+import { deadline, guard, COLLECTIONS, decodeLatest, packBucket, unpackBucket, type StateDoc, type StoredBucket } from '@flatline/platform';
 
 /** MongoDB's document limit. */
 export const MAX_DOCUMENT_BYTES = 16 * 1024 * 1024;
@@ -66,17 +66,19 @@ export class StatePruner {
     return outcome;
   }
 
-  /** Reads every bucket and finds the stale device entries. */
+  /** Reads every bucket and finds the stale device entries; a bucket's size is what it takes stored (packed). */
   async plan(nowMs: number): Promise<PrunePlan> {
     const docs = await guard('read flat state', () => this.state().find({}, deadline(this.settings.timeoutMs)).toArray());
     const oldestMs = nowMs - this.settings.deviceTtlMs;
-    return { buckets: docs.map((doc) => ({ id: doc._id, bytes: BSON.calculateObjectSize(doc), stale: staleFields(doc, oldestMs) })) };
+    return { buckets: docs.map((doc) => ({ id: doc._id, bytes: BSON.calculateObjectSize(doc), stale: staleFields(unpackBucket(doc), oldestMs) })) };
   }
 
   /**
-   * Removes the planned entries, each bucket only if none of its stale
-   * fields changed since the plan read them: a device that came back keeps
-   * its new reading (that bucket is looked at again on the next pass).
+   * Removes the planned entries from each bucket, read again and written
+   * back whole (packed) under the lock of the buckets: an entry whose value
+   * changed since the plan read it (a device that came back) keeps its new
+   * reading and counts as raced (the next pass looks again). A flat left
+   * with no device loses its empty entry.
    */
   async apply(plan: PrunePlan): Promise<PruneOutcome> {
     const timeoutMS = this.settings.timeoutMs;
@@ -86,15 +88,25 @@ export class StatePruner {
     for (const bucket of plan.buckets) {
       let bytes = bucket.bytes;
       if (bucket.stale.size > 0) {
-        const filter = { _id: bucket.id, ...Object.fromEntries(bucket.stale) } as Filter<StateDoc>;
-        const unset = Object.fromEntries([...bucket.stale.keys()].map((f) => [f, '' as const]));
-        const res = await guard('prune flat state', () => this.state().updateOne(filter, { $unset: unset }, deadline(timeoutMS)));
-        if (res.modifiedCount === 1) {
-          removed += bucket.stale.size;
-          const after = await guard('read flat state', () => this.state().findOne({ _id: bucket.id }, deadline(timeoutMS)));
-          bytes = after === null ? 0 : BSON.calculateObjectSize(after);
-        } else {
-          raced += bucket.stale.size;
+        const stored = await guard('read flat state', () => this.state().findOne({ _id: bucket.id }, deadline(timeoutMS)));
+        const doc = stored === null ? undefined : unpackBucket(stored);
+        let gone = 0;
+        for (const [path, text] of bucket.stale) {
+          const [, flatId = '', key = ''] = path.split('.');
+          const devices = doc?.latest?.[flatId];
+          if (devices?.[key] !== text) {
+            raced += 1;
+            continue;
+          }
+          delete devices[key];
+          if (Object.keys(devices).length === 0) delete doc!.latest![flatId];
+          gone += 1;
+        }
+        if (doc !== undefined && gone > 0) {
+          const packed = packBucket(doc);
+          await guard('prune flat state', () => this.state().replaceOne({ _id: bucket.id }, packed, deadline(timeoutMS)));
+          removed += gone;
+          bytes = BSON.calculateObjectSize(packed);
         }
       }
       largestBytes = Math.max(largestBytes, bytes);
@@ -103,6 +115,6 @@ export class StatePruner {
   }
 
   private state() {
-    return this.db.collection<StateDoc>(COLLECTIONS.state);
+    return this.db.collection<StoredBucket>(COLLECTIONS.state);
   }
 }

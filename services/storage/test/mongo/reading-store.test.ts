@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { MongoBulkWriteError, MongoClient } from 'mongodb';
-import { createMongoClient, deadline, isFerretDb, readingIndexesFor, RANGE_INDEX, stateBucket, UnavailableError, COLLECTIONS, EPOCH_BACKFILL, READING_SLOTS, type SlotsRecord, type StateDoc } from '@flatline/platform';
+import { createMongoClient, deadline, isFerretDb, readingIndexesFor, RANGE_INDEX, stateBucket, unpackBucket, UnavailableError, COLLECTIONS, EPOCH_BACKFILL, READING_SLOTS, type SlotsRecord, type StateDoc } from '@flatline/platform';
 import type { AppendBatch, ValidReading } from '../../src/domain/append-batch.ts';
 import { INSERT_CHUNK, ReadingStore } from '../../src/mongo/reading-store.ts';
 import { StateCompactor } from '../../src/mongo/state-compactor.ts';
@@ -168,7 +168,8 @@ describe('ReadingStore (real FerretDB, in-process)', function () {
     // Through the flat-state log, compacted into the buckets.
     const firstOf = async (flatId: string) => {
       await new StateCompactor(client.db(), 5000).compact(Date.now());
-      return (await state.findOne({ _id: stateBucket(flatId) }))?.first?.[flatId]?.getTime();
+      const stored = await state.findOne({ _id: stateBucket(flatId) });
+      return stored === null ? undefined : unpackBucket(stored).first?.[flatId]?.getTime();
     };
     await store.append(batchOf('first-1', [50, 60]), 5000);
     expect(await firstOf('first-1')).to.equal(T0 + 50_000);

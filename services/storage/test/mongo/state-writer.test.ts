@@ -5,8 +5,8 @@
  * leaves no hole, and the state stays bounded.
  */
 import { expect } from 'chai';
-import { Binary, type MongoClient } from 'mongodb';
-import { createMongoClient, COLLECTIONS, decodeLatest, deviceKey, encodeBucketChange, encodeLatest, logChanges, stateBucket, stateLogId, STATE_LOG_COLLECTIONS, type StateDoc, type StateLogDoc, type StateWriterDoc } from '@flatline/platform';
+import { Binary, BSON, type MongoClient } from 'mongodb';
+import { createMongoClient, COLLECTIONS, decodeLatest, deviceKey, encodeBucketChange, encodeLatest, logChanges, stateBucket, unpackBucket, stateLogId, STATE_LOG_COLLECTIONS, type StateDoc, type StateLogDoc, type StoredBucket, type StateWriterDoc } from '@flatline/platform';
 import { StateCompactor, withBucketLock } from '../../src/mongo/state-compactor.ts';
 import { StatePruner } from '../../src/mongo/state-pruner.ts';
 import { StateWriter, type StateUpdate } from '../../src/mongo/state-writer.ts';
@@ -54,6 +54,11 @@ describe('flat state: writer and pruner (real FerretDB)', function () {
   });
 
   const state = () => client.db().collection<StateDoc>(COLLECTIONS.state);
+  /** A bucket as flatline reads it (unpackBucket: the packed fields and any plain ones); null when there is none. */
+  const bucketOf = async (id: string): Promise<(StateDoc & Record<string, unknown>) | null> => {
+    const stored = await state().findOne({ _id: id });
+    return stored === null ? null : (unpackBucket(stored) as StateDoc & Record<string, unknown>);
+  };
 
   const log = () => client.db().collection<StateLogDoc>(STATE_LOG_COLLECTIONS.log);
   const writers = () => client.db().collection<StateWriterDoc>(STATE_LOG_COLLECTIONS.writers);
@@ -70,10 +75,10 @@ describe('flat state: writer and pruner (real FerretDB)', function () {
     const docs = await log().find({ w: writer.writerId }).toArray();
     expect(docs.map((d) => d.n).sort()).to.deep.equal([1, 2]);
     // The bucket has no latest yet: the log is where it is until compaction.
-    expect((await state().findOne({ _id: stateBucket('log-1') }))?.latest?.['log-1']).to.equal(undefined);
+    expect((await bucketOf(stateBucket('log-1')))?.latest?.['log-1']).to.equal(undefined);
     const outcome = await new StateCompactor(client.db(), 3000).compact(NOW);
     expect(outcome.applied).to.be.at.least(2);
-    const doc = await state().findOne({ _id: stateBucket('log-1') });
+    const doc = await bucketOf(stateBucket('log-1'));
     expect(decodeLatest(doc!.latest!['log-1']![deviceKey('heat')]!)?.seq).to.equal(2);
     expect(doc!.at!['log-1']).to.be.instanceOf(Date);
     expect((await writers().findOne({ _id: writer.writerId }))?.through).to.equal(2);
@@ -116,7 +121,7 @@ describe('flat state: writer and pruner (real FerretDB)', function () {
     const old: StateLogDoc = { _id: stateLogId(writer.writerId, 2), w: writer.writerId, n: 2, t: new Date(NOW), b: { [stateBucket('old-form-1')]: encodeBucketChange({ at: { 'old-form-1': new Date(NOW + 5) } }) } };
     await log().insertOne(old);
     await new StateCompactor(client.db(), 3000).compact(NOW);
-    expect((await state().findOne({ _id: stateBucket('old-form-1') }))?.at?.['old-form-1']?.getTime()).to.equal(NOW + 5);
+    expect((await bucketOf(stateBucket('old-form-1')))?.at?.['old-form-1']?.getTime()).to.equal(NOW + 5);
     expect((await writers().findOne({ _id: writer.writerId }))?.through).to.equal(2);
     // Neither form: the pass fails before it deletes or marks anything.
     await log().insertOne({ _id: stateLogId(writer.writerId, 3), w: writer.writerId, n: 3, t: new Date(NOW) });
@@ -155,7 +160,7 @@ describe('flat state: writer and pruner (real FerretDB)', function () {
     await writer.write({ ...update('mrg-old', 'heat', 5, NOW), first: new Map([['mrg-old', new Date(NOW - 60_000)]]) });
     await writer.write({ ...update(added, 'heat', 1, NOW), first: new Map([[added, new Date(NOW - 5000)]]) });
     await new StateCompactor(client.db(), 3000).compact(NOW);
-    const doc = (await state().findOne({ _id: bucket })) as StateDoc & { marker?: string };
+    const doc = (await bucketOf(bucket)) as StateDoc & { marker?: string };
     expect(doc.at!['mrg-old']!.getTime(), 'a newer last fetch stays').to.equal(NOW + 10_000);
     expect(decodeLatest(doc.latest!['mrg-old']![heat]!)?.seq, 'a newer latest reading stays').to.equal(9);
     expect(doc.first!['mrg-old']!.getTime(), 'an earlier first reading stays').to.equal(NOW - HOUR);
@@ -165,6 +170,33 @@ describe('flat state: writer and pruner (real FerretDB)', function () {
     expect(decodeLatest(doc.latest![added]![heat]!)?.seq).to.equal(1);
     expect(doc.first![added]!.getTime()).to.equal(NOW - 5000);
     expect(doc.marker, 'a field the compactor does not know stays').to.equal('a field of another release');
+    // Written back packed: the plain fields of the release before are in z now, not beside it.
+    const stored = (await state().findOne({ _id: bucket })) as StoredBucket & { marker?: string };
+    expect(stored.z).to.be.instanceOf(Binary);
+    expect([stored.at, stored.latest, stored.first]).to.deep.equal([undefined, undefined, undefined]);
+    expect(stored.marker).to.equal('a field of another release');
+  });
+
+  it('a bucket is stored packed (one deflated binary field), far smaller than its plain form, and a plain field added beside it still counts', async () => {
+    const writer = new StateWriter(client.db(), 3000);
+    const bucket = stateBucket('pk-0');
+    const flats = Array.from({ length: 20000 }, (_, i) => `pk-${i}`).filter((f) => stateBucket(f) === bucket).slice(0, 150);
+    await writeAndCompact(writer, {
+      fetches: new Map(flats.map((f) => [f, new Date(NOW)])),
+      latest: flats.flatMap((flatId) => ['heat', 'water'].map((deviceId) => ({ flatId, deviceId, value: { epoch: 0, seq: 9, takenAtMs: NOW - 1000, value: 3.25, quantity: 'energy', unit: 'kWh' } }))),
+    });
+    const stored = (await state().findOne({ _id: bucket }))!;
+    const plain = unpackBucket(stored);
+    for (const f of flats) expect(decodeLatest(plain.latest![f]![deviceKey('water')]!)?.seq).to.equal(9);
+    const packedBytes = BSON.calculateObjectSize(stored);
+    const plainBytes = BSON.calculateObjectSize(plain);
+    expect(packedBytes, `${packedBytes} bytes packed, ${plainBytes} plain`).to.be.below(plainBytes / 4);
+    // A compactor of the release before adds plain fields beside z ($max): readers merge both, the greater wins.
+    const later = encodeLatest({ epoch: 0, seq: 10, takenAtMs: NOW, value: 4, quantity: 'energy', unit: 'kWh' });
+    await state().updateOne({ _id: bucket }, { $max: { [`latest.${flats[0]}.${deviceKey('water')}`]: later, [`at.${flats[1]}`]: new Date(NOW - HOUR) } });
+    const merged = (await bucketOf(bucket))!;
+    expect(merged.latest![flats[0]!]![deviceKey('water')]).to.equal(later);
+    expect(merged.at![flats[1]!]!.getTime(), 'an older plain value loses to the packed one').to.equal(NOW);
   });
 
   it('the earliest reading goes through the log only where it lowers what the log has, and compaction keeps the lowest', async () => {
@@ -178,7 +210,7 @@ describe('flat state: writer and pruner (real FerretDB)', function () {
       .map((d) => new Map(logChanges(d)).get(stateBucket('fst-1'))?.first?.['fst-1']?.getTime());
     expect(firsts).to.deep.equal([NOW - 100, undefined, NOW - 200]);
     await new StateCompactor(client.db(), 3000).compact(NOW);
-    expect((await state().findOne({ _id: stateBucket('fst-1') }))?.first?.['fst-1']?.getTime()).to.equal(NOW - 200);
+    expect((await bucketOf(stateBucket('fst-1')))?.first?.['fst-1']?.getTime()).to.equal(NOW - 200);
   });
 
   it('one process at a time updates the buckets: a second compactor skips while the first holds the lock; a lock whose holder died is taken over after its lease', async () => {
@@ -244,7 +276,7 @@ describe('flat state: writer and pruner (real FerretDB)', function () {
       await writer.write(update(flat, 'new', 2, NOW));
       await Promise.all([new StatePruner(client.db(), { deviceTtlMs: 24 * HOUR, timeoutMs: 3000 }).prune(NOW), new StateCompactor(client.db(), 3000).compact(NOW)]);
       await new StateCompactor(client.db(), 3000).compact(NOW); // whatever the first one skipped
-      const doc = await state().findOne({ _id: stateBucket(flat) });
+      const doc = await bucketOf(stateBucket(flat));
       expect(Object.keys(doc?.latest?.[flat] ?? {}), `round ${r}`).to.deep.equal(['new']);
     }
   });
@@ -264,7 +296,7 @@ describe('flat state: writer and pruner (real FerretDB)', function () {
     await state().deleteOne({ _id: stateBucket(poisoned) });
     await new StateCompactor(client.db(), 3000).compact(NOW);
     expect(await log().countDocuments({ w: writer.writerId })).to.equal(0);
-    const doc = await state().findOne({ _id: stateBucket(poisoned) });
+    const doc = await bucketOf(stateBucket(poisoned));
     expect(decodeLatest(doc!.latest![poisoned]![deviceKey('heat')]!)?.seq).to.equal(1);
   });
 
@@ -326,13 +358,17 @@ describe('flat state: writer and pruner (real FerretDB)', function () {
     const writer = new StateWriter(client.db(), 3000);
     await writer.write(update('prune-1', 'old-meter', 7, NOW - 48 * HOUR));
     await writer.write(update('prune-1', 'new-meter', 1, NOW - HOUR));
+    await writer.write(update('prune-2', 'gone', 1, NOW - 48 * HOUR)); // its only device
     await writeAndCompact(writer, update('prune-1', 'heat.a', 3, NOW - 30 * HOUR));
     const pruner = new StatePruner(client.db(), { deviceTtlMs: 24 * HOUR, timeoutMs: 3000 });
     const outcome = await pruner.prune(NOW);
     expect(outcome.removed).to.be.at.least(2);
     expect(outcome.largestBytes).to.be.greaterThan(0);
-    const doc = await state().findOne({ _id: stateBucket('prune-1') });
+    const doc = await bucketOf(stateBucket('prune-1'));
     expect(Object.keys(doc!.latest!['prune-1']!)).to.deep.equal(['new-meter']);
+    const other = await bucketOf(stateBucket('prune-2'));
+    expect(other!.latest?.['prune-2'], 'a flat left with no device loses its entry').to.equal(undefined);
+    expect(other!.at!['prune-2'], 'but not its last fetch').to.be.instanceOf(Date);
     expect(doc!.at!['prune-1']).to.be.instanceOf(Date);
     // Nothing left to prune: a second pass removes nothing.
     expect((await pruner.prune(NOW)).removed).to.equal(0);
@@ -346,7 +382,7 @@ describe('flat state: writer and pruner (real FerretDB)', function () {
     await writeAndCompact(writer, update('race-1', 'meter', 2, NOW)); // the meter comes back after the read
     const outcome = await pruner.apply(plan);
     expect(outcome.raced).to.be.at.least(1);
-    const doc = await state().findOne({ _id: stateBucket('race-1') });
+    const doc = await bucketOf(stateBucket('race-1'));
     expect(decodeLatest(doc!.latest!['race-1']![deviceKey('meter')]!)?.seq).to.equal(2);
   });
 });
