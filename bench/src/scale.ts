@@ -297,11 +297,16 @@ async function drainAndCount(stack: LocalStack, plan: ScalePlan, say: (line: str
   say('device link cut (Toxiproxy ingestion-devices disabled): waiting for the outboxes to drain');
   const start = Date.now();
   let drainS: number | undefined;
+  let saidAt = start;
   while (Date.now() - start < plan.drainMs) {
     const held = await outboxes(stack);
     if (held.every((h) => h === 0)) {
       drainS = (Date.now() - start) / 1000;
       break;
+    }
+    if (Date.now() - saidAt >= 30_000) {
+      saidAt = Date.now();
+      say(`draining for ${Math.round((saidAt - start) / 1000)} s: outboxes ${held.map((h) => h ?? 'n/a').join(', ')}`);
     }
     await sleep(1000);
   }
