@@ -16,14 +16,16 @@ export async function startStorage(config: StorageConfig, logger: Logger): Promi
   const metrics = createMetrics('storage');
   const client = createMongoClient(config.mongoUri, config.dbTimeoutMs);
   const store = new ReadingStore(client.db(), config.dbTimeoutMs);
-  const pruning = startStatePruning(new StatePruner(client.db(), { deviceTtlMs: config.stateDeviceTtlMs, timeoutMs: config.dbTimeoutMs }), {
+  const prunerLog = logger.child({ component: 'state-pruner' });
+  const pruning = startStatePruning(new StatePruner(client.db(), { deviceTtlMs: config.stateDeviceTtlMs, timeoutMs: config.dbTimeoutMs, logger: prunerLog }), {
     everyMs: config.statePruneMs,
-    logger: logger.child({ component: 'state-pruner' }),
+    logger: prunerLog,
     registry: metrics.registry,
   });
-  const compaction = startStateCompaction(new StateCompactor(client.db(), config.dbTimeoutMs), {
+  const compactorLog = logger.child({ component: 'state-compactor' });
+  const compaction = startStateCompaction(new StateCompactor(client.db(), config.dbTimeoutMs, undefined, compactorLog), {
     everyMs: config.stateCompactMs,
-    logger: logger.child({ component: 'state-compactor' }),
+    logger: compactorLog,
     registry: metrics.registry,
   });
   const host = new GrpcHost({ logger, metrics, reflect: ['flatline.storage.v1.StorageService'] });

@@ -13,6 +13,7 @@ import { MongoServerError, type Db } from 'mongodb';
 import {
   deadline,
   guard,
+  silentLogger,
   COLLECTIONS,
   DUPLICATE_KEY,
   STATE_LOG_COLLECTIONS,
@@ -26,6 +27,7 @@ import {
   type StoredBucket,
   type StateLogDoc,
   type StateWriterDoc,
+  type Logger,
 } from '@flatline/platform';
 
 /**
@@ -93,6 +95,7 @@ export class StateCompactor {
     private readonly timeoutMs: number,
     /** Who holds the lock while this compactor runs (a process's id; each compactor of a test its own). */
     private readonly owner: string = randomBytes(6).toString('hex'),
+    private readonly logger: Logger = silentLogger(),
   ) {}
 
   /**
@@ -102,7 +105,7 @@ export class StateCompactor {
    * would never catch up), at most MAX_LOG_PER_PASS documents in all.
    */
   async compact(nowMs: number): Promise<CompactOutcome> {
-    const outcome = await withBucketLock(this.db, this.owner, this.timeoutMs, (lock) => this.pass(nowMs, lock));
+    const outcome = await withBucketLock(this.db, this.owner, this.timeoutMs, (lock) => this.pass(nowMs, lock), 0, this.logger);
     return outcome ?? { applied: 0, buckets: 0, failedBuckets: 0, forgotten: 0, skipped: true };
   }
 
@@ -202,7 +205,7 @@ export interface HeldLock {
  * updating after half of the lease (HeldLock.check), so that a takeover
  * never meets it still writing.
  */
-export async function withBucketLock<T>(db: Db, owner: string, timeoutMs: number, fn: (lock: HeldLock) => Promise<T>, waitMs = 0): Promise<T | undefined> {
+export async function withBucketLock<T>(db: Db, owner: string, timeoutMs: number, fn: (lock: HeldLock) => Promise<T>, waitMs = 0, logger: Logger = silentLogger()): Promise<T | undefined> {
   const locks = db.collection<LockDoc>(STATE_LOG_COLLECTIONS.locks);
   const giveUpAt = Date.now() + waitMs;
   let retries = 0;
@@ -233,7 +236,10 @@ export async function withBucketLock<T>(db: Db, owner: string, timeoutMs: number
           },
         });
       } finally {
-        await guard('let go of the flat-state lock', () => locks.deleteOne({ _id: LOCK_ID, owner }, deadline(timeoutMs))).catch(() => undefined);
+        // What fn did stands; the lock runs out at its lease, and until then no other replica compacts or prunes.
+        await guard('let go of the flat-state lock', () => locks.deleteOne({ _id: LOCK_ID, owner }, deadline(timeoutMs))).catch((err: unknown) =>
+          logger.warn({ err, leaseMs: LOCK_LEASE_MS }, 'could not let go of the flat-state lock: other replicas wait for its lease to run out'),
+        );
       }
     }
     if (Date.now() >= giveUpAt) return undefined;

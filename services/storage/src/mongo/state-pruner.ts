@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { BSON, type Db } from 'mongodb';
 import { withBucketLock } from './state-compactor.ts';
-import { deadline, guard, COLLECTIONS, decodeLatest, packBucket, unpackBucket, type StateDoc, type StoredBucket } from '@flatline/platform';
+import { deadline, guard, COLLECTIONS, decodeLatest, packBucket, unpackBucket, type Logger, type StateDoc, type StoredBucket } from '@flatline/platform';
 
 /** MongoDB's document limit. */
 export const MAX_DOCUMENT_BYTES = 16 * 1024 * 1024;
@@ -21,6 +21,8 @@ export interface PruneSettings {
   /** A device whose latest reading was taken longer ago than this loses its entry in the flat state. */
   readonly deviceTtlMs: number;
   readonly timeoutMs: number;
+  /** Where a lock that could not be let go is told (default: nowhere). */
+  readonly logger?: Logger;
 }
 
 /** What one prune found and did. */
@@ -61,7 +63,7 @@ export class StatePruner {
 
   /** One pass over every bucket, plan then apply, holding the lock of the bucket documents (waits up to 30 s for it; state-compactor.ts). */
   async prune(nowMs: number): Promise<PruneOutcome> {
-    const outcome = await withBucketLock(this.db, this.owner, this.settings.timeoutMs, async () => this.apply(await this.plan(nowMs)), 30_000);
+    const outcome = await withBucketLock(this.db, this.owner, this.settings.timeoutMs, async () => this.apply(await this.plan(nowMs)), 30_000, this.settings.logger);
     if (outcome === undefined) throw new Error('the flat-state lock stayed held by another replica for 30 s; pruning at the next pass');
     return outcome;
   }

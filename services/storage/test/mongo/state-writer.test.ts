@@ -5,8 +5,9 @@
  * leaves no hole, and the state stays bounded.
  */
 import { expect } from 'chai';
+import { existsSync, readFileSync } from 'node:fs';
 import { Binary, BSON, type MongoClient } from 'mongodb';
-import { createMongoClient, COLLECTIONS, decodeLatest, deviceKey, encodeBucketChange, encodeLatest, logChanges, stateBucket, unpackBucket, stateLogId, STATE_LOG_COLLECTIONS, type StateDoc, type StateLogDoc, type StoredBucket, type StateWriterDoc } from '@flatline/platform';
+import { createLogger, createMongoClient, COLLECTIONS, decodeLatest, deviceKey, encodeBucketChange, encodeLatest, logChanges, stateBucket, unpackBucket, stateLogId, STATE_LOG_COLLECTIONS, type StateDoc, type StateLogDoc, type StoredBucket, type StateWriterDoc } from '@flatline/platform';
 import { StateCompactor, withBucketLock } from '../../src/mongo/state-compactor.ts';
 import { StatePruner } from '../../src/mongo/state-pruner.ts';
 import { StateWriter, type StateUpdate } from '../../src/mongo/state-writer.ts';
@@ -241,6 +242,24 @@ describe('flat state: writer and pruner (real FerretDB)', function () {
     expect(after.skipped ?? false, 'taken over').to.equal(false);
     expect(after.applied).to.be.at.least(1);
     expect(await log().countDocuments({ w: writer.writerId })).to.equal(0);
+  });
+
+  it('says when it cannot let go of the lock (the next holder waits for its lease), and what it did stands', async () => {
+    const file = `${dir.path}/lock-release.log`;
+    const logger = createLogger('storage', 'warn', file);
+    let ran: string | undefined;
+    try {
+      // The database stops answering once the work is done, before the lock is let go.
+      ran = await withBucketLock(client.db(), 'stuck', 500, async () => {
+        await db.freeze(true);
+        return 'done';
+      }, 0, logger);
+    } finally {
+      await db.freeze(false);
+    }
+    expect(ran).to.equal('done');
+    expect(existsSync(file) ? readFileSync(file, 'utf8') : '', 'a warning names the lock').to.match(/could not let go of the flat-state lock/);
+    await client.db().collection(STATE_LOG_COLLECTIONS.locks).deleteMany({ owner: 'stuck' });
   });
 
   it('FerretDB v1 loses one of two updates of a document made at once (why only the lock holder updates the buckets)', async () => {
