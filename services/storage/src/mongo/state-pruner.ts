@@ -35,22 +35,30 @@ export interface PruneOutcome {
   readonly raced: number;
 }
 
-/** Fields of one bucket whose devices were not seen for the TTL, with the values read (the removal is conditional on them). */
-function staleFields(doc: StateDoc, oldestMs: number): Map<string, string> {
-  const stale = new Map<string, string>();
+/** A latest-reading entry of a device not seen for the TTL, with the value read (the removal is conditional on it). */
+interface StaleEntry {
+  readonly flatId: string;
+  /** The device's field name (deviceKey). */
+  readonly key: string;
+  readonly text: string;
+}
+
+/** The entries of one bucket whose devices were not seen for the TTL. */
+function staleEntries(doc: StateDoc, oldestMs: number): StaleEntry[] {
+  const stale: StaleEntry[] = [];
   for (const [flatId, devices] of Object.entries(doc.latest ?? {})) {
     for (const [key, text] of Object.entries(devices)) {
       const v = decodeLatest(text);
       // An entry that does not decode is no reading anyone can use: it goes too.
-      if (v === undefined || v.takenAtMs < oldestMs) stale.set(`latest.${flatId}.${key}`, text);
+      if (v === undefined || v.takenAtMs < oldestMs) stale.push({ flatId, key, text });
     }
   }
   return stale;
 }
 
-/** What a read of the flat state found: per bucket, its size and the stale fields with the values read. */
+/** What a read of the flat state found: per bucket, its size and the stale entries with the values read. */
 export interface PrunePlan {
-  readonly buckets: ReadonlyArray<{ readonly id: string; readonly bytes: number; readonly stale: ReadonlyMap<string, string> }>;
+  readonly buckets: ReadonlyArray<{ readonly id: string; readonly bytes: number; readonly stale: readonly StaleEntry[] }>;
 }
 
 /** Prunes the flat state. */
@@ -72,7 +80,7 @@ export class StatePruner {
   async plan(nowMs: number): Promise<PrunePlan> {
     const docs = await guard('read flat state', () => this.state().find({}, deadline(this.settings.timeoutMs)).toArray());
     const oldestMs = nowMs - this.settings.deviceTtlMs;
-    return { buckets: docs.map((doc) => ({ id: doc._id, bytes: BSON.calculateObjectSize(doc), stale: staleFields(unpackBucket(doc), oldestMs) })) };
+    return { buckets: docs.map((doc) => ({ id: doc._id, bytes: BSON.calculateObjectSize(doc), stale: staleEntries(unpackBucket(doc), oldestMs) })) };
   }
 
   /**
@@ -89,12 +97,11 @@ export class StatePruner {
     let largestBytes = 0;
     for (const bucket of plan.buckets) {
       let bytes = bucket.bytes;
-      if (bucket.stale.size > 0) {
+      if (bucket.stale.length > 0) {
         const stored = await guard('read flat state', () => this.state().findOne({ _id: bucket.id }, deadline(timeoutMS)));
         const doc = stored === null ? undefined : unpackBucket(stored);
         let gone = 0;
-        for (const [path, text] of bucket.stale) {
-          const [, flatId = '', key = ''] = path.split('.');
+        for (const { flatId, key, text } of bucket.stale) {
           const devices = doc?.latest?.[flatId];
           if (devices?.[key] !== text) {
             raced += 1;
