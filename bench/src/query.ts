@@ -274,7 +274,7 @@ export interface QueryRun {
   readonly summary: GhzSummary;
   /** CPU seconds of the server process (query service or floor) during the run. */
   readonly serverCpuSeconds: number;
-  /** CPU seconds FerretDB used during the run. */
+  /** CPU seconds the database (FerretDB and its PostgreSQL) used during the run. */
   readonly dbCpuSeconds: number;
 }
 
@@ -338,7 +338,7 @@ export function queryResult(runs: readonly QueryRun[], settings: QuerySettings):
     perRequest(r.dbCpuSeconds, r.summary.count),
   ]);
   const details: DetailTable[] = [
-    { title: 'query: every ghz run (in the order run)', head: ['target', 'load', 'repeat', 'requests', 'OK/s', 'p50', 'p99', 'mean', 'slowest', 'errors', 'server CPU/req', 'FerretDB CPU/req'], rows },
+    { title: 'query: every ghz run (in the order run)', head: ['target', 'load', 'repeat', 'requests', 'OK/s', 'p50', 'p99', 'mean', 'slowest', 'errors', 'server CPU/req', 'database CPU/req'], rows },
   ];
   if (repeats.length > 0) {
     details.push({
@@ -351,7 +351,7 @@ export function queryResult(runs: readonly QueryRun[], settings: QuerySettings):
   const notes = [
     `ghz one-caller runs (--rps 0 -c 1, ${settings.singleSeconds} s; unloaded latency, details only); ${settings.rps} rps runs: ${settings.fixedSeconds} s, -c ${settings.fixedConcurrency}, ${settings.connections} connections; max runs: --rps 0, -c ${settings.maxConcurrency}, ${settings.connections} connections, ${settings.maxSeconds} s; each target warmed up ${settings.warmupSeconds} s first (not reported). Latencies are ghz's, over OK answers, measured from when a request was sent (a rate ghz could not keep shows as fewer requests, not as latency).`,
     `Data: ${w.flats} flats × ${w.devicesPerFlat} devices × ${w.rounds} readings loaded through storage Append; GetLatest asks a random flat per request (${getLatestData(w.flats)}); GetFreshness asks ${GET_FRESHNESS_DATA} (every flat, as the chaos probes do: it reads every flat-state bucket).`,
-    'The floor is a grpc-js server in a process of its own serving GetLatest with a constant answer copied from a real one (same types, same generated codec, same bytes), no database; GetFreshness\'s latencies are shown next to that same floor. ghz, FerretDB and the servers share this machine\'s cores.',
+    'The floor is a grpc-js server in a process of its own serving GetLatest with a constant answer copied from a real one (same types, same generated codec, same bytes), no database; GetFreshness\'s latencies are shown next to that same floor. ghz, the database (FerretDB on PostgreSQL) and the servers share this machine\'s cores.',
   ];
   const failed = runs.filter((r) => r.summary.errors > 0);
   for (const r of failed) notes.push(`${r.label} (${r.mode}, repeat ${r.repeat}) had ${errorText(r.summary)}: ${Object.entries(r.summary.errorMessages).map(([m, n]) => `${n}× ${m}`).join('; ').slice(0, 300)}`);
@@ -361,7 +361,7 @@ export function queryResult(runs: readonly QueryRun[], settings: QuerySettings):
     const serverMs = (r.serverCpuSeconds * 1000) / r.summary.count;
     notes.push(
       `${r.label} at ${settings.rps} rps: the rate was not held (ghz got ${whole(r.summary.count / r.summary.seconds)} answers/s; a saturated server's latency is queueing). ` +
-        `Per request it took ${serverMs.toFixed(2)} ms CPU in the service and ${dbMs.toFixed(2)} ms in FerretDB: ${settings.rps} rps would need ${((settings.rps * (serverMs + dbMs)) / 1000).toFixed(1)} cores for those two alone (this machine has ${availableParallelism()}).`,
+        `Per request it took ${serverMs.toFixed(2)} ms CPU in the service and ${dbMs.toFixed(2)} ms in the database: ${settings.rps} rps would need ${((settings.rps * (serverMs + dbMs)) / 1000).toFixed(1)} cores for those two alone (this machine has ${availableParallelism()}).`,
     );
   }
   return { figures, details, notes, raw: { settings, runs } };
@@ -384,7 +384,7 @@ export const querySuite: BenchSuite = {
     const s = querySettings(ctx.quick);
     const w = s.workload;
     return [
-      `query: one FerretDB; storage loads ${whole(workloadReadings(w))} readings (${w.flats} flats × ${w.devicesPerFlat} devices × ${w.rounds}); one query service; a trivial grpc-js GetLatest (constant answer) in a child process as the floor;`,
+      `query: one FerretDB on PostgreSQL (as npm start runs it); storage loads ${whole(workloadReadings(w))} readings (${w.flats} flats × ${w.devicesPerFlat} devices × ${w.rounds}); one query service; a trivial grpc-js GetLatest (constant answer) in a child process as the floor;`,
       `  ghz (${relative(REPO_ROOT, GHZ)}; bash tools/install.sh ghz if missing; skipped if that fails) with --protoset ${relative(REPO_ROOT, PROTOSET)}:`,
       `  --rps 0 -c 1 -z ${s.singleSeconds}s (unloaded latency) and --rps ${s.rps} -z ${s.fixedSeconds}s -c ${s.fixedConcurrency} --connections ${s.connections}: GetLatest (query, floor), GetFreshness (query): p50/p99;`,
       `  --rps 0 -c ${s.maxConcurrency} --connections ${s.connections} -z ${s.maxSeconds}s: GetLatest query vs floor, ${s.repeats} pair(s), order alternating;`,
@@ -399,12 +399,13 @@ export const querySuite: BenchSuite = {
     try {
       bench = await BenchDatabase.start('query', ctx);
     } catch (err) {
-      return skipped(`cannot start FerretDB (run tools/install.sh ferretdb): ${(err as Error).message.split('\n')[0]}`);
+      return skipped(`cannot start FerretDB on PostgreSQL (run tools/install.sh ferretdb postgresql): ${(err as Error).message.split('\n')[0]}`);
     }
     const stops: Array<() => Promise<unknown>> = [];
     try {
       const w = settings.workload;
       ctx.say(`query: loading ${whole(workloadReadings(w))} readings of ${w.flats} flats through storage…`);
+      await bench.prepare('flatline');
       const storage = await bench.service('storage', 'flatline');
       try {
         await appendAll(storage.grpc, workloadBatches(w), 4);
@@ -431,7 +432,7 @@ export const querySuite: BenchSuite = {
       const measure = async (target: 'query' | 'floor', call: string, mode: QueryMode, repeat: number, seconds = mode === 'max' ? settings.maxSeconds : settings.fixedSeconds): Promise<QueryRun> => {
         const server = servers[target];
         const cpu0 = cpuOf(server.pid);
-        const db0 = cpuOf(bench.db.process.pid);
+        const db0 = bench.cpuSeconds();
         const summary = await runGhz({
           target: server.address,
           call,
@@ -443,7 +444,7 @@ export const querySuite: BenchSuite = {
           output: join(bench.dir, `ghz-${++n}.json`),
         });
         const label = `${target === 'query' ? 'query' : 'floor'} ${call.slice(call.lastIndexOf('/') + 1)}`;
-        return { label, target, call, mode, repeat, summary, serverCpuSeconds: cpuOf(server.pid) - cpu0, dbCpuSeconds: cpuOf(bench.db.process.pid) - db0 };
+        return { label, target, call, mode, repeat, summary, serverCpuSeconds: cpuOf(server.pid) - cpu0, dbCpuSeconds: bench.cpuSeconds() - db0 };
       };
 
       for (const target of ['query', 'floor'] as const) {

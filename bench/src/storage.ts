@@ -1,7 +1,8 @@
 /**
  * Benchmark suite "storage": Append throughput of the storage service next to
  * raw mongodb driver insertMany of the same documents, in the same batches,
- * into the same FerretDB (issue [E] item 2).
+ * into the same FerretDB (issue [E] item 2), on PostgreSQL with the indexes
+ * the stack makes there, as `npm start` runs it.
  *
  * Every run starts from an empty database of its own (one per run, same
  * FerretDB), so no run pays for the index pages another one grew, and the
@@ -9,7 +10,7 @@
  * indexes itself; the raw runs create the very same ones, readingIndexesFor({ ferretdb: true })
  * of the store schema, with the driver). The kinds of run alternate their order from
  * repeat to repeat so that a neighbour's burst of CPU or a warming SQLite
- * page cache does not always favour the same side.
+ * cache does not always favour the same side.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +19,7 @@ import { credentials } from '@grpc/grpc-js';
 import type { Db, MongoClient } from 'mongodb';
 import { StorageServiceClient, type FetchResult } from '@flatline/proto';
 import { checkHealth, deadline, unaryCall, createMongoClient, COLLECTIONS, deviceKey, encodeLatest, stateBucket, type ReadingDoc, type StateDoc, readingIndexesFor, DUPLICATE_KEY } from '@flatline/platform';
-import { REPO_ROOT, TOOLS_BIN, startDatabase, startService, type RunningDatabase, type RunningService, cpuSeconds } from '@flatline/stack';
+import { REPO_ROOT, TOOLS_BIN, ensureIdIndexes, ensureReadingsSlotIndex, startDatabase, startPostgres, startService, treeStatsOf, type RunningDatabase, type RunningPostgres, type RunningService, type StackDb, cpuSeconds } from '@flatline/stack';
 import { sleep, type BenchContext, type BenchSuite, type DetailTable, type Figure, type SuiteResult } from './suite.ts';
 
 /** The kinds of meter a flat has, as the device simulator names them (heat-1, power-1, water-1). */
@@ -175,24 +176,52 @@ export function ferretdbVersion(): string {
   }
 }
 
-/** A FerretDB in a temporary folder, removed by close() unless kept. */
+/**
+ * FerretDB in a temporary folder, removed by close() unless kept: on
+ * PostgreSQL, with the indexes the stack adds there, as `npm start` runs it
+ * (the default), or on SQLite.
+ */
 export class BenchDatabase {
   private constructor(
     readonly dir: string,
     readonly db: RunningDatabase,
+    readonly postgres: RunningPostgres | undefined,
     private readonly keep: boolean,
   ) {}
 
-  /** Starts FerretDB on a free port with its files under a new temporary folder. */
-  static async start(prefix: string, ctx: BenchContext): Promise<BenchDatabase> {
+  /** Starts FerretDB (and its PostgreSQL, unless on SQLite) on free ports with their files under a new temporary folder. */
+  static async start(prefix: string, ctx: BenchContext, backend: StackDb = 'postgresql'): Promise<BenchDatabase> {
     const dir = mkdtempSync(join(tmpdir(), `flatline-bench-${prefix}-`));
+    let postgres: RunningPostgres | undefined;
     try {
-      const db = await startDatabase({ listen: '127.0.0.1:0', stateDir: join(dir, 'ferretdb'), logFile: join(dir, 'logs', 'ferretdb.log') });
-      return new BenchDatabase(dir, db, ctx.keep);
+      if (backend === 'postgresql') postgres = await startPostgres({ dataDir: join(dir, 'postgresql'), logFile: join(dir, 'logs', 'postgres.log') });
+      const db = await startDatabase({ listen: '127.0.0.1:0', stateDir: join(dir, 'ferretdb'), postgresqlUrl: postgres?.url, logFile: join(dir, 'logs', 'ferretdb.log') });
+      return new BenchDatabase(dir, db, postgres, ctx.keep);
     } catch (err) {
+      await postgres?.stop();
       rmSync(dir, { recursive: true, force: true });
       throw err;
     }
+  }
+
+  /** Which backend FerretDB runs on. */
+  get backend(): StackDb {
+    return this.postgres === undefined ? 'sqlite' : 'postgresql';
+  }
+
+  /** Before anything writes to database: on PostgreSQL, the slot and _id indexes the stack makes (stack/src/postgres.ts). */
+  async prepare(database: string): Promise<void> {
+    if (this.postgres === undefined) return;
+    await ensureReadingsSlotIndex(this.uri(database), this.postgres.url);
+    await ensureIdIndexes(this.uri(database), this.postgres.url);
+  }
+
+  /** CPU seconds the database has used so far: FerretDB, and PostgreSQL's process tree (its backends, WAL writer, checkpointer). */
+  cpuSeconds(): number {
+    const pids = [this.db.process.pid, this.postgres?.process.pid].filter((p): p is number => p !== undefined);
+    if (pids.length === 0) return Number.NaN;
+    const stats = treeStatsOf(pids);
+    return pids.reduce((sum, pid) => sum + (stats.get(pid)?.cpuS ?? Number.NaN), 0);
   }
 
   /** Connection string of a database of this FerretDB. */
@@ -215,6 +244,8 @@ export class BenchDatabase {
         // is a rate, not a count of timeouts.
         FLATLINE_DB_TIMEOUT_MS: '30000',
         FLATLINE_LOG_LEVEL: 'info',
+        // As the stack runs query on PostgreSQL (stack.ts): ranges read slot by slot through the slot index.
+        ...(service === 'query' && this.postgres !== undefined ? { FLATLINE_QUERY_SLOT_READS: '1' } : {}),
       },
       logFile: join(this.dir, 'logs', `${name}.log`),
     });
@@ -228,9 +259,10 @@ export class BenchDatabase {
     }
   }
 
-  /** Stops FerretDB and removes the folder (unless kept: then says where it is). */
+  /** Stops FerretDB (and PostgreSQL) and removes the folder (unless kept: then says where it is). */
   async close(ctx: BenchContext): Promise<void> {
     await this.db.process.stop();
+    await this.postgres?.stop();
     if (this.keep) ctx.say(`kept ${this.dir}`);
     else rmSync(this.dir, { recursive: true, force: true });
   }
@@ -246,7 +278,7 @@ export interface StorageRun {
   readonly readings: number;
   readonly seconds: number;
   readonly readingsPerSecond: number;
-  /** CPU seconds FerretDB used during the run. */
+  /** CPU seconds the database (FerretDB and its PostgreSQL) used during the run. */
   readonly dbCpuSeconds: number;
   /** CPU seconds the storage service used during the run (storage runs only). */
   readonly serviceCpuSeconds?: number;
@@ -360,16 +392,16 @@ function prepare(settings: StorageSettings): Prepared {
 /** One timed run of one kind, each in a database of its own. */
 async function timedRun(kind: StorageRunKind, repeat: number, bench: BenchDatabase, client: MongoClient, p: Prepared, callers: number): Promise<StorageRun> {
   const database = `bench_${kind.replace('+', '_')}_${repeat}`;
-  const dbPid = bench.db.process.pid;
+  await bench.prepare(database);
   if (kind === 'storage') {
     const storage = await bench.service('storage', database, `storage-${repeat}`);
     try {
       await appendAll(storage.grpc, p.warmup, callers);
-      const cpu0 = [cpuOf(dbPid), cpuOf(storage.process.pid)];
+      const cpu0 = [bench.cpuSeconds(), cpuOf(storage.process.pid)];
       const t0 = performance.now();
       const inserted = await appendAll(storage.grpc, p.batches, callers);
       const seconds = (performance.now() - t0) / 1000;
-      const cpu1 = [cpuOf(dbPid), cpuOf(storage.process.pid)];
+      const cpu1 = [bench.cpuSeconds(), cpuOf(storage.process.pid)];
       if (inserted !== p.readings) throw new Error(`storage inserted ${inserted} readings, expected ${p.readings}`);
       return { kind, repeat, readings: inserted, seconds, readingsPerSecond: inserted / seconds, dbCpuSeconds: cpu1[0]! - cpu0[0]!, serviceCpuSeconds: cpu1[1]! - cpu0[1]! };
     } finally {
@@ -380,11 +412,11 @@ async function timedRun(kind: StorageRunKind, repeat: number, bench: BenchDataba
   for (const { key, ...options } of readingIndexesFor({ ferretdb: true })) await db.collection(COLLECTIONS.readings).createIndex(key, deadline(30000, options));
   const withState = kind === 'raw+state';
   await rawAll(db, p.warmupDocs, withState ? p.warmupState : undefined, callers);
-  const cpu0 = cpuOf(dbPid);
+  const cpu0 = bench.cpuSeconds();
   const t0 = performance.now();
   const inserted = await rawAll(db, p.docs, withState ? p.state : undefined, callers);
   const seconds = (performance.now() - t0) / 1000;
-  const cpu1 = cpuOf(dbPid);
+  const cpu1 = bench.cpuSeconds();
   if (inserted !== p.readings) throw new Error(`${kind} inserted ${inserted} readings, expected ${p.readings}`);
   return { kind, repeat, readings: inserted, seconds, readingsPerSecond: inserted / seconds, dbCpuSeconds: cpu1 - cpu0 };
 }
@@ -437,7 +469,7 @@ export function storageResult(runs: readonly StorageRun[], settings: StorageSett
     r.serviceCpuSeconds === undefined ? '' : r.serviceCpuSeconds.toFixed(2),
   ]);
   const details: DetailTable[] = [
-    { title: 'storage: every run (in the order run)', head: ['repeat', 'kind', 'readings', 'seconds', 'readings/s', 'FerretDB CPU s', 'storage CPU s'], rows },
+    { title: 'storage: every run (in the order run)', head: ['repeat', 'kind', 'readings', 'seconds', 'readings/s', 'database CPU s (FerretDB + PostgreSQL)', 'storage CPU s'], rows },
     {
       title: 'storage: ratios per repeat',
       head: ['repeat', 'storage / raw', 'storage / raw+state'],
@@ -461,7 +493,7 @@ export const storageSuite: BenchSuite = {
     const s = storageSettings(ctx.quick);
     const w = s.workload;
     return [
-      `storage: one FerretDB (${relative(REPO_ROOT, join(TOOLS_BIN, 'ferretdb'))}); ${whole(workloadReadings(w))} readings (${w.flats} flats × ${w.devicesPerFlat} devices × ${w.rounds} seqs) in Appends of ${w.fetchesPerAppend} fetch results, ${s.callers} concurrent callers;`,
+      `storage: one FerretDB (${relative(REPO_ROOT, join(TOOLS_BIN, 'ferretdb'))}) on PostgreSQL, with the stack's indexes, as npm start runs it; ${whole(workloadReadings(w))} readings (${w.flats} flats × ${w.devicesPerFlat} devices × ${w.rounds} seqs) in Appends of ${w.fetchesPerAppend} fetch results, ${s.callers} concurrent callers;`,
       `  ${s.repeats} repeat(s), order alternating, each into a fresh database: storage service Append (gRPC) | raw insertMany (ordered:false) | raw insertMany + the same flat-state $max upserts;`,
       '  figures: storage readings/s ÷ raw readings/s (goal ≥ 0.8×), storage ÷ raw+state.',
     ].join('\n');
@@ -472,7 +504,7 @@ export const storageSuite: BenchSuite = {
     try {
       bench = await BenchDatabase.start('storage', ctx);
     } catch (err) {
-      return skipped(`cannot start FerretDB (run tools/install.sh ferretdb): ${(err as Error).message.split('\n')[0]}`);
+      return skipped(`cannot start FerretDB on PostgreSQL (run tools/install.sh ferretdb postgresql): ${(err as Error).message.split('\n')[0]}`);
     }
     const client = createMongoClient(bench.uri('bench'), 30000);
     try {
