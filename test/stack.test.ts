@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { credentials } from '@grpc/grpc-js';
 import { QueryServiceClient } from '@flatline/proto';
-import { REPO_ROOT, TOOLS_BIN, MIN_OLD_SPACE_MB, nodeHeapArgs, type LocalStack, databaseWatchLines, freshness, holdFor, metric, queryFaultInterceptor, eventually, type GapReport, startTestStack, tempDir } from '@flatline/stack';
+import { REPO_ROOT, TOOLS_BIN, type LocalStack, databaseWatchLines, freshness, holdFor, metric, queryFaultInterceptor, eventually, type GapReport, startTestStack, tempDir } from '@flatline/stack';
 import { flatIds, loadCredentials, unaryCall } from '@flatline/platform';
 
 const run = promisify(execFile);
@@ -84,16 +84,6 @@ describe('eventually (the test harness): a wait that times out says why', () => 
   });
 });
 
-describe('nodeHeapArgs: the heap limit the stack gives a service', () => {
-  it('bounds ingestion\'s old space by the flat count (48 MB per 1,000 flats, at least 256 MB), and leaves the other services alone', () => {
-    expect(nodeHeapArgs('ingestion', 10000)).to.deep.equal(['--max-old-space-size=480']);
-    expect(nodeHeapArgs('ingestion', 20000)).to.deep.equal(['--max-old-space-size=960']);
-    expect(nodeHeapArgs('ingestion', 1000)).to.deep.equal([`--max-old-space-size=${MIN_OLD_SPACE_MB}`]);
-    expect(nodeHeapArgs('ingestion', 0)).to.deep.equal([`--max-old-space-size=${MIN_OLD_SPACE_MB}`]);
-    for (const service of ['storage', 'query', 'devices']) expect(nodeHeapArgs(service, 10000), service).to.deep.equal([]);
-  });
-});
-
 describe('the whole stack (FerretDB, simulator, storage, query, two ingestion replicas)', function () {
   this.timeout(180000);
   const dir = tempDir('stack');
@@ -140,13 +130,6 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
       if (!(h.reduce((a, b) => a + b, 0) === FLATS && Math.min(...h) > 0)) throw new Error(`flats held: ${h.join(', ')}`);
       return true;
     }, 30000, 250);
-  });
-
-  it('runs each ingestion replica with the heap limit sized from the flat count', () => {
-    for (const r of stack.ingestion) {
-      const args = readFileSync(`/proc/${r!.process.pid}/cmdline`, 'utf8').split('\0');
-      expect(args, `${r!.process.name}'s command line`).to.include(nodeHeapArgs('ingestion', FLATS)[0]);
-    }
   });
 
   it('stores every device reading with no gap in any sequence', async () => {

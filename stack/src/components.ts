@@ -43,34 +43,6 @@ export interface RunningService {
   readonly addresses: Readonly<Record<string, string>>;
 }
 
-/** Smallest old-space limit nodeHeapArgs gives, in MB. */
-export const MIN_OLD_SPACE_MB = 256;
-/** Old-space limit per 1,000 flats of the stack, in MB (nodeHeapArgs). */
-export const OLD_SPACE_MB_PER_1000_FLATS = 48;
-
-/**
- * Node options that bound ingestion's heap for a stack of `flats` flats.
- * Without a limit V8 sizes the heap from the machine's memory (a 4 GB old
- * space here) and lets the old space grow up to about 4x what is live
- * between collections: at 10,000 flats each replica held ~400 MB resident
- * for ~70 MB live. A limit makes V8 grow it by less (its growing factor
- * shrinks with the limit), at about the same CPU per poll; measured on this
- * machine with `flatline up --flats 10000` (two replicas, 3 minutes each):
- * no limit 401 / 419 MB, 0.381 / 0.390 ms of CPU per poll; 512 MB 233 / 234
- * MB, 0.345 / 0.400 ms; 256 MB 223 / 228 MB, 0.426 / 0.440 ms. (A smaller
- * young generation, --max-semi-space-size=4, saved 15 MB more and cost
- * 0.57 ms per poll: polling fell behind.) The limit is sized so that one
- * replica can hold every flat (the others down) with room to spare: the live
- * heap measured ~15 KB per flat held, so 48 MB per 1,000 flats is about 3x
- * that, and never less than MIN_OLD_SPACE_MB. On Kubernetes Node sizes the
- * heap from the container's memory limit instead.
- */
-export function nodeHeapArgs(service: string, flats: number): string[] {
-  if (service !== 'ingestion') return [];
-  const mb = Math.max(MIN_OLD_SPACE_MB, Math.ceil((flats / 1000) * OLD_SPACE_MB_PER_1000_FLATS));
-  return [`--max-old-space-size=${mb}`];
-}
-
 /**
  * Starts a service's main (services/<name>/src/main.ts), compiled
  * (service-build.ts: the sources as they are now), and waits for its
@@ -85,15 +57,13 @@ export async function startService(options: {
   detached?: boolean;
   /** Folder for a V8 CPU profile written when the process exits (node --cpu-prof); undefined: none. */
   cpuProfileDir?: string | undefined;
-  /** Node options before the script (heap limits: nodeHeapArgs). */
-  nodeArgs?: readonly string[];
 }): Promise<RunningService> {
   let addresses: Record<string, string> = {};
   const { process } = await spawnReady({
     detached: options.detached ?? false,
     name: options.name ?? options.service,
     command: globalThis.process.execPath,
-    args: [...(options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`]), ...(options.nodeArgs ?? []), await buildService(options.service)],
+    args: [...(options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`]), await buildService(options.service)],
     env: options.env,
     logFile: options.logFile,
     ready: (line) => {

@@ -20,7 +20,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'n
 import { DB_LINKS, DEFAULT_MESH, writeDeviceLinks, writeFaultFile, type Link } from '@flatline/mesh';
 import { join } from 'node:path';
 import { checkHealth, flatIds, loadCredentials, writeCredentials } from '@flatline/platform';
-import { nodeHeapArgs, startDatabase, startService, type RunningDatabase, type RunningService } from './components.ts';
+import { startDatabase, startService, type RunningDatabase, type RunningService } from './components.ts';
 import { ensureIdIndexes, ensureReadingsSlotIndex, readingGapsPostgres, startPostgres, type RunningPostgres } from './postgres.ts';
 import type { Server } from 'node:http';
 import { serveControl } from './control.ts';
@@ -1000,15 +1000,7 @@ export class LocalStack {
   private async startReplica(r: Replica, env: Record<string, string> = {}): Promise<RunningService> {
     this.cancelRestart(r.name);
     const running = await this.track(r.name, () =>
-      startService({
-        service: r.service,
-        name: r.name,
-        env: { ...this.envOf(r), ...env },
-        logFile: join(this.logs, `${r.name}.log`),
-        detached: this.options.detached ?? false,
-        cpuProfileDir: this.options.cpuProfileDir,
-        nodeArgs: nodeHeapArgs(r.service, this.options.flats),
-      }),
+      startService({ service: r.service, name: r.name, env: { ...this.envOf(r), ...env }, logFile: join(this.logs, `${r.name}.log`), detached: this.options.detached ?? false, cpuProfileDir: this.options.cpuProfileDir }),
     );
     r.running = running;
     // A new process is ready when it says so (startService waited for it); its checks count from there.
