@@ -24,6 +24,27 @@ function tailOf(path: string, maxLines = 20, maxBytes = 8192): string {
   }
 }
 
+/** Every ManagedProcess that has not exited yet, in the order started (stopEveryChild). */
+const living = new Set<ManagedProcess>();
+
+/**
+ * Stops every child that this process started with spawnReady and that still
+ * runs, the newest first (services before their database, FerretDB before
+ * its PostgreSQL), each with stop(graceMs); resolves with their names. A
+ * command interrupted by a signal calls it so that nothing it started
+ * outlives it: its own cleanup (finally blocks) never runs when it exits on
+ * the signal.
+ */
+export async function stopEveryChild(graceMs = 10000): Promise<string[]> {
+  const stopped: string[] = [];
+  for (const p of [...living].reverse()) {
+    if (!p.running) continue;
+    await p.stop(graceMs);
+    stopped.push(p.name);
+  }
+  return stopped;
+}
+
 /** A child process of the stack. */
 export class ManagedProcess {
   /** Resolves with the exit code (or signal name) when the child ends. */
@@ -37,6 +58,8 @@ export class ManagedProcess {
     readonly logFile: string,
   ) {
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+    living.add(this);
+    void this.exited.then(() => living.delete(this));
   }
 
   /** The last lines of the child's log, for error messages. */

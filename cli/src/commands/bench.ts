@@ -11,7 +11,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { REPO_ROOT, TOOLS_BIN } from '@flatline/stack';
+import { REPO_ROOT, TOOLS_BIN, stopEveryChild } from '@flatline/stack';
 import { SUITES, markdownTable, type BenchContext, type Figure, type SuiteResult } from '@flatline/bench';
 
 interface BenchOptions {
@@ -92,6 +92,26 @@ export function benchCommand(): Command {
         for (const s of suites) process.stdout.write(`bench plan: ${s.name}: ${s.plan(ctx)}\n`);
         return;
       }
+      // Interrupted (Ctrl-C, SIGTERM from a runner's timeout): the suites' own cleanup would not run, and their
+      // stacks (PostgreSQL, FerretDB, the services, Prometheus) would keep running and holding ports and cores.
+      let interrupted = false;
+      const onSignal = (signal: NodeJS.Signals): void => {
+        if (interrupted) return;
+        interrupted = true;
+        say(`${signal}: stopping every process the bench started…`);
+        void stopEveryChild(5000).then(
+          (names) => {
+            say(`stopped ${names.length === 0 ? 'nothing (none was running)' : names.join(', ')}; no figures written`);
+            process.exit(signal === 'SIGINT' ? 130 : 143);
+          },
+          (err: unknown) => {
+            say(`could not stop everything: ${(err as Error).message}`);
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       const results: Array<{ suite: string; result?: SuiteResult; error?: string; seconds: number }> = [];
       for (const s of suites) {
         say(`${s.name}: ${s.plan(ctx)}`);
