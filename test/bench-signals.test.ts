@@ -7,34 +7,9 @@
  */
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
-import { REPO_ROOT, eventually } from '@flatline/stack';
+import { readFileSync } from 'node:fs';
+import { REPO_ROOT, descendantsOf, eventually } from '@flatline/stack';
 import { CLI } from './support/chaos-run.ts';
-
-/** Every process below pid now (children, their children, …), from /proc. */
-function descendants(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // The command name (in parentheses) may hold spaces: the fields after it are what counts.
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  const out: number[] = [];
-  const walk = (p: number): void => {
-    for (const c of children.get(p) ?? []) {
-      out.push(c);
-      walk(c);
-    }
-  };
-  walk(pid);
-  return out;
-}
 
 /** Whether pid runs (a zombie waiting for a reaper counts as ended), with its command line. */
 function alive(pid: number): string | undefined {
@@ -71,7 +46,7 @@ describe('flatline bench stopped from outside', function () {
     try {
       // The database is up once the first timed run begins.
       await eventually('the storage suite to begin its first run', async () => /storage: repeat 1\/1/.test(out), 120000, 100);
-      started = descendants(child.pid!);
+      started = descendantsOf(child.pid!);
       leftovers.push(...started);
       const names = started.map(alive).filter((c): c is string => c !== undefined);
       expect(names.some((c) => c.includes('postgres')), `PostgreSQL among ${names.join(' | ')}`).to.equal(true);

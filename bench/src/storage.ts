@@ -19,7 +19,7 @@ import { credentials } from '@grpc/grpc-js';
 import type { Db, MongoClient } from 'mongodb';
 import { StorageServiceClient, type FetchResult } from '@flatline/proto';
 import { checkHealth, deadline, unaryCall, createMongoClient, COLLECTIONS, deviceKey, encodeLatest, stateBucket, type ReadingDoc, type StateDoc, readingIndexesFor, DUPLICATE_KEY } from '@flatline/platform';
-import { REPO_ROOT, TOOLS_BIN, ensureIdIndexes, ensureReadingsSlotIndex, startDatabase, startPostgres, startService, treeStatsOf, type RunningDatabase, type RunningPostgres, type RunningService, type StackDb, cpuSeconds } from '@flatline/stack';
+import { REPO_ROOT, TOOLS_BIN, ensureIdIndexes, ensureReadingsSlotIndex, startDatabase, startPostgres, startService, treeStatsOf, type RunningDatabase, type RunningPostgres, type RunningService, cpuSeconds } from '@flatline/stack';
 import { sleep, type BenchContext, type BenchSuite, type DetailTable, type Figure, type SuiteResult } from './suite.ts';
 
 /** The kinds of meter a flat has, as the device simulator names them (heat-1, power-1, water-1). */
@@ -177,25 +177,24 @@ export function ferretdbVersion(): string {
 }
 
 /**
- * FerretDB in a temporary folder, removed by close() unless kept: on
- * PostgreSQL, with the indexes the stack adds there, as `npm start` runs it
- * (the default), or on SQLite.
+ * FerretDB on PostgreSQL in a temporary folder, removed by close() unless
+ * kept, with the indexes the stack adds there: as `npm start` runs it.
  */
 export class BenchDatabase {
   private constructor(
     readonly dir: string,
     readonly db: RunningDatabase,
-    readonly postgres: RunningPostgres | undefined,
+    readonly postgres: RunningPostgres,
     private readonly keep: boolean,
   ) {}
 
-  /** Starts FerretDB (and its PostgreSQL, unless on SQLite) on free ports with their files under a new temporary folder. */
-  static async start(prefix: string, ctx: BenchContext, backend: StackDb = 'postgresql'): Promise<BenchDatabase> {
+  /** Starts PostgreSQL and FerretDB on it, on free ports, with their files under a new temporary folder. */
+  static async start(prefix: string, ctx: BenchContext): Promise<BenchDatabase> {
     const dir = mkdtempSync(join(tmpdir(), `flatline-bench-${prefix}-`));
     let postgres: RunningPostgres | undefined;
     try {
-      if (backend === 'postgresql') postgres = await startPostgres({ dataDir: join(dir, 'postgresql'), logFile: join(dir, 'logs', 'postgres.log') });
-      const db = await startDatabase({ listen: '127.0.0.1:0', stateDir: join(dir, 'ferretdb'), postgresqlUrl: postgres?.url, logFile: join(dir, 'logs', 'ferretdb.log') });
+      postgres = await startPostgres({ dataDir: join(dir, 'postgresql'), logFile: join(dir, 'logs', 'postgres.log') });
+      const db = await startDatabase({ listen: '127.0.0.1:0', stateDir: join(dir, 'ferretdb'), postgresqlUrl: postgres.url, logFile: join(dir, 'logs', 'ferretdb.log') });
       return new BenchDatabase(dir, db, postgres, ctx.keep);
     } catch (err) {
       await postgres?.stop();
@@ -204,24 +203,19 @@ export class BenchDatabase {
     }
   }
 
-  /** Which backend FerretDB runs on. */
-  get backend(): StackDb {
-    return this.postgres === undefined ? 'sqlite' : 'postgresql';
-  }
-
-  /** Before anything writes to database: on PostgreSQL, the slot and _id indexes the stack makes (stack/src/postgres.ts). */
+  /** Before anything writes to database: the slot and _id indexes the stack makes (stack/src/postgres.ts). */
   async prepare(database: string): Promise<void> {
-    if (this.postgres === undefined) return;
     await ensureReadingsSlotIndex(this.uri(database), this.postgres.url);
     await ensureIdIndexes(this.uri(database), this.postgres.url);
   }
 
   /** CPU seconds the database has used so far: FerretDB, and PostgreSQL's process tree (its backends, WAL writer, checkpointer). */
   cpuSeconds(): number {
-    const pids = [this.db.process.pid, this.postgres?.process.pid].filter((p): p is number => p !== undefined);
-    if (pids.length === 0) return Number.NaN;
-    const stats = treeStatsOf(pids);
-    return pids.reduce((sum, pid) => sum + (stats.get(pid)?.cpuS ?? Number.NaN), 0);
+    const ferretdb = this.db.process.pid;
+    const postgres = this.postgres.process.pid;
+    if (ferretdb === undefined || postgres === undefined) return Number.NaN;
+    const stats = treeStatsOf([ferretdb, postgres]);
+    return (stats.get(ferretdb)?.cpuS ?? Number.NaN) + (stats.get(postgres)?.cpuS ?? Number.NaN);
   }
 
   /** Connection string of a database of this FerretDB. */
@@ -245,7 +239,7 @@ export class BenchDatabase {
         FLATLINE_DB_TIMEOUT_MS: '30000',
         FLATLINE_LOG_LEVEL: 'info',
         // As the stack runs query on PostgreSQL (stack.ts): ranges read slot by slot through the slot index.
-        ...(service === 'query' && this.postgres !== undefined ? { FLATLINE_QUERY_SLOT_READS: '1' } : {}),
+        ...(service === 'query' ? { FLATLINE_QUERY_SLOT_READS: '1' } : {}),
       },
       logFile: join(this.dir, 'logs', `${name}.log`),
     });
@@ -262,7 +256,7 @@ export class BenchDatabase {
   /** Stops FerretDB (and PostgreSQL) and removes the folder (unless kept: then says where it is). */
   async close(ctx: BenchContext): Promise<void> {
     await this.db.process.stop();
-    await this.postgres?.stop();
+    await this.postgres.stop();
     if (this.keep) ctx.say(`kept ${this.dir}`);
     else rmSync(this.dir, { recursive: true, force: true });
   }

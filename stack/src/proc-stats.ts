@@ -45,6 +45,11 @@ function processTree(pid: number, children: Map<number, number[]>): number[] {
   return tree;
 }
 
+/** Every process below pid now running (its children, their children, …), from one pass over /proc; not pid itself. */
+export function descendantsOf(pid: number): number[] {
+  return processTree(pid, childrenByParent()).slice(1);
+}
+
 /** CPU seconds and resident bytes of a process tree. */
 export interface TreeStats {
   readonly cpuS: number;
