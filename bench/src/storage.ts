@@ -238,8 +238,8 @@ export class BenchDatabase {
         // is a rate, not a count of timeouts.
         FLATLINE_DB_TIMEOUT_MS: '30000',
         FLATLINE_LOG_LEVEL: 'info',
-        // As the stack runs query on PostgreSQL (stack.ts): ranges read slot by slot through the slot index.
-        ...(service === 'query' ? { FLATLINE_QUERY_SLOT_READS: '1' } : {}),
+        // As the stack runs them on PostgreSQL (stack.ts): ranges read slot by slot through the slot index, readings kept per fetch.
+        ...(service === 'query' ? { FLATLINE_QUERY_SLOT_READS: '1' } : { FLATLINE_STORAGE_FETCH_DOCUMENTS: '1' }),
       },
       logFile: join(this.dir, 'logs', `${name}.log`),
     });

@@ -244,6 +244,29 @@ export async function collectionTable(psqlUrl: string, database: string, collect
   return table;
 }
 
+/**
+ * SQL of every stored reading (flat f, device d, epoch e, seq s) of FerretDB's
+ * table of the readings, each once, those taken at or after since only when
+ * given: a document of one reading gives its fields; a fetch document
+ * (FetchDoc) gives the rows of its readings_json, its flat from its slot
+ * ("<flat>/<minute>"). Once each: two fetch results may carry the same
+ * reading (a replica that took a flat over fetches the devices' whole window
+ * again), and before fetch documents the unique index ruled that out.
+ */
+export function storedReadingsSql(database: string, table: string, since?: Date): string {
+  if (since !== undefined && !Number.isFinite(since.getTime())) throw new PostgresError(`storedReadingsSql: since is not a time (${String(since)})`);
+  const from = `${ident(database)}.${ident(table)}`;
+  const when = since === undefined ? '' : ` WHERE t >= ${since.getTime()}`;
+  return (
+    `SELECT DISTINCT f, d, e, s FROM (` +
+    `SELECT _jsonb->>'flat_id' AS f, _jsonb->>'device_id' AS d, coalesce((_jsonb->>'epoch')::bigint, 0) AS e, (_jsonb->>'seq')::bigint AS s, (_jsonb->>'taken_at')::bigint AS t ` +
+    `FROM ${from} WHERE NOT _jsonb ? 'readings_json' ` +
+    `UNION ALL SELECT regexp_replace(_jsonb->>'slot', '/[^/]*$', ''), x->>0, (x->>1)::bigint, (x->>2)::bigint, (x->>3)::bigint ` +
+    `FROM ${from} CROSS JOIN LATERAL jsonb_array_elements((_jsonb->>'readings_json')::jsonb) AS x WHERE _jsonb ? 'readings_json'` +
+    `) AS a${when}`
+  );
+}
+
 /** What readingGapsSql found. */
 export interface SqlGapReport {
   /** (flat, device, epoch) runs with readings. */
@@ -258,7 +281,7 @@ export interface SqlGapReport {
 /**
  * The gap count of probes.ts's seqGaps, computed by PostgreSQL itself over
  * FerretDB's table of the readings: per (flat, device, epoch), highest seq −
- * lowest seq + 1 − readings (the unique index rules out duplicates). At a
+ * lowest seq + 1 − readings (each counted once: storedReadingsSql). At a
  * scale run's millions of readings FerretDB v1 would sort them all in its own
  * memory (it pushes no sort down); this is one aggregate in the database.
  */
@@ -267,8 +290,7 @@ export async function readingGapsSql(psqlUrl: string, database: string, timeoutM
   const out = await psql(
     psqlUrl,
     `SELECT count(*), coalesce(sum(n), 0), coalesce(sum(hi - lo + 1 - n), 0), count(*) FILTER (WHERE hi - lo + 1 > n) FROM (` +
-      `SELECT count(*) AS n, min((_jsonb->>'seq')::bigint) AS lo, max((_jsonb->>'seq')::bigint) AS hi FROM ${ident(database)}.${ident(table)} ` +
-      `GROUP BY _jsonb->>'flat_id', _jsonb->>'device_id', coalesce((_jsonb->>'epoch')::bigint, 0)) AS runs`,
+      `SELECT count(*) AS n, min(s) AS lo, max(s) AS hi FROM (${storedReadingsSql(database, table)}) AS r GROUP BY f, d, e) AS runs`,
     timeoutMs,
   );
   const [runs, readings, missing, runsWithGaps] = out.split('|').map(Number);
@@ -289,11 +311,9 @@ export async function readingGapsSql(psqlUrl: string, database: string, timeoutM
 export async function readingGapsPostgres(psqlUrl: string, database: string, since?: Date, held?: Held, timeoutMs = 60_000): Promise<GapReport> {
   const table = await collectionTable(psqlUrl, database, COLLECTIONS.readings);
   if (since !== undefined && !Number.isFinite(since.getTime())) throw new PostgresError(`readingGapsPostgres: since is not a time (${String(since)})`);
-  const where = since === undefined ? '' : ` WHERE (_jsonb->>'taken_at')::bigint >= ${since.getTime()}`;
   const out = await psql(
     psqlUrl,
-    `WITH r AS (SELECT _jsonb->>'flat_id' AS f, _jsonb->>'device_id' AS d, coalesce((_jsonb->>'epoch')::bigint, 0) AS e, (_jsonb->>'seq')::bigint AS s ` +
-      `FROM ${ident(database)}.${ident(table)}${where}), ` +
+    `WITH r AS (${storedReadingsSql(database, table, since)}), ` +
       `w AS (SELECT f, d, e, s, lag(s) OVER (PARTITION BY f, d, e ORDER BY s) AS p FROM r) ` +
       `SELECT json_build_object('readings', (SELECT count(*) FROM r), 'devices', (SELECT count(*) FROM (SELECT DISTINCT f, d FROM r) AS x), ` +
       `'holes', (SELECT coalesce(json_agg(json_build_array(f, d, e, p, s) ORDER BY f, d, e, s), '[]'::json) FROM w WHERE s - p > 1))`,

@@ -2,7 +2,7 @@
 import { credentials } from '@grpc/grpc-js';
 import { MongoClient } from 'mongodb';
 import { QueryServiceClient, type FreshnessReport } from '@flatline/proto';
-import { unaryCall } from '@flatline/platform';
+import { unaryCall, COLLECTIONS, FETCH_DOCUMENTS } from '@flatline/platform';
 
 /** The Prometheus text of a /metrics address. */
 export async function scrapeText(address: string): Promise<string> {
@@ -109,6 +109,10 @@ export function gapsOfHoles(holes: Iterable<SeqHole>, devices: number, readings:
 export async function seqGaps(uri: string, since?: Date, held?: Held): Promise<GapReport> {
   const client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
   try {
+    // A fetch document (FetchDoc) holds many readings in one string field this walk cannot see into: it would count them as none.
+    if ((await client.db().collection<{ _id: string }>(COLLECTIONS.migrations).findOne({ _id: FETCH_DOCUMENTS })) !== null) {
+      throw new Error('storage keeps fetch documents in this database (FLATLINE_STORAGE_FETCH_DOCUMENTS=1), which this gap count cannot look into: count them in PostgreSQL (the local stack\'s supervisor does: flatline gaps without --mongodb-uri)');
+    }
     const filter = since === undefined ? {} : { taken_at: { $gte: since } };
     // Streamed in the order of the unique index, so one device and epoch at a
     // time: memory stays that of one cursor batch however long the history

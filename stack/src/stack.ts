@@ -122,7 +122,9 @@ export interface StackOptions {
    * FerretDB's backend (default DEFAULT_STACK_DB): 'postgresql', a
    * PostgreSQL 15 cluster in <state>/postgresql that the stack starts and
    * supervises (stack/src/postgres.ts), where query reads ListMeasurements
-   * slot by slot from a GIN index (FLATLINE_QUERY_SLOT_READS=1); or
+   * slot by slot from a GIN index (FLATLINE_QUERY_SLOT_READS=1) and storage
+   * keeps readings one document per fetch result and minute
+   * (FLATLINE_STORAGE_FETCH_DOCUMENTS=1); or
    * 'sqlite', files in <state>/ferretdb, where a range is a scan.
    */
   readonly db?: StackDb;
@@ -952,7 +954,9 @@ export class LocalStack {
       [`FLATLINE_${upper}_METRICS_LISTEN`]: at(host, r.metricsPort),
     };
     // On PostgreSQL a slot is one index lookup (ensureReadingsSlotIndex); on SQLite a scan, slower than the range read.
-    const slots: Record<string, string> = r.service === 'query' && this.dbBackend === 'postgresql' ? { FLATLINE_QUERY_SLOT_READS: '1' } : {};
+    // There storage keeps a fetch result's readings of a minute in one document, which only slot reads see (FetchDoc).
+    const pg = this.dbBackend === 'postgresql';
+    const slots: Record<string, string> = pg && r.service === 'query' ? { FLATLINE_QUERY_SLOT_READS: '1' } : pg && r.service === 'storage' ? { FLATLINE_STORAGE_FETCH_DOCUMENTS: '1' } : {};
     if (r.service !== 'ingestion') return { ...own, ...slots, ...this.options.env?.[r.service] };
     return {
       ...own,

@@ -49,6 +49,12 @@ export class UnavailableError extends DomainError {
   override name = 'UnavailableError';
 }
 
+/** The system is not in a state this call can be served in (a setting must change first); the message says which. */
+export class FailedPreconditionError extends DomainError {
+  readonly code = status.FAILED_PRECONDITION;
+  override name = 'FailedPreconditionError';
+}
+
 /** The caller's deadline passed, or would pass before a dependency answers. */
 export class DeadlineExceededError extends DomainError {
   readonly code = status.DEADLINE_EXCEEDED;

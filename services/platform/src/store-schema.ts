@@ -99,6 +99,138 @@ export function readingIndexesFor(server: { readonly ferretdb: boolean }): Reado
 /** The unique index of the releases before epochs: it would refuse a new epoch's seq 1. */
 export const LEGACY_READING_INDEX = 'flat_device_seq';
 
+/**
+ * The record of when storage began to store readings per fetch (FetchDoc):
+ * the first storage replica that does writes it when it starts. Query reads
+ * a database that holds it slot by slot only (FLATLINE_QUERY_SLOT_READS):
+ * a range read the old way would not see those readings, so it refuses.
+ */
+export const FETCH_DOCUMENTS = 'reading-fetch-documents';
+
+/** The migrations document FETCH_DOCUMENTS. */
+export interface FetchDocumentsRecord {
+  _id: typeof FETCH_DOCUMENTS;
+  since: Date;
+}
+
+/**
+ * One fetch result's readings of one minute, in one document (storage with
+ * FLATLINE_STORAGE_FETCH_DOCUMENTS=1, FerretDB only). Why: FerretDB v1
+ * converts every field of every document into and out of PostgreSQL's
+ * jsonb, and that, per reading, was most of the database's CPU: 60,000
+ * readings at 3 per fetch cost 93–113 µs of database CPU each as one
+ * document per reading, 60–70 µs as an array of subdocuments per fetch,
+ * 20–21 µs as one JSON string per fetch (FerretDB on PostgreSQL with the
+ * stack's indexes, measured on this machine). PostgreSQL still reads the
+ * string as JSON (the gap count: stack/src/postgres.ts).
+ *
+ * - slot: as ReadingDoc.slot, so that a slot lookup finds both kinds;
+ * - _id: the slot and a hash of the readings, so that a retried Append
+ *   meets its own duplicate key, and a different fetch result (another
+ *   replica's, with readings this one stored too) is a document of its own:
+ *   readers drop the repeated readings (readingsOfDocs);
+ * - readings_json: JSON of PackedReading rows.
+ *
+ * No field of ReadingDoc's unique index is set, so FerretDB's unique index
+ * (NULLs never collide there) leaves these documents alone; MongoDB treats a
+ * missing field as null, which would collide: storage refuses the layout
+ * there.
+ */
+export interface FetchDoc {
+  _id: string;
+  slot: string;
+  stored_at: Date;
+  readings_json: string;
+}
+
+/** A reading in FetchDoc.readings_json: [device_id, epoch, seq, taken_at in ms, quantity, unit, value]. */
+export type PackedReading = [deviceId: string, epoch: number, seq: number, takenAtMs: number, quantity: string, unit: string, value: number];
+
+/** A reading as a reader of the readings collection sees it, whichever document held it. */
+export interface StoredReading {
+  readonly flatId: string;
+  readonly deviceId: string;
+  readonly epoch: number;
+  readonly seq: number;
+  readonly takenAtMs: number;
+  readonly quantity: string;
+  readonly unit: string;
+  readonly value: number;
+}
+
+/**
+ * The FetchDocs of one fetch result of flatId, each with how many readings
+ * it holds: one per minute its readings were taken in, each with its
+ * readings in the order given. The same readings in the same order give the
+ * same documents (and _ids).
+ */
+export function fetchDocsOf(flatId: string, readings: readonly Omit<StoredReading, 'flatId'>[], storedAt: Date): Array<{ doc: FetchDoc; count: number }> {
+  const byMinute = new Map<number, PackedReading[]>();
+  for (const r of readings) {
+    const minute = slotMinute(r.takenAtMs);
+    let rows = byMinute.get(minute);
+    if (rows === undefined) byMinute.set(minute, (rows = []));
+    rows.push([r.deviceId, r.epoch, r.seq, r.takenAtMs, r.quantity, r.unit, r.value]);
+  }
+  return [...byMinute].map(([minute, rows]) => {
+    const slot = slotOf(flatId, minute);
+    const json = JSON.stringify(rows);
+    return { doc: { _id: `${slot}/${createHash('sha256').update(json).digest('base64url').slice(0, 22)}`, slot, stored_at: storedAt, readings_json: json }, count: rows.length };
+  });
+}
+
+/** A document of the readings collection that is not what its shape says (a FetchDoc whose readings_json does not parse as PackedReading rows). */
+export class MalformedReadingDocError extends Error {
+  override name = 'MalformedReadingDocError';
+}
+
+function isPackedReading(row: unknown): row is PackedReading {
+  return (
+    Array.isArray(row) &&
+    row.length === 7 &&
+    typeof row[0] === 'string' &&
+    Number.isSafeInteger(row[1]) &&
+    Number.isSafeInteger(row[2]) &&
+    Number.isFinite(row[3]) &&
+    typeof row[4] === 'string' &&
+    typeof row[5] === 'string' &&
+    typeof row[6] === 'number'
+  );
+}
+
+/** A document of the readings collection as read back (the driver's _id type aside). */
+export type ReadingsCollectionDoc = ReadingDoc | (Omit<FetchDoc, '_id'> & { _id?: unknown });
+
+/** The readings of a document of the readings collection: a ReadingDoc's one, or a FetchDoc's all; throws MalformedReadingDocError. */
+export function readingsOfDoc(doc: ReadingsCollectionDoc): StoredReading[] {
+  if (!('readings_json' in doc)) {
+    return [{ flatId: doc.flat_id, deviceId: doc.device_id, epoch: doc.epoch ?? 0, seq: doc.seq, takenAtMs: doc.taken_at.getTime(), quantity: doc.quantity, unit: doc.unit, value: doc.value }];
+  }
+  const flatId = doc.slot.slice(0, doc.slot.lastIndexOf('/'));
+  let rows: unknown;
+  try {
+    rows = JSON.parse(doc.readings_json);
+  } catch {
+    throw new MalformedReadingDocError(`readings document ${String(doc._id)}: readings_json is not JSON`);
+  }
+  if (!Array.isArray(rows) || !rows.every(isPackedReading)) throw new MalformedReadingDocError(`readings document ${String(doc._id)}: readings_json is not a list of [device, epoch, seq, taken_at ms, quantity, unit, value]`);
+  return rows.map(([deviceId, epoch, seq, takenAtMs, quantity, unit, value]) => ({ flatId, deviceId, epoch, seq, takenAtMs, quantity, unit, value }));
+}
+
+/**
+ * The readings of docs in page order (taken_at, device_id, seq, then
+ * epoch), each once: a reading two fetch results carried (a replica taking
+ * over a flat fetches the devices' whole window again) is in two documents.
+ */
+export function readingsOfDocs(docs: readonly ReadingsCollectionDoc[]): StoredReading[] {
+  const all = docs.flatMap(readingsOfDoc);
+  all.sort((a, b) => a.takenAtMs - b.takenAtMs || (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0) || a.seq - b.seq || a.epoch - b.epoch);
+  return all.filter((r, i) => {
+    const p = all[i - 1];
+    return p === undefined || p.takenAtMs !== r.takenAtMs || p.deviceId !== r.deviceId || p.seq !== r.seq || p.epoch !== r.epoch;
+  });
+}
+
 /** Buckets of flat state documents. */
 export const STATE_BUCKETS = 64;
 

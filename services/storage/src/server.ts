@@ -15,7 +15,7 @@ export type StorageConfig = ReturnType<typeof loadConfig>;
 export async function startStorage(config: StorageConfig, logger: Logger): Promise<StartedServer> {
   const metrics = createMetrics('storage');
   const client = createMongoClient(config.mongoUri, config.dbTimeoutMs);
-  const store = new ReadingStore(client.db(), config.dbTimeoutMs);
+  const store = new ReadingStore(client.db(), config.dbTimeoutMs, { fetchDocuments: config.fetchDocuments });
   const prunerLog = logger.child({ component: 'state-pruner' });
   const pruning = startStatePruning(new StatePruner(client.db(), { deviceTtlMs: config.stateDeviceTtlMs, timeoutMs: config.dbTimeoutMs, logger: prunerLog }), {
     everyMs: config.statePruneMs,

@@ -1,7 +1,27 @@
 /** Reads of the collections that storage writes. */
 import type { Db, Filter } from 'mongodb';
 import type { Reading } from '@flatline/proto';
-import { deadline, guard, silentLogger, COLLECTIONS, decodeLatest, deviceIdOf, slotMinute, slotOf, DeadlineExceededError, SLOT_MS, type ReadingDoc } from '@flatline/platform';
+import {
+  deadline,
+  guard,
+  silentLogger,
+  COLLECTIONS,
+  decodeLatest,
+  deviceIdOf,
+  readingsOfDoc,
+  readingsOfDocs,
+  slotMinute,
+  slotOf,
+  DeadlineExceededError,
+  FailedPreconditionError,
+  FETCH_DOCUMENTS,
+  SLOT_MS,
+  UnavailableError,
+  type FetchDoc,
+  type FetchDocumentsRecord,
+  type ReadingDoc,
+  type StoredReading,
+} from '@flatline/platform';
 import type { LastFetch } from '../domain/freshness.ts';
 import type { Cursor } from '../domain/page-token.ts';
 import type { RangeQuery } from '../domain/query-args.ts';
@@ -11,9 +31,12 @@ import { StateSnapshot } from './state-snapshot.ts';
 /** Bound on the refresh a QueryStore without a kept snapshot does at each call. */
 const PER_CALL_REFRESH_TIMEOUT_MS = 5000;
 
-function toReading(d: ReadingDoc): Reading {
-  return { flatId: d.flat_id, deviceId: d.device_id, seq: String(d.seq), takenAt: d.taken_at, quantity: d.quantity, unit: d.unit, value: d.value, epoch: d.epoch ?? 0 };
+function toReading(r: StoredReading): Reading {
+  return { flatId: r.flatId, deviceId: r.deviceId, seq: String(r.seq), takenAt: new Date(r.takenAtMs), quantity: r.quantity, unit: r.unit, value: r.value, epoch: r.epoch };
 }
+
+/** How often a query that reads the old way looks again for fetch documents (FETCH_DOCUMENTS), which it cannot read. */
+const FETCH_DOCUMENTS_CHECK_MS = 5000;
 
 /**
  * The index of readings that a ListMeasurements page follows exactly:
@@ -50,6 +73,16 @@ export function rangeFind(q: RangeQuery): { filter: Filter<ReadingDoc>; sort: ty
     filter.$or = [{ taken_at: { $gt: new Date(q.after.takenAtMs) } }, { device_id: { $gt: q.after.deviceId } }, { device_id: q.after.deviceId, seq: { $gt: q.after.seq } }];
   }
   return { filter, sort: RANGE_SORT };
+}
+
+/** Whether a reading passes rangeFind(q)'s filter: the same test in memory, for the readings of a slot's documents. */
+export function inRange(q: RangeQuery, r: StoredReading): boolean {
+  const { flatId, deviceId, fromMs, toMs } = q.key;
+  if (r.flatId !== flatId || (deviceId !== '' && r.deviceId !== deviceId)) return false;
+  const lowerMs = q.after === undefined ? fromMs : Math.max(fromMs ?? q.after.takenAtMs, q.after.takenAtMs);
+  if ((lowerMs !== undefined && r.takenAtMs < lowerMs) || (toMs !== undefined && r.takenAtMs >= toMs)) return false;
+  const a = q.after;
+  return a === undefined || r.takenAtMs > a.takenAtMs || r.deviceId > a.deviceId || (r.deviceId === a.deviceId && r.seq > a.seq);
 }
 
 /** A page of readings and whether more follow. */
@@ -115,14 +148,14 @@ export interface SlotReads {
   readonly maxMinutesPerPage?: number;
 }
 
-/** The first pageSize readings of docs as a page, and whether docs held more. */
-function toPage(docs: readonly ReadingDoc[], pageSize: number): ReadingPage {
-  const page = docs.slice(0, pageSize);
+/** The first pageSize readings as a page, and whether there were more. */
+function toPage(readings: readonly StoredReading[], pageSize: number): ReadingPage {
+  const page = readings.slice(0, pageSize);
   const tail = page.at(-1);
   return {
     readings: page.map(toReading),
-    last: tail === undefined ? undefined : { takenAtMs: tail.taken_at.getTime(), deviceId: tail.device_id, seq: tail.seq },
-    more: docs.length > pageSize,
+    last: tail === undefined ? undefined : { takenAtMs: tail.takenAtMs, deviceId: tail.deviceId, seq: tail.seq },
+    more: readings.length > pageSize,
   };
 }
 
@@ -130,6 +163,8 @@ function toPage(docs: readonly ReadingDoc[], pageSize: number): ReadingPage {
 export class QueryStore {
   /** Answers latest and last fetches (see state-snapshot.ts). */
   private readonly snapshot: StateSnapshot;
+  /** Whether the database holds fetch documents (FETCH_DOCUMENTS), and when that was last asked (it never stops holding them). */
+  private fetchDocuments = { found: false, askedAtMs: -Infinity };
 
   constructor(
     private readonly db: Db,
@@ -164,7 +199,16 @@ export class QueryStore {
    */
   async range(q: RangeQuery, timeoutMS: number): Promise<ReadingPage> {
     const horizonMs = this.slots?.horizon.get();
-    if (horizonMs === undefined) return toPage(await this.find(q, q.pageSize + 1, timeoutMS), q.pageSize);
+    if (horizonMs === undefined) {
+      if (await this.holdsFetchDocuments(timeoutMS)) {
+        // Their readings are seen only slot by slot: a page read the old way would leave them out, silently.
+        if (this.slots === undefined) {
+          throw new FailedPreconditionError('storage keeps readings one document per fetch (FLATLINE_STORAGE_FETCH_DOCUMENTS=1), which this query replica reads only slot by slot: set FLATLINE_QUERY_SLOT_READS=1');
+        }
+        throw new UnavailableError('this query replica has not yet read where slot reads start (the slot record); retry');
+      }
+      return toPage(await this.find(q, q.pageSize + 1, timeoutMS), q.pageSize);
+    }
     const endAt = Date.now() + timeoutMS;
     const left = (): number => {
       const ms = endAt - Date.now();
@@ -196,7 +240,7 @@ export class QueryStore {
       const budget = left();
       const minutes = Array.from({ length: through - minute + 1 }, (_, i) => minute + i);
       // Concurrent lookups; their results are in minute order, and no two minutes share a reading.
-      const parts = await Promise.all(minutes.map((m) => this.find(query, need, budget, slotOf(query.key.flatId, m))));
+      const parts = await Promise.all(minutes.map((m) => this.findSlot(query, need, budget, slotOf(query.key.flatId, m))));
       const got = parts.reduce((n, part) => n + part.length, 0);
       for (const part of parts) {
         docs.push(...part);
@@ -223,13 +267,35 @@ export class QueryStore {
     return this.snapshot.bucketOf(flatId)?.first?.[flatId]?.getTime();
   }
 
-  /** Up to limit readings of q in page order, only those of one slot when given. */
-  private find(q: RangeQuery, limit: number, timeoutMS: number, slot?: string): Promise<ReadingDoc[]> {
+  /** Up to limit readings of q in page order, read the old way: documents of one reading each (a fetch document has no flat_id, so never matches). */
+  private async find(q: RangeQuery, limit: number, timeoutMS: number): Promise<StoredReading[]> {
     const { filter, sort } = rangeFind(q);
-    const slotted: Filter<ReadingDoc> = slot === undefined ? filter : { slot, ...filter };
-    return guard(slot === undefined ? 'read range' : 'read range slot', () =>
-      this.db.collection<ReadingDoc>(COLLECTIONS.readings).find(slotted, deadline(timeoutMS)).sort(sort).limit(limit).toArray(),
+    const docs = await guard('read range', () => this.db.collection<ReadingDoc>(COLLECTIONS.readings).find(filter, deadline(timeoutMS)).sort(sort).limit(limit).toArray());
+    return docs.flatMap(readingsOfDoc);
+  }
+
+  /**
+   * Up to limit readings of q in page order from one slot: every document of
+   * the slot (a minute of a flat: one per reading, or one per fetch result),
+   * each reading once, filtered and ordered here (FerretDB answers only the
+   * slot equality from an index; it would filter and sort in its own memory
+   * too, and cannot look inside a fetch document).
+   */
+  private async findSlot(q: RangeQuery, limit: number, timeoutMS: number, slot: string): Promise<StoredReading[]> {
+    const docs = await guard('read range slot', () => this.db.collection<ReadingDoc | FetchDoc>(COLLECTIONS.readings).find({ slot }, deadline(timeoutMS)).toArray());
+    return readingsOfDocs(docs)
+      .filter((r) => inRange(q, r))
+      .slice(0, limit);
+  }
+
+  /** Whether storage has begun to keep fetch documents (asked again every FETCH_DOCUMENTS_CHECK_MS until it has). */
+  private async holdsFetchDocuments(timeoutMS: number): Promise<boolean> {
+    if (this.fetchDocuments.found || Date.now() - this.fetchDocuments.askedAtMs < FETCH_DOCUMENTS_CHECK_MS) return this.fetchDocuments.found;
+    const record = await guard('read the fetch documents record', () =>
+      this.db.collection<FetchDocumentsRecord>(COLLECTIONS.migrations).findOne({ _id: FETCH_DOCUMENTS }, deadline(timeoutMS, { projection: { _id: 1 } })),
     );
+    this.fetchDocuments = { found: record !== null, askedAtMs: Date.now() };
+    return this.fetchDocuments.found;
   }
 
   /** Last successful fetch of the given flats, or of every flat when flatIds is undefined. */

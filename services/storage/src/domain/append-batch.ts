@@ -19,9 +19,18 @@ export interface ValidReading {
   readonly value: number;
 }
 
+/** One fetch result's readings, as the request carried them. */
+export interface FetchReadings {
+  readonly flatId: string;
+  readonly readings: readonly ValidReading[];
+}
+
 /** A validated batch: readings to store and the last successful fetch per flat. */
 export interface AppendBatch {
+  /** Every reading of the batch, fetch result after fetch result (the concatenation of results' readings). */
   readonly readings: readonly ValidReading[];
+  /** The readings of each fetch result, in request order (storage with fetch documents stores each as its own documents). */
+  readonly results: readonly FetchReadings[];
   /** Latest fetch time per flat in the batch. */
   readonly fetches: ReadonlyMap<string, Date>;
   /** Number of fetch results in the request. */
@@ -88,6 +97,7 @@ export function toAppendBatch(request: AppendRequest, clock?: FetchClock): Valid
   const total = request.fetches.reduce((sum, f) => sum + f.readings.length, 0);
   if (total > MAX_READINGS) throw new InvalidArgumentError(`a request may carry at most ${MAX_READINGS} readings, got ${total}`);
   const readings: ValidReading[] = [];
+  const results: FetchReadings[] = [];
   const fetches = new Map<string, Date>();
   const futureFetches: FutureFetch[] = [];
   request.fetches.forEach((fetch, i) => {
@@ -99,7 +109,7 @@ export function toAppendBatch(request: AppendRequest, clock?: FetchClock): Valid
       throw err;
     }
   });
-  return { readings, fetches, fetchCount: n, futureFetches };
+  return { readings, results, fetches, fetchCount: n, futureFetches };
 
   function validateFetch(fetch: AppendRequest['fetches'][number], i: number): void {
     const at = `fetches[${i}]`;
@@ -112,13 +122,14 @@ export function toAppendBatch(request: AppendRequest, clock?: FetchClock): Valid
       const known = fetches.get(flatId);
       if (known === undefined || known < fetchedAt) fetches.set(flatId, fetchedAt);
     }
+    const own: ValidReading[] = [];
     fetch.readings.forEach((r, j) => {
       const rat = `${at}.readings[${j}]`;
       if (r.flatId !== flatId) {
         throw new InvalidArgumentError(`${rat}.flat_id must equal ${at}.flat_id (${flatId}), got ${JSON.stringify(r.flatId)}`);
       }
       if (!Number.isFinite(r.value)) throw new InvalidArgumentError(`${rat}.value must be a finite number`);
-      readings.push({
+      own.push({
         flatId,
         deviceId: checkDeviceId(r.deviceId, `${rat}.device_id`),
         seq: checkSeq(r.seq, `${rat}.seq`),
@@ -129,5 +140,7 @@ export function toAppendBatch(request: AppendRequest, clock?: FetchClock): Valid
         value: r.value,
       });
     });
+    readings.push(...own);
+    results.push({ flatId, readings: own });
   }
 }

@@ -17,6 +17,10 @@ import {
   type ReadingDoc,
   type SlotsRecord,
   DUPLICATE_KEY,
+  FETCH_DOCUMENTS,
+  fetchDocsOf,
+  type FetchDoc,
+  type FetchDocumentsRecord,
 } from '@flatline/platform';
 import type { AppendBatch, ValidReading } from '../domain/append-batch.ts';
 import { StateWriter, type StateUpdate } from './state-writer.ts';
@@ -37,13 +41,16 @@ export interface AppendOutcome {
  * inserted or refused as a duplicate key, and no write concern error.
  * Anything else fails the Append, which the outbox retries (idempotent).
  */
-function storedDespite(err: unknown, attempted: number): AppendOutcome {
+function storedDespite(err: unknown, readingsPerDoc: readonly number[]): AppendOutcome {
   if (err instanceof MongoBulkWriteError) {
     const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
     const inserted = err.result.insertedCount;
     const onlyDuplicates = errors.length > 0 && errors.every((e) => e.code === DUPLICATE_KEY);
-    if (onlyDuplicates && err.writeConcernError === undefined && inserted + errors.length === attempted) {
-      return { inserted, duplicates: errors.length };
+    if (onlyDuplicates && err.writeConcernError === undefined && inserted + errors.length === readingsPerDoc.length) {
+      // In readings: a FetchDoc refused as a duplicate is all its readings stored before.
+      const total = readingsPerDoc.reduce((a, b) => a + b, 0);
+      const duplicates = errors.reduce((n, e) => n + (readingsPerDoc[e.index] ?? Number.NaN), 0);
+      if (Number.isFinite(duplicates)) return { inserted: total - duplicates, duplicates };
     }
   }
   if (isUnreachable(err)) throw err; // guard() turns it into UNAVAILABLE
@@ -83,15 +90,31 @@ function latestPerDevice(readings: readonly ValidReading[]): StateUpdate['latest
  */
 export const INSERT_CHUNK = 1000;
 
+/** How the store keeps readings (see FetchDoc). */
+export interface ReadingStoreOptions {
+  /** One document per fetch result and minute (FetchDoc) instead of one per reading; FerretDB only (FLATLINE_STORAGE_FETCH_DOCUMENTS). */
+  readonly fetchDocuments?: boolean;
+}
+
 /** The storage service's MongoDB repository. */
 export class ReadingStore {
   private readonly state: StateWriter;
+  private readonly fetchDocuments: boolean;
+  /**
+   * READING_SLOTS' since (-Infinity without one), read by ensureIndexes:
+   * query reads the part of a range before it the old way, which sees only
+   * documents of one reading, so a reading taken before it (a backlog from
+   * before the upgrade) is stored as one even with fetch documents on.
+   */
+  private slotsSinceMs = Number.POSITIVE_INFINITY;
 
   constructor(
     private readonly db: Db,
     stateTimeoutMs: number,
+    options: ReadingStoreOptions = {},
   ) {
     this.state = new StateWriter(db, stateTimeoutMs);
+    this.fetchDocuments = options.fetchDocuments ?? false;
   }
 
   /** Creates the indexes the store relies on (idempotent). */
@@ -113,6 +136,9 @@ export class ReadingStore {
       // On FerretDB without the range index, which only MongoDB reads with
       // (readingIndexesFor); one an earlier release made there goes.
       const ferretdb = await isFerretDb(this.db, timeoutMS);
+      if (this.fetchDocuments && !ferretdb) {
+        throw new Error('FLATLINE_STORAGE_FETCH_DOCUMENTS=1 needs FerretDB: on MongoDB the unique index of readings would refuse every fetch document of a flat but the first (a missing field is null there); set it to 0');
+      }
       for (const { key, ...options } of readingIndexesFor({ ferretdb })) await readings.createIndex(key, deadline(timeoutMS, options));
       const unused = ferretdb ? [LEGACY_READING_INDEX, RANGE_INDEX] : [LEGACY_READING_INDEX];
       for (const name of unused) {
@@ -130,6 +156,14 @@ export class ReadingStore {
         const now = new Date();
         await slots.updateOne({ _id: READING_SLOTS }, { $setOnInsert: empty ? { done_at: now } : { since: now, done_at: now } }, deadline(timeoutMS, { upsert: true }));
       }
+      this.slotsSinceMs = (await slots.findOne({ _id: READING_SLOTS }, deadline(timeoutMS)))?.since?.getTime() ?? Number.NEGATIVE_INFINITY;
+      // Before the first fetch document: query refuses to read such a database the old way (FETCH_DOCUMENTS).
+      if (this.fetchDocuments) {
+        const records = this.db.collection<FetchDocumentsRecord>(COLLECTIONS.migrations);
+        if ((await records.findOne({ _id: FETCH_DOCUMENTS }, deadline(timeoutMS))) === null) {
+          await records.updateOne({ _id: FETCH_DOCUMENTS }, { $setOnInsert: { since: new Date() } }, deadline(timeoutMS, { upsert: true }));
+        }
+      }
     });
   }
 
@@ -142,37 +176,76 @@ export class ReadingStore {
    */
   async append(batch: AppendBatch, timeoutMS: number): Promise<AppendOutcome> {
     const storedAt = new Date();
-    let outcome: AppendOutcome = { inserted: 0, duplicates: 0 };
-    if (batch.readings.length > 0) {
-      const docs: ReadingDoc[] = batch.readings.map((r) => ({
-        flat_id: r.flatId,
-        device_id: r.deviceId,
-        epoch: r.epoch,
-        seq: r.seq,
-        taken_at: r.takenAt,
-        quantity: r.quantity,
-        unit: r.unit,
-        value: r.value,
-        stored_at: storedAt,
-        slot: slotOf(r.flatId, slotMinute(r.takenAt.getTime())),
-      }));
-      // In chunks, each with its own deadline: a batch of 10,000 readings that
-      // one bound cannot cover (a loaded database) still goes in, where one
-      // insertMany would be cut at its deadline on every retry, for ever.
-      for (let i = 0; i < docs.length; i += INSERT_CHUNK) {
-        const chunk = docs.slice(i, i + INSERT_CHUNK);
-        const part = await guard('insert readings', async () => {
-          try {
-            const res = await this.db.collection<ReadingDoc>(COLLECTIONS.readings).insertMany(chunk, deadline(timeoutMS, { ordered: false }));
-            return { inserted: res.insertedCount, duplicates: 0 };
-          } catch (err) {
-            return storedDespite(err, chunk.length);
-          }
-        });
-        outcome = { inserted: outcome.inserted + part.inserted, duplicates: outcome.duplicates + part.duplicates };
+    const outcome = this.fetchDocuments ? await this.insertFetchDocs(batch, storedAt, timeoutMS) : await this.insertReadingDocs(batch.readings, storedAt, timeoutMS);
+    await this.state.write({ fetches: batch.fetches, latest: latestPerDevice(batch.readings), first: firstPerFlat(batch.readings) });
+    return outcome;
+  }
+
+  /** One document per reading, INSERT_CHUNK at a time. */
+  private async insertReadingDocs(readings: readonly ValidReading[], storedAt: Date, timeoutMS: number): Promise<AppendOutcome> {
+    const docs: ReadingDoc[] = readings.map((r) => ({
+      flat_id: r.flatId,
+      device_id: r.deviceId,
+      epoch: r.epoch,
+      seq: r.seq,
+      taken_at: r.takenAt,
+      quantity: r.quantity,
+      unit: r.unit,
+      value: r.value,
+      stored_at: storedAt,
+      slot: slotOf(r.flatId, slotMinute(r.takenAt.getTime())),
+    }));
+    return this.insertChunks(docs, docs.map(() => 1), timeoutMS);
+  }
+
+  /**
+   * One FetchDoc per fetch result and minute: the same fetch result always
+   * makes the same documents, so a retry meets its duplicates. Readings
+   * taken before slotsSinceMs go one document each (see there).
+   */
+  private async insertFetchDocs(batch: AppendBatch, storedAt: Date, timeoutMS: number): Promise<AppendOutcome> {
+    // Set by ensureIndexes, which the service runs before it takes an Append (a store used without it has no since to go by).
+    if (this.slotsSinceMs === Number.POSITIVE_INFINITY) throw new UnavailableError('storage has not prepared the database yet (indexes, slot record); retry');
+    const old = batch.readings.filter((r) => r.takenAt.getTime() < this.slotsSinceMs);
+    const before = old.length === 0 ? { inserted: 0, duplicates: 0 } : await this.insertReadingDocs(old, storedAt, timeoutMS);
+    const docs: FetchDoc[] = [];
+    const weights: number[] = [];
+    for (const result of batch.results) {
+      const readings = result.readings.filter((r) => r.takenAt.getTime() >= this.slotsSinceMs).map((r) => ({ deviceId: r.deviceId, epoch: r.epoch, seq: r.seq, takenAtMs: r.takenAt.getTime(), quantity: r.quantity, unit: r.unit, value: r.value }));
+      for (const { doc, count } of fetchDocsOf(result.flatId, readings, storedAt)) {
+        docs.push(doc);
+        weights.push(count);
       }
     }
-    await this.state.write({ fetches: batch.fetches, latest: latestPerDevice(batch.readings), first: firstPerFlat(batch.readings) });
+    const after = await this.insertChunks(docs, weights, timeoutMS);
+    return { inserted: before.inserted + after.inserted, duplicates: before.duplicates + after.duplicates };
+  }
+
+  /**
+   * Inserts docs INSERT_CHUNK readings' worth at a time, each insert bounded by
+   * timeoutMS; weights[i] is how many readings docs[i] holds. In chunks, each
+   * with its own deadline: a batch of 10,000 readings that one bound cannot
+   * cover (a loaded database) still goes in, where one insertMany would be
+   * cut at its deadline on every retry, for ever.
+   */
+  private async insertChunks(docs: ReadonlyArray<ReadingDoc | FetchDoc>, weights: readonly number[], timeoutMS: number): Promise<AppendOutcome> {
+    let outcome: AppendOutcome = { inserted: 0, duplicates: 0 };
+    for (let i = 0; i < docs.length; ) {
+      let end = i;
+      for (let readings = 0; end < docs.length && (end === i || readings + weights[end]! <= INSERT_CHUNK); end += 1) readings += weights[end]!;
+      const chunk = docs.slice(i, end);
+      const chunkWeights = weights.slice(i, end);
+      i = end;
+      const part = await guard('insert readings', async () => {
+        try {
+          await this.db.collection<ReadingDoc | FetchDoc>(COLLECTIONS.readings).insertMany(chunk, deadline(timeoutMS, { ordered: false }));
+          return { inserted: chunkWeights.reduce((a, b) => a + b, 0), duplicates: 0 };
+        } catch (err) {
+          return storedDespite(err, chunkWeights);
+        }
+      });
+      outcome = { inserted: outcome.inserted + part.inserted, duplicates: outcome.duplicates + part.duplicates };
+    }
     return outcome;
   }
 }

@@ -4,7 +4,25 @@
  */
 import { expect } from 'chai';
 import { MongoBulkWriteError, MongoClient } from 'mongodb';
-import { createMongoClient, deadline, isFerretDb, readingIndexesFor, RANGE_INDEX, stateBucket, unpackBucket, UnavailableError, COLLECTIONS, EPOCH_BACKFILL, READING_SLOTS, type SlotsRecord, type StateDoc } from '@flatline/platform';
+import {
+  createMongoClient,
+  deadline,
+  isFerretDb,
+  readingIndexesFor,
+  readingsOfDocs,
+  RANGE_INDEX,
+  slotMinute,
+  slotOf,
+  stateBucket,
+  unpackBucket,
+  UnavailableError,
+  COLLECTIONS,
+  EPOCH_BACKFILL,
+  FETCH_DOCUMENTS,
+  READING_SLOTS,
+  type SlotsRecord,
+  type StateDoc,
+} from '@flatline/platform';
 import type { AppendBatch, ValidReading } from '../../src/domain/append-batch.ts';
 import { INSERT_CHUNK, ReadingStore } from '../../src/mongo/reading-store.ts';
 import { StateCompactor } from '../../src/mongo/state-compactor.ts';
@@ -23,7 +41,7 @@ function batchOf(flatId: string, seqs: readonly number[], fetchedAtS = 100): App
     value: seq,
     epoch: 0,
   }));
-  return { readings, fetches: new Map([[flatId, new Date(T0 + fetchedAtS * 1000)]]), fetchCount: 1 };
+  return { readings, results: [{ flatId, readings }], fetches: new Map([[flatId, new Date(T0 + fetchedAtS * 1000)]]), fetchCount: 1 };
 }
 
 async function outcomeOf<T>(p: Promise<T>): Promise<T | Error> {
@@ -177,6 +195,28 @@ describe('ReadingStore (real FerretDB, in-process)', function () {
     expect(await firstOf('first-1'), 'a later reading leaves it').to.equal(T0 + 50_000);
     await store.append(batchOf('first-1', [10, 50]), 5000);
     expect(await firstOf('first-1'), 'a late one lowers it').to.equal(T0 + 10_000);
+  });
+
+  it('with fetch documents: one per fetch result and minute, a retry all duplicates, and readings taken before the slot record\'s since one document each (query reads them the old way)', async () => {
+    const db = client.db('fetch-docs');
+    const since = T0 + 30_000;
+    // A database that held readings before slots: its record has a since.
+    await db.collection<SlotsRecord>(COLLECTIONS.migrations).insertOne({ _id: READING_SLOTS, since: new Date(since), done_at: new Date() });
+    const fetchStore = new ReadingStore(db, 10000, { fetchDocuments: true });
+    // Before ensureIndexes it has no since to go by: it takes no Append.
+    expect(await outcomeOf(fetchStore.append(batchOf('fd-1', [40]), 5000))).to.be.instanceOf(UnavailableError);
+    await fetchStore.ensureIndexes(5000);
+    expect(await db.collection(COLLECTIONS.migrations).findOne({ _id: FETCH_DOCUMENTS as never }), 'the record query goes by').to.have.property('since');
+    // Seqs 20..29 are taken before since (T0 + seq s), 30..99 after, over two minutes.
+    const batch = batchOf('fd-1', Array.from({ length: 80 }, (_, i) => 20 + i));
+    expect(await fetchStore.append(batch, 5000)).to.deep.equal({ inserted: 80, duplicates: 0 });
+    expect(await fetchStore.append(batch, 5000), 'a retry').to.deep.equal({ inserted: 0, duplicates: 80 });
+    const docs = await db.collection(COLLECTIONS.readings).find({}).toArray();
+    const old = docs.filter((d) => d['readings_json'] === undefined);
+    expect(old.map((d) => d['seq'] as number).sort((a, b) => a - b), 'one document each, with their fields').to.deep.equal(Array.from({ length: 10 }, (_, i) => 20 + i));
+    const packed = docs.filter((d) => typeof d['readings_json'] === 'string');
+    expect(packed.map((d) => d['slot']).sort()).to.deep.equal([...new Set(Array.from({ length: 70 }, (_, i) => slotOf('fd-1', slotMinute(T0 + (30 + i) * 1000))))].sort());
+    expect(readingsOfDocs(packed as never).map((r) => r.seq)).to.deep.equal(Array.from({ length: 70 }, (_, i) => 30 + i));
   });
 
   it('creates its indexes again when they exist (every replica but the first does; FerretDB panicked on a createIndexes of both)', async () => {
