@@ -29,6 +29,12 @@ export const STORAGE_ENV = {
     600000,
     'milliseconds between two passes of the flat-state compactor, which moves the log of last fetches and latest readings into the bucket documents (100 to 600000)',
   ),
+  FLATLINE_STATE_COMPACT_GRACE_MS: int(
+    5000,
+    0,
+    600000,
+    "milliseconds a flat-state log document stays before the compactor moves it into the buckets (0 to 600000): query replicas follow the log (every FLATLINE_QUERY_SNAPSHOT_MS), and one that finds a document moved before it read it loads every bucket again and misses that writer's changes until then; keep it well above query's refresh",
+  ),
   FLATLINE_STORAGE_FETCH_DOCUMENTS: int(
     0,
     0,
@@ -55,6 +61,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     stateDeviceTtlMs: e.FLATLINE_STATE_DEVICE_TTL_MS,
     statePruneMs: e.FLATLINE_STATE_PRUNE_MS,
     stateCompactMs: e.FLATLINE_STATE_COMPACT_MS,
+    stateCompactGraceMs: e.FLATLINE_STATE_COMPACT_GRACE_MS,
     /** Whether readings are stored one document per fetch result and minute (FLATLINE_STORAGE_FETCH_DOCUMENTS=1). */
     fetchDocuments: e.FLATLINE_STORAGE_FETCH_DOCUMENTS === 1,
     shutdownGraceMs: e.FLATLINE_SHUTDOWN_GRACE_MS,

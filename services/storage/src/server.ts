@@ -23,7 +23,7 @@ export async function startStorage(config: StorageConfig, logger: Logger): Promi
     registry: metrics.registry,
   });
   const compactorLog = logger.child({ component: 'state-compactor' });
-  const compaction = startStateCompaction(new StateCompactor(client.db(), config.dbTimeoutMs, undefined, compactorLog), {
+  const compaction = startStateCompaction(new StateCompactor(client.db(), config.dbTimeoutMs, undefined, compactorLog, config.stateCompactGraceMs), {
     everyMs: config.stateCompactMs,
     logger: compactorLog,
     registry: metrics.registry,

@@ -54,6 +54,16 @@ export interface NewFetch {
   readonly readings: readonly DeviceReading[];
 }
 
+/** An outbox row as peek reads it. */
+interface PeekRow {
+  readonly id: number;
+  readonly flat_id: string;
+  readonly fetched_at_ms: number;
+  readonly readings: string;
+  readonly reading_count: number;
+  readonly bytes: number;
+}
+
 /** A kept reading; epoch is absent for 0 (rows of older versions have none). */
 type ReadingRow = [deviceId: string, seq: number, takenAtMs: number, quantity: string, unit: string, value: number, epoch?: number];
 
@@ -107,8 +117,9 @@ export class Outbox {
   private readonly readCursor: Database.Statement<[string], { device_id: string; last_seq: number; epoch: number; last_taken_at_ms: number | null }>;
   private readonly writeCursor: Database.Statement<[string, string, number, number, number]>;
   private readonly writeLastFetch: Database.Statement<[string, number]>;
-  private readonly selectBatch: Database.Statement<[number], { id: number; flat_id: string; fetched_at_ms: number; readings: string; reading_count: number; bytes: number }>;
-  private readonly deleteRange: Database.Statement<[number, number], { reading_count: number }>;
+  private readonly selectNewest: Database.Statement<[number], PeekRow>;
+  private readonly selectOldest: Database.Statement<[number, number], PeekRow>;
+  private readonly deleteIds: Database.Statement<[string], { reading_count: number }>;
   private readonly countRows: Database.Statement<[], { rows: number; readings: number | null }>;
   /**
    * What the outbox holds, kept as rows come and go: counting them is a scan
@@ -174,8 +185,9 @@ export class Outbox {
     this.writeLastFetch = this.db.prepare(
       'INSERT INTO last_fetch (flat_id, fetched_at_ms) VALUES (?, ?) ON CONFLICT (flat_id) DO UPDATE SET fetched_at_ms = max(fetched_at_ms, excluded.fetched_at_ms)',
     );
-    this.selectBatch = this.db.prepare('SELECT id, flat_id, fetched_at_ms, readings, reading_count, length(readings) AS bytes FROM outbox ORDER BY id DESC LIMIT ?');
-    this.deleteRange = this.db.prepare('DELETE FROM outbox WHERE id BETWEEN ? AND ? RETURNING reading_count');
+    this.selectNewest = this.db.prepare('SELECT id, flat_id, fetched_at_ms, readings, reading_count, length(readings) AS bytes FROM outbox ORDER BY id DESC LIMIT ?');
+    this.selectOldest = this.db.prepare('SELECT id, flat_id, fetched_at_ms, readings, reading_count, length(readings) AS bytes FROM outbox WHERE id < ? ORDER BY id LIMIT ?');
+    this.deleteIds = this.db.prepare('DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?)) RETURNING reading_count');
     this.countRows = this.db.prepare('SELECT count(*) AS rows, sum(reading_count) AS readings FROM outbox');
     this.recordMany = this.db.transaction((fetches: ReadonlyArray<NewFetch>) => fetches.map((f) => this.recordOne(f.flatId, f.fetchedAtMs, f.readings)));
     this.splitOversized();
@@ -322,38 +334,41 @@ export class Outbox {
   }
 
   /**
-   * The newest fetches, newest first: at most maxFetches of them and (but for
-   * the first, which never has more than MAX_ROW_READINGS) at most
-   * maxReadings readings and MAX_BATCH_BYTES in all. Newest first, because after
-   * an outage the flats' freshness comes back with the first batch storage
-   * takes, while the backlog drains behind it (storage is idempotent and keeps
-   * the latest by seq, so order does not matter to what it stores). The batch
-   * is every fetch with an id from the last one returned up.
+   * A batch to send: the newest fetches, newest first, up to half of
+   * maxFetches, then the oldest ones, oldest first, for the rest; at most
+   * maxReadings readings and MAX_BATCH_BYTES in all (but for the first
+   * fetch, which never has more than MAX_ROW_READINGS). The newest, because
+   * after an outage the flats' freshness comes back with the first batches
+   * storage takes; the oldest too, because newest-only starves them: with
+   * the forwarder just keeping up, a slow Append left rows that newer ones
+   * overtook at every turn, up to 8 s at 10,000 flats (their flats stale in
+   * query all that while). Storage is idempotent and keeps the latest by
+   * seq, so the order does not matter to what it stores.
    */
   peek(maxFetches: number, maxReadings: number): OutboxFetch[] {
     const out: OutboxFetch[] = [];
     let readings = 0;
     let bytes = 0;
-    for (const row of this.selectBatch.iterate(maxFetches)) {
+    const take = (row: PeekRow): boolean => {
       const rowBytes = row.bytes + row.reading_count * (row.flat_id.length + APPEND_BYTES_PER_READING);
-      if (out.length > 0 && (readings + row.reading_count > maxReadings || bytes + rowBytes > MAX_BATCH_BYTES)) break;
+      if (out.length > 0 && (readings + row.reading_count > maxReadings || bytes + rowBytes > MAX_BATCH_BYTES)) return false;
       readings += row.reading_count;
       bytes += rowBytes;
-      const rows = JSON.parse(row.readings) as ReadingRow[];
-      out.push({
-        id: row.id,
-        flatId: row.flat_id,
-        fetchedAtMs: row.fetched_at_ms,
-        readings: rows.map(readingOf),
-      });
+      out.push({ id: row.id, flatId: row.flat_id, fetchedAtMs: row.fetched_at_ms, readings: (JSON.parse(row.readings) as ReadingRow[]).map(readingOf) });
+      return true;
+    };
+    let lowest = Number.MAX_SAFE_INTEGER;
+    for (const row of this.selectNewest.iterate(Math.ceil(maxFetches / 2))) {
+      if (!take(row)) return out;
+      lowest = row.id;
     }
+    for (const row of this.selectOldest.iterate(lowest, maxFetches - out.length)) if (!take(row)) break;
     return out;
   }
 
-  /** Deletes the fetches of a batch peek() returned (what storage acknowledged): those with ids from lowest to highest. */
+  /** Deletes the fetches of a batch peek() returned (what storage acknowledged): exactly those ids, not the rows between them. */
   ack(batch: ReadonlyArray<Pick<OutboxFetch, 'id'>>): void {
-    const ids = batch.map((f) => f.id);
-    if (ids.length > 0) this.deleted(this.deleteRange.all(Math.min(...ids), Math.max(...ids)));
+    if (batch.length > 0) this.deleted(this.deleteIds.all(JSON.stringify(batch.map((f) => f.id))));
   }
 
   /** Moves one fetch that storage refused as invalid out of the way, keeping it. */

@@ -62,14 +62,19 @@ describe('outbox (better-sqlite3, WAL)', () => {
     box.close();
   });
 
-  it('hands out the newest fetches first, and an ack deletes exactly its batch, even with fetches recorded meanwhile', () => {
+  it('hands out the newest half of a batch first, then the oldest (none starves), and an ack deletes exactly its batch, not the rows between, even with fetches recorded meanwhile', () => {
     const box = new Outbox(join(dir.path, 'd', 'outbox.sqlite'));
-    box.record([1, 2, 3, 4].map((n) => ({ flatId: String(n), fetchedAtMs: n, readings: [r('a', n)] })));
-    const batch = box.peek(2, 100);
-    expect(batch.map((f) => f.flatId)).to.deep.equal(['4', '3']);
-    box.record([{ flatId: '5', fetchedAtMs: 5, readings: [r('a', 5)] }]); // arrives while the batch is in flight
+    box.record([1, 2, 3, 4, 5, 6].map((n) => ({ flatId: String(n), fetchedAtMs: n, readings: [r('a', n)] })));
+    const batch = box.peek(4, 100);
+    expect(batch.map((f) => f.flatId)).to.deep.equal(['6', '5', '1', '2']);
+    box.record([{ flatId: '7', fetchedAtMs: 7, readings: [r('a', 7)] }]); // arrives while the batch is in flight
     box.ack(batch);
-    expect(box.peek(10, 100).map((f) => f.flatId)).to.deep.equal(['5', '2', '1']);
+    expect(box.size()).to.deep.equal({ fetches: 3, readings: 3 });
+    expect(box.peek(10, 100).map((f) => f.flatId)).to.deep.equal(['7', '4', '3']);
+    // An odd limit: the newest get the larger half; a batch never holds a fetch twice.
+    box.record([8, 9].map((n) => ({ flatId: String(n), fetchedAtMs: n, readings: [r('a', n)] })));
+    expect(box.peek(3, 100).map((f) => f.flatId)).to.deep.equal(['9', '8', '3']);
+    expect(box.peek(1, 100).map((f) => f.flatId)).to.deep.equal(['9']);
     box.close();
   });
 });

@@ -373,6 +373,29 @@ describe('flat state: writer and pruner (real FerretDB)', function () {
     expect((await log().find({ w: writer.writerId }).toArray()).map((d) => d.n)).to.deep.equal([1]);
   });
 
+  it('with a grace, leaves a log document written less than it ago for the readers following the log, and does not forget its writer meanwhile', async () => {
+    let now = NOW + 5 * HOUR;
+    const writer = new StateWriter(client.db(), 3000, () => now);
+    await writer.write(update('grace-1', 'heat', 1, now));
+    const id = writer.writerId;
+    const compactor = new StateCompactor(client.db(), 3000, 'grace', undefined, 5000);
+    const left = async (): Promise<number[]> => (await log().find({ w: id }).toArray()).map((d) => d.n);
+    await compactor.compact(now + 4000);
+    expect(await left(), '4 s after it was written').to.deep.equal([1]);
+    await compactor.compact(now + 6000);
+    expect(await left(), '6 s after').to.deep.equal([]);
+    expect((await bucketOf(stateBucket('grace-1')))?.at?.['grace-1']?.getTime()).to.equal(now);
+    // Two hours of silence, then a document written a moment ago: the writer is not idle, its record stays.
+    now += 2 * HOUR;
+    await writer.write(update('grace-1', 'heat', 2, now));
+    expect(writer.writerId, 'the same writer').to.equal(id);
+    await compactor.compact(now + 1000);
+    expect(await left()).to.deep.equal([2]);
+    expect(await writers().findOne({ _id: id }), 'its record').to.not.equal(null);
+    await compactor.compact(now + 6000);
+    expect(await left()).to.deep.equal([]);
+  });
+
   it('prunes devices not seen for the TTL, keeps the others and the last fetch, and reports the largest bucket', async () => {
     const writer = new StateWriter(client.db(), 3000);
     await writer.write(update('prune-1', 'old-meter', 7, NOW - 48 * HOUR));
