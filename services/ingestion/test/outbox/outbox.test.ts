@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { AppendRequest as StorageAppendRequest } from '@flatline/proto';
 import { lastFetches } from '../../src/outbox/held.ts';
-import { MAX_ROW_READINGS, Outbox, OutboxFullError } from '../../src/outbox/outbox.ts';
+import { STARVED_MS, MAX_ROW_READINGS, Outbox, OutboxFullError } from '../../src/outbox/outbox.ts';
 import { toAppendRequest } from '../../src/storage/forwarder.ts';
 import type { DeviceReading } from '../../src/domain/device-answer.ts';
 import { tempDir } from '@flatline/stack';
@@ -62,19 +62,33 @@ describe('outbox (better-sqlite3, WAL)', () => {
     box.close();
   });
 
-  it('hands out the newest half of a batch first, then the oldest (none starves), and an ack deletes exactly its batch, not the rows between, even with fetches recorded meanwhile', () => {
+  it('hands out the newest fetches first, then the oldest that waited more than STARVED_MS (none starves), and an ack deletes exactly its batch, not the rows between, even with fetches recorded meanwhile', () => {
     const box = new Outbox(join(dir.path, 'd', 'outbox.sqlite'));
-    box.record([1, 2, 3, 4, 5, 6].map((n) => ({ flatId: String(n), fetchedAtMs: n, readings: [r('a', n)] })));
-    const batch = box.peek(4, 100);
-    expect(batch.map((f) => f.flatId)).to.deep.equal(['6', '5', '1', '2']);
-    box.record([{ flatId: '7', fetchedAtMs: 7, readings: [r('a', 7)] }]); // arrives while the batch is in flight
+    // Fetched at 1..8 s; peeked at 8 s: 1..5 waited more than STARVED_MS (2 s).
+    box.record([1, 2, 3, 4, 5, 6, 7, 8].map((n) => ({ flatId: String(n), fetchedAtMs: n * 1000, readings: [r('a', n)] })));
+    const now = 8000;
+    expect(STARVED_MS).to.equal(2000);
+    const batch = box.peek(4, 100, now);
+    expect(batch.map((f) => f.flatId), 'three quarters newest, the rest oldest').to.deep.equal(['8', '7', '6', '1']);
+    box.record([{ flatId: '9', fetchedAtMs: 9000, readings: [r('a', 9)] }]); // arrives while the batch is in flight
     box.ack(batch);
-    expect(box.size()).to.deep.equal({ fetches: 3, readings: 3 });
-    expect(box.peek(10, 100).map((f) => f.flatId)).to.deep.equal(['7', '4', '3']);
-    // An odd limit: the newest get the larger half; a batch never holds a fetch twice.
-    box.record([8, 9].map((n) => ({ flatId: String(n), fetchedAtMs: n, readings: [r('a', n)] })));
-    expect(box.peek(3, 100).map((f) => f.flatId)).to.deep.equal(['9', '8', '3']);
-    expect(box.peek(1, 100).map((f) => f.flatId)).to.deep.equal(['9']);
+    expect(box.size()).to.deep.equal({ fetches: 5, readings: 5 });
+    expect(box.peek(10, 100, now).map((f) => f.flatId)).to.deep.equal(['9', '5', '4', '3', '2']);
+    // Rows that have not waited STARVED_MS are left to the newest-first part.
+    expect(box.peek(4, 100, 4500).map((f) => f.flatId)).to.deep.equal(['9', '5', '4', '2']);
+    expect(box.peek(4, 100, 3000).map((f) => f.flatId)).to.deep.equal(['9', '5', '4']);
+    expect(box.peek(1, 100, now).map((f) => f.flatId)).to.deep.equal(['9']);
+    box.close();
+  });
+
+  it('gives the starved oldest at most a quarter of the readings of a batch', () => {
+    const box = new Outbox(join(dir.path, 'e', 'outbox.sqlite'));
+    const big = (n: number) => ({ flatId: `big${n}`, fetchedAtMs: n, readings: Array.from({ length: 10 }, (_, i) => r('a', 10 * n + i)) });
+    box.record([1, 2, 3, 4].map(big));
+    box.record(Array.from({ length: 8 }, (_, i) => ({ flatId: `new${i}`, fetchedAtMs: 100_000, readings: [r('b', i + 1)] })));
+    // 9 newest (8 small and big4: 18 readings), then the oldest up to 18 + 100 / 4 = 43 readings: big1 and big2, not big3.
+    const batch = box.peek(12, 100, 100_000).map((f) => f.flatId);
+    expect(batch.slice(8)).to.deep.equal(['big4', 'big1', 'big2']);
     box.close();
   });
 });
