@@ -4,9 +4,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import { QueryServiceClient, type GetLatestResponse } from '@flatline/proto';
-import { unaryCall, decodeLatest, deviceKey, stateBucket } from '@flatline/platform';
+import { unaryCall, decodeLatest, deviceKey, readingsOfDocs, stateBucket } from '@flatline/platform';
 import { toAppendBatch } from '@flatline/storage';
-import { GET_FRESHNESS, GET_LATEST, PROTOSET, errorText, getLatestData, ghzArgs, parseGhzReport, queryResult, querySettings, querySuite, startFloor, type GhzSummary, type QueryRun, inParallel, median, readingDocs, runOrder, skipped, stateUpdates, storageResult, storageSettings, storageSuite, workloadBatches, workloadReadings, type StorageRun } from '@flatline/bench';
+import { GET_FRESHNESS, GET_LATEST, PROTOSET, errorText, getLatestData, ghzArgs, parseGhzReport, queryResult, querySettings, querySuite, startFloor, type GhzSummary, type QueryRun, inParallel, median, readingDocs, fetchDocs, runOrder, skipped, stateUpdates, storageResult, storageSettings, storageSuite, workloadBatches, workloadReadings, type StorageRun } from '@flatline/bench';
 import { tempDir } from '@flatline/stack';
 
 const ctx = (quick: boolean) => ({ quick, keep: false, say: () => {} });
@@ -92,6 +92,11 @@ describe('bench suites: storage and query (not run here)', () => {
     it('map to the documents storage writes, for insertMany', () => {
       const [batch] = workloadBatches(small);
       const storedAt = new Date();
+      // With fetch documents (the stack on PostgreSQL, and the raw runs): one per fetch result here, every reading in it.
+      const perFetch = fetchDocs(batch!, storedAt);
+      expect(perFetch.readings).to.equal(12);
+      expect(readingsOfDocs(perFetch.docs).length).to.equal(12);
+      expect(perFetch.docs).to.have.length(batch!.length);
       const docs = readingDocs(batch!, storedAt);
       expect(docs).to.have.length(12);
       expect(docs[0]).to.deep.equal({

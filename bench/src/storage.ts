@@ -2,7 +2,9 @@
  * Benchmark suite "storage": Append throughput of the storage service next to
  * raw mongodb driver insertMany of the same documents, in the same batches,
  * into the same FerretDB (issue [E] item 2), on PostgreSQL with the indexes
- * the stack makes there, as `npm start` runs it.
+ * the stack makes there, as `npm start` runs it: fetch documents
+ * (FLATLINE_STORAGE_FETCH_DOCUMENTS=1), which the raw runs insert too
+ * (fetchDocs).
  *
  * Every run starts from an empty database of its own (one per run, same
  * FerretDB), so no run pays for the index pages another one grew, and the
@@ -18,7 +20,7 @@ import { join, relative } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import type { Db, MongoClient } from 'mongodb';
 import { StorageServiceClient, type FetchResult } from '@flatline/proto';
-import { checkHealth, deadline, unaryCall, createMongoClient, COLLECTIONS, deviceKey, encodeLatest, stateBucket, type ReadingDoc, type StateDoc, readingIndexesFor, DUPLICATE_KEY } from '@flatline/platform';
+import { checkHealth, deadline, unaryCall, createMongoClient, COLLECTIONS, deviceKey, encodeLatest, fetchDocsOf, stateBucket, type FetchDoc, type ReadingDoc, type StateDoc, readingIndexesFor, DUPLICATE_KEY } from '@flatline/platform';
 import { REPO_ROOT, TOOLS_BIN, ensureIdIndexes, ensureReadingsSlotIndex, startDatabase, startPostgres, startService, treeStatsOf, type RunningDatabase, type RunningPostgres, type RunningService, cpuSeconds } from '@flatline/stack';
 import { sleep, type BenchContext, type BenchSuite, type DetailTable, type Figure, type SuiteResult } from './suite.ts';
 
@@ -104,6 +106,22 @@ export function readingDocs(batch: readonly FetchResult[], storedAt: Date): Read
       stored_at: storedAt,
     })),
   );
+}
+
+/**
+ * The documents storage writes for a batch with fetch documents
+ * (FLATLINE_STORAGE_FETCH_DOCUMENTS=1, as the stack runs it on PostgreSQL;
+ * reading-store.ts), for the raw driver runs, and the readings they hold.
+ */
+export function fetchDocs(batch: readonly FetchResult[], storedAt: Date): { docs: FetchDoc[]; readings: number } {
+  const docs = batch.flatMap((f) =>
+    fetchDocsOf(
+      f.flatId,
+      f.readings.map((r) => ({ deviceId: r.deviceId, epoch: r.epoch, seq: Number(r.seq), takenAtMs: r.takenAt!.getTime(), quantity: r.quantity, unit: r.unit, value: r.value })),
+      storedAt,
+    ).map((d) => d.doc),
+  );
+  return { docs, readings: batch.reduce((n, f) => n + f.readings.length, 0) };
 }
 
 /** One $max upsert of a flat-state bucket document. */
@@ -325,12 +343,12 @@ export async function appendAll(address: string, batches: readonly FetchResult[]
 
 
 /** The raw driver side: insertMany (and optionally the state updates) of every batch with `callers` concurrent callers. */
-async function rawAll(db: Db, batches: readonly ReadingDoc[][], state: ReadonlyArray<StateUpsert[]> | undefined, callers: number): Promise<number> {
-  const readings = db.collection<ReadingDoc>(COLLECTIONS.readings);
+async function rawAll(db: Db, batches: ReadonlyArray<{ docs: FetchDoc[]; readings: number }>, state: ReadonlyArray<StateUpsert[]> | undefined, callers: number): Promise<number> {
+  const readings = db.collection<FetchDoc>(COLLECTIONS.readings);
   const flatState = db.collection<StateDoc>(COLLECTIONS.state);
   let inserted = 0;
   await inParallel(
-    batches.map((docs, i) => ({ docs, state: state?.[i] })),
+    batches.map((b, i) => ({ docs: b.docs, readings: b.readings, state: state?.[i] })),
     callers,
     async (b) => {
       // Shallow copies: insertMany sets _id on the documents it is given, and
@@ -339,7 +357,8 @@ async function rawAll(db: Db, batches: readonly ReadingDoc[][], state: ReadonlyA
         b.docs.map((d) => ({ ...d })),
         { ordered: false },
       );
-      inserted += res.insertedCount;
+      // In readings; a batch not wholly inserted would have thrown (and a short count fails the run's check).
+      inserted += res.insertedCount === b.docs.length ? b.readings : res.insertedCount;
       // One update per bucket, one after the other, as storage's state writer does.
       for (const op of b.state ?? []) {
         const update = (): Promise<unknown> => flatState.updateOne({ _id: op.bucket }, { $max: { ...op.max } }, { upsert: true });
@@ -358,10 +377,10 @@ async function rawAll(db: Db, batches: readonly ReadingDoc[][], state: ReadonlyA
 /** Everything a run needs, generated once before any timing. */
 interface Prepared {
   readonly batches: FetchResult[][];
-  readonly docs: ReadingDoc[][];
+  readonly docs: Array<{ docs: FetchDoc[]; readings: number }>;
   readonly state: StateUpsert[][];
   readonly warmup: FetchResult[][];
-  readonly warmupDocs: ReadingDoc[][];
+  readonly warmupDocs: Array<{ docs: FetchDoc[]; readings: number }>;
   readonly warmupState: StateUpsert[][];
   readonly readings: number;
 }
@@ -374,10 +393,10 @@ function prepare(settings: StorageSettings): Prepared {
   const warmup = workloadBatches({ ...settings.workload, flats: 50, rounds: 1, flatPrefix: 'warmup-' });
   return {
     batches,
-    docs: batches.map((b) => readingDocs(b, storedAt)),
+    docs: batches.map((b) => fetchDocs(b, storedAt)),
     state: batches.map(stateUpdates),
     warmup,
-    warmupDocs: warmup.map((b) => readingDocs(b, storedAt)),
+    warmupDocs: warmup.map((b) => fetchDocs(b, storedAt)),
     warmupState: warmup.map(stateUpdates),
     readings: workloadReadings(settings.workload),
   };

@@ -219,15 +219,17 @@ export function readingsOfDoc(doc: ReadingsCollectionDoc): StoredReading[] {
 
 /**
  * The readings of docs in page order (taken_at, device_id, seq, then
- * epoch), each once: a reading two fetch results carried (a replica taking
- * over a flat fetches the devices' whole window again) is in two documents.
+ * epoch and flat), each once: a reading two fetch results carried (a
+ * replica taking over a flat fetches the devices' whole window again) is in
+ * two documents. Readings of different flats are never one.
  */
 export function readingsOfDocs(docs: readonly ReadingsCollectionDoc[]): StoredReading[] {
   const all = docs.flatMap(readingsOfDoc);
-  all.sort((a, b) => a.takenAtMs - b.takenAtMs || (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0) || a.seq - b.seq || a.epoch - b.epoch);
+  const text = (x: string, y: string): number => (x < y ? -1 : x > y ? 1 : 0);
+  all.sort((a, b) => a.takenAtMs - b.takenAtMs || text(a.deviceId, b.deviceId) || a.seq - b.seq || a.epoch - b.epoch || text(a.flatId, b.flatId));
   return all.filter((r, i) => {
     const p = all[i - 1];
-    return p === undefined || p.takenAtMs !== r.takenAtMs || p.deviceId !== r.deviceId || p.seq !== r.seq || p.epoch !== r.epoch;
+    return p === undefined || p.takenAtMs !== r.takenAtMs || p.deviceId !== r.deviceId || p.seq !== r.seq || p.epoch !== r.epoch || p.flatId !== r.flatId;
   });
 }
 
