@@ -6,7 +6,7 @@ import { credentials } from '@grpc/grpc-js';
 import { QueryServiceClient, type GetLatestResponse } from '@flatline/proto';
 import { unaryCall, decodeLatest, deviceKey, readingsOfDocs, stateBucket } from '@flatline/platform';
 import { toAppendBatch } from '@flatline/storage';
-import { GET_FRESHNESS, GET_LATEST, PROTOSET, errorText, getLatestData, ghzArgs, parseGhzReport, queryResult, querySettings, querySuite, startFloor, type GhzSummary, type QueryRun, inParallel, median, readingDocs, fetchDocs, runOrder, skipped, stateUpdates, storageResult, storageSettings, storageSuite, workloadBatches, workloadReadings, type StorageRun } from '@flatline/bench';
+import { GET_FRESHNESS, GET_LATEST, PROTOSET, errorText, getLatestData, ghzArgs, parseGhzReport, queryResult, querySettings, querySuite, startFloor, type GhzSummary, type QueryRun, inParallel, median, fetchDocs, runOrder, skipped, stateUpdates, storageResult, storageSettings, storageSuite, workloadBatches, workloadReadings, type StorageRun } from '@flatline/bench';
 import { tempDir } from '@flatline/stack';
 
 const ctx = (quick: boolean) => ({ quick, keep: false, say: () => {} });
@@ -97,18 +97,17 @@ describe('bench suites: storage and query (not run here)', () => {
       expect(perFetch.readings).to.equal(12);
       expect(readingsOfDocs(perFetch.docs).length).to.equal(12);
       expect(perFetch.docs).to.have.length(batch!.length);
-      const docs = readingDocs(batch!, storedAt);
-      expect(docs).to.have.length(12);
-      expect(docs[0]).to.deep.equal({
-        flat_id: '1',
-        device_id: 'heat-1',
+      const first = batch![0]!.readings[0]!;
+      expect(perFetch.docs[0]!.stored_at).to.equal(storedAt);
+      expect(readingsOfDocs([perFetch.docs[0]!]).find((r) => r.deviceId === first.deviceId)).to.deep.equal({
+        flatId: '1',
+        deviceId: 'heat-1',
         epoch: 0,
         seq: 1,
-        taken_at: batch![0]!.readings[0]!.takenAt,
+        takenAtMs: first.takenAt!.getTime(),
         quantity: 'temperature',
         unit: 'Cel',
-        value: batch![0]!.readings[0]!.value,
-        stored_at: storedAt,
+        value: first.value,
       });
     });
 

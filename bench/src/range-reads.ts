@@ -42,44 +42,35 @@ export function rangeReadsPlan(quick: boolean): RangeReadsPlan {
 
 const readingsOf = (p: RangeReadsPlan): number => p.flats * DEVICES.length * ((p.hours * 3600_000) / p.everyMs);
 
-/** The day of readings, as storage writes them (slot included), in chunks of 1000. */
-function* readingChunks(p: RangeReadsPlan, startMs: number): Generator<ReadingDoc[]> {
+/**
+ * The day of readings in chunks of about 1000 readings, as storage writes
+ * them: one document per reading (slot included), or with fetch documents
+ * (FLATLINE_STORAGE_FETCH_DOCUMENTS=1) one per flat and fetch (every everyMs).
+ */
+function* dayChunks(p: RangeReadsPlan, startMs: number, layout: 'reading' | 'fetch'): Generator<{ docs: Array<ReadingDoc | FetchDoc>; readings: number }> {
   const storedAt = new Date(startMs + p.hours * 3600_000);
-  let chunk: ReadingDoc[] = [];
+  let chunk: { docs: Array<ReadingDoc | FetchDoc>; readings: number } = { docs: [], readings: 0 };
   const steps = (p.hours * 3600_000) / p.everyMs;
   for (let step = 0; step < steps; step++) {
     const takenMs = startMs + step * p.everyMs;
     for (let f = 0; f < p.flats; f++) {
       const flatId = String(f);
-      for (const deviceId of DEVICES) {
-        chunk.push({ flat_id: flatId, device_id: deviceId, epoch: 0, seq: step + 1, taken_at: new Date(takenMs), quantity: 'energy', unit: 'kWh', value: step, stored_at: storedAt, slot: slotOf(flatId, slotMinute(takenMs)) });
-        if (chunk.length === 1000) {
-          yield chunk;
-          chunk = [];
+      if (layout === 'fetch') {
+        const readings = DEVICES.map((deviceId) => ({ deviceId, epoch: 0, seq: step + 1, takenAtMs: takenMs, quantity: 'energy', unit: 'kWh', value: step }));
+        for (const { doc } of fetchDocsOf(flatId, readings, storedAt)) chunk.docs.push(doc);
+      } else {
+        for (const deviceId of DEVICES) {
+          chunk.docs.push({ flat_id: flatId, device_id: deviceId, epoch: 0, seq: step + 1, taken_at: new Date(takenMs), quantity: 'energy', unit: 'kWh', value: step, stored_at: storedAt, slot: slotOf(flatId, slotMinute(takenMs)) });
         }
       }
-    }
-  }
-  if (chunk.length > 0) yield chunk;
-}
-
-/** The same readings as storage with fetch documents writes them (FLATLINE_STORAGE_FETCH_DOCUMENTS=1): one document per flat and fetch (every everyMs), in chunks of 1000 readings. */
-function* fetchDocChunks(p: RangeReadsPlan, startMs: number): Generator<FetchDoc[]> {
-  const storedAt = new Date(startMs + p.hours * 3600_000);
-  let chunk: FetchDoc[] = [];
-  const steps = (p.hours * 3600_000) / p.everyMs;
-  for (let step = 0; step < steps; step++) {
-    const takenAtMs = startMs + step * p.everyMs;
-    for (let f = 0; f < p.flats; f++) {
-      const readings = DEVICES.map((deviceId) => ({ deviceId, epoch: 0, seq: step + 1, takenAtMs, quantity: 'energy', unit: 'kWh', value: step }));
-      for (const { doc } of fetchDocsOf(String(f), readings, storedAt)) chunk.push(doc);
-      if (chunk.length * DEVICES.length >= 1000) {
+      chunk.readings += DEVICES.length;
+      if (chunk.readings >= 1000) {
         yield chunk;
-        chunk = [];
+        chunk = { docs: [], readings: 0 };
       }
     }
   }
-  if (chunk.length > 0) yield chunk;
+  if (chunk.readings > 0) yield chunk;
 }
 
 /** Loads the readings with storage's indexes and its record that every reading has a slot (and that fetch documents are kept, with them); resolves with readings per second. */
@@ -91,8 +82,7 @@ async function load(uri: string, p: RangeReadsPlan, startMs: number, say: (line:
     for (const { key, ...options } of readingIndexesFor({ ferretdb: true })) await readings.createIndex(key, options);
     await db.collection<{ _id: string; done_at: Date }>(COLLECTIONS.migrations).insertOne({ _id: READING_SLOTS, done_at: new Date() });
     if (layout === 'fetch') await db.collection<{ _id: string; since: Date }>(COLLECTIONS.migrations).insertOne({ _id: FETCH_DOCUMENTS, since: new Date(0) });
-    const perDoc = layout === 'fetch' ? DEVICES.length : 1;
-    const chunks: Generator<Array<ReadingDoc | FetchDoc>> = layout === 'fetch' ? fetchDocChunks(p, startMs) : readingChunks(p, startMs);
+    const chunks = dayChunks(p, startMs, layout);
     const total = readingsOf(p);
     let n = 0;
     let shown = 0;
@@ -101,8 +91,8 @@ async function load(uri: string, p: RangeReadsPlan, startMs: number, say: (line:
     await Promise.all(
       [0, 1].map(async () => {
         for (let next = chunks.next(); !next.done; next = chunks.next()) {
-          await readings.insertMany(next.value, { ordered: false });
-          n += next.value.length * perDoc;
+          await readings.insertMany(next.value.docs, { ordered: false });
+          n += next.value.readings;
           if (n - shown >= total / 10) {
             shown = n;
             say(`  ${Math.round((100 * n) / total)} % (${n} readings)`);

@@ -20,7 +20,7 @@ import { join, relative } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import type { Db, MongoClient } from 'mongodb';
 import { StorageServiceClient, type FetchResult } from '@flatline/proto';
-import { checkHealth, deadline, unaryCall, createMongoClient, COLLECTIONS, deviceKey, encodeLatest, fetchDocsOf, stateBucket, type FetchDoc, type ReadingDoc, type StateDoc, readingIndexesFor, DUPLICATE_KEY } from '@flatline/platform';
+import { checkHealth, deadline, unaryCall, createMongoClient, COLLECTIONS, deviceKey, encodeLatest, fetchDocsOf, stateBucket, type FetchDoc, type StateDoc, readingIndexesFor, DUPLICATE_KEY } from '@flatline/platform';
 import { REPO_ROOT, TOOLS_BIN, ensureIdIndexes, ensureReadingsSlotIndex, startDatabase, startPostgres, startService, treeStatsOf, type RunningDatabase, type RunningPostgres, type RunningService, cpuSeconds } from '@flatline/stack';
 import { sleep, type BenchContext, type BenchSuite, type DetailTable, type Figure, type SuiteResult } from './suite.ts';
 
@@ -89,23 +89,6 @@ export function workloadBatches(w: Workload): FetchResult[][] {
   }
   if (batch.length > 0) batches.push(batch);
   return batches;
-}
-
-/** The documents storage writes for a batch (reading-store.ts's mapping), for the raw driver runs. */
-export function readingDocs(batch: readonly FetchResult[], storedAt: Date): ReadingDoc[] {
-  return batch.flatMap((f) =>
-    f.readings.map((r) => ({
-      flat_id: r.flatId,
-      device_id: r.deviceId,
-      epoch: r.epoch,
-      seq: Number(r.seq),
-      taken_at: r.takenAt!,
-      quantity: r.quantity,
-      unit: r.unit,
-      value: r.value,
-      stored_at: storedAt,
-    })),
-  );
 }
 
 /**
@@ -357,8 +340,8 @@ async function rawAll(db: Db, batches: ReadonlyArray<{ docs: FetchDoc[]; reading
         b.docs.map((d) => ({ ...d })),
         { ordered: false },
       );
-      // In readings; a batch not wholly inserted would have thrown (and a short count fails the run's check).
-      inserted += res.insertedCount === b.docs.length ? b.readings : res.insertedCount;
+      if (res.insertedCount !== b.docs.length) throw new Error(`raw insertMany inserted ${res.insertedCount} of ${b.docs.length} documents`);
+      inserted += b.readings;
       // One update per bucket, one after the other, as storage's state writer does.
       for (const op of b.state ?? []) {
         const update = (): Promise<unknown> => flatState.updateOne({ _id: op.bucket }, { $max: { ...op.max } }, { upsert: true });

@@ -310,7 +310,6 @@ export async function readingGapsSql(psqlUrl: string, database: string, timeoutM
  */
 export async function readingGapsPostgres(psqlUrl: string, database: string, since?: Date, held?: Held, timeoutMs = 60_000): Promise<GapReport> {
   const table = await collectionTable(psqlUrl, database, COLLECTIONS.readings);
-  if (since !== undefined && !Number.isFinite(since.getTime())) throw new PostgresError(`readingGapsPostgres: since is not a time (${String(since)})`);
   const out = await psql(
     psqlUrl,
     `WITH r AS (${storedReadingsSql(database, table, since)}), ` +

@@ -16,7 +16,8 @@ import { type FetchResult, type ListMeasurementsRequest, type Reading } from '@f
 import { COLLECTIONS, FETCH_DOCUMENTS, MalformedReadingDocError, slotMinute, slotOf, unaryCall } from '@flatline/platform';
 import { ServicesFixture } from '@flatline/stack';
 import type { RangeQuery } from '../../src/domain/query-args.ts';
-import { QueryStore, type ReadingPage } from '../../src/mongo/query-store.ts';
+import { QueryStore } from '../../src/mongo/query-store.ts';
+import { expectSamePages, pagesOf, show } from './paging.ts';
 
 const KEY = 'a-test-deployment-page-token-key';
 const MINUTE = 60_000;
@@ -34,7 +35,6 @@ function fetchOf(flatId: string, seqs: readonly number[], fetchedAtS: number): F
 }
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
-const show = (r: Reading): string => `${r.takenAt?.toISOString()}/${r.deviceId}#${r.seq}`;
 
 describe('fetch documents: read back as the readings they hold (real FerretDB, storage and query)', function () {
   this.timeout(300000);
@@ -44,18 +44,6 @@ describe('fetch documents: read back as the readings they hold (real FerretDB, s
   let slotted: QueryStore;
   /** What the fetch-document storage answered to each Append, in order. */
   const outcomes: Array<{ inserted: number; duplicates: number }> = [];
-
-  async function pagesOf(store: QueryStore, key: RangeQuery['key'], pageSize: number): Promise<ReadingPage[]> {
-    const pages: ReadingPage[] = [];
-    let after: RangeQuery['after'];
-    for (let i = 0; i < 500; i++) {
-      const page = await store.range({ key, pageSize, after }, 60000);
-      pages.push(page);
-      if (!page.more) return pages;
-      after = page.last;
-    }
-    throw new Error('more than 500 pages');
-  }
 
   before(async () => {
     await Promise.all([perReading.start(), perFetch.start()]);
@@ -100,12 +88,7 @@ describe('fetch documents: read back as the readings they hold (real FerretDB, s
   ];
   for (const [what, key, sizes] of cases) {
     it(`pages as one document per reading does: ${what}`, async () => {
-      for (const pageSize of sizes) {
-        const a = await pagesOf(old, key, pageSize);
-        const b = await pagesOf(slotted, key, pageSize);
-        expect(b.map((p) => p.readings.map(show)), `page size ${pageSize}`).to.deep.equal(a.map((p) => p.readings.map(show)));
-        expect(b.map((p) => [p.more, p.last]), `page size ${pageSize}`).to.deep.equal(a.map((p) => [p.more, p.last]));
-      }
+      await expectSamePages(old, slotted, key, sizes);
     });
   }
 

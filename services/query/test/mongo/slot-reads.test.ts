@@ -17,7 +17,8 @@ import { QueryServiceClient, type ListMeasurementsRequest, type Reading } from '
 import { COLLECTIONS, createLogger, READING_SLOTS, silentLogger, unaryCall, type SlotsRecord } from '@flatline/platform';
 import { eventually, ServicesFixture, startInProcessService, type StartedServer } from '@flatline/stack';
 import type { RangeQuery } from '../../src/domain/query-args.ts';
-import { QueryStore, type ReadingPage } from '../../src/mongo/query-store.ts';
+import { QueryStore } from '../../src/mongo/query-store.ts';
+import { expectSamePages, pagesOf, show } from './paging.ts';
 import { SlotHorizon } from '../../src/mongo/slot-horizon.ts';
 import { StateSnapshot } from '../../src/mongo/state-snapshot.ts';
 
@@ -41,7 +42,6 @@ function legacy(flatId: string, deviceId: string, seq: number, takenAtS: number)
   return { flat_id: flatId, device_id: deviceId, epoch: 0, seq, taken_at: at(takenAtS), quantity: 'energy', unit: 'kWh', value: seq / 10, stored_at: new Date() };
 }
 
-const show = (r: Reading): string => `${r.takenAt?.toISOString()}/${r.deviceId}#${r.seq}`;
 
 describe('ListMeasurements by slots: the same pages as the old read (real FerretDB and storage)', function () {
   this.timeout(600000);
@@ -52,18 +52,6 @@ describe('ListMeasurements by slots: the same pages as the old read (real Ferret
   let horizon: SlotHorizon;
 
   /** Every page of req by store, with the cursor of each page carried to the next as the service does. */
-  async function pagesOf(store: QueryStore, key: RangeQuery['key'], pageSize: number): Promise<ReadingPage[]> {
-    const pages: ReadingPage[] = [];
-    let after: RangeQuery['after'];
-    for (let i = 0; i < 500; i++) {
-      const page = await store.range({ key, pageSize, after }, 60000); // SQLite scans per slot lookup: slow on a loaded machine
-      pages.push(page);
-      if (!page.more) return pages;
-      after = page.last;
-    }
-    throw new Error('more than 500 pages');
-  }
-
   before(async () => {
     await services.start();
     // Flat "s": three devices reading at the same instants every 7 s for about 12 minutes (seconds 600..1293),
@@ -124,12 +112,7 @@ describe('ListMeasurements by slots: the same pages as the old read (real Ferret
   ];
   for (const [what, key, sizes] of cases) {
     it(`pages identically: ${what}`, async () => {
-      for (const pageSize of sizes) {
-        const a = await pagesOf(old, key, pageSize);
-        const b = await pagesOf(slotted, key, pageSize);
-        expect(b.map((p) => p.readings.map(show)), `page size ${pageSize}`).to.deep.equal(a.map((p) => p.readings.map(show)));
-        expect(b.map((p) => [p.more, p.last]), `page size ${pageSize}`).to.deep.equal(a.map((p) => [p.more, p.last]));
-      }
+      await expectSamePages(old, slotted, key, sizes);
     });
   }
 

@@ -101,12 +101,12 @@ export class ReadingStore {
   private readonly state: StateWriter;
   private readonly fetchDocuments: boolean;
   /**
-   * READING_SLOTS' since (-Infinity without one), read by ensureIndexes:
+   * READING_SLOTS' since (-Infinity without one; undefined until ensureIndexes read it):
    * query reads the part of a range before it the old way, which sees only
    * documents of one reading, so a reading taken before it (a backlog from
    * before the upgrade) is stored as one even with fetch documents on.
    */
-  private slotsSinceMs = Number.POSITIVE_INFINITY;
+  private slotsSinceMs: number | undefined;
 
   constructor(
     private readonly db: Db,
@@ -151,12 +151,15 @@ export class ReadingStore {
       // Checked before writing: the first replica's record stands; a later
       // one's $setOnInsert would not change it either.
       const slots = this.db.collection<SlotsRecord>(COLLECTIONS.migrations);
-      if ((await slots.findOne({ _id: READING_SLOTS }, deadline(timeoutMS))) === null) {
+      let record = await slots.findOne({ _id: READING_SLOTS }, deadline(timeoutMS));
+      if (record === null) {
         const empty = (await readings.findOne({}, deadline(timeoutMS, { projection: { _id: 1 } }))) === null;
         const now = new Date();
         await slots.updateOne({ _id: READING_SLOTS }, { $setOnInsert: empty ? { done_at: now } : { since: now, done_at: now } }, deadline(timeoutMS, { upsert: true }));
+        // Read back: another replica's record, written first, stands.
+        record = await slots.findOne({ _id: READING_SLOTS }, deadline(timeoutMS));
       }
-      this.slotsSinceMs = (await slots.findOne({ _id: READING_SLOTS }, deadline(timeoutMS)))?.since?.getTime() ?? Number.NEGATIVE_INFINITY;
+      this.slotsSinceMs = record?.since?.getTime() ?? Number.NEGATIVE_INFINITY;
       // Before the first fetch document: query refuses to read such a database the old way (FETCH_DOCUMENTS).
       if (this.fetchDocuments) {
         const records = this.db.collection<FetchDocumentsRecord>(COLLECTIONS.migrations);
@@ -205,13 +208,14 @@ export class ReadingStore {
    */
   private async insertFetchDocs(batch: AppendBatch, storedAt: Date, timeoutMS: number): Promise<AppendOutcome> {
     // Set by ensureIndexes, which the service runs before it takes an Append (a store used without it has no since to go by).
-    if (this.slotsSinceMs === Number.POSITIVE_INFINITY) throw new UnavailableError('storage has not prepared the database yet (indexes, slot record); retry');
-    const old = batch.readings.filter((r) => r.takenAt.getTime() < this.slotsSinceMs);
+    const sinceMs = this.slotsSinceMs;
+    if (sinceMs === undefined) throw new UnavailableError('storage has not prepared the database yet (indexes, slot record); retry');
+    const old = batch.readings.filter((r) => r.takenAt.getTime() < sinceMs);
     const before = old.length === 0 ? { inserted: 0, duplicates: 0 } : await this.insertReadingDocs(old, storedAt, timeoutMS);
     const docs: FetchDoc[] = [];
     const weights: number[] = [];
     for (const result of batch.results) {
-      const readings = result.readings.filter((r) => r.takenAt.getTime() >= this.slotsSinceMs).map((r) => ({ deviceId: r.deviceId, epoch: r.epoch, seq: r.seq, takenAtMs: r.takenAt.getTime(), quantity: r.quantity, unit: r.unit, value: r.value }));
+      const readings = result.readings.filter((r) => r.takenAt.getTime() >= sinceMs).map((r) => ({ deviceId: r.deviceId, epoch: r.epoch, seq: r.seq, takenAtMs: r.takenAt.getTime(), quantity: r.quantity, unit: r.unit, value: r.value }));
       for (const { doc, count } of fetchDocsOf(result.flatId, readings, storedAt)) {
         docs.push(doc);
         weights.push(count);
@@ -238,7 +242,9 @@ export class ReadingStore {
       i = end;
       const part = await guard('insert readings', async () => {
         try {
-          await this.db.collection<ReadingDoc | FetchDoc>(COLLECTIONS.readings).insertMany(chunk, deadline(timeoutMS, { ordered: false }));
+          const res = await this.db.collection<ReadingDoc | FetchDoc>(COLLECTIONS.readings).insertMany(chunk, deadline(timeoutMS, { ordered: false }));
+          // Counted in readings only when every document was acknowledged; anything less is not a success to report.
+          if (res.insertedCount !== chunk.length) throw new UnavailableError(`insert readings: ${res.insertedCount} of ${chunk.length} documents acknowledged; retry`);
           return { inserted: chunkWeights.reduce((a, b) => a + b, 0), duplicates: 0 };
         } catch (err) {
           return storedDespite(err, chunkWeights);
