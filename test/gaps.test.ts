@@ -48,7 +48,7 @@ describe('flatline gaps (real command, real FerretDB)', function () {
     expect(report.gaps.map((g) => [g.flat, g.epoch, g.missing])).to.deep.equal([['reset-1', 1, 1]]);
   });
 
-  it('does not count a seq an outbox still holds (newest first leaves holes while a backlog drains), and counts one nobody holds', async () => {
+  it('does not count a seq an outbox still holds (fresh fetches first leave holes while a backlog drains), and counts one nobody holds', async () => {
     const doc = (seq: number) => ({ flat_id: 'held-1', device_id: 'heat', epoch: 0, seq, taken_at: new Date(1_700_000_000_000 + seq * 1000), quantity: 't', unit: 'Cel', value: seq, stored_at: new Date() });
     await mongo.db().collection('readings').insertMany([1, 2, 6, 7].map(doc));
     // An outbox file as ingestion writes it, holding 3 and 4 (5 is nowhere: lost).

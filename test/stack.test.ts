@@ -133,7 +133,7 @@ describe('the whole stack (FerretDB, simulator, storage, query, two ingestion re
   });
 
   it('stores every device reading with no gap in any sequence', async () => {
-    // Outboxes drain newest first: a backlog leaves holes in storage until it has drained. A lost reading's hole stays.
+    // Outboxes send fresh fetches first: a backlog leaves holes in storage until it has drained. A lost reading's hole stays.
     let last: GapReport | undefined;
     await eventually(`readings of all ${FLATS * 3} devices stored, with no gap in any sequence`, async () => {
       last = await stack.storedGaps();

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { AppendRequest as StorageAppendRequest } from '@flatline/proto';
 import { lastFetches } from '../../src/outbox/held.ts';
-import { STARVED_MS, MAX_ROW_READINGS, Outbox, OutboxFullError } from '../../src/outbox/outbox.ts';
+import { FRESH_MS, MAX_ROW_READINGS, Outbox, OutboxFullError } from '../../src/outbox/outbox.ts';
 import { toAppendRequest } from '../../src/storage/forwarder.ts';
 import type { DeviceReading } from '../../src/domain/device-answer.ts';
 import { tempDir } from '@flatline/stack';
@@ -43,9 +43,9 @@ describe('outbox (better-sqlite3, WAL)', () => {
     box.close();
     const again = new Outbox(file);
     const batch = again.peek(1, 10000);
-    expect(batch.map((f) => [f.flatId, f.readings.map((x) => x.seq)])).to.deep.equal([['2', [1, 2]]]);
+    expect(batch.map((f) => [f.flatId, f.readings.map((x) => x.seq)])).to.deep.equal([['1', [1]]]);
     again.ack(batch);
-    expect(again.size()).to.deep.equal({ fetches: 1, readings: 1 });
+    expect(again.size()).to.deep.equal({ fetches: 1, readings: 2 });
     // The cursor survived: the same readings are not taken twice.
     expect(again.record([{ flatId: '2', fetchedAtMs: 2, readings: [r('heat', 2)] }])[0]).to.deep.equal({ fresh: 0, missed: 0, holes: [], resets: 0 });
     again.close();
@@ -57,38 +57,42 @@ describe('outbox (better-sqlite3, WAL)', () => {
       { flatId: '1', fetchedAtMs: 1, readings: [r('a', 1), r('a', 2), r('a', 3)] },
       { flatId: '2', fetchedAtMs: 1, readings: [r('a', 1)] },
     ]);
-    expect(box.peek(10, 2).map((f) => f.flatId)).to.deep.equal(['2']);
-    expect(box.peek(10, 4).map((f) => f.flatId)).to.deep.equal(['2', '1']);
+    expect(box.peek(10, 2).map((f) => f.flatId)).to.deep.equal(['1']);
+    expect(box.peek(10, 4).map((f) => f.flatId)).to.deep.equal(['1', '2']);
     box.close();
   });
 
-  it('hands out the newest fetches first, then the oldest that waited more than STARVED_MS (none starves), and an ack deletes exactly its batch, not the rows between, even with fetches recorded meanwhile', () => {
+  it('hands out the fresh fetches first, newest first, then the oldest (none starves), and an ack deletes exactly its batch, not the rows between, even with fetches recorded meanwhile', () => {
     const box = new Outbox(join(dir.path, 'd', 'outbox.sqlite'));
-    // Fetched at 1..8 s; peeked at 8 s: 1..5 waited more than STARVED_MS (2 s).
+    // Fetched at 1..8 s; peeked at 8 s: 7 and 8 are fresh (fetched less than FRESH_MS, 2 s, before).
     box.record([1, 2, 3, 4, 5, 6, 7, 8].map((n) => ({ flatId: String(n), fetchedAtMs: n * 1000, readings: [r('a', n)] })));
     const now = 8000;
-    expect(STARVED_MS).to.equal(2000);
+    expect(FRESH_MS).to.equal(2000);
     const batch = box.peek(4, 100, now);
-    expect(batch.map((f) => f.flatId), 'three quarters newest, the rest oldest').to.deep.equal(['8', '7', '6', '1']);
+    expect(batch.map((f) => f.flatId), 'the fresh newest first, then the oldest').to.deep.equal(['8', '7', '1', '2']);
     box.record([{ flatId: '9', fetchedAtMs: 9000, readings: [r('a', 9)] }]); // arrives while the batch is in flight
     box.ack(batch);
     expect(box.size()).to.deep.equal({ fetches: 5, readings: 5 });
-    expect(box.peek(10, 100, now).map((f) => f.flatId)).to.deep.equal(['9', '5', '4', '3', '2']);
-    // Rows that have not waited STARVED_MS are left to the newest-first part.
-    expect(box.peek(4, 100, 4500).map((f) => f.flatId)).to.deep.equal(['9', '5', '4', '2']);
-    expect(box.peek(4, 100, 3000).map((f) => f.flatId)).to.deep.equal(['9', '5', '4']);
-    expect(box.peek(1, 100, now).map((f) => f.flatId)).to.deep.equal(['9']);
+    expect(box.peek(10, 100, now).map((f) => f.flatId)).to.deep.equal(['9', '3', '4', '5', '6']);
+    expect(box.peek(2, 100, now).map((f) => f.flatId)).to.deep.equal(['9', '3']);
+    // Nothing fresh: oldest first (an outage's backlog drains in order once the devices are cut).
+    expect(box.peek(2, 100, 60_000).map((f) => f.flatId)).to.deep.equal(['3', '4']);
+    // All fresh: newest first.
+    expect(box.peek(2, 100, 3000).map((f) => f.flatId)).to.deep.equal(['9', '6']);
     box.close();
   });
 
-  it('gives the starved oldest at most a quarter of the readings of a batch', () => {
+  it('gives the oldest the room the fresh leave, in fetches and in readings, and takes none from the fresh', () => {
     const box = new Outbox(join(dir.path, 'e', 'outbox.sqlite'));
     const big = (n: number) => ({ flatId: `big${n}`, fetchedAtMs: n, readings: Array.from({ length: 10 }, (_, i) => r('a', 10 * n + i)) });
     box.record([1, 2, 3, 4].map(big));
     box.record(Array.from({ length: 8 }, (_, i) => ({ flatId: `new${i}`, fetchedAtMs: 100_000, readings: [r('b', i + 1)] })));
-    // 9 newest (8 small and big4: 18 readings), then the oldest up to 18 + 100 / 4 = 43 readings: big1 and big2, not big3.
-    const batch = box.peek(12, 100, 100_000).map((f) => f.flatId);
-    expect(batch.slice(8)).to.deep.equal(['big4', 'big1', 'big2']);
+    const fresh = ['new7', 'new6', 'new5', 'new4', 'new3', 'new2', 'new1', 'new0'];
+    // 8 fresh (8 readings), then the oldest up to 30 readings: big1 and big2, not big3.
+    expect(box.peek(12, 30, 100_000).map((f) => f.flatId)).to.deep.equal([...fresh, 'big1', 'big2']);
+    // The fresh fill the batch: nothing old.
+    expect(box.peek(8, 100, 100_000).map((f) => f.flatId)).to.deep.equal(fresh);
+    expect(box.peek(12, 8, 100_000).map((f) => f.flatId)).to.deep.equal(fresh);
     box.close();
   });
 });
@@ -205,7 +209,7 @@ describe('outbox bounds', () => {
       { flatId: 'a', fetchedAtMs: 1, readings: [r('heat', 1)] },
       { flatId: 'b', fetchedAtMs: 2, readings: [r('heat', 1), r('heat', 2)] },
     ]);
-    const [b, a] = box.peek(10, 100);
+    const [a, b] = box.peek(10, 100);
     box.deadLetter(a!.id, 'fetches[0].readings[0].unit must be 1 to 32 characters');
     box.deadLetter(b!.id, 'another reason');
     expect(box.size().fetches).to.equal(0);
