@@ -31,39 +31,53 @@ export interface RangeReadsPlan {
   readonly hours: number;
   /** One reading per device every everyMs. */
   readonly everyMs: number;
+  /** A fetch (one fetch document per flat and minute) every fetchEveryMs, with the readings taken since the last. */
+  readonly fetchEveryMs: number;
   /** Pages asked of the slot reads on PostgreSQL; the full scans get fewer (see pagesOf). */
   readonly pages: number;
+  /** Every layout and backend, or only fetch documents on PostgreSQL (what flatline up keeps: the issue's size, where the others take hours to load). */
+  readonly layouts: 'all' | 'fetch';
 }
 
-/** The plan: a day of 10 flats x 3 devices every 5 s (518,400 readings), or a small quick one. */
-export function rangeReadsPlan(quick: boolean): RangeReadsPlan {
-  return quick ? { flats: 4, hours: 2, everyMs: 5000, pages: 20 } : { flats: 10, hours: 24, everyMs: 5000, pages: 200 };
+/**
+ * The plan: a day of 10 flats x 3 devices every 5 s (518,400 readings), a
+ * small quick one, or with dayFlats (`--day N`) the issue's size: a day of N
+ * flats x 3 devices, a reading a second, fetched every 5 s, as fetch
+ * documents only (100 flats: 25,920,000 readings).
+ */
+export function rangeReadsPlan(quick: boolean, dayFlats?: number): RangeReadsPlan {
+  if (dayFlats !== undefined) return { flats: dayFlats, hours: 24, everyMs: 1000, fetchEveryMs: 5000, pages: 200, layouts: 'fetch' };
+  return quick ? { flats: 4, hours: 2, everyMs: 5000, fetchEveryMs: 5000, pages: 20, layouts: 'all' } : { flats: 10, hours: 24, everyMs: 5000, fetchEveryMs: 5000, pages: 200, layouts: 'all' };
 }
 
-const readingsOf = (p: RangeReadsPlan): number => p.flats * DEVICES.length * ((p.hours * 3600_000) / p.everyMs);
+export const readingsOf = (p: RangeReadsPlan): number => p.flats * DEVICES.length * ((p.hours * 3600_000) / p.everyMs);
 
 /**
  * The day of readings in chunks of about 1000 readings, as storage writes
  * them: one document per reading (slot included), or with fetch documents
- * (FLATLINE_STORAGE_FETCH_DOCUMENTS=1) one per flat and fetch (every everyMs).
+ * (FLATLINE_STORAGE_FETCH_DOCUMENTS=1) one per flat, fetch (every
+ * fetchEveryMs) and minute.
  */
-function* dayChunks(p: RangeReadsPlan, startMs: number, layout: 'reading' | 'fetch'): Generator<{ docs: Array<ReadingDoc | FetchDoc>; readings: number }> {
+export function* dayChunks(p: RangeReadsPlan, startMs: number, layout: 'reading' | 'fetch'): Generator<{ docs: Array<ReadingDoc | FetchDoc>; readings: number }> {
   const storedAt = new Date(startMs + p.hours * 3600_000);
   let chunk: { docs: Array<ReadingDoc | FetchDoc>; readings: number } = { docs: [], readings: 0 };
   const steps = (p.hours * 3600_000) / p.everyMs;
-  for (let step = 0; step < steps; step++) {
-    const takenMs = startMs + step * p.everyMs;
+  const perFetch = Math.max(1, Math.round(p.fetchEveryMs / p.everyMs));
+  for (let first = 0; first < steps; first += perFetch) {
+    const taken = Array.from({ length: Math.min(perFetch, steps - first) }, (_, i) => ({ step: first + i, takenMs: startMs + (first + i) * p.everyMs }));
     for (let f = 0; f < p.flats; f++) {
       const flatId = String(f);
       if (layout === 'fetch') {
-        const readings = DEVICES.map((deviceId) => ({ deviceId, epoch: 0, seq: step + 1, takenAtMs: takenMs, quantity: 'energy', unit: 'kWh', value: step }));
+        const readings = taken.flatMap(({ step, takenMs }) => DEVICES.map((deviceId) => ({ deviceId, epoch: 0, seq: step + 1, takenAtMs: takenMs, quantity: 'energy', unit: 'kWh', value: step })));
         for (const { doc } of fetchDocsOf(flatId, readings, storedAt)) chunk.docs.push(doc);
       } else {
-        for (const deviceId of DEVICES) {
-          chunk.docs.push({ flat_id: flatId, device_id: deviceId, epoch: 0, seq: step + 1, taken_at: new Date(takenMs), quantity: 'energy', unit: 'kWh', value: step, stored_at: storedAt, slot: slotOf(flatId, slotMinute(takenMs)) });
+        for (const { step, takenMs } of taken) {
+          for (const deviceId of DEVICES) {
+            chunk.docs.push({ flat_id: flatId, device_id: deviceId, epoch: 0, seq: step + 1, taken_at: new Date(takenMs), quantity: 'energy', unit: 'kWh', value: step, stored_at: storedAt, slot: slotOf(flatId, slotMinute(takenMs)) });
+          }
         }
       }
-      chunk.readings += DEVICES.length;
+      chunk.readings += DEVICES.length * taken.length;
       if (chunk.readings >= 1000) {
         yield chunk;
         chunk = { docs: [], readings: 0 };
@@ -146,76 +160,127 @@ export const rangeReadsSuite: BenchSuite = {
   name: 'range-reads',
   title: 'ListMeasurements, a page of 100 in a one-hour range at a day of history: FerretDB on SQLite (scan) next to PostgreSQL (slot index)',
   plan(ctx: BenchContext): string {
-    const p = rangeReadsPlan(ctx.quick);
+    const p = rangeReadsPlan(ctx.quick, ctx.sizes?.day);
+    if (p.layouts === 'fetch') {
+      return `load ${readingsOf(p)} readings (${p.flats} flats x ${DEVICES.length} devices, one per ${p.everyMs / 1000} s, fetched every ${p.fetchEveryMs / 1000} s, ${p.hours} h) as fetch documents into FerretDB on PostgreSQL (slot index), then ${p.pages} first pages of 100 by slots`;
+    }
     return (
       `load ${readingsOf(p)} readings (${p.flats} flats x ${DEVICES.length} devices, one per ${p.everyMs / 1000} s, ${p.hours} h) into FerretDB on SQLite and on PostgreSQL (slot index), ` +
       `then ${p.pages} first pages of 100 by slots on PostgreSQL and ${Math.max(3, Math.round(p.pages / 20))}–${Math.max(5, Math.round(p.pages / 5))} by the range read on each backend`
     );
   },
   async run(ctx: BenchContext): Promise<SuiteResult> {
-    const p = rangeReadsPlan(ctx.quick);
-    const say = (line: string) => ctx.say(`range-reads: ${line}`);
-    const dir = tempDir('bench-range-reads');
-    const startMs = Math.floor((Date.now() - (p.hours + 1) * 3600_000) / 60_000) * 60_000;
-    const stop: Array<() => Promise<unknown>> = [];
-    try {
-      const sqlite = await startDatabase({ listen: '127.0.0.1:0', stateDir: join(dir.path, 'sqlite'), logFile: join(dir.path, 'ferretdb-sqlite.log') });
-      stop.push(() => sqlite.process.stop());
-      const pg = await startPostgres({ dataDir: join(dir.path, 'postgres'), logFile: join(dir.path, 'postgres.log') });
-      stop.push(() => pg.stop());
-      const onPg = await startDatabase({ listen: '127.0.0.1:0', stateDir: join(dir.path, 'unused'), postgresqlUrl: pg.url, logFile: join(dir.path, 'ferretdb-pg.log') });
-      stop.unshift(() => onPg.process.stop());
-      await ensureReadingsSlotIndex(onPg.uri, pg.url);
-      const fetchDocsUri = Object.assign(new URL(onPg.uri), { pathname: '/fetchdocs' }).href;
-      await ensureReadingsSlotIndex(fetchDocsUri, pg.url);
-
-      say(`loading ${readingsOf(p)} readings into FerretDB on SQLite…`);
-      const sqliteRate = await load(sqlite.uri, p, startMs, say);
-      say(`loading them into FerretDB on PostgreSQL (the slot index built before, as the stack does)…`);
-      const pgRate = await load(onPg.uri, p, startMs, say);
-      say(`loading them into FerretDB on PostgreSQL as fetch documents (as flatline up's storage keeps them)…`);
-      const fetchRate = await load(fetchDocsUri, p, startMs, say, 'fetch');
-
-      const rows: string[][] = [];
-      const p99 = new Map<string, number>();
-      const measure = async (what: string, uri: string, slotReads: boolean, n: number): Promise<void> => {
-        const q = await queryService(uri, join(dir.path, `query-${rows.length}`), slotReads);
-        try {
-          await pageTimes(q.grpc, p, startMs, 1, 7); // warm-up
-          const t = await pageTimes(q.grpc, p, startMs, n, 42);
-          p99.set(what, percentile(t, 99));
-          rows.push([what, String(n), `${percentile(t, 50).toFixed(1)} ms`, `${percentile(t, 99).toFixed(1)} ms`, `${Math.max(...t).toFixed(1)} ms`]);
-          say(`${what}: p50 ${percentile(t, 50).toFixed(1)} ms, p99 ${percentile(t, 99).toFixed(1)} ms over ${n} pages`);
-        } finally {
-          await q.stop();
-        }
-      };
-      const SQLITE = 'SQLite, range read (flatline up --db sqlite)';
-      const PG_RANGE = 'PostgreSQL, range read';
-      const PG_SLOTS = 'PostgreSQL, slot reads, a document per reading';
-      const PG_FETCH = 'PostgreSQL, slot reads, fetch documents (flatline up)';
-      await measure(SQLITE, sqlite.uri, false, Math.max(3, Math.round(p.pages / 20)));
-      await measure(PG_RANGE, onPg.uri, false, Math.max(5, Math.round(p.pages / 5)));
-      await measure(PG_SLOTS, onPg.uri, true, p.pages);
-      await measure(PG_FETCH, fetchDocsUri, true, p.pages);
-      const slots = p99.get(PG_FETCH)!;
-      const scan = p99.get(SQLITE)!;
-      return {
-        figures: [
-          { name: `ListMeasurements p99, page of 100, ${readingsOf(p)} readings`, flatline: `${slots.toFixed(1)} ms (PostgreSQL, slots, fetch documents)`, versus: `${scan.toFixed(1)} ms (SQLite, scan)`, ratio: slots / scan, goal: '≤ 50 ms', met: slots <= 50 },
-          { name: 'unordered insertMany, 2 writers', flatline: `${pgRate.toFixed(0)} readings/s (PostgreSQL)`, versus: `${sqliteRate.toFixed(0)} readings/s (SQLite)`, ratio: pgRate / sqliteRate },
-          { name: 'unordered insertMany, 2 writers, PostgreSQL', flatline: `${fetchRate.toFixed(0)} readings/s (fetch documents)`, versus: `${pgRate.toFixed(0)} readings/s (a document per reading)`, ratio: fetchRate / pgRate },
-        ],
-        details: [{ title: 'ListMeasurements, first pages of 100 in a one-hour range', head: ['read', 'pages', 'p50', 'p99', 'max'], rows }],
-        notes: [
-          'The slot index is a GIN index on `_jsonb->\'slot\'` that stack/src/postgres.ts adds to FerretDB\'s table; FerretDB v1 pushes down only equality (SQLite: only on _id), so the range read scans the collection on both backends.',
-          `Readings: ${p.flats} flats x ${DEVICES.length} devices, one per ${p.everyMs / 1000} s, ${p.hours} h. Pages: a random flat, a random hour of the day, seeded.`,
-        ],
-        raw: { plan: p, rows, insertPerSecond: { sqlite: sqliteRate, postgresql: pgRate, postgresqlFetchDocuments: fetchRate } },
-      };
-    } finally {
-      for (const s of stop) await s().catch(() => undefined);
-      if (!ctx.keep) dir.cleanup();
-    }
+    const p = rangeReadsPlan(ctx.quick, ctx.sizes?.day);
+    return p.layouts === 'fetch' ? runDay(p, ctx) : runAll(p, ctx);
   },
 };
+
+/** The issue's size: fetch documents on PostgreSQL only, the others would take hours to load. */
+async function runDay(p: RangeReadsPlan, ctx: BenchContext): Promise<SuiteResult> {
+  const say = (line: string) => ctx.say(`range-reads: ${line}`);
+  const dir = tempDir('bench-range-reads');
+  const startMs = Math.floor((Date.now() - (p.hours + 1) * 3600_000) / 60_000) * 60_000;
+  const stop: Array<() => Promise<unknown>> = [];
+  try {
+    const pg = await startPostgres({ dataDir: join(dir.path, 'postgres'), logFile: join(dir.path, 'postgres.log') });
+    stop.push(() => pg.stop());
+    const onPg = await startDatabase({ listen: '127.0.0.1:0', stateDir: join(dir.path, 'unused'), postgresqlUrl: pg.url, logFile: join(dir.path, 'ferretdb-pg.log') });
+    stop.unshift(() => onPg.process.stop());
+    await ensureReadingsSlotIndex(onPg.uri, pg.url);
+    say(`loading ${readingsOf(p)} readings into FerretDB on PostgreSQL as fetch documents…`);
+    const rate = await load(onPg.uri, p, startMs, say, 'fetch');
+    const q = await queryService(onPg.uri, join(dir.path, 'query'), true);
+    let t: number[];
+    try {
+      await pageTimes(q.grpc, p, startMs, 1, 7); // warm-up
+      t = await pageTimes(q.grpc, p, startMs, p.pages, 42);
+    } finally {
+      await q.stop();
+    }
+    const p99 = percentile(t, 99);
+    say(`slot reads, fetch documents: p50 ${percentile(t, 50).toFixed(1)} ms, p99 ${p99.toFixed(1)} ms over ${p.pages} pages`);
+    const rows = [['PostgreSQL, slot reads, fetch documents (flatline up)', String(p.pages), `${percentile(t, 50).toFixed(1)} ms`, `${p99.toFixed(1)} ms`, `${Math.max(...t).toFixed(1)} ms`]];
+    return {
+      figures: [
+        { name: `ListMeasurements p99, page of 100, ${readingsOf(p)} readings`, flatline: `${p99.toFixed(1)} ms (PostgreSQL, slots, fetch documents)`, versus: '', goal: '≤ 50 ms', met: p99 <= 50 },
+        { name: 'unordered insertMany of fetch documents, 2 writers, PostgreSQL', flatline: `${rate.toFixed(0)} readings/s`, versus: '' },
+      ],
+      details: [{ title: 'ListMeasurements, first pages of 100 in a one-hour range', head: ['read', 'pages', 'p50', 'p99', 'max'], rows }],
+      notes: [
+        `Readings: ${p.flats} flats x ${DEVICES.length} devices, one per ${p.everyMs / 1000} s, fetched every ${p.fetchEveryMs / 1000} s (a fetch document per flat, fetch and minute), ${p.hours} h. Pages: a random flat, a random hour of the day, seeded.`,
+        'Fetch documents only: at this size the other layouts and SQLite take hours to load (run without --day for the comparison at 518,400 readings).',
+      ],
+      raw: { plan: p, rows, insertPerSecond: { postgresqlFetchDocuments: rate } },
+    };
+  } finally {
+    for (const s of stop) await s().catch(() => undefined);
+    if (!ctx.keep) dir.cleanup();
+  }
+}
+
+/** Every layout and backend, side by side. */
+async function runAll(p: RangeReadsPlan, ctx: BenchContext): Promise<SuiteResult> {
+  const say = (line: string) => ctx.say(`range-reads: ${line}`);
+  const dir = tempDir('bench-range-reads');
+  const startMs = Math.floor((Date.now() - (p.hours + 1) * 3600_000) / 60_000) * 60_000;
+  const stop: Array<() => Promise<unknown>> = [];
+  try {
+    const sqlite = await startDatabase({ listen: '127.0.0.1:0', stateDir: join(dir.path, 'sqlite'), logFile: join(dir.path, 'ferretdb-sqlite.log') });
+    stop.push(() => sqlite.process.stop());
+    const pg = await startPostgres({ dataDir: join(dir.path, 'postgres'), logFile: join(dir.path, 'postgres.log') });
+    stop.push(() => pg.stop());
+    const onPg = await startDatabase({ listen: '127.0.0.1:0', stateDir: join(dir.path, 'unused'), postgresqlUrl: pg.url, logFile: join(dir.path, 'ferretdb-pg.log') });
+    stop.unshift(() => onPg.process.stop());
+    await ensureReadingsSlotIndex(onPg.uri, pg.url);
+    const fetchDocsUri = Object.assign(new URL(onPg.uri), { pathname: '/fetchdocs' }).href;
+    await ensureReadingsSlotIndex(fetchDocsUri, pg.url);
+
+    say(`loading ${readingsOf(p)} readings into FerretDB on SQLite…`);
+    const sqliteRate = await load(sqlite.uri, p, startMs, say);
+    say(`loading them into FerretDB on PostgreSQL (the slot index built before, as the stack does)…`);
+    const pgRate = await load(onPg.uri, p, startMs, say);
+    say(`loading them into FerretDB on PostgreSQL as fetch documents (as flatline up's storage keeps them)…`);
+    const fetchRate = await load(fetchDocsUri, p, startMs, say, 'fetch');
+
+    const rows: string[][] = [];
+    const p99 = new Map<string, number>();
+    const measure = async (what: string, uri: string, slotReads: boolean, n: number): Promise<void> => {
+      const q = await queryService(uri, join(dir.path, `query-${rows.length}`), slotReads);
+      try {
+        await pageTimes(q.grpc, p, startMs, 1, 7); // warm-up
+        const t = await pageTimes(q.grpc, p, startMs, n, 42);
+        p99.set(what, percentile(t, 99));
+        rows.push([what, String(n), `${percentile(t, 50).toFixed(1)} ms`, `${percentile(t, 99).toFixed(1)} ms`, `${Math.max(...t).toFixed(1)} ms`]);
+        say(`${what}: p50 ${percentile(t, 50).toFixed(1)} ms, p99 ${percentile(t, 99).toFixed(1)} ms over ${n} pages`);
+      } finally {
+        await q.stop();
+      }
+    };
+    const SQLITE = 'SQLite, range read (flatline up --db sqlite)';
+    const PG_RANGE = 'PostgreSQL, range read';
+    const PG_SLOTS = 'PostgreSQL, slot reads, a document per reading';
+    const PG_FETCH = 'PostgreSQL, slot reads, fetch documents (flatline up)';
+    await measure(SQLITE, sqlite.uri, false, Math.max(3, Math.round(p.pages / 20)));
+    await measure(PG_RANGE, onPg.uri, false, Math.max(5, Math.round(p.pages / 5)));
+    await measure(PG_SLOTS, onPg.uri, true, p.pages);
+    await measure(PG_FETCH, fetchDocsUri, true, p.pages);
+    const slots = p99.get(PG_FETCH)!;
+    const scan = p99.get(SQLITE)!;
+    return {
+      figures: [
+        { name: `ListMeasurements p99, page of 100, ${readingsOf(p)} readings`, flatline: `${slots.toFixed(1)} ms (PostgreSQL, slots, fetch documents)`, versus: `${scan.toFixed(1)} ms (SQLite, scan)`, ratio: slots / scan, goal: '≤ 50 ms', met: slots <= 50 },
+        { name: 'unordered insertMany, 2 writers', flatline: `${pgRate.toFixed(0)} readings/s (PostgreSQL)`, versus: `${sqliteRate.toFixed(0)} readings/s (SQLite)`, ratio: pgRate / sqliteRate },
+        { name: 'unordered insertMany, 2 writers, PostgreSQL', flatline: `${fetchRate.toFixed(0)} readings/s (fetch documents)`, versus: `${pgRate.toFixed(0)} readings/s (a document per reading)`, ratio: fetchRate / pgRate },
+      ],
+      details: [{ title: 'ListMeasurements, first pages of 100 in a one-hour range', head: ['read', 'pages', 'p50', 'p99', 'max'], rows }],
+      notes: [
+        'The slot index is a GIN index on `_jsonb->\'slot\'` that stack/src/postgres.ts adds to FerretDB\'s table; FerretDB v1 pushes down only equality (SQLite: only on _id), so the range read scans the collection on both backends.',
+        `Readings: ${p.flats} flats x ${DEVICES.length} devices, one per ${p.everyMs / 1000} s, ${p.hours} h. Pages: a random flat, a random hour of the day, seeded.`,
+      ],
+      raw: { plan: p, rows, insertPerSecond: { sqlite: sqliteRate, postgresql: pgRate, postgresqlFetchDocuments: fetchRate } },
+    };
+  } finally {
+    for (const s of stop) await s().catch(() => undefined);
+    if (!ctx.keep) dir.cleanup();
+  }
+}

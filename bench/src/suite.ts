@@ -15,8 +15,8 @@ export interface BenchContext {
   readonly keep: boolean;
   /** Progress lines (on stderr). */
   readonly say: (line: string) => void;
-  /** Sizes from the command line (--flats, --minutes, --repeats): the scale suite's; the others keep their plans. */
-  readonly sizes?: { readonly flats?: number; readonly minutes?: number; readonly repeats?: number };
+  /** Sizes from the command line: --flats, --minutes, --repeats the scale suite's, --day range-reads' (flats of a day at a reading a second); the others keep their plans. */
+  readonly sizes?: { readonly flats?: number; readonly minutes?: number; readonly repeats?: number; readonly day?: number };
 }
 
 /** One headline figure: flatline's value next to its peer or floor, the ratio, and the goal. */

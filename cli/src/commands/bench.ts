@@ -23,6 +23,7 @@ interface BenchOptions {
   flats?: number;
   minutes?: number;
   repeats?: number;
+  day?: number;
 }
 
 const say = (line: string): void => void process.stderr.write(`[bench] ${line}\n`);
@@ -34,7 +35,7 @@ function onlyList(value: string): string[] {
   return names;
 }
 
-/** A whole number at least 1, for --flats, --minutes and --repeats. */
+/** A whole number at least 1, for --flats, --minutes, --repeats and --day. */
 function positive(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a whole number of at least 1, got ${JSON.stringify(value)}`);
@@ -83,9 +84,10 @@ export function benchCommand(): Command {
     .option('--flats <n>', 'flats of the scale suite (default 10000; 2000 with --quick)', positive)
     .option('--minutes <n>', 'minutes the scale suite watches the stack (default 10; 2 with --quick)', positive)
     .option('--repeats <n>', 'repeats of the scale suite (default 3; 1 with --quick)', positive)
+    .option('--day <flats>', 'range-reads at a day of <flats> flats × 3 devices × a reading a second, fetched every 5 s, as fetch documents only (100: the 26 million readings of issue [P]; loading takes minutes)', positive)
     .addHelpText('after', `\nSuites:\n${SUITES.map((s) => `  ${s.name.padEnd(12)} ${s.title}`).join('\n')}`)
     .action(async (o: BenchOptions) => {
-      const sizes = { ...(o.flats === undefined ? {} : { flats: o.flats }), ...(o.minutes === undefined ? {} : { minutes: o.minutes }), ...(o.repeats === undefined ? {} : { repeats: o.repeats }) };
+      const sizes = { ...(o.flats === undefined ? {} : { flats: o.flats }), ...(o.minutes === undefined ? {} : { minutes: o.minutes }), ...(o.repeats === undefined ? {} : { repeats: o.repeats }), ...(o.day === undefined ? {} : { day: o.day }) };
       const ctx: BenchContext = { quick: o.quick, keep: o.keep, say, sizes };
       const suites = SUITES.filter((s) => o.only === undefined || o.only.includes(s.name));
       if (o.dry) {
