@@ -21,7 +21,7 @@ import { DB_LINKS, DEFAULT_MESH, writeDeviceLinks, writeFaultFile, type Link } f
 import { join } from 'node:path';
 import { checkHealth, flatIds, loadCredentials, writeCredentials } from '@flatline/platform';
 import { startDatabase, startService, type RunningDatabase, type RunningService } from './components.ts';
-import { ensureIdIndexes, ensureReadingsSlotIndex, readingGapsPostgres, startPostgres, type RunningPostgres } from './postgres.ts';
+import { ensureIdIndexes, ensureReadingsSlotIndex, quietReadingsStatistics, readingGapsPostgres, startPostgres, type RunningPostgres } from './postgres.ts';
 import type { Server } from 'node:http';
 import { serveControl } from './control.ts';
 import { clientObservations, expectedFlats, observedLastMinute, observingInterceptor, queryFaultInterceptor, queryFreshness } from './freshness-probe.ts';
@@ -518,6 +518,8 @@ export class LocalStack {
     const results = await Promise.allSettled([this.startDevices(), ...front.map((r) => this.startReplica(r))]);
     const failed = results.find((r) => r.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
+    // Storage has made its indexes of the readings now: their expressions get no statistics either (quietStatistics).
+    if (this.dbBackend === 'postgresql') await quietReadingsStatistics(this.db!.uri, this.postgres!.url);
 
     if (this.nodeStates.size >= 2) {
       const storage = at(options.host, options.ports.storage || (await freePort(options.host)));
