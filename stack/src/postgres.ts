@@ -432,8 +432,8 @@ export async function ensureReadingsSlotIndex(mongoUri: string, psqlUrl: string)
  * while it is young, and each ANALYZE sorted and compared 30,000 sampled
  * documents and their index expressions: 0.9-1.2 s of CPU within 2-3.7 s
  * at 10,000 flats, and knowledge freshness p99 rose above 8 s in the
- * seconds after (17 % of the samples over 8 s, 7 % with it quiet; one run
- * each, `flatline up --flats 10000`). Nothing reads those statistics:
+ * seconds after (17 % of the 3-s samples over 8 s, 7 % once it was quiet:
+ * the two halves of one `flatline up --flats 10000`). Nothing reads those statistics:
  * FerretDB's lookups are the index ones (`enable_seqscan = off`, custom
  * plans). The row and page counts ANALYZE keeps are still kept.
  */

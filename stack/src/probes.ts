@@ -73,7 +73,7 @@ export interface SeqHole {
 /**
  * The gaps of a list of holes (in (flat, device, epoch) order): per device
  * and epoch, the seqs missing, unless held says an outbox still holds them
- * (on their way: outboxes drain newest first, so storage has holes while a
+ * (on their way: outboxes send fresh fetches first, so storage has holes while a
  * backlog drains). Shared by seqGaps (through FerretDB) and
  * readingGapsPostgres (PostgreSQL's own query), so both count alike.
  */

@@ -600,7 +600,7 @@ export class LocalStack {
         return freshnessReport(fetches, { flatIds: flatIds.length > 0 ? flatIds : undefined, exclude: new Set(request.excludeFlatIds), limit: request.limit }, new Date());
       },
       gaps: async (since) => {
-        // A reading still in an outbox is on its way, not lost (outboxes drain newest first).
+        // A reading still in an outbox is on its way, not lost (outboxes send fresh fetches first).
         const first = await this.storedGaps(since, this.heldReadings());
         if (first.gaps.length === 0) return first;
         // A row recorded after that view of the outboxes, then stored and acknowledged while the read

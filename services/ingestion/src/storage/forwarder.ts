@@ -1,5 +1,5 @@
 /**
- * Sends the outbox to storage, newest first, and deletes only what storage
+ * Sends the outbox to storage, the fetches of the last 2 s first (see Outbox.peek), and deletes only what storage
  * acknowledged. While storage is unavailable the outbox grows; the forwarder
  * retries with exponential backoff and jitter (cockatiel) and warns once when
  * the outbox passes its size threshold. Append is idempotent, so a batch that
