@@ -98,7 +98,20 @@ describe('flatline up restarts a process that dies, and keeps the rest running',
       120000,
       1000,
     );
-    await eventually('every flat fetched and fresher than 20 s', async () => (await flatline('freshness', '--max-age', '20')).code === 0, 60000, 1000);
+    // A failed wait names what freshness last said (which flats, how old) and what up last printed.
+    const serving = Date.now();
+    await eventually(
+      'every flat fetched and fresher than 20 s',
+      async () => {
+        upAlive();
+        const r = await flatline('freshness', '--max-age', '20');
+        if (r.code !== 0) throw new Error(`flatline freshness exited ${r.code}: ${r.stdout}${r.stderr}\nflatline up's last output:\n${upOutput()}`);
+        return true;
+      },
+      60000,
+      1000,
+    );
+    console.log(`      every flat fresh ${((Date.now() - serving) / 1000).toFixed(1)} s after every component answered SERVING`);
   });
 
   after(async () => {

@@ -171,116 +171,114 @@ export const rangeReadsSuite: BenchSuite = {
   },
   async run(ctx: BenchContext): Promise<SuiteResult> {
     const p = rangeReadsPlan(ctx.quick, ctx.sizes?.day);
-    return p.layouts === 'fetch' ? runDay(p, ctx) : runAll(p, ctx);
+    const dir = tempDir('bench-range-reads');
+    const f: Frame = {
+      p,
+      dir: dir.path,
+      say: (line) => ctx.say(`range-reads: ${line}`),
+      startMs: Math.floor((Date.now() - (p.hours + 1) * 3600_000) / 60_000) * 60_000,
+      stop: [],
+      rows: [],
+    };
+    try {
+      return await (p.layouts === 'fetch' ? runDay(f) : runAll(f));
+    } finally {
+      for (const s of f.stop) await s().catch(() => undefined);
+      if (!ctx.keep) dir.cleanup();
+    }
   },
 };
 
-/** The issue's size: fetch documents on PostgreSQL only, the others would take hours to load. */
-async function runDay(p: RangeReadsPlan, ctx: BenchContext): Promise<SuiteResult> {
-  const say = (line: string) => ctx.say(`range-reads: ${line}`);
-  const dir = tempDir('bench-range-reads');
-  const startMs = Math.floor((Date.now() - (p.hours + 1) * 3600_000) / 60_000) * 60_000;
-  const stop: Array<() => Promise<unknown>> = [];
+/** What a run shares: its plan, folder, progress line, start of the day, what to stop (first to last) and the table's rows. */
+interface Frame {
+  readonly p: RangeReadsPlan;
+  readonly dir: string;
+  readonly say: (line: string) => void;
+  readonly startMs: number;
+  readonly stop: Array<() => Promise<unknown>>;
+  readonly rows: string[][];
+}
+
+/** FerretDB on a PostgreSQL of its own in the run's folder (both stopped at the end), the slot index built before any load, as the stack does. */
+async function ferretOnPostgres(f: Frame): Promise<{ uri: string; pgUrl: string }> {
+  const pg = await startPostgres({ dataDir: join(f.dir, 'postgres'), logFile: join(f.dir, 'postgres.log') });
+  f.stop.push(() => pg.stop());
+  const onPg = await startDatabase({ listen: '127.0.0.1:0', stateDir: join(f.dir, 'unused'), postgresqlUrl: pg.url, logFile: join(f.dir, 'ferretdb-pg.log') });
+  f.stop.unshift(() => onPg.process.stop());
+  await ensureReadingsSlotIndex(onPg.uri, pg.url);
+  return { uri: onPg.uri, pgUrl: pg.url };
+}
+
+/** n first pages (after one to warm up) read by a query service of its own on uri: adds the row to the table, says it and answers the p99 (ms). */
+async function measure(f: Frame, what: string, uri: string, slotReads: boolean, n: number): Promise<number> {
+  const q = await queryService(uri, join(f.dir, `query-${f.rows.length}`), slotReads);
   try {
-    const pg = await startPostgres({ dataDir: join(dir.path, 'postgres'), logFile: join(dir.path, 'postgres.log') });
-    stop.push(() => pg.stop());
-    const onPg = await startDatabase({ listen: '127.0.0.1:0', stateDir: join(dir.path, 'unused'), postgresqlUrl: pg.url, logFile: join(dir.path, 'ferretdb-pg.log') });
-    stop.unshift(() => onPg.process.stop());
-    await ensureReadingsSlotIndex(onPg.uri, pg.url);
-    say(`loading ${readingsOf(p)} readings into FerretDB on PostgreSQL as fetch documents…`);
-    const rate = await load(onPg.uri, p, startMs, say, 'fetch');
-    const q = await queryService(onPg.uri, join(dir.path, 'query'), true);
-    let t: number[];
-    try {
-      await pageTimes(q.grpc, p, startMs, 1, 7); // warm-up
-      t = await pageTimes(q.grpc, p, startMs, p.pages, 42);
-    } finally {
-      await q.stop();
-    }
-    const p99 = percentile(t, 99);
-    say(`slot reads, fetch documents: p50 ${percentile(t, 50).toFixed(1)} ms, p99 ${p99.toFixed(1)} ms over ${p.pages} pages`);
-    const rows = [['PostgreSQL, slot reads, fetch documents (flatline up)', String(p.pages), `${percentile(t, 50).toFixed(1)} ms`, `${p99.toFixed(1)} ms`, `${Math.max(...t).toFixed(1)} ms`]];
-    return {
-      figures: [
-        { name: `ListMeasurements p99, page of 100, ${readingsOf(p)} readings`, flatline: `${p99.toFixed(1)} ms (PostgreSQL, slots, fetch documents)`, versus: '', goal: '≤ 50 ms', met: p99 <= 50 },
-        { name: 'unordered insertMany of fetch documents, 2 writers, PostgreSQL', flatline: `${rate.toFixed(0)} readings/s`, versus: '' },
-      ],
-      details: [{ title: 'ListMeasurements, first pages of 100 in a one-hour range', head: ['read', 'pages', 'p50', 'p99', 'max'], rows }],
-      notes: [
-        `Readings: ${p.flats} flats x ${DEVICES.length} devices, one per ${p.everyMs / 1000} s, fetched every ${p.fetchEveryMs / 1000} s (a fetch document per flat, fetch and minute), ${p.hours} h. Pages: a random flat, a random hour of the day, seeded.`,
-        'Fetch documents only: at this size the other layouts and SQLite take hours to load (run without --day for the comparison at 518,400 readings).',
-      ],
-      raw: { plan: p, rows, insertPerSecond: { postgresqlFetchDocuments: rate } },
-    };
+    await pageTimes(q.grpc, f.p, f.startMs, 1, 7); // warm-up
+    const t = await pageTimes(q.grpc, f.p, f.startMs, n, 42);
+    const [p50, p99] = [percentile(t, 50), percentile(t, 99)];
+    f.rows.push([what, String(n), `${p50.toFixed(1)} ms`, `${p99.toFixed(1)} ms`, `${Math.max(...t).toFixed(1)} ms`]);
+    f.say(`${what}: p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms over ${n} pages`);
+    return p99;
   } finally {
-    for (const s of stop) await s().catch(() => undefined);
-    if (!ctx.keep) dir.cleanup();
+    await q.stop();
   }
 }
 
+const PAGES_TABLE = 'ListMeasurements, first pages of 100 in a one-hour range';
+const PG_FETCH = 'PostgreSQL, slot reads, fetch documents (flatline up)';
+
+/** The issue's size: fetch documents on PostgreSQL only, the others would take hours to load. */
+async function runDay(f: Frame): Promise<SuiteResult> {
+  const { p } = f;
+  const onPg = await ferretOnPostgres(f);
+  f.say(`loading ${readingsOf(p)} readings into FerretDB on PostgreSQL as fetch documents…`);
+  const rate = await load(onPg.uri, p, f.startMs, f.say, 'fetch');
+  const p99 = await measure(f, PG_FETCH, onPg.uri, true, p.pages);
+  return {
+    figures: [
+      { name: `ListMeasurements p99, page of 100, ${readingsOf(p)} readings`, flatline: `${p99.toFixed(1)} ms (PostgreSQL, slots, fetch documents)`, versus: '', goal: '≤ 50 ms', met: p99 <= 50 },
+      { name: 'unordered insertMany of fetch documents, 2 writers, PostgreSQL', flatline: `${rate.toFixed(0)} readings/s`, versus: '' },
+    ],
+    details: [{ title: PAGES_TABLE, head: ['read', 'pages', 'p50', 'p99', 'max'], rows: f.rows }],
+    notes: [
+      `Readings: ${p.flats} flats x ${DEVICES.length} devices, one per ${p.everyMs / 1000} s, fetched every ${p.fetchEveryMs / 1000} s (a fetch document per flat, fetch and minute), ${p.hours} h. Pages: a random flat, a random hour of the day, seeded.`,
+      'Fetch documents only: at this size the other layouts and SQLite take hours to load (run without --day for the comparison at 518,400 readings).',
+    ],
+    raw: { plan: p, rows: f.rows, insertPerSecond: { postgresqlFetchDocuments: rate } },
+  };
+}
+
 /** Every layout and backend, side by side. */
-async function runAll(p: RangeReadsPlan, ctx: BenchContext): Promise<SuiteResult> {
-  const say = (line: string) => ctx.say(`range-reads: ${line}`);
-  const dir = tempDir('bench-range-reads');
-  const startMs = Math.floor((Date.now() - (p.hours + 1) * 3600_000) / 60_000) * 60_000;
-  const stop: Array<() => Promise<unknown>> = [];
-  try {
-    const sqlite = await startDatabase({ listen: '127.0.0.1:0', stateDir: join(dir.path, 'sqlite'), logFile: join(dir.path, 'ferretdb-sqlite.log') });
-    stop.push(() => sqlite.process.stop());
-    const pg = await startPostgres({ dataDir: join(dir.path, 'postgres'), logFile: join(dir.path, 'postgres.log') });
-    stop.push(() => pg.stop());
-    const onPg = await startDatabase({ listen: '127.0.0.1:0', stateDir: join(dir.path, 'unused'), postgresqlUrl: pg.url, logFile: join(dir.path, 'ferretdb-pg.log') });
-    stop.unshift(() => onPg.process.stop());
-    await ensureReadingsSlotIndex(onPg.uri, pg.url);
-    const fetchDocsUri = Object.assign(new URL(onPg.uri), { pathname: '/fetchdocs' }).href;
-    await ensureReadingsSlotIndex(fetchDocsUri, pg.url);
+async function runAll(f: Frame): Promise<SuiteResult> {
+  const { p } = f;
+  const sqlite = await startDatabase({ listen: '127.0.0.1:0', stateDir: join(f.dir, 'sqlite'), logFile: join(f.dir, 'ferretdb-sqlite.log') });
+  f.stop.push(() => sqlite.process.stop());
+  const onPg = await ferretOnPostgres(f);
+  const fetchDocsUri = Object.assign(new URL(onPg.uri), { pathname: '/fetchdocs' }).href;
+  await ensureReadingsSlotIndex(fetchDocsUri, onPg.pgUrl);
 
-    say(`loading ${readingsOf(p)} readings into FerretDB on SQLite…`);
-    const sqliteRate = await load(sqlite.uri, p, startMs, say);
-    say(`loading them into FerretDB on PostgreSQL (the slot index built before, as the stack does)…`);
-    const pgRate = await load(onPg.uri, p, startMs, say);
-    say(`loading them into FerretDB on PostgreSQL as fetch documents (as flatline up's storage keeps them)…`);
-    const fetchRate = await load(fetchDocsUri, p, startMs, say, 'fetch');
+  f.say(`loading ${readingsOf(p)} readings into FerretDB on SQLite…`);
+  const sqliteRate = await load(sqlite.uri, p, f.startMs, f.say);
+  f.say(`loading them into FerretDB on PostgreSQL (the slot index built before, as the stack does)…`);
+  const pgRate = await load(onPg.uri, p, f.startMs, f.say);
+  f.say(`loading them into FerretDB on PostgreSQL as fetch documents (as flatline up's storage keeps them)…`);
+  const fetchRate = await load(fetchDocsUri, p, f.startMs, f.say, 'fetch');
 
-    const rows: string[][] = [];
-    const p99 = new Map<string, number>();
-    const measure = async (what: string, uri: string, slotReads: boolean, n: number): Promise<void> => {
-      const q = await queryService(uri, join(dir.path, `query-${rows.length}`), slotReads);
-      try {
-        await pageTimes(q.grpc, p, startMs, 1, 7); // warm-up
-        const t = await pageTimes(q.grpc, p, startMs, n, 42);
-        p99.set(what, percentile(t, 99));
-        rows.push([what, String(n), `${percentile(t, 50).toFixed(1)} ms`, `${percentile(t, 99).toFixed(1)} ms`, `${Math.max(...t).toFixed(1)} ms`]);
-        say(`${what}: p50 ${percentile(t, 50).toFixed(1)} ms, p99 ${percentile(t, 99).toFixed(1)} ms over ${n} pages`);
-      } finally {
-        await q.stop();
-      }
-    };
-    const SQLITE = 'SQLite, range read (flatline up --db sqlite)';
-    const PG_RANGE = 'PostgreSQL, range read';
-    const PG_SLOTS = 'PostgreSQL, slot reads, a document per reading';
-    const PG_FETCH = 'PostgreSQL, slot reads, fetch documents (flatline up)';
-    await measure(SQLITE, sqlite.uri, false, Math.max(3, Math.round(p.pages / 20)));
-    await measure(PG_RANGE, onPg.uri, false, Math.max(5, Math.round(p.pages / 5)));
-    await measure(PG_SLOTS, onPg.uri, true, p.pages);
-    await measure(PG_FETCH, fetchDocsUri, true, p.pages);
-    const slots = p99.get(PG_FETCH)!;
-    const scan = p99.get(SQLITE)!;
-    return {
-      figures: [
-        { name: `ListMeasurements p99, page of 100, ${readingsOf(p)} readings`, flatline: `${slots.toFixed(1)} ms (PostgreSQL, slots, fetch documents)`, versus: `${scan.toFixed(1)} ms (SQLite, scan)`, ratio: slots / scan, goal: '≤ 50 ms', met: slots <= 50 },
-        { name: 'unordered insertMany, 2 writers', flatline: `${pgRate.toFixed(0)} readings/s (PostgreSQL)`, versus: `${sqliteRate.toFixed(0)} readings/s (SQLite)`, ratio: pgRate / sqliteRate },
-        { name: 'unordered insertMany, 2 writers, PostgreSQL', flatline: `${fetchRate.toFixed(0)} readings/s (fetch documents)`, versus: `${pgRate.toFixed(0)} readings/s (a document per reading)`, ratio: fetchRate / pgRate },
-      ],
-      details: [{ title: 'ListMeasurements, first pages of 100 in a one-hour range', head: ['read', 'pages', 'p50', 'p99', 'max'], rows }],
-      notes: [
-        'The slot index is a GIN index on `_jsonb->\'slot\'` that stack/src/postgres.ts adds to FerretDB\'s table; FerretDB v1 pushes down only equality (SQLite: only on _id), so the range read scans the collection on both backends.',
-        `Readings: ${p.flats} flats x ${DEVICES.length} devices, one per ${p.everyMs / 1000} s, ${p.hours} h. Pages: a random flat, a random hour of the day, seeded.`,
-      ],
-      raw: { plan: p, rows, insertPerSecond: { sqlite: sqliteRate, postgresql: pgRate, postgresqlFetchDocuments: fetchRate } },
-    };
-  } finally {
-    for (const s of stop) await s().catch(() => undefined);
-    if (!ctx.keep) dir.cleanup();
-  }
+  const scan = await measure(f, 'SQLite, range read (flatline up --db sqlite)', sqlite.uri, false, Math.max(3, Math.round(p.pages / 20)));
+  await measure(f, 'PostgreSQL, range read', onPg.uri, false, Math.max(5, Math.round(p.pages / 5)));
+  await measure(f, 'PostgreSQL, slot reads, a document per reading', onPg.uri, true, p.pages);
+  const slots = await measure(f, PG_FETCH, fetchDocsUri, true, p.pages);
+  return {
+    figures: [
+      { name: `ListMeasurements p99, page of 100, ${readingsOf(p)} readings`, flatline: `${slots.toFixed(1)} ms (PostgreSQL, slots, fetch documents)`, versus: `${scan.toFixed(1)} ms (SQLite, scan)`, ratio: slots / scan, goal: '≤ 50 ms', met: slots <= 50 },
+      { name: 'unordered insertMany, 2 writers', flatline: `${pgRate.toFixed(0)} readings/s (PostgreSQL)`, versus: `${sqliteRate.toFixed(0)} readings/s (SQLite)`, ratio: pgRate / sqliteRate },
+      { name: 'unordered insertMany, 2 writers, PostgreSQL', flatline: `${fetchRate.toFixed(0)} readings/s (fetch documents)`, versus: `${pgRate.toFixed(0)} readings/s (a document per reading)`, ratio: fetchRate / pgRate },
+    ],
+    details: [{ title: PAGES_TABLE, head: ['read', 'pages', 'p50', 'p99', 'max'], rows: f.rows }],
+    notes: [
+      'The slot index is a GIN index on `_jsonb->\'slot\'` that stack/src/postgres.ts adds to FerretDB\'s table; FerretDB v1 pushes down only equality (SQLite: only on _id), so the range read scans the collection on both backends.',
+      `Readings: ${p.flats} flats x ${DEVICES.length} devices, one per ${p.everyMs / 1000} s, ${p.hours} h. Pages: a random flat, a random hour of the day, seeded.`,
+    ],
+    raw: { plan: p, rows: f.rows, insertPerSecond: { sqlite: sqliteRate, postgresql: pgRate, postgresqlFetchDocuments: fetchRate } },
+  };
 }
