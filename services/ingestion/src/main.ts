@@ -108,7 +108,7 @@ runMain(NAME, async () => {
   if (config.ordinal === undefined || config.ordinal >= config.replicas) {
     logger.warn({ id: config.id, replicas: config.replicas }, 'no ordinal below FLATLINE_INGESTION_REPLICAS at the end of FLATLINE_INGESTION_ID: while the lease database is away this replica polls every flat');
   }
-  const leases = new LeaseManager(mongo.db(), config.id, { ...config.lease, dbTimeoutMs: config.dbTimeoutMs, fallback }, logger.child({ component: 'leases' }), (held) => {
+  const leases = new LeaseManager(mongo.db(), config.id, { ...config.lease, dbTimeoutMs: config.dbTimeoutMs, fallback, replicas: config.replicas }, logger.child({ component: 'leases' }), (held) => {
     metrics.bucketsHeld.set(held.size);
     poller.setFlats([...held].flatMap((b) => byBucket.get(b) ?? []), !first);
     first = false;

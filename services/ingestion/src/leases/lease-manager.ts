@@ -2,7 +2,9 @@
  * Sharing the flats between ingestion replicas with leases in MongoDB. Flats
  * hash into buckets; each replica heartbeats as a member and holds at most
  * its fair share of bucket leases (buckets / live members, rounded up),
- * renewing them every renewMs. A lease that is not renewed expires after ttlMs
+ * renewing them every renewMs (for its first TTL at least buckets / the
+ * replicas expected, so that siblings starting with it find their share
+ * free). A lease that is not renewed expires after ttlMs
  * and another replica takes it, so a dead replica's flats are polled again
  * within ttl + renew. While the database is unreachable a replica keeps the
  * buckets it holds (and keeps polling them): double polling is harmless,
@@ -49,6 +51,19 @@ export interface LeaseSettings {
   /** Buckets polled while no lease round succeeds (default none). */
   readonly fallback?: ReadonlySet<number>;
   /**
+   * Replicas expected (FLATLINE_INGESTION_REPLICAS, default 1): for its
+   * first TTL a replica counts at least this many members in its fair
+   * share, leaving the shares of siblings still starting to them. Without
+   * it the first replica up takes every bucket and hands half back seconds
+   * later, and the one that takes them over fetches each flat's whole window
+   * again (its outbox has no cursor for them): at 10,000 flats ingestion-1
+   * came up 3.7 s after ingestion-0 and stored 180,000 readings twice in the
+   * start-up burst (scale suite, 2026-12-02: its outbox 44,632 readings
+   * behind, freshness p99 21.5 s in minute 2). A sibling that does not come
+   * costs a TTL: its share is taken once the window ends.
+   */
+  readonly replicas?: number;
+  /**
    * While no lease round succeeds: keep polling the held buckets and the
    * fallback (default), or release them once the leases expire (a weakened
    * configuration: flats go unpolled through an outage longer than the TTL).
@@ -73,6 +88,8 @@ export class LeaseManager {
   private dbOk: boolean | undefined;
   /** When the leases held were last renewed (release on outage: they run out a TTL later). */
   private renewedAt = -Infinity;
+  /** When the first round ran: the start window (settings.replicas) lasts a TTL from it. */
+  private startedAt: number | undefined;
 
   constructor(
     private readonly db: Db,
@@ -122,13 +139,15 @@ export class LeaseManager {
   private async renew(): Promise<void> {
     const timeoutMS = this.settings.dbTimeoutMs;
     const now = this.now();
+    this.startedAt ??= now;
     const expires = new Date(now + this.settings.ttlMs);
     const members = this.db.collection<MemberDoc>('ingestion_members');
     const leases = this.db.collection<LeaseDoc>('ingestion_leases');
     try {
       await members.updateOne({ _id: this.id }, { $set: { seen_at: new Date(now), host: hostname() } }, deadline(timeoutMS, { upsert: true }));
       const live = await members.countDocuments({ seen_at: { $gt: new Date(now - this.settings.ttlMs) } }, deadline(timeoutMS));
-      const fair = Math.ceil(this.settings.buckets / Math.max(1, live));
+      const starting = now < this.startedAt + this.settings.ttlMs;
+      const fair = Math.ceil(this.settings.buckets / Math.max(1, live, starting ? (this.settings.replicas ?? 1) : 1));
       await leases.updateMany({ owner: this.id }, { $set: { expires_at: expires } }, deadline(timeoutMS));
       const docs = await leases.find({}, deadline(timeoutMS)).toArray();
       const mine = new Set(docs.filter((d) => d.owner === this.id && d.expires_at.getTime() > now).map((d) => d._id));

@@ -61,6 +61,66 @@ describe('lease manager (real FerretDB)', function () {
   });
 });
 
+describe('lease manager: replicas starting together (FLATLINE_INGESTION_REPLICAS, real FerretDB)', function () {
+  this.timeout(60000);
+  const dir = tempDir('leases-start');
+  const db = new TestDatabase(join(dir.path, 'db'));
+  let client: MongoClient;
+  // A TTL long enough that the second replica's first round falls in the first one's start window on a loaded machine.
+  const START = { buckets: 8, ttlMs: 3000, renewMs: 500, dbTimeoutMs: 2000 };
+
+  before(async () => {
+    await db.start();
+    client = createMongoClient(db.uri, 2000);
+  });
+
+  after(async () => {
+    await client?.close();
+    await db.stop();
+    dir.cleanup();
+  });
+
+  /** A replica that records every set it was told to poll; each test has a database of its own (leases given back at stop are free to take at once). */
+  const replica = (id: string, settings: object, database: string) => {
+    const seen: Array<Set<number>> = [];
+    const m = new LeaseManager(client.db(database), id, { ...START, ...settings }, createLogger('test', 'silent'), (buckets) => void seen.push(new Set(buckets)));
+    return { m, seen, now: () => seen.at(-1) ?? new Set<number>() };
+  };
+
+  it('the first up leaves the second its share: neither ever polls more than half, and no bucket changes hands', async () => {
+    const a = replica('starting-a', { replicas: 2 }, 'together');
+    const b = replica('starting-b', { replicas: 2 }, 'together');
+    a.m.start();
+    try {
+      await eventually('the first replica to poll its share', async () => a.now().size > 0, 10000);
+      // Without the start window it took all 8 here and gave 4 back to b a round later.
+      expect(a.now().size, 'the first replica, alone, in its first TTL').to.equal(START.buckets / 2);
+      b.m.start();
+      await eventually('the two to poll every bucket between them', async () => a.now().size + b.now().size === START.buckets, 10000, 100);
+      await holdFor(START.ttlMs + 1000, 'past both start windows');
+      expect(a.seen.map((s) => s.size), 'what the first polled, set by set').to.deep.equal([START.buckets / 2]);
+      expect(b.seen.map((s) => s.size), 'what the second polled, set by set').to.deep.equal([START.buckets / 2]);
+      expect([...a.now()].filter((x) => b.now().has(x)), 'overlap').to.deep.equal([]);
+    } finally {
+      await a.m.stop();
+      await b.m.stop();
+    }
+  });
+
+  it('a sibling that never comes costs one TTL: then the replica alone polls every bucket', async () => {
+    const a = replica('starting-alone', { replicas: 2 }, 'alone');
+    const started = Date.now();
+    a.m.start();
+    try {
+      await eventually('its share first', async () => a.now().size === START.buckets / 2, 10000);
+      await eventually('every bucket once its start window is over', async () => a.now().size === START.buckets, 15000, 100);
+      expect(Date.now() - started, 'not before the start window ended').to.be.at.least(START.ttlMs);
+    } finally {
+      await a.m.stop();
+    }
+  });
+});
+
 describe('lease manager during a database outage (real FerretDB)', function () {
   this.timeout(60000);
   const dir = tempDir('leases-outage');
