@@ -22,6 +22,9 @@ export function quantile(ascending: readonly number[], fraction: number): number
   return ascending[rank - 1] ?? 0;
 }
 
+/** localeCompare's order, without building a collator on every call. */
+const byId = new Intl.Collator();
+
 /** Builds the report for selector from the known last fetches, measured at now. */
 export function freshnessReport(fetches: readonly LastFetch[], selector: FreshnessSelector, now: Date): FreshnessReport {
   const byFlat = new Map(fetches.map((f) => [f.flatId, f.at]));
@@ -32,8 +35,9 @@ export function freshnessReport(fetches: readonly LastFetch[], selector: Freshne
     return at === undefined ? [] : [{ flatId, lastFetchAt: at, ageSeconds: Math.max(0, (now.getTime() - at.getTime()) / 1000) }];
   });
   const never = unique.filter((id) => !byFlat.has(id)).sort();
-  const stalest = [...fetched].sort((a, b) => b.ageSeconds - a.ageSeconds || a.flatId.localeCompare(b.flatId));
-  const ages = fetched.map((f) => f.ageSeconds).sort((a, b) => a - b);
+  // One sort: the stalest first; the ages ascending are the same order backwards.
+  const stalest = fetched.sort((a, b) => b.ageSeconds - a.ageSeconds || byId.compare(a.flatId, b.flatId));
+  const ages = stalest.map((f) => f.ageSeconds).reverse();
   return {
     asOf: now,
     flatCount: fetched.length,

@@ -42,4 +42,21 @@ describe('freshness', () => {
     expect(named.flatCount).to.equal(1);
     expect(named.neverFetchedFlatIds).to.deep.equal(['b']);
   });
+
+  it('ranks ties by flat id, and its percentiles and stalest list are those of every age sorted on its own (2,000 flats, many tied ages)', () => {
+    const now = new Date('2026-01-01T01:00:00Z');
+    let x = 7;
+    const random = (): number => (x = (x * 1103515245 + 12345) % 2147483648) / 2147483648;
+    // Ages in whole 100 ms steps over 20 s: hundreds of flats share each.
+    const fetches = Array.from({ length: 2000 }, (_, i) => ({ flatId: `f${(i * 7919) % 2000}`, at: new Date(now.getTime() - Math.floor(random() * 200) * 100) }));
+    const report = freshnessReport(fetches, { flatIds: undefined, exclude: new Set(['f3']), limit: 2000 }, now);
+    const kept = fetches.filter((f) => f.flatId !== 'f3').map((f) => ({ flatId: f.flatId, age: (now.getTime() - f.at.getTime()) / 1000 }));
+    const ages = kept.map((f) => f.age).sort((a, b) => a - b);
+    const order = [...kept].sort((a, b) => b.age - a.age || a.flatId.localeCompare(b.flatId)).map((f) => f.flatId);
+    expect(report.flatCount).to.equal(1999);
+    expect(report.stalest.map((f) => f.flatId)).to.deep.equal(order);
+    expect(report.stalest.map((f) => f.ageSeconds)).to.deep.equal([...ages].reverse());
+    expect([report.p50AgeSeconds, report.p99AgeSeconds, report.worstAgeSeconds]).to.deep.equal([quantile(ages, 0.5), quantile(ages, 0.99), ages.at(-1)]);
+    expect(report.p99AgeSeconds).to.be.greaterThan(report.p50AgeSeconds);
+  });
 });
