@@ -4,9 +4,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import { QueryServiceClient, type GetLatestResponse } from '@flatline/proto';
-import { unaryCall, decodeLatest, deviceKey, readingsOfDocs, stateBucket } from '@flatline/platform';
+import { unaryCall, decodeLatest, deviceKey, readingsOfDocs, stateBucket, createLogger, createMetrics, serveMetrics } from '@flatline/platform';
 import { toAppendBatch } from '@flatline/storage';
-import { GET_FRESHNESS, GET_LATEST, PROTOSET, errorText, getLatestData, ghzArgs, parseGhzReport, queryResult, querySettings, querySuite, startFloor, type GhzSummary, type QueryRun, inParallel, median, fetchDocs, runOrder, skipped, stateUpdates, storageResult, storageSettings, storageSuite, workloadBatches, workloadReadings, type StorageRun } from '@flatline/bench';
+import { GET_FRESHNESS, GET_LATEST, PROTOSET, errorText, observeLoop, getLatestData, ghzArgs, parseGhzReport, queryResult, querySettings, querySuite, startFloor, type GhzSummary, type QueryRun, inParallel, median, fetchDocs, runOrder, skipped, stateUpdates, storageResult, storageSettings, storageSuite, workloadBatches, workloadReadings, type StorageRun } from '@flatline/bench';
 import { tempDir } from '@flatline/stack';
 
 const ctx = (quick: boolean) => ({ quick, keep: false, say: () => {} });
@@ -258,6 +258,40 @@ describe('bench suites: storage and query (not run here)', () => {
       const notes = result.notes.join('\n');
       expect(notes).to.include('10 errors (Unavailable 10)').and.include('the rate was not held');
       expect(notes).to.include('ms CPU in the service');
+    });
+  });
+
+  describe("the query service's event loop over a run (observeLoop, its /metrics)", () => {
+    it('sees a stall of the process and its GC pauses within the window, and says in a note whether a stall reaches the p99', async () => {
+      const metrics = createMetrics('loop-test');
+      const server = await serveMetrics('127.0.0.1:0', metrics.registry, createLogger('loop-test', 'silent'));
+      try {
+        const close = await observeLoop(`127.0.0.1:${server.port}`);
+        expect(close, 'observeLoop of a live /metrics').to.not.equal(undefined);
+        // A 150 ms stall (a turn after the scrape: the delay monitor does not see a block in the turn it was reset in), and garbage enough for several scavenges.
+        await new Promise((r) => setTimeout(r, 30));
+        const until = performance.now() + 150;
+        while (performance.now() < until);
+        let keep = 0;
+        for (let i = 0; i < 200_000; i++) keep += new Array(64).fill(i).length;
+        expect(keep).to.be.greaterThan(0);
+        await new Promise((r) => setTimeout(r, 50));
+        const l = (await close!())!;
+        expect(l.delayMaxMs, 'event-loop delay max').to.be.at.least(100);
+        expect(l.gcPauses, 'GC pauses').to.be.greaterThan(0);
+        expect(l.gcMs).to.be.greaterThan(0);
+
+        const latest = (p99Ms: number) => ({ label: 'query GetLatest', target: 'query' as const, call: GET_LATEST, mode: 'fixed' as const, repeat: 1, summary: summary({ p99Ms }), serverCpuSeconds: 1, dbCpuSeconds: 1, loop: l });
+        const note = (p99Ms: number) => queryResult([latest(p99Ms)], querySettings(false)).notes.find((n) => n.includes('event loop was delayed'));
+        expect(note(50)).to.include('stalls of the service itself reach the p99');
+        expect(note(l.delayMaxMs + 50)).to.include('no stall of the service reached the p99');
+      } finally {
+        await server.close();
+      }
+    });
+
+    it('answers undefined when /metrics does not answer', async () => {
+      expect(await observeLoop('127.0.0.1:1')).to.equal(undefined);
     });
   });
 

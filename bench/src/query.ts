@@ -20,7 +20,7 @@ import { promisify } from 'node:util';
 import { credentials } from '@grpc/grpc-js';
 import { GetLatestResponse, QueryServiceClient } from '@flatline/proto';
 import { unaryCall } from '@flatline/platform';
-import { REPO_ROOT, TOOLS_BIN, spawnReady, type ManagedProcess, cpuSeconds } from '@flatline/stack';
+import { REPO_ROOT, TOOLS_BIN, spawnReady, type ManagedProcess, cpuSeconds, scrapeText, sumMetric } from '@flatline/stack';
 import { ensureTool, toolVersionLine } from './bench-tools.ts';
 import { BenchDatabase, appendAll, ferretdbVersion, median, packageVersion, skipped, whole, workloadBatches, workloadReadings, type Workload } from './storage.ts';
 import type { BenchSuite, DetailTable, Figure, SuiteResult } from './suite.ts';
@@ -276,6 +276,44 @@ export interface QueryRun {
   readonly serverCpuSeconds: number;
   /** CPU seconds the database (FerretDB and its PostgreSQL) used during the run. */
   readonly dbCpuSeconds: number;
+  /** The query service's event loop and GC over the run (its /metrics), where they could be read. */
+  readonly loop?: LoopStats;
+}
+
+/** A service's event-loop delay (max and p99) and its GC pauses over a window, from its /metrics (prom-client's default metrics). */
+export interface LoopStats {
+  readonly delayMaxMs: number;
+  readonly delayP99Ms: number;
+  readonly gcMs: number;
+  readonly gcPauses: number;
+}
+
+/**
+ * Starts observing a service's event loop and GC: prom-client's delay
+ * histogram restarts at every scrape, so the scrape here opens the window
+ * and the one the answered function makes closes it. Undefined if /metrics
+ * does not answer.
+ */
+export async function observeLoop(metricsAddress: string): Promise<(() => Promise<LoopStats | undefined>) | undefined> {
+  const gc = (text: string) => ({ s: sumMetric(text, 'nodejs_gc_duration_seconds_sum'), n: sumMetric(text, 'nodejs_gc_duration_seconds_count') });
+  const before = await scrapeText(metricsAddress).then(gc, () => undefined);
+  if (before === undefined) return undefined;
+  return async () => {
+    const text = await scrapeText(metricsAddress).catch(() => undefined);
+    if (text === undefined) return undefined;
+    const after = gc(text);
+    return {
+      delayMaxMs: sumMetric(text, 'nodejs_eventloop_lag_max_seconds') * 1000,
+      delayP99Ms: sumMetric(text, 'nodejs_eventloop_lag_p99_seconds') * 1000,
+      gcMs: (after.s - before.s) * 1000,
+      gcPauses: after.n - before.n,
+    };
+  };
+}
+
+/** "event-loop delay max 31.2 ms, p99 12.1 ms; GC 120 ms in 85 pauses", or n/a. */
+export function loopText(l: LoopStats | undefined): string {
+  return l === undefined ? 'n/a' : `${showMs(l.delayMaxMs)} / ${showMs(l.delayP99Ms)}; ${showMs(l.gcMs)} in ${whole(l.gcPauses)}`;
 }
 
 /** Figures, details and notes of the query runs. */
@@ -336,9 +374,14 @@ export function queryResult(runs: readonly QueryRun[], settings: QuerySettings):
     errorText(r.summary) || '0',
     perRequest(r.serverCpuSeconds, r.summary.count),
     perRequest(r.dbCpuSeconds, r.summary.count),
+    r.target === 'query' ? loopText(r.loop) : '',
   ]);
   const details: DetailTable[] = [
-    { title: 'query: every ghz run (in the order run)', head: ['target', 'load', 'repeat', 'requests', 'OK/s', 'p50', 'p99', 'mean', 'slowest', 'errors', 'server CPU/req', 'database CPU/req'], rows },
+    {
+      title: 'query: every ghz run (in the order run)',
+      head: ['target', 'load', 'repeat', 'requests', 'OK/s', 'p50', 'p99', 'mean', 'slowest', 'errors', 'server CPU/req', 'database CPU/req', 'query event-loop delay max / p99; GC'],
+      rows,
+    },
   ];
   if (repeats.length > 0) {
     details.push({
@@ -353,6 +396,14 @@ export function queryResult(runs: readonly QueryRun[], settings: QuerySettings):
     `Data: ${w.flats} flats × ${w.devicesPerFlat} devices × ${w.rounds} readings loaded through storage Append; GetLatest asks a random flat per request (${getLatestData(w.flats)}); GetFreshness asks ${GET_FRESHNESS_DATA} (every flat, as the chaos probes do: it reads every flat-state bucket).`,
     'The floor is a grpc-js server in a process of its own serving GetLatest with a constant answer copied from a real one (same types, same generated codec, same bytes), no database; GetFreshness\'s latencies are shown next to that same floor. ghz, the database (FerretDB on PostgreSQL) and the servers share this machine\'s cores.',
   ];
+  // Where GetLatest's tail comes from: a stall of the service's own event loop (GC, a snapshot refresh) holds every call that arrives meanwhile.
+  if (latest?.loop !== undefined) {
+    const l = latest.loop;
+    notes.push(
+      `GetLatest at ${settings.rps} rps: the query service's event loop was delayed at most ${showMs(l.delayMaxMs)} (p99 of its 10 ms samples ${showMs(l.delayP99Ms)}), GC paused it ${showMs(l.gcMs)} in ${whole(l.gcPauses)} pauses over ${settings.fixedSeconds} s; ` +
+        (l.delayMaxMs >= p99 ? 'stalls of the service itself reach the p99.' : `no stall of the service reached the p99 (${showMs(p99)}): the rest of the tail is outside its event loop (ghz, the scheduler of ${availableParallelism()} shared cores).`),
+    );
+  }
   const failed = runs.filter((r) => r.summary.errors > 0);
   for (const r of failed) notes.push(`${r.label} (${r.mode}, repeat ${r.repeat}) had ${errorText(r.summary)}: ${Object.entries(r.summary.errorMessages).map(([m, n]) => `${n}× ${m}`).join('; ').slice(0, 300)}`);
   const short = runs.filter((r) => r.mode === 'fixed' && r.summary.count < 0.95 * settings.rps * r.summary.seconds);
@@ -431,6 +482,7 @@ export const querySuite: BenchSuite = {
       let n = 0;
       const measure = async (target: 'query' | 'floor', call: string, mode: QueryMode, repeat: number, seconds = mode === 'max' ? settings.maxSeconds : settings.fixedSeconds): Promise<QueryRun> => {
         const server = servers[target];
+        const loop = target === 'query' ? await observeLoop(query.metrics) : undefined;
         const cpu0 = cpuOf(server.pid);
         const db0 = bench.cpuSeconds();
         const summary = await runGhz({
@@ -444,7 +496,10 @@ export const querySuite: BenchSuite = {
           output: join(bench.dir, `ghz-${++n}.json`),
         });
         const label = `${target === 'query' ? 'query' : 'floor'} ${call.slice(call.lastIndexOf('/') + 1)}`;
-        return { label, target, call, mode, repeat, summary, serverCpuSeconds: cpuOf(server.pid) - cpu0, dbCpuSeconds: bench.cpuSeconds() - db0 };
+        const serverCpuSeconds = cpuOf(server.pid) - cpu0;
+        const dbCpuSeconds = bench.cpuSeconds() - db0;
+        const stats = await loop?.();
+        return { label, target, call, mode, repeat, summary, serverCpuSeconds, dbCpuSeconds, ...(stats === undefined ? {} : { loop: stats }) };
       };
 
       for (const target of ['query', 'floor'] as const) {
