@@ -56,11 +56,12 @@ export interface LeaseSettings {
    * share, leaving the shares of siblings still starting to them. Without
    * it the first replica up takes every bucket and hands half back seconds
    * later, and the one that takes them over fetches each flat's whole window
-   * again (its outbox has no cursor for them): at 10,000 flats ingestion-1
-   * came up 3.7 s after ingestion-0 and stored 180,000 readings twice in the
-   * start-up burst (scale suite, 2026-12-02: its outbox 44,632 readings
-   * behind, freshness p99 21.5 s in minute 2). A sibling that does not come
-   * costs a TTL: its share is taken once the window ends.
+   * again (its outbox has no cursor for them): in `flatline up --flats
+   * 10000` ingestion-1 came up 3.7 s after ingestion-0 and stored ~180,000
+   * readings a second time in the start-up burst; a scale-suite repeat the
+   * same day (2026-12-02, logs not kept) matched it, one outbox 44,632
+   * readings behind and freshness p99 21.5 s in minute 2. A sibling that
+   * does not come costs a TTL: its share is taken once the window ends.
    */
   readonly replicas?: number;
   /**
